@@ -1,0 +1,27 @@
+# eipclaim. `make test` is the one test command (CI runs it too).
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+FUZZTIME ?= 60s
+
+.PHONY: test tools fuzz build demo
+
+## test: lint, build for Windows, race tests with real emulators, short fuzz, govulncheck
+test:
+	bash scripts/test.sh
+
+## tools: install the emulators and linters the tests need (idempotent)
+tools:
+	bash scripts/tools.sh
+
+## fuzz: run every fuzz target for FUZZTIME (default 60s) each
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/test.sh fuzz
+
+## build: static release binary in dist/
+build:
+	mkdir -p dist
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/ ./cmd/eipclaim
+
+## demo: the end-to-end demonstration against the emulators
+demo:
+	go run ./internal/demo

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+// checkLine is one result of `eipclaim check`.
+type checkLine struct {
+	Role   string `json:"role,omitempty"`
+	What   string `json:"what"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	denied bool
+}
+
+func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlagSet("check", stderr)
+	c.register(fs, defaultStatusTimeout)
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	s, err := open(ctx, &c, getenv, stderr, openOptions{instance: true, userData: true})
+	if err != nil {
+		return err
+	}
+	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
+	if s.role != "" {
+		if _, err := s.spec(); err != nil {
+			return err
+		}
+		roles = []string{s.role}
+	}
+	lines := []checkLine{{What: "configuration", OK: true, Detail: fmt.Sprintf("%d roles", len(s.cfg.Roles))}}
+	eng := s.engine()
+	for _, name := range roles {
+		spec := s.cfg.Roles[name]
+		perms, err := eng.Permissions(ctx, spec)
+		if err != nil {
+			lines = append(lines, checkLine{Role: name, What: "EIP and interface", Detail: err.Error(), denied: exitcode.Of(err) == exitcode.Denied})
+			continue
+		}
+		for _, p := range perms {
+			l := checkLine{Role: name, What: p.Action, OK: p.Allowed}
+			if !p.Allowed {
+				l.Detail, l.denied = p.Detail, p.Denied
+			}
+			lines = append(lines, l)
+		}
+		lines = append(lines, s.checkDNS(ctx, name, spec)...)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(lines); err != nil {
+			return err
+		}
+	} else {
+		for _, l := range lines {
+			status := "ok    "
+			if !l.OK {
+				status = "FAILED"
+				if l.denied {
+					status = "DENIED"
+				}
+			}
+			role := l.Role
+			if role == "" {
+				role = "-"
+			}
+			fmt.Fprintf(stdout, "%s  %-10s %s", status, role, l.What)
+			if l.Detail != "" {
+				fmt.Fprintf(stdout, ": %s", l.Detail)
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
+	failed, denied := 0, 0
+	for _, l := range lines {
+		if !l.OK {
+			failed++
+			if l.denied {
+				denied++
+			}
+		}
+	}
+	switch {
+	case denied > 0:
+		return exitcode.With(exitcode.Denied, fmt.Errorf("check: %d of %d checks failed, %d not permitted: grant the actions named (see docs/iam-policy.json)", failed, len(lines), denied))
+	case failed > 0:
+		return fmt.Errorf("check: %d of %d checks failed", failed, len(lines))
+	}
+	return nil
+}

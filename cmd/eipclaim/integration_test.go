@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// world is one test's emulated AWS: moto, and an IMDS emulator that says
+// this process runs on instance.
+type world struct {
+	t        *testing.T
+	ec2      *ec2.Client
+	instance string
+	moto     *testenv.Moto
+}
+
+// newWorld resets moto, creates an instance, and starts an IMDS emulator
+// for it serving userData. The AWS environment points at both.
+func newWorld(t *testing.T, userData string) *world {
+	t.Helper()
+	moto := testenv.SharedMoto(t)
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	w := &world{t: t, ec2: ec2.NewFromConfig(moto.AWSConfig(t)), moto: moto}
+	w.instance = w.runInstance()
+	md := testenv.StartIMDS(t, testenv.IMDSOptions{InstanceID: w.instance, Region: "us-east-1", AvailabilityZone: "us-east-1a", UserData: []byte(userData)})
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
+	t.Setenv("EIPCLAIM_ROLE", "")
+	t.Setenv("EIPCLAIM_CONFIG", "")
+	return w
+}
+
+func (w *world) runInstance() string {
+	w.t.Helper()
+	out, err := w.ec2.RunInstances(context.Background(), &ec2.RunInstancesInput{
+		ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro,
+	})
+	if err != nil {
+		w.t.Fatalf("RunInstances: %v", err)
+	}
+	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// allocate creates an EIP and returns its allocation id and address.
+func (w *world) allocate() (string, string) {
+	w.t.Helper()
+	out, err := w.ec2.AllocateAddress(context.Background(), &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc})
+	if err != nil {
+		w.t.Fatalf("AllocateAddress: %v", err)
+	}
+	return aws.ToString(out.AllocationId), aws.ToString(out.PublicIp)
+}
+
+// address returns the EIP as EC2 reports it.
+func (w *world) address(alloc string) types.Address {
+	w.t.Helper()
+	out, err := w.ec2.DescribeAddresses(context.Background(), &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
+	if err != nil || len(out.Addresses) != 1 {
+		w.t.Fatalf("DescribeAddresses %s: %v (%d addresses)", alloc, err, len(out.Addresses))
+	}
+	return out.Addresses[0]
+}
+
+// eipclaim runs the command in-process and returns its output and exit code.
+func eipclaim(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, args, func(k string) string { return lookupEnv(k) }, &out, &errb)
+	if err != nil {
+		errb.WriteString("eipclaim: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), exitcode.Of(err)
+}
+
+func TestClaimFromCloudConfig(t *testing.T) {
+	w := newWorld(t, "")
+	alloc, ip := w.allocate()
+	w = w.withUserData("#cloud-config\npackages: [postgresql]\neipclaim:\n  role: master-db\n  roles:\n    master-db:\n      allocation_id: " + alloc + "\n")
+
+	out, errs, code := eipclaim(t, "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	a := w.address(alloc)
+	eni := w.primaryENI()
+	if got := aws.ToString(a.NetworkInterfaceId); got != eni {
+		t.Fatalf("EIP %s on interface %q, want this instance's %q", alloc, got, eni)
+	}
+	if !strings.Contains(out, "master-db: claimed "+ip) {
+		t.Errorf("stdout %q does not say it claimed %s", out, ip)
+	}
+	assoc := aws.ToString(a.AssociationId)
+
+	// A rerun is a no-op: same association, no remap.
+	out, errs, code = eipclaim(t, "claim", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("rerun: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	if got := aws.ToString(w.address(alloc).AssociationId); got != assoc {
+		t.Errorf("rerun changed the association: %s -> %s", assoc, got)
+	}
+	if !strings.Contains(out, "already held") {
+		t.Errorf("rerun stdout %q does not say already held", out)
+	}
+}
+
+func TestBadConfigChangesNothing(t *testing.T) {
+	w := newWorld(t, "")
+	alloc, _ := w.allocate()
+	cases := map[string]string{
+		"unknown key":       "role: db\nroles:\n  db:\n    allocation_id: " + alloc + "\n    takeovr: never\n",
+		"malformed id":      "role: db\nroles:\n  db:\n    allocation_id: eipalloc-XYZ\n",
+		"not an ip":         "role: db\nroles:\n  db:\n    public_ip: 300.1.1.1\n",
+		"role not in table": "role: web\nroles:\n  db:\n    allocation_id: " + alloc + "\n",
+	}
+	want := map[string]string{
+		"unknown key":       "roles.db.takeovr (line 5): unknown key",
+		"malformed id":      `roles.db.allocation_id "eipalloc-XYZ" (line 4)`,
+		"not an ip":         `roles.db.public_ip "300.1.1.1" (line 4)`,
+		"role not in table": `role "web" is not in the roles table`,
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w.withUserData(doc)
+			out, errs, code := eipclaim(t, "--timeout", "30s")
+			if code != exitcode.Usage {
+				t.Fatalf("exit %d, want 2\nstdout: %s\nstderr: %s", code, out, errs)
+			}
+			if !strings.Contains(errs, want[name]) {
+				t.Errorf("stderr does not name the problem %q:\n%s", want[name], errs)
+			}
+			if a := w.address(alloc); aws.ToString(a.AssociationId) != "" || aws.ToString(a.NetworkInterfaceId) != "" {
+				t.Errorf("a bad configuration changed the EIP: %+v", a)
+			}
+		})
+	}
+}
+
+// withUserData starts a new IMDS emulator for the same instance serving
+// userData.
+func (w *world) withUserData(userData string) *world {
+	w.t.Helper()
+	md := testenv.StartIMDS(w.t, testenv.IMDSOptions{InstanceID: w.instance, Region: "us-east-1", AvailabilityZone: "us-east-1a", UserData: []byte(userData)})
+	w.t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
+	return w
+}
+
+// primaryENI returns the instance's interface at device index 0.
+func (w *world) primaryENI() string {
+	w.t.Helper()
+	out, err := w.ec2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{w.instance}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, n := range out.Reservations[0].Instances[0].NetworkInterfaces {
+		if aws.ToInt32(n.Attachment.DeviceIndex) == 0 {
+			return aws.ToString(n.NetworkInterfaceId)
+		}
+	}
+	w.t.Fatalf("instance %s has no interface at device index 0", w.instance)
+	return ""
+}
+
+var lookupEnv = os.Getenv

@@ -1,0 +1,26 @@
+// Command eipclaim keeps a role reachable at one fixed address: it claims
+// the role's Elastic IP for this instance and publishes the role's name.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "eipclaim:", err)
+	}
+	os.Exit(exitcode.Of(err))
+}

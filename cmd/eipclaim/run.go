@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+const usage = `usage: eipclaim [command] [flags]
+
+Commands (claim is the default):
+  claim     claim the role's Elastic IP for this instance, then publish DNS
+  status    show each role's EIP, holder, interface, health and DNS
+  release   disassociate the role's EIP if this instance holds it
+  check     preflight: configuration, permissions (EC2 DryRun), DNS zones
+  hosts     regenerate the managed block of the hosts file
+  version   print the version
+
+Run "eipclaim COMMAND -h" for a command's flags.
+
+Exit codes: 0 done, 1 failed after retries, 2 bad configuration or usage,
+3 not permitted, 4 refused (held by a healthy instance), 5 claimed but DNS
+publication failed.
+`
+
+// common are the flags every command accepts.
+type common struct {
+	config    string
+	role      string
+	timeout   time.Duration
+	logFormat string
+	logLevel  string
+	imdsV1    bool
+}
+
+func (c *common) register(fs *flag.FlagSet, defaultTimeout time.Duration) {
+	fs.StringVar(&c.config, "config", "", "where the configuration is: s3://bucket/key, https://..., or a file (default: the instance user-data)")
+	fs.StringVar(&c.role, "role", "", "the role (default: EIPCLAIM_ROLE, then role: of the configuration)")
+	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "the whole command's deadline, retries included")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.imdsV1, "imdsv1", false, "allow falling back to IMDSv1 when no IMDSv2 token can be had")
+}
+
+// logger builds the logger the flags ask for.
+func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, usageError("--log-format %q: want text or json", c.logFormat)
+}
+
+func usageError(format string, args ...any) error {
+	return exitcode.With(exitcode.Usage, fmt.Errorf(format, args...))
+}
+
+// env is the process environment, as a function so that tests can set it.
+type env func(string) string
+
+// run is the whole program: args without the program name.
+func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	name := "claim"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	switch name {
+	case "claim":
+		return runClaim(ctx, args, getenv, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args, getenv, stdout, stderr)
+	case "check":
+		return runCheck(ctx, args, getenv, stdout, stderr)
+	case "release":
+		return runRelease(ctx, args, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "eipclaim %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError("unknown command %q", name)
+}
+
+// parse parses a command's flags; -h prints the usage and is not an error.
+func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	if err != nil {
+		return false, exitcode.With(exitcode.Usage, err)
+	}
+	if fs.NArg() > 0 {
+		return false, usageError("unexpected argument %q: flags only (see eipclaim %s -h)", fs.Arg(0), fs.Name())
+	}
+	return false, nil
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// The default deadlines: a claim at boot waits for the network and for
+// eventual consistency; status is for people and scripts.
+const (
+	defaultTimeout       = 5 * time.Minute
+	defaultStatusTimeout = time.Minute
+)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/userdata"
+)
+
+// session is what every command starts from: the logger, the AWS
+// configuration, this instance's identity and the configuration.
+type session struct {
+	log        *slog.Logger
+	aws        aws.Config
+	instanceID string
+	region     string
+	cfg        *config.Config
+	role       string // the effective role, "" if none was given
+}
+
+// openOptions say what a command needs.
+type openOptions struct {
+	instance bool // the instance id and region from IMDS
+	userData bool // the configuration may come from user-data
+}
+
+// open builds the session: logger, AWS configuration, identity from IMDS,
+// and the configuration from its sources.
+func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOptions) (*session, error) {
+	log, err := c.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{log: log}
+	s.aws, err = awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
+	}
+	md := imds.NewFromConfig(s.aws, func(o *imds.Options) {
+		if !c.imdsV1 {
+			o.EnableFallback = aws.FalseTernary
+		}
+	})
+	retrier := &claim.Retrier{Log: log}
+	if o.instance {
+		err := retrier.Do(ctx, "IMDS instance-id", func(ctx context.Context) error {
+			var err error
+			s.instanceID, err = metadata(ctx, md, "instance-id")
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read this instance's id from the instance metadata service (run on EC2 with IMDS enabled; if in a container, raise the IMDSv2 hop limit to 2): %w", err)
+		}
+		err = retrier.Do(ctx, "IMDS region", func(ctx context.Context) error {
+			out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
+			if err == nil {
+				s.region = out.Region
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read the region from the instance metadata service: %w", err)
+		}
+		if s.aws.Region != "" && s.aws.Region != s.region {
+			log.Warn("AWS_REGION differs from this instance's region; using the instance's", "aws_region", s.aws.Region, "region", s.region)
+		}
+		s.aws.Region = s.region
+	}
+	if s.aws.Region == "" {
+		return nil, usageError("no AWS region: set AWS_REGION (off EC2), or run on an instance")
+	}
+	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log}
+	if o.userData {
+		loader.IMDS = md
+	}
+	loaded, err := loader.Load(ctx, userdata.Request{
+		Role:      c.role,
+		Config:    c.config,
+		EnvRole:   getenv("EIPCLAIM_ROLE"),
+		EnvConfig: getenv("EIPCLAIM_CONFIG"),
+		UserData:  o.userData,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = loaded.Config
+	s.role = loaded.Config.Role
+	return s, nil
+}
+
+// metadata reads one IMDS path.
+func metadata(ctx context.Context, md *imds.Client, path string) (string, error) {
+	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+	if err != nil {
+		return "", err
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 4096))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
+
+// engine returns the claim engine for this instance.
+func (s *session) engine() *claim.Engine {
+	return &claim.Engine{EC2: s.ec2(), InstanceID: s.instanceID, Log: s.log}
+}
+
+// spec returns the effective role and its entry of the table.
+func (s *session) spec() (*config.Role, error) {
+	r, err := s.cfg.Lookup(s.role)
+	if err != nil {
+		return nil, exitcode.With(exitcode.Usage, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+)
+
+// roleStatus is one role's line of `eipclaim status`.
+type roleStatus struct {
+	Role      string          `json:"role"`
+	Addresses []claim.Address `json:"addresses,omitempty"`
+	DNS       []string        `json:"dns,omitempty"`
+	Error     string          `json:"error,omitempty"`
+}
+
+func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlagSet("status", stderr)
+	c.register(fs, defaultStatusTimeout)
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	s, err := open(ctx, &c, getenv, stderr, openOptions{instance: true, userData: true})
+	if err != nil {
+		return err
+	}
+	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
+	if c.role != "" || getenv("EIPCLAIM_ROLE") != "" {
+		if _, err := s.spec(); err != nil {
+			return err
+		}
+		roles = []string{s.role}
+	}
+	eng := s.engine()
+	var out []roleStatus
+	var firstErr error
+	for _, name := range roles {
+		spec := s.cfg.Roles[name]
+		st := roleStatus{Role: name, DNS: dnsNames(spec)}
+		addrs, err := eng.Addresses(ctx, spec, true)
+		if err != nil {
+			st.Error = err.Error()
+			if firstErr == nil {
+				firstErr = fmt.Errorf("status of role %s: %w", name, err)
+			}
+		}
+		st.Addresses = addrs
+		out = append(out, st)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return firstErr
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tEIP\tALLOCATION\tHOLDER\tINTERFACE\tPRIVATE IP\tHEALTH\tDNS")
+	for _, st := range out {
+		if st.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\terror: %s\t%s\n", st.Role, st.Error, join(st.DNS))
+		}
+		for _, a := range st.Addresses {
+			holder, health := "free", "-"
+			if !a.Free() {
+				holder = a.Holder
+				if holder == "" {
+					holder = "(no instance)"
+				}
+			}
+			if a.Health != nil {
+				health = a.Health.Why
+				if a.Health.Down {
+					health = "DOWN: " + a.Health.Why
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func join(names []string) string {
+	if len(names) == 0 {
+		return "-"
+	}
+	return fmt.Sprint(names)
+}

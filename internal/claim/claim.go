@@ -1,0 +1,483 @@
+// Package claim is the claim engine: it associates a role's Elastic IP with
+// this instance, safely (never two holders), idempotently (no remap when it
+// is already ours) and with retries by error code.
+package claim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+// EC2API is the part of the EC2 API the engine uses; *ec2.Client has it.
+type EC2API interface {
+	DescribeAddresses(ctx context.Context, in *ec2.DescribeAddressesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error)
+	AssociateAddress(ctx context.Context, in *ec2.AssociateAddressInput, optFns ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error)
+	DisassociateAddress(ctx context.Context, in *ec2.DisassociateAddressInput, optFns ...func(*ec2.Options)) (*ec2.DisassociateAddressOutput, error)
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
+	DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// The audit tags set on a claimed EIP.
+const (
+	TagHolder    = "eipclaim:holder"
+	TagClaimedAt = "eipclaim:claimed-at"
+)
+
+// ErrRefused means the EIP is held by another instance that counts as
+// healthy, and the takeover policy does not allow taking it.
+var ErrRefused = errors.New("refused")
+
+// Engine claims, releases and inspects EIPs for one instance.
+type Engine struct {
+	EC2        EC2API
+	InstanceID string // this instance
+	Log        *slog.Logger
+	Clock      Clock   // RealClock when nil
+	Backoff    Backoff // DefaultBackoff when zero
+	// Dial is used by health checks; net.Dialer.DialContext when nil.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// HealthTimeout bounds one health check; 3s when zero.
+	HealthTimeout time.Duration
+}
+
+// Request is one claim.
+type Request struct {
+	Role   string
+	Spec   *config.Role
+	Force  bool // takeover: always
+	DryRun bool // decide and report, change nothing
+}
+
+// Result says what a claim did.
+type Result struct {
+	Role          string
+	AllocationID  string
+	PublicIP      string
+	PublicDNSName string // as the EC2 API reports it, "" if it does not
+	AssociationID string
+	InstanceID    string
+	ENI           string
+	PrivateIP     string
+	// Action is what happened: "already held", "claimed", "taken over",
+	// or with DryRun "would claim", "would take over".
+	Action string
+	// PreviousHolder is the instance (or interface) that held the EIP
+	// before, and Why the reason it could be taken.
+	PreviousHolder, Why string
+}
+
+// target is where on this instance the EIP goes.
+type target struct {
+	eni, privateIP, publicDNS string
+	enis                      []string // every interface of the instance
+}
+
+func (e *Engine) retrier() *Retrier {
+	return (&Retrier{Clock: e.Clock, Backoff: e.Backoff, Log: e.Log}).withDefaults()
+}
+
+// Claim associates the role's EIP with this instance, as the request's
+// policy allows, and reads the association back.
+func (e *Engine) Claim(ctx context.Context, req Request) (*Result, error) {
+	log := e.Log.With("role", req.Role, "instance_id", e.InstanceID)
+	tgt, err := e.target(ctx, req.Spec)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("eni_id", tgt.eni, "private_ip", tgt.privateIP)
+	if req.Spec.Pool != nil {
+		return e.claimPool(ctx, log, req, tgt)
+	}
+	for range 3 { // a lost race is re-decided with fresh state, at most twice
+		addr, err := e.address(ctx, req.Spec)
+		if err != nil {
+			return nil, err
+		}
+		res, err := e.claimOne(ctx, log, req, tgt, addr)
+		if errors.Is(err, errRaced) {
+			log.Info("another instance associated the EIP first; deciding again", "allocation_id", aws.ToString(addr.AllocationId))
+			continue
+		}
+		return res, err
+	}
+	return nil, fmt.Errorf("the EIP changed hands three times while claiming it: another claimer is running; check who else runs eipclaim for role %s", req.Role)
+}
+
+var errRaced = errors.New("raced")
+
+// claimOne decides about one address and acts.
+func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tgt *target, addr *types.Address) (*Result, error) {
+	res := &Result{
+		Role:         req.Role,
+		AllocationID: aws.ToString(addr.AllocationId),
+		PublicIP:     aws.ToString(addr.PublicIp),
+		InstanceID:   e.InstanceID,
+		ENI:          tgt.eni,
+		PrivateIP:    tgt.privateIP,
+	}
+	log = log.With("allocation_id", res.AllocationID, "public_ip", res.PublicIP)
+	holderENI := aws.ToString(addr.NetworkInterfaceId)
+	holder := aws.ToString(addr.InstanceId)
+	switch {
+	case holderENI == tgt.eni && (tgt.privateIP == "" || aws.ToString(addr.PrivateIpAddress) == tgt.privateIP):
+		res.Action = "already held"
+		res.AssociationID = aws.ToString(addr.AssociationId)
+		res.PublicDNSName = tgt.publicDNS
+		log.Info("EIP already held by this instance: nothing to do", "association_id", res.AssociationID)
+		return res, nil
+	case holderENI == "" && holder == "":
+		res.Action, res.Why = "claimed", "the EIP was free"
+		return e.associate(ctx, log, req, tgt, res, false)
+	case holder == e.InstanceID || slices.Contains(tgt.enis, holderENI):
+		// Ours, on another interface or address: moving it is safe.
+		res.Action, res.PreviousHolder, res.Why = "claimed", holderENI, "the EIP was on another interface or address of this instance"
+		return e.associate(ctx, log, req, tgt, res, true)
+	}
+	if holder == "" {
+		var err error
+		if holder, err = e.eniInstance(ctx, holderENI); err != nil {
+			return nil, err
+		}
+	}
+	name := holder
+	if name == "" {
+		name = holderENI
+	}
+	res.PreviousHolder = name
+	policy := req.Spec.EffectiveTakeover()
+	if req.Force {
+		policy = config.TakeoverAlways
+	}
+	switch policy {
+	case config.TakeoverNever:
+		return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s and takeover is never: release it there first, or use --force", ErrRefused, res.PublicIP, res.AllocationID, name))
+	case config.TakeoverAlways:
+		res.Why = "takeover: always"
+		if req.Force {
+			res.Why = "--force"
+		}
+	default:
+		down, why, err := e.holderDown(ctx, holder, aws.ToString(addr.PrivateIpAddress), req.Spec.HealthCheck)
+		if err != nil {
+			return nil, err
+		}
+		if !down {
+			return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s, which is healthy (%s): fail over with --force only if you are sure it is not serving", ErrRefused, res.PublicIP, res.AllocationID, name, why))
+		}
+		res.Why = why
+	}
+	res.Action = "taken over"
+	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
+	return e.associate(ctx, log, req, tgt, res, true)
+}
+
+// associate makes the association, reads it back and tags the EIP.
+func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, reassociate bool) (*Result, error) {
+	if req.DryRun {
+		res.Action = "would be " + res.Action
+		log.Info("dry run: no change made", "action", res.Action, "reason", res.Why)
+		return res, nil
+	}
+	in := &ec2.AssociateAddressInput{
+		AllocationId:       aws.String(res.AllocationID),
+		NetworkInterfaceId: aws.String(tgt.eni),
+		AllowReassociation: aws.Bool(reassociate),
+	}
+	if tgt.privateIP != "" {
+		in.PrivateIpAddress = aws.String(tgt.privateIP)
+	}
+	r := e.retrier()
+	var out *ec2.AssociateAddressOutput
+	err := r.Do(ctx, "AssociateAddress", func(ctx context.Context) error {
+		var err error
+		out, err = e.EC2.AssociateAddress(ctx, in)
+		return err
+	})
+	if err != nil {
+		if _, code := Classify(err); code == "Resource.AlreadyAssociated" && !reassociate {
+			return nil, errRaced
+		}
+		return nil, fmt.Errorf("associate %s with %s: %w", res.AllocationID, tgt.eni, err)
+	}
+	res.AssociationID = aws.ToString(out.AssociationId)
+	log.Info("associated", "association_id", res.AssociationID, "action", res.Action, "reason", res.Why)
+	if err := e.readBack(ctx, res); err != nil {
+		return nil, err
+	}
+	res.PublicDNSName = e.publicDNS(ctx, tgt.eni)
+	e.tag(ctx, log, res.AllocationID)
+	return res, nil
+}
+
+// readBack waits until DescribeAddresses shows the association made.
+func (e *Engine) readBack(ctx context.Context, res *Result) error {
+	r := e.retrier()
+	err := r.Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{res.AllocationID}})
+		if err != nil {
+			return err
+		}
+		for _, a := range out.Addresses {
+			if aws.ToString(a.AssociationId) == res.AssociationID && aws.ToString(a.NetworkInterfaceId) == res.ENI {
+				return nil
+			}
+			if id := aws.ToString(a.AssociationId); id != "" && id != res.AssociationID {
+				return fmt.Errorf("the EIP is now associated as %s with %s %s: another claimer moved it after us", id, aws.ToString(a.InstanceId), aws.ToString(a.NetworkInterfaceId))
+			}
+		}
+		return &transient{what: "the association " + res.AssociationID + " is not visible yet"}
+	})
+	if err != nil {
+		return fmt.Errorf("read back the association of %s: %w", res.AllocationID, err)
+	}
+	return nil
+}
+
+// tag records who claimed the EIP and when. A failure is a warning: the
+// claim stands.
+func (e *Engine) tag(ctx context.Context, log *slog.Logger, alloc string) {
+	clock := e.Clock
+	if clock == nil {
+		clock = RealClock
+	}
+	_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
+		Resources: []string{alloc},
+		Tags: []types.Tag{
+			{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)},
+			{Key: aws.String(TagClaimedAt), Value: aws.String(clock.Now().UTC().Format(time.RFC3339))},
+		},
+	})
+	if err != nil {
+		_, code := Classify(err)
+		log.Warn("could not tag the EIP; the claim stands", "error_code", code, "error", err)
+	}
+}
+
+// target finds where on this instance the EIP goes: the interface and
+// private IP the role asks for, checked against the EC2 API.
+func (e *Engine) target(ctx context.Context, spec *config.Role) (*target, error) {
+	var inst *types.Instance
+	err := e.retrier().Do(ctx, "DescribeInstances", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{e.InstanceID}})
+		if err != nil {
+			return err
+		}
+		for _, r := range out.Reservations {
+			for i := range r.Instances {
+				inst = &r.Instances[i]
+			}
+		}
+		if inst == nil {
+			return &transient{what: "instance " + e.InstanceID + " not found"}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe this instance %s: %w", e.InstanceID, err)
+	}
+	return pickTarget(e.InstanceID, inst.NetworkInterfaces, spec)
+}
+
+// pickTarget chooses the interface and private IP among the instance's.
+func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *config.Role) (*target, error) {
+	t := &target{}
+	for _, n := range nics {
+		t.enis = append(t.enis, aws.ToString(n.NetworkInterfaceId))
+	}
+	if len(nics) == 0 {
+		return nil, fmt.Errorf("instance %s has no network interface", instance)
+	}
+	var nic *types.InstanceNetworkInterface
+	switch iface := spec.Interface; {
+	case iface == "" && spec.PrivateIP != "":
+		for i := range nics {
+			if hasPrivateIP(&nics[i], spec.PrivateIP) {
+				nic = &nics[i]
+			}
+		}
+		if nic == nil {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("private_ip %s is not an address of instance %s (it has %s): fix private_ip or add the address to an interface", spec.PrivateIP, instance, allPrivateIPs(nics)))
+		}
+	case iface == "":
+		nic = deviceIndex(nics, 0)
+	default:
+		idx, err := strconv.Atoi(iface)
+		if err == nil {
+			nic = deviceIndex(nics, int32(idx))
+		} else {
+			for i := range nics {
+				if aws.ToString(nics[i].NetworkInterfaceId) == iface {
+					nic = &nics[i]
+				}
+			}
+		}
+		if nic == nil {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("interface %s is not attached to instance %s (it has %s): fix interface", iface, instance, describeNICs(nics)))
+		}
+	}
+	if nic == nil {
+		return nil, fmt.Errorf("instance %s has no interface at device index 0", instance)
+	}
+	t.eni = aws.ToString(nic.NetworkInterfaceId)
+	t.privateIP = aws.ToString(nic.PrivateIpAddress)
+	if spec.PrivateIP != "" {
+		if !hasPrivateIP(nic, spec.PrivateIP) {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("private_ip %s is not an address of interface %s (it has %s): fix private_ip or interface", spec.PrivateIP, t.eni, privateIPs(nic)))
+		}
+		t.privateIP = spec.PrivateIP
+	}
+	if nic.Association != nil {
+		t.publicDNS = aws.ToString(nic.Association.PublicDnsName)
+	}
+	return t, nil
+}
+
+func deviceIndex(nics []types.InstanceNetworkInterface, idx int32) *types.InstanceNetworkInterface {
+	for i := range nics {
+		if a := nics[i].Attachment; a != nil && aws.ToInt32(a.DeviceIndex) == idx {
+			return &nics[i]
+		}
+	}
+	if idx == 0 && len(nics) == 1 {
+		return &nics[0] // an interface without attachment details is the primary one
+	}
+	return nil
+}
+
+func hasPrivateIP(n *types.InstanceNetworkInterface, ip string) bool {
+	if aws.ToString(n.PrivateIpAddress) == ip {
+		return true
+	}
+	for _, p := range n.PrivateIpAddresses {
+		if aws.ToString(p.PrivateIpAddress) == ip {
+			return true
+		}
+	}
+	return false
+}
+
+func privateIPs(n *types.InstanceNetworkInterface) []string {
+	ips := []string{aws.ToString(n.PrivateIpAddress)}
+	for _, p := range n.PrivateIpAddresses {
+		if ip := aws.ToString(p.PrivateIpAddress); !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
+func allPrivateIPs(nics []types.InstanceNetworkInterface) []string {
+	var ips []string
+	for i := range nics {
+		ips = append(ips, privateIPs(&nics[i])...)
+	}
+	return ips
+}
+
+func describeNICs(nics []types.InstanceNetworkInterface) []string {
+	var s []string
+	for _, n := range nics {
+		idx := "?"
+		if n.Attachment != nil {
+			idx = strconv.Itoa(int(aws.ToInt32(n.Attachment.DeviceIndex)))
+		}
+		s = append(s, aws.ToString(n.NetworkInterfaceId)+" at device index "+idx)
+	}
+	return s
+}
+
+// address finds the role's fixed EIP.
+func (e *Engine) address(ctx context.Context, spec *config.Role) (*types.Address, error) {
+	in := &ec2.DescribeAddressesInput{}
+	what := spec.AllocationID
+	if spec.AllocationID != "" {
+		in.AllocationIds = []string{spec.AllocationID}
+	} else {
+		in.PublicIps = []string{spec.PublicIP}
+		what = spec.PublicIP
+	}
+	var addr *types.Address
+	err := e.retrier().Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeAddresses(ctx, in)
+		if err != nil {
+			return err
+		}
+		for i := range out.Addresses {
+			addr = &out.Addresses[i]
+		}
+		if addr == nil {
+			return &transient{what: "EIP " + what + " not found"}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find EIP %s: %w", what, err)
+	}
+	if addr.AllocationId == nil {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("EIP %s has no allocation id (EC2-Classic): eipclaim claims VPC EIPs only", what))
+	}
+	return addr, nil
+}
+
+// eniInstance returns the instance an interface is attached to, "" if none.
+func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
+	var id string
+	err := e.retrier().Do(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+		if err != nil {
+			return err
+		}
+		for _, n := range out.NetworkInterfaces {
+			if n.Attachment != nil {
+				id = aws.ToString(n.Attachment.InstanceId)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("find the holder of interface %s: %w", eni, err)
+	}
+	return id, nil
+}
+
+// publicDNS returns the public DNS name the EC2 API reports for the
+// interface, "" when it reports none (the caller computes one).
+func (e *Engine) publicDNS(ctx context.Context, eni string) string {
+	out, err := e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+	if err != nil || len(out.NetworkInterfaces) == 0 || out.NetworkInterfaces[0].Association == nil {
+		return ""
+	}
+	return aws.ToString(out.NetworkInterfaces[0].Association.PublicDnsName)
+}
+
+// spread orders addresses so that concurrent claimers start at different
+// places: a rotation seeded by the instance id.
+func spread(addrs []types.Address, instance string) []types.Address {
+	slices.SortFunc(addrs, func(a, b types.Address) int {
+		return strings.Compare(aws.ToString(a.AllocationId), aws.ToString(b.AllocationId))
+	})
+	if len(addrs) == 0 {
+		return addrs
+	}
+	h := fnv.New32a()
+	h.Write([]byte(instance))
+	k := int(h.Sum32() % uint32(len(addrs)))
+	return append(addrs[k:], addrs[:k]...)
+}

@@ -1,0 +1,151 @@
+package claim
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/eipclaim/eipclaim/internal/config"
+)
+
+// Health is what eipclaim knows of an EIP's holder.
+type Health struct {
+	Instance  string // "" when the EIP is on an interface of no instance
+	State     string // running, stopped, ... ("gone" when the API no longer knows it)
+	Status    string // the status checks: ok, impaired, initializing, ... ("" when unknown)
+	Check     string // the health_check result: "tcp:5432 on 10.0.1.7 answered", or why it failed
+	Down      bool
+	Why       string // one line: why Down is what it is
+	PrivateIP string
+}
+
+// holderDown tells whether the holder of an EIP counts as down, and why.
+func (e *Engine) holderDown(ctx context.Context, holder, privateIP, healthCheck string) (bool, string, error) {
+	h, err := e.health(ctx, holder, privateIP, healthCheck)
+	if err != nil {
+		return false, "", err
+	}
+	return h.Down, h.Why, nil
+}
+
+// health examines the holder: its state, its status checks and the role's
+// health_check.
+func (e *Engine) health(ctx context.Context, holder, privateIP, healthCheck string) (*Health, error) {
+	h := &Health{Instance: holder, PrivateIP: privateIP}
+	if holder == "" {
+		h.Why = "on an interface attached to no instance (a NAT gateway, a load balancer or a detached interface): eipclaim does not take it without --force"
+		return h, nil
+	}
+	var inst *types.Instance
+	err := e.retrier().Do(ctx, "DescribeInstances", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{holder}})
+		if _, code := Classify(err); code == "InvalidInstanceID.NotFound" {
+			return nil // gone for good: terminated long ago
+		}
+		if err != nil {
+			return err
+		}
+		for _, r := range out.Reservations {
+			for i := range r.Instances {
+				inst = &r.Instances[i]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe the holder %s: %w", holder, err)
+	}
+	if inst == nil {
+		h.State, h.Down, h.Why = "gone", true, "holder "+holder+" no longer exists"
+		return h, nil
+	}
+	if inst.State != nil {
+		h.State = string(inst.State.Name)
+	}
+	if h.PrivateIP == "" {
+		h.PrivateIP = aws.ToString(inst.PrivateIpAddress)
+	}
+	switch inst.State.Name {
+	case types.InstanceStateNameStopped, types.InstanceStateNameStopping, types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown:
+		h.Down, h.Why = true, "holder "+holder+" is "+h.State
+		return h, nil
+	}
+	err = e.retrier().Do(ctx, "DescribeInstanceStatus", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{holder}, IncludeAllInstances: aws.Bool(true)})
+		if err != nil {
+			return err
+		}
+		for _, s := range out.InstanceStatuses {
+			inst, sys := summary(s.InstanceStatus), summary(s.SystemStatus)
+			h.Status = "instance " + inst + ", system " + sys
+			if inst == string(types.SummaryStatusImpaired) || sys == string(types.SummaryStatusImpaired) {
+				h.Down = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the status checks of the holder %s: %w", holder, err)
+	}
+	if h.Down {
+		h.Why = "holder " + holder + " fails its status checks (" + h.Status + ")"
+		return h, nil
+	}
+	reasons := []string{h.State}
+	if h.Status != "" {
+		reasons = append(reasons, "status checks: "+h.Status)
+	}
+	if healthCheck != "" {
+		ok, result := e.check(ctx, h.PrivateIP, healthCheck)
+		h.Check = result
+		if !ok {
+			h.Down, h.Why = true, "holder "+holder+" fails its health check: "+result
+			return h, nil
+		}
+		reasons = append(reasons, result)
+	}
+	h.Why = strings.Join(reasons, ", ")
+	return h, nil
+}
+
+func summary(s *types.InstanceStatusSummary) string {
+	if s == nil || s.Status == "" {
+		return "unknown"
+	}
+	return string(s.Status)
+}
+
+// check runs a tcp:PORT health check against ip.
+func (e *Engine) check(ctx context.Context, ip, healthCheck string) (bool, string) {
+	port, err := config.HealthCheckPort(healthCheck)
+	if err != nil {
+		return false, err.Error()
+	}
+	if ip == "" {
+		return false, healthCheck + ": the holder has no private IP to check"
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	timeout := e.HealthTimeout
+	if timeout == 0 {
+		timeout = 3 * time.Second
+	}
+	dial := e.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return false, fmt.Sprintf("%s on %s failed: %v", healthCheck, ip, err)
+	}
+	conn.Close()
+	return true, fmt.Sprintf("%s on %s answered", healthCheck, ip)
+}

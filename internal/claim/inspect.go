@@ -1,0 +1,124 @@
+package claim
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/eipclaim/eipclaim/internal/config"
+)
+
+// Address is the state of one EIP of a role.
+type Address struct {
+	AllocationID  string            `json:"allocation_id"`
+	PublicIP      string            `json:"public_ip"`
+	AssociationID string            `json:"association_id,omitempty"`
+	ENI           string            `json:"eni_id,omitempty"`
+	PrivateIP     string            `json:"private_ip,omitempty"`
+	Holder        string            `json:"holder,omitempty"` // instance id, "" when free
+	Health        *Health           `json:"health,omitempty"` // nil when free or not examined
+	Tags          map[string]string `json:"tags,omitempty"`
+}
+
+// Free reports whether no one holds the address.
+func (a *Address) Free() bool { return a.ENI == "" && a.Holder == "" }
+
+// Addresses returns the state of the role's EIP (every EIP of a pool), with
+// the holders' health when withHealth is set. It changes nothing.
+func (e *Engine) Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]Address, error) {
+	var raw []types.Address
+	if spec.Pool != nil {
+		var err error
+		if raw, err = e.poolAddresses(ctx, spec.Pool); err != nil {
+			return nil, err
+		}
+	} else {
+		a, err := e.address(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		raw = []types.Address{*a}
+	}
+	out := make([]Address, 0, len(raw))
+	for _, r := range raw {
+		a := Address{
+			AllocationID:  aws.ToString(r.AllocationId),
+			PublicIP:      aws.ToString(r.PublicIp),
+			AssociationID: aws.ToString(r.AssociationId),
+			ENI:           aws.ToString(r.NetworkInterfaceId),
+			PrivateIP:     aws.ToString(r.PrivateIpAddress),
+			Holder:        aws.ToString(r.InstanceId),
+			Tags:          map[string]string{},
+		}
+		for _, t := range r.Tags {
+			a.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+		if a.Holder == "" && a.ENI != "" {
+			h, err := e.eniInstance(ctx, a.ENI)
+			if err != nil {
+				return nil, err
+			}
+			a.Holder = h
+		}
+		if withHealth && !a.Free() {
+			h, err := e.health(ctx, a.Holder, a.PrivateIP, spec.HealthCheck)
+			if err != nil {
+				return nil, err
+			}
+			a.Health = h
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Release disassociates the role's EIP if this instance holds it. It
+// returns what it did: "released", "would be released", or why there was
+// nothing to do.
+func (e *Engine) Release(ctx context.Context, role string, spec *config.Role, dryRun bool) (string, error) {
+	tgt, err := e.target(ctx, &config.Role{})
+	if err != nil {
+		return "", err
+	}
+	addrs, err := e.Addresses(ctx, spec, false)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if a.Holder != e.InstanceID && !slices.Contains(tgt.enis, a.ENI) {
+			continue
+		}
+		log := e.Log.With("role", role, "instance_id", e.InstanceID, "allocation_id", a.AllocationID, "public_ip", a.PublicIP)
+		if dryRun {
+			log.Info("dry run: would release the EIP")
+			return fmt.Sprintf("would release %s (%s) from %s", a.PublicIP, a.AllocationID, a.ENI), nil
+		}
+		err := e.retrier().Do(ctx, "DisassociateAddress", func(ctx context.Context) error {
+			_, err := e.EC2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: aws.String(a.AssociationID)})
+			if _, code := Classify(err); code == "InvalidAssociationID.NotFound" {
+				return nil // already gone
+			}
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("disassociate %s (%s) from %s: %w", a.AllocationID, a.AssociationID, a.ENI, err)
+		}
+		log.Info("released the EIP", "association_id", a.AssociationID)
+		return fmt.Sprintf("released %s (%s) from %s", a.PublicIP, a.AllocationID, a.ENI), nil
+	}
+	if len(addrs) == 1 && !addrs[0].Free() {
+		return fmt.Sprintf("nothing to do: %s (%s) is held by %s, not this instance", addrs[0].PublicIP, addrs[0].AllocationID, holderName(addrs[0])), nil
+	}
+	return "nothing to do: this instance holds no EIP of role " + role, nil
+}
+
+func holderName(a Address) string {
+	if a.Holder != "" {
+		return a.Holder
+	}
+	return a.ENI
+}

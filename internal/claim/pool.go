@@ -1,0 +1,80 @@
+package claim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+// claimPool claims any free EIP of the pool, or keeps the one this
+// instance already holds.
+func (e *Engine) claimPool(ctx context.Context, log *slog.Logger, req Request, tgt *target) (*Result, error) {
+	addrs, err := e.poolAddresses(ctx, req.Spec.Pool)
+	if err != nil {
+		return nil, err
+	}
+	pool := describePool(req.Spec.Pool)
+	if len(addrs) == 0 {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("pool %s has no EIP: tag EIPs with %s, or fix pool.tags", pool, pool))
+	}
+	var free []types.Address
+	for _, a := range addrs {
+		eni := aws.ToString(a.NetworkInterfaceId)
+		if slices.Contains(tgt.enis, eni) || aws.ToString(a.InstanceId) == e.InstanceID {
+			// Ours already: keep it (on the configured interface).
+			return e.claimOne(ctx, log, req, tgt, &a)
+		}
+		if eni == "" && aws.ToString(a.InstanceId) == "" {
+			free = append(free, a)
+		}
+	}
+	for _, a := range spread(free, e.InstanceID) {
+		res, err := e.claimOne(ctx, log, req, tgt, &a)
+		if errors.Is(err, errRaced) {
+			log.Info("EIP of the pool taken by another claimer first; trying the next", "allocation_id", aws.ToString(a.AllocationId))
+			continue
+		}
+		return res, err
+	}
+	return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: pool %s is exhausted: all %d EIPs are held by other instances; add EIPs to the pool", ErrRefused, pool, len(addrs)))
+}
+
+// poolAddresses lists the VPC EIPs that carry every tag of the pool.
+func (e *Engine) poolAddresses(ctx context.Context, p *config.Pool) ([]types.Address, error) {
+	in := &ec2.DescribeAddressesInput{Filters: []types.Filter{{Name: aws.String("domain"), Values: []string{"vpc"}}}}
+	for _, k := range slices.Sorted(maps.Keys(p.Tags)) {
+		in.Filters = append(in.Filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{p.Tags[k]}})
+	}
+	var addrs []types.Address
+	err := e.retrier().Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeAddresses(ctx, in)
+		if err != nil {
+			return err
+		}
+		addrs = out.Addresses
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the EIPs of pool %s: %w", describePool(p), err)
+	}
+	return addrs, nil
+}
+
+func describePool(p *config.Pool) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(p.Tags)) {
+		parts = append(parts, k+"="+p.Tags[k])
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,304 @@
+// Package config is eipclaim's configuration: the schema of the document,
+// its strict decoding (unknown keys are errors) and its validation, which
+// reports every problem at once with the key path and the line it is on.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Takeover is what a claim does when another instance holds the EIP.
+type Takeover string
+
+// The takeover policies.
+const (
+	TakeoverNever        Takeover = "never"
+	TakeoverIfHolderDown Takeover = "if-holder-down"
+	TakeoverAlways       Takeover = "always"
+)
+
+// Config is one configuration document, or several merged (see Merge).
+type Config struct {
+	Role   string           `yaml:"role"`   // the role this instance claims
+	Source string           `yaml:"source"` // where the roles table lives: s3://, https://, or a file
+	Roles  map[string]*Role `yaml:"roles"`
+
+	// lines maps a key path ("roles.db.allocation_id") to its line.
+	lines map[string]int
+}
+
+// Role is one entry of the roles table.
+type Role struct {
+	AllocationID string   `yaml:"allocation_id"`
+	PublicIP     string   `yaml:"public_ip"`
+	Pool         *Pool    `yaml:"pool"`
+	PrivateIP    string   `yaml:"private_ip"`
+	Interface    string   `yaml:"interface"` // eni-… or a device index
+	Takeover     Takeover `yaml:"takeover"`
+	HealthCheck  string   `yaml:"health_check"` // tcp:PORT
+	DNS          *DNS     `yaml:"dns"`
+}
+
+// Pool selects any free EIP that carries all of Tags.
+type Pool struct {
+	Tags map[string]string `yaml:"tags"`
+}
+
+// DNS says where the role's name is published.
+type DNS struct {
+	Route53 *Route53 `yaml:"route53"`
+	RFC2136 *RFC2136 `yaml:"rfc2136"`
+}
+
+// Route53 publishes Name as a CNAME to the EIP's public DNS name.
+type Route53 struct {
+	ZoneID string `yaml:"zone_id"` // the hosted zone, or:
+	Zone   string `yaml:"zone"`    // the hosted zone's name
+	// PrivateZone picks the private (true) or public (false) zone when Zone
+	// names both; required in that case.
+	PrivateZone *bool  `yaml:"private_zone"`
+	Name        string `yaml:"name"`
+	TTL         int64  `yaml:"ttl"` // 0 means DefaultTTL
+}
+
+// RFC2136 publishes Name by a TSIG-signed dynamic update to Server.
+type RFC2136 struct {
+	Server         string `yaml:"server"` // host:port; port 53 if omitted
+	Zone           string `yaml:"zone"`
+	Name           string `yaml:"name"`
+	TTL            int64  `yaml:"ttl"`    // 0 means DefaultTTL
+	Record         string `yaml:"record"` // A (default: the private IP) or CNAME (the public DNS name)
+	TSIGName       string `yaml:"tsig_name"`
+	TSIGAlgorithm  string `yaml:"tsig_algorithm"` // default hmac-sha256
+	TSIGSecretFile string `yaml:"tsig_secret_file"`
+}
+
+// DefaultTTL is the TTL of published records when none is configured.
+const DefaultTTL = 60
+
+// EffectiveTakeover returns the role's policy, if-holder-down when unset.
+func (r *Role) EffectiveTakeover() Takeover {
+	if r.Takeover == "" {
+		return TakeoverIfHolderDown
+	}
+	return r.Takeover
+}
+
+// Parse decodes and validates one whole YAML (or JSON) document. origin
+// names where it came from, for messages ("user-data", a path, a URL).
+func Parse(data []byte, origin string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: not YAML: %s", origin, cleanYAMLError(err))
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: the document is empty: want a mapping with role, source or roles", origin)
+	}
+	return Decode(doc.Content[0], origin)
+}
+
+// Decode decodes and validates the configuration held by node, a YAML
+// mapping (for instance the value of the eipclaim: key of a #cloud-config
+// document). Line numbers in messages are node's.
+func Decode(node *yaml.Node, origin string) (*Config, error) {
+	if node.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s (line %d): want a mapping with role, source or roles, got %s", origin, node.Line, kindName(node))
+	}
+	c := &Config{lines: map[string]int{}}
+	var problems []error
+	checkKeys(node, reflect.TypeOf(*c), "", c.lines, &problems)
+	if len(problems) == 0 {
+		if err := node.Decode(c); err != nil {
+			problems = append(problems, errors.New(cleanYAMLError(err)))
+		}
+	}
+	if len(problems) == 0 {
+		problems = c.validate()
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Origin: origin, Problems: problems}
+	}
+	return c, nil
+}
+
+// Error lists every problem found in one document.
+type Error struct {
+	Origin   string
+	Problems []error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid configuration in %s:", e.Origin)
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// Unwrap gives the problems to errors.Is and errors.As.
+func (e *Error) Unwrap() []error { return e.Problems }
+
+// checkKeys reports keys of node that t has no field for, recursing through
+// structs, pointers and string-keyed maps, and records every key's line.
+func checkKeys(node *yaml.Node, t reflect.Type, path string, lines map[string]int, problems *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if node.Kind != yaml.MappingNode {
+			if node.Tag != "!!null" {
+				*problems = append(*problems, fmt.Errorf("%s (line %d): want a mapping, got %s", path, node.Line, kindName(node)))
+			}
+			return
+		}
+		fields := map[string]reflect.Type{}
+		var known []string
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			fields[name] = f.Type
+			known = append(known, name)
+		}
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			k, v := node.Content[i], node.Content[i+1]
+			p := join(path, k.Value)
+			lines[p] = k.Line
+			ft, ok := fields[k.Value]
+			if !ok {
+				*problems = append(*problems, fmt.Errorf("%s (line %d): unknown key; known keys here: %s", p, k.Line, strings.Join(known, ", ")))
+				continue
+			}
+			checkKeys(v, ft, p, lines, problems)
+		}
+	case reflect.Map:
+		if node.Kind != yaml.MappingNode {
+			if node.Tag != "!!null" {
+				*problems = append(*problems, fmt.Errorf("%s (line %d): want a mapping, got %s", path, node.Line, kindName(node)))
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			k, v := node.Content[i], node.Content[i+1]
+			p := join(path, k.Value)
+			if seen[k.Value] {
+				*problems = append(*problems, fmt.Errorf("%s (line %d): duplicate key", p, k.Line))
+			}
+			seen[k.Value] = true
+			lines[p] = k.Line
+			checkKeys(v, t.Elem(), p, lines, problems)
+		}
+	default:
+		if node.Kind == yaml.MappingNode || node.Kind == yaml.SequenceNode {
+			*problems = append(*problems, fmt.Errorf("%s (line %d): want a single value, got %s", path, node.Line, kindName(node)))
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}
+
+// cleanYAMLError drops the library's "yaml: " prefixes and its Go type
+// names, which mean nothing to the person editing the file.
+func cleanYAMLError(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := slices.Clone(te.Errors)
+		for i, m := range msgs {
+			if j := strings.Index(m, " into "); j >= 0 {
+				m = m[:j] + ": want " + goTypeWord(m[j+len(" into "):])
+			}
+			msgs[i] = strings.Replace(m, "cannot unmarshal", "cannot use", 1)
+		}
+		return strings.Join(msgs, "; ")
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+func goTypeWord(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"):
+		return "a whole number"
+	case t == "bool" || t == "*bool":
+		return "true or false"
+	case t == "string" || strings.HasSuffix(t, ".Takeover"):
+		return "a string"
+	case strings.HasPrefix(t, "map"):
+		return "a mapping"
+	}
+	return "a different type"
+}
+
+// Line returns the line of the key at path, or 0 when it was not in the
+// document.
+func (c *Config) Line(path string) int { return c.lines[path] }
+
+// Lookup returns the named role, or an error that lists the roles there are.
+func (c *Config) Lookup(role string) (*Role, error) {
+	if role == "" {
+		return nil, errors.New("no role given: set role: in the configuration, EIPCLAIM_ROLE, or --role")
+	}
+	r, ok := c.Roles[role]
+	if !ok || r == nil {
+		names := make([]string, 0, len(c.Roles))
+		for n := range c.Roles {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		if len(names) == 0 {
+			return nil, fmt.Errorf("role %q: the configuration has no roles table: add roles: or point source: at the document that has it", role)
+		}
+		return nil, fmt.Errorf("role %q is not in the roles table (roles: %s)", role, strings.Join(names, ", "))
+	}
+	return r, nil
+}
+
+// Merge returns base overridden by over: over's role and source when set,
+// and over's roles replacing base's roles of the same name.
+func Merge(base, over *Config) *Config {
+	m := &Config{Role: base.Role, Source: base.Source, Roles: map[string]*Role{}, lines: map[string]int{}}
+	if over.Role != "" {
+		m.Role = over.Role
+	}
+	if over.Source != "" {
+		m.Source = over.Source
+	}
+	for n, r := range base.Roles {
+		m.Roles[n] = r
+	}
+	for n, r := range over.Roles {
+		m.Roles[n] = r
+	}
+	return m
+}

@@ -1,0 +1,142 @@
+package testenv
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// AEMMVersion is the amazon-ec2-metadata-mock release the harness is built
+// for; scripts/tools.sh installs it.
+const AEMMVersion = "v1.13.0"
+
+var aemmTool = tool{
+	name:    "ec2-metadata-mock",
+	env:     "AEMM_BIN",
+	install: "bash scripts/tools.sh  (or: GOBIN=$PWD/.tools/bin go install github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@" + AEMMVersion + ")",
+}
+
+// IMDSOptions is what the emulated instance metadata says.
+type IMDSOptions struct {
+	// InstanceID is served at meta-data/instance-id and in the instance
+	// identity document. Empty means AEMM's default, i-1234567890abcdef0.
+	InstanceID string
+	// Region is served at meta-data/placement/region and in the identity
+	// document. Empty means us-east-1.
+	Region string
+	// AvailabilityZone is served at meta-data/placement/availability-zone
+	// and in the identity document. Empty means Region + "a".
+	AvailabilityZone string
+	// UserData is served as is (any bytes, gzip included) at user-data.
+	// Nil or empty means the instance has no user-data: user-data answers
+	// 404 Not Found, as the real IMDS does.
+	UserData []byte
+	// AllowIMDSv1 also answers requests without a session token. By default
+	// only IMDSv2 is served: a request without a token gets 401.
+	AllowIMDSv1 bool
+}
+
+// IMDS is a running amazon-ec2-metadata-mock.
+type IMDS struct {
+	// Endpoint is its base URL, http://127.0.0.1:PORT, as
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT and imds.Options.Endpoint take it.
+	Endpoint string
+}
+
+// Env returns the environment that points the AWS SDK's IMDS client at this
+// emulator.
+func (i *IMDS) Env() []string {
+	return []string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + i.Endpoint,
+		"AWS_EC2_METADATA_DISABLED=false",
+	}
+}
+
+// StartIMDS starts an IMDS emulator serving o for t, stopped when t ends.
+func StartIMDS(t testing.TB, o IMDSOptions) *IMDS {
+	t.Helper()
+	began := time.Now()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "aemm-config.json")
+	b, err := json.MarshalIndent(aemmConfig(o), "", "  ")
+	if err != nil {
+		t.Fatalf("testenv: encode AEMM config: %v", err)
+	}
+	if err := os.WriteFile(conf, b, 0o600); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	p, port, err := imdsLaunch(conf, o.AllowIMDSv1, dir).run()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cleanupProcess(t, p)
+	t.Logf("testenv: ec2-metadata-mock ready on 127.0.0.1:%d in %s", port, since(began))
+	return &IMDS{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+}
+
+// imdsLaunch starts AEMM with the configuration file conf, in dir.
+func imdsLaunch(conf string, allowV1 bool, dir string) launch {
+	return launch{
+		name:    "ec2-metadata-mock",
+		tool:    aemmTool,
+		timeout: 10 * time.Second,
+		prepare: func(port int) ([]string, []string, string, error) {
+			args := []string{"--config-file", conf, "--hostname", "127.0.0.1", "--port", fmt.Sprint(port)}
+			if !allowV1 {
+				args = append(args, "--imdsv2")
+			}
+			// AEMM reads AEMM_* variables and $HOME/aemm-config.json as
+			// well: hide both.
+			env := append(baseEnv("AEMM_", "HOME="), "HOME="+dir)
+			return args, env, dir, nil
+		},
+		ready: func(port int) error {
+			h := http.Header{"X-Aws-Ec2-Metadata-Token-Ttl-Seconds": {"60"}}
+			return httpOK(http.MethodPut, fmt.Sprintf("http://127.0.0.1:%d/latest/api/token", port), h, probeTimeout)
+		},
+	}
+}
+
+// aemmConfig is AEMM's configuration file for o: overrides of the keys of
+// its defaults (pkg/config/defaults/aemm-metadata-default-values.json).
+func aemmConfig(o IMDSOptions) map[string]any {
+	region := o.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	az := o.AvailabilityZone
+	if az == "" {
+		az = region + "a"
+	}
+	values := map[string]any{
+		"placement-region":            region,
+		"placement-availability-zone": az,
+	}
+	identity := map[string]any{"region": region, "availabilityZone": az}
+	if o.InstanceID != "" {
+		values["instance-id"] = o.InstanceID
+		identity["instanceId"] = o.InstanceID
+	}
+	// AEMM serves userdata.values.userdata base64-decoded at
+	// userdata.paths.userdata. An empty path keeps it from registering the
+	// route, and the request then falls through to a 404.
+	userdata := map[string]any{"paths": map[string]any{"userdata": ""}}
+	if len(o.UserData) > 0 {
+		userdata = map[string]any{
+			"paths":  map[string]any{"userdata": "/latest/user-data"},
+			"values": map[string]any{"userdata": base64.StdEncoding.EncodeToString(o.UserData)},
+		}
+	}
+	return map[string]any{
+		"metadata": map[string]any{"values": values},
+		"dynamic": map[string]any{"values": map[string]any{
+			"instance-identity-document": identity,
+		}},
+		"userdata": userdata,
+	}
+}

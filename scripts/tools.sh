@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# tools.sh installs what `make test` needs on a fresh Debian machine, and
+# nothing that is already there. Safe to run any number of times.
+#
+#   .tools/bin/ec2-metadata-mock   AWS's IMDS emulator (AEMM), pinned
+#   .tools/bin/staticcheck         linter, pinned
+#   .tools/bin/govulncheck         vulnerability check, pinned
+#   named, nsupdate, dig           BIND 9, from Debian's bind9 + bind9-dnsutils
+#   moto_server                    checked only: it comes from PyPI
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+TOOLS_BIN="$ROOT/.tools/bin"
+
+AEMM_VERSION=v1.13.0        # github.com/aws/amazon-ec2-metadata-mock
+STATICCHECK_VERSION=v0.8.2  # honnef.co/go/tools, the first line built for Go 1.26
+GOVULNCHECK_VERSION=v1.9.0  # golang.org/x/vuln
+PYENV_BIN="$HOME/.pyenv/versions/3.11.7/bin"
+
+say() { printf 'tools: %s\n' "$*"; }
+
+command -v go >/dev/null || { say "go is not on PATH (expected /usr/local/go/bin)"; exit 1; }
+mkdir -p "$TOOLS_BIN"
+
+# go_tool NAME MODULE PACKAGE VERSION: install PACKAGE@VERSION into .tools/bin
+# unless the binary there was already built from MODULE at VERSION.
+go_tool() {
+	local name=$1 module=$2 package=$3 version=$4 have
+	have=$(go version -m "$TOOLS_BIN/$name" 2>/dev/null |
+		awk -v m="$module" '($1 == "mod" || $1 == "path") && $2 == m && $3 != "" { print $3; exit }') || true
+	if [[ "$have" == "$version" ]]; then
+		say "ok        $name $version (.tools/bin)"
+		return
+	fi
+	GOBIN="$TOOLS_BIN" go install "$package@$version"
+	say "installed $name $version into .tools/bin${have:+ (was $have)}"
+}
+
+go_tool ec2-metadata-mock github.com/aws/amazon-ec2-metadata-mock \
+	github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock "$AEMM_VERSION"
+go_tool staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
+go_tool govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
+
+# BIND 9 for the RFC 2136 tests.
+have_named() { [[ -n "${NAMED_BIN:-}" && -x "${NAMED_BIN}" ]] || command -v named >/dev/null || [[ -x /usr/sbin/named ]]; }
+have_nsupdate() { command -v nsupdate >/dev/null && command -v dig >/dev/null; }
+if have_named && have_nsupdate; then
+	say "ok        named ($( (named -v 2>/dev/null || /usr/sbin/named -v) | head -n1))"
+else
+	sudo=()
+	if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
+	apt_install() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bind9 bind9-dnsutils; }
+	if ! apt_install; then
+		say "apt-get install failed; running apt-get update and trying again"
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+		apt_install
+	fi
+	have_named || { say "named still missing after installing bind9"; exit 1; }
+	say "installed bind9 bind9-dnsutils (apt)"
+fi
+
+# moto's server for EC2, S3 and Route 53. PyPI is not reachable from every
+# machine, so this only checks, in the order the Go harness looks.
+moto=""
+if [[ -n "${MOTO_SERVER:-}" ]]; then
+	moto=$MOTO_SERVER
+elif [[ -x "$TOOLS_BIN/moto_server" ]]; then
+	moto=$TOOLS_BIN/moto_server
+elif command -v moto_server >/dev/null; then
+	moto=$(command -v moto_server)
+elif [[ -x "$PYENV_BIN/moto_server" ]]; then
+	moto=$PYENV_BIN/moto_server
+fi
+if [[ -z "$moto" || ! -x "$moto" ]]; then
+	say "moto_server not found (looked at \$MOTO_SERVER, .tools/bin, PATH, $PYENV_BIN)."
+	say "install it with: python3 -m pip install 'moto[server]'   (needs PyPI), or set MOTO_SERVER=/path/to/moto_server"
+	exit 1
+fi
+say "ok        moto_server ($moto)"
