@@ -86,6 +86,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runStatus(ctx, args, getenv, stdout, stderr)
 	case "check":
 		return runCheck(ctx, args, getenv, stdout, stderr)
+	case "hosts":
+		return runHosts(ctx, args, getenv, stdout, stderr)
 	case "release":
 		return runRelease(ctx, args, getenv, stdout, stderr)
 	case "version":

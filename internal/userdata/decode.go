@@ -108,7 +108,6 @@ type decoder struct {
 type found struct {
 	origin string
 	node   *yaml.Node // the document's mapping or the eipclaim: value
-	root   *yaml.Node // the whole YAML document node holds
 	data   []byte     // set instead of node for an explicit part
 }
 
@@ -233,7 +232,7 @@ func (d *decoder) sniff(data []byte, origin string, depth int) (string, error) {
 	}
 	switch {
 	case len(ours) > 0 && len(others) == 0:
-		d.found = append(d.found, found{origin: origin, node: top, root: &doc})
+		d.found = append(d.found, found{origin: origin, node: top})
 		return "an eipclaim document", nil
 	case hasEIPClaim:
 		return "a YAML mapping with an eipclaim: key but without a #cloud-config first line (add that line)", nil
@@ -272,7 +271,7 @@ func (d *decoder) cloudConfigDoc(data []byte, origin string) (string, error) {
 	if val == nil {
 		return "a #cloud-config without an eipclaim: key", nil
 	}
-	d.found = append(d.found, found{origin: origin, node: val, root: &doc})
+	d.found = append(d.found, found{origin: origin, node: val})
 	return "a #cloud-config with an eipclaim: key", nil
 }
 

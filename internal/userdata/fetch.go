@@ -149,7 +149,7 @@ func (l *Loader) fetchHTTPS(ctx context.Context, source, name string) ([]byte, e
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return nil, exitcode.With(exitcode.Denied, fmt.Errorf("fetch %s: %s: the server refused; check the URL's credentials (a presigned URL expires) and the server's policy", name, resp.Status))
 	case code == http.StatusTooManyRequests || code >= 500:
-		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("fetch %s: %s, after %d retries: try again later", name, resp.Status, client.RetryMax))
+		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("fetch %s: %s (retried up to %d times): try again later, or check the server", name, resp.Status, client.RetryMax))
 	case code >= 400:
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("fetch %s: %s: check the URL", name, resp.Status))
 	default:

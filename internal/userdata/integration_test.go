@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -140,8 +141,8 @@ func TestLoadEmulators(t *testing.T) {
 	}
 }
 
-// TestLoadEmulatorsErrorTypes checks that moto's answers reach Load as the
-// SDK's typed errors, which s3Error classifies first.
+// TestLoadEmulatorsErrorTypes checks how moto's answers reach Load through
+// the SDK, since Load classifies them by type and code.
 func TestLoadEmulatorsErrorTypes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -156,8 +157,10 @@ func TestLoadEmulatorsErrorTypes(t *testing.T) {
 		t.Errorf("error %v (%T) does not wrap *types.NoSuchKey", err, err)
 	}
 	_, err = (&userdata.Loader{S3: client}).Load(ctx, userdata.Request{Config: "s3://no-such-fleet/x.yaml"})
-	var noBucket *types.NoSuchBucket
-	if !errors.As(err, &noBucket) {
-		t.Errorf("error %v (%T) does not wrap *types.NoSuchBucket", err, err)
+	// GetObject does not model NoSuchBucket: it arrives as a generic API
+	// error, which s3Error classifies by its code.
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "NoSuchBucket" {
+		t.Errorf("error %v (%T) does not wrap an API error with code NoSuchBucket", err, err)
 	}
 }

@@ -401,7 +401,7 @@ func TestLoadHTTPSErrors(t *testing.T) {
 		{"forbidden", http.StatusForbidden, nil, false, exitcode.Denied, "403 Forbidden: the server refused", 1},
 		{"unauthorized", http.StatusUnauthorized, nil, false, exitcode.Denied, "401 Unauthorized", 1},
 		{"bad request", http.StatusBadRequest, nil, false, exitcode.Usage, "400 Bad Request", 1},
-		{"always 500", http.StatusInternalServerError, nil, false, exitcode.Failed, "500 Internal Server Error, after 4 retries", 5},
+		{"always 500", http.StatusInternalServerError, nil, false, exitcode.Failed, "500 Internal Server Error (retried up to 4 times)", 5},
 		{"invalid document", http.StatusOK, []byte("roles: {db: {public_ip: x}}\n"), false, exitcode.Usage, `roles.db.public_ip "x" (line 1)`, 1},
 		{"too big", http.StatusOK, bytes.Repeat([]byte("# padding\n"), MaxDocument/5), false, exitcode.Usage, "is larger than 1048576 bytes", 1},
 		{"connection refused", 0, nil, true, exitcode.Failed, "check the URL and the network", 0},

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/eipclaim/eipclaim/internal/hosts"
+)
+
+func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	var c common
+	flags := newFlagSet("hosts", stderr)
+	c.register(flags, defaultStatusTimeout)
+	out := flags.String("out", hosts.DefaultPath(), "the hosts file to update")
+	public := flags.Bool("public", false, "write the EIPs' public addresses, for clients outside the VPC (default: the holders' private IPs)")
+	dryRun := flags.Bool("dry-run", false, "print the file that would be written, change nothing")
+	if help, err := parse(flags, args); help || err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	useUserData := c.config == "" && getenv("EIPCLAIM_CONFIG") == ""
+	s, err := open(ctx, &c, getenv, stderr, openOptions{userData: useUserData})
+	if err != nil {
+		return err
+	}
+	entries, err := s.hostsEntries(ctx, *public)
+	if err != nil {
+		return fmt.Errorf("hosts: %w; %s left as it was", err, *out)
+	}
+	if *dryRun {
+		old, err := readFileIfAny(*out)
+		if err != nil {
+			return err
+		}
+		b, err := hosts.Render(old, entries)
+		if err != nil {
+			return fmt.Errorf("hosts: %w", err)
+		}
+		_, err = stdout.Write(b)
+		return err
+	}
+	changed, err := hosts.Write(*out, entries)
+	if err != nil {
+		return fmt.Errorf("hosts: %w", err)
+	}
+	what := "unchanged"
+	if changed {
+		what = "updated"
+	}
+	s.log.Info("hosts file "+what, "path", *out, "entries", len(entries))
+	fmt.Fprintf(stdout, "%s %s: %d roles\n", *out, what, len(entries))
+	return nil
+}
+
+// hostsEntries builds one entry per role that has a holder: its private
+// IP (or the EIP with public), its DNS names and its name. Any failed
+// lookup fails the whole table, and so does a table with no entry.
+func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry, error) {
+	eng := s.engine()
+	var entries []hosts.Entry
+	for _, name := range slices.Sorted(maps.Keys(s.cfg.Roles)) {
+		spec := s.cfg.Roles[name]
+		if spec.Pool != nil {
+			s.log.Info("hosts: skipping a pool role, which has no single address", "role", name)
+			continue
+		}
+		addrs, err := eng.Addresses(ctx, spec, false)
+		if err != nil {
+			return nil, fmt.Errorf("look up role %s: %w", name, err)
+		}
+		a := addrs[0]
+		ip := a.PrivateIP
+		if public {
+			ip = a.PublicIP
+		}
+		if ip == "" {
+			s.log.Warn("hosts: role has no holder, so no private address; leaving it out", "role", name, "allocation_id", a.AllocationID)
+			continue
+		}
+		addr, err := netip.ParseAddr(ip)
+		if err != nil {
+			return nil, fmt.Errorf("role %s: EC2 gave the address %q: %w", name, ip, err)
+		}
+		var names []string
+		for _, n := range dnsNames(spec) {
+			names = append(names, strings.TrimSuffix(n, "."))
+		}
+		entries = append(entries, hosts.Entry{IP: addr, Names: append(names, name)})
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("no role has an address to write (%d roles in the configuration)", len(s.cfg.Roles))
+	}
+	return entries, nil
+}
+
+// readFileIfAny reads path; a missing file reads as empty.
+func readFileIfAny(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
