@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 

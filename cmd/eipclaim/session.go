@@ -81,17 +81,23 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if s.aws.Region == "" {
 		return nil, usageError("no AWS region: set AWS_REGION (off EC2), or run on an instance")
 	}
-	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log}
-	if o.userData {
-		loader.IMDS = md
-	}
-	loaded, err := loader.Load(ctx, userdata.Request{
+	req := userdata.Request{
 		Role:      c.role,
 		Config:    c.config,
 		EnvRole:   getenv("EIPCLAIM_ROLE"),
 		EnvConfig: getenv("EIPCLAIM_CONFIG"),
 		UserData:  o.userData,
-	})
+	}
+	if (req.Role != "" || req.EnvRole != "") && (req.Config != "" || req.EnvConfig != "") {
+		// Role and source are both given: user-data has nothing to add
+		// but roles overriding the document's, which a hand run does not want.
+		req.UserData = false
+	}
+	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log}
+	if req.UserData {
+		loader.IMDS = md
+	}
+	loaded, err := loader.Load(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ type Permission struct {
 	Action  string `json:"action"` // ec2:AssociateAddress
 	Allowed bool   `json:"allowed"`
 	Denied  bool   `json:"denied,omitempty"` // refused for want of permission (not some other error)
-	Code    string `json:"code,omitempty"` // the error code when not allowed
+	Code    string `json:"code,omitempty"`   // the error code when not allowed
 	Detail  string `json:"detail,omitempty"`
 }
 

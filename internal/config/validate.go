@@ -67,7 +67,8 @@ func (c *Config) validate() []error {
 	}
 	if c.Source != "" {
 		if err := CheckSource(c.Source); err != nil {
-			v.add("source", c.Source, err.Error())
+			src, _, _ := strings.Cut(c.Source, "?") // a presigned URL's query is a credential
+			v.add("source", src, err.Error())
 		}
 	}
 	names := make([]string, 0, len(c.Roles))

@@ -126,20 +126,12 @@ func (f found) decode() (*config.Config, error) {
 		c, err = config.Decode(f.node, f.origin)
 	}
 	if err != nil {
-		return nil, hideValues(err)
+		// The values of eipclaim's own keys (ids, addresses, names, paths)
+		// are not secret and are shown, so the message says what is wrong;
+		// nothing else of the user-data reaches it.
+		return nil, err
 	}
 	return c, nil
-}
-
-// valueRE matches the values that config's messages quote: "…" (%q) and
-// `…` (the YAML library's).
-var valueRE = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
-
-// hideValues replaces the quoted values in err's message by "…": the
-// message keeps the key path, the line and what is wanted. errors.As still
-// finds the *config.Error, values included.
-func hideValues(err error) error {
-	return &redactedError{msg: valueRE.ReplaceAllString(err.Error(), `"…"`), err: err}
 }
 
 // content classifies data, whose declared MIME type is mt ("" when none),

@@ -199,7 +199,7 @@ func TestDecodeLines(t *testing.T) {
 		t.Fatal("Decode succeeded, want an error")
 	}
 	want := `invalid configuration in user-data part 2 (text/cloud-config):
-  roles.db.public_ip "…" (line 6): want an IPv4 address such as 203.0.113.10`
+  roles.db.public_ip "203.0.113.300" (line 6): want an IPv4 address such as 203.0.113.10`
 	if err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}

@@ -156,7 +156,7 @@ func TestLoadPrecedence(t *testing.T) {
 		{name: "pointed document with a source", userData: "-", req: Request{UserData: true, Config: nested},
 			wantErr: nested + " (line 1): source: is not allowed in the document that user-data or --config points at (one level only)", wantCode: exitcode.Usage},
 		{name: "bad user-data even with --config", userData: "role: db\nroles: {db: {public_ip: nope}}\n", req: Request{UserData: true, Config: local},
-			wantErr: `roles.db.public_ip "…" (line 2)`, wantCode: exitcode.Usage},
+			wantErr: `roles.db.public_ip "nope" (line 2)`, wantCode: exitcode.Usage},
 		{name: "http --config", req: Request{Config: "http://example.com/x?sig=1"},
 			wantErr: `--config "http://example.com/x": want s3://bucket/key`, wantCode: exitcode.Usage},
 		{name: "bad EIPCLAIM_CONFIG", req: Request{EnvConfig: "s3://bucket-only"},
