@@ -44,6 +44,16 @@ func Eipclaim(t testing.TB) string {
 }
 
 func buildEipclaim() (string, error) {
+	dir, err := os.MkdirTemp("", "testenv-eipclaim-")
+	if err != nil {
+		return "", err
+	}
+	build.dir = dir
+	return buildInto(dir)
+}
+
+// buildInto builds cmd/eipclaim into dir.
+func buildInto(dir string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -52,11 +62,6 @@ func buildEipclaim() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build eipclaim: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "testenv-eipclaim-")
-	if err != nil {
-		return "", err
-	}
-	build.dir = dir
 	out := filepath.Join(dir, "eipclaim")
 	if runtime.GOOS == "windows" {
 		out += ".exe"

@@ -2,11 +2,8 @@ package testenv
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -62,12 +59,8 @@ func StartIMDS(t testing.TB, o IMDSOptions) *IMDS {
 	t.Helper()
 	began := time.Now()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "aemm-config.json")
-	b, err := json.MarshalIndent(aemmConfig(o), "", "  ")
+	conf, err := writeAEMMConfig(dir, o)
 	if err != nil {
-		t.Fatalf("testenv: encode AEMM config: %v", err)
-	}
-	if err := os.WriteFile(conf, b, 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	p, port, err := imdsLaunch(conf, o.AllowIMDSv1, dir).run()

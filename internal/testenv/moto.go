@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
 // Moto is a running moto server, which emulates EC2, S3 and Route 53 (and
@@ -153,11 +152,7 @@ func (m *Moto) Env() []string {
 // path-style requests by itself.
 func (m *Moto) AWSConfig(t testing.TB) aws.Config {
 	t.Helper()
-	return aws.Config{
-		Region:       MotoRegion,
-		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
-		BaseEndpoint: aws.String(m.Endpoint),
-	}
+	return m.Config()
 }
 
 // probeTimeout bounds one readiness probe; the probes repeat until the

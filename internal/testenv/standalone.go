@@ -1,0 +1,105 @@
+package testenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// Emulators starts emulators for programs that are not tests (the demo,
+// the benchmarks). Close stops them all; the zero value is ready to use.
+type Emulators struct {
+	mu    sync.Mutex
+	procs []*process
+	dirs  []string
+}
+
+// Moto starts a moto server.
+func (e *Emulators) Moto() (*Moto, error) {
+	dir, err := e.tempDir("moto")
+	if err != nil {
+		return nil, err
+	}
+	p, port, err := motoLaunch(dir).run()
+	if err != nil {
+		return nil, err
+	}
+	e.add(p)
+	return &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
+}
+
+// IMDS starts an IMDS emulator serving o.
+func (e *Emulators) IMDS(o IMDSOptions) (*IMDS, error) {
+	dir, err := e.tempDir("aemm")
+	if err != nil {
+		return nil, err
+	}
+	conf, err := writeAEMMConfig(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	p, port, err := imdsLaunch(conf, o.AllowIMDSv1, dir).run()
+	if err != nil {
+		return nil, err
+	}
+	e.add(p)
+	return &IMDS{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
+}
+
+// Close stops every emulator started and removes their files.
+func (e *Emulators) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.procs {
+		p.stop()
+	}
+	for _, d := range e.dirs {
+		os.RemoveAll(d)
+	}
+	e.procs, e.dirs = nil, nil
+}
+
+func (e *Emulators) add(p *process) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.procs = append(e.procs, p)
+}
+
+func (e *Emulators) tempDir(name string) (string, error) {
+	dir, err := os.MkdirTemp("", "eipclaim-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dirs = append(e.dirs, dir)
+	return dir, nil
+}
+
+// writeAEMMConfig writes AEMM's configuration for o into dir.
+func writeAEMMConfig(dir string, o IMDSOptions) (string, error) {
+	conf := filepath.Join(dir, "aemm-config.json")
+	b, err := json.MarshalIndent(aemmConfig(o), "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode AEMM config: %w", err)
+	}
+	return conf, os.WriteFile(conf, b, 0o600)
+}
+
+// Config is an SDK configuration for this server: static test
+// credentials, region us-east-1, BaseEndpoint set to the server.
+func (m *Moto) Config() aws.Config {
+	return aws.Config{
+		Region:       MotoRegion,
+		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		BaseEndpoint: aws.String(m.Endpoint),
+	}
+}
+
+// Build builds cmd/eipclaim into dir and returns the binary's path.
+func Build(dir string) (string, error) { return buildInto(dir) }
