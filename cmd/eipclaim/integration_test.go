@@ -124,27 +124,35 @@ func TestClaimFromCloudConfig(t *testing.T) {
 func TestBadConfigChangesNothing(t *testing.T) {
 	w := newWorld(t, "")
 	alloc, _ := w.allocate()
-	cases := map[string]string{
-		"unknown key":       "role: db\nroles:\n  db:\n    allocation_id: " + alloc + "\n    takeovr: never\n",
-		"malformed id":      "role: db\nroles:\n  db:\n    allocation_id: eipalloc-XYZ\n",
-		"not an ip":         "role: db\nroles:\n  db:\n    public_ip: 300.1.1.1\n",
-		"role not in table": "role: web\nroles:\n  db:\n    allocation_id: " + alloc + "\n",
+	role := func(body string) string { return "role: db\nroles:\n  db:\n" + body }
+	cases := []struct{ name, doc, want string }{
+		{"unknown key", role("    allocation_id: " + alloc + "\n    takeovr: never\n"), "roles.db.takeovr (line 5): unknown key"},
+		{"unknown top key", "role: db\nrolez: {}\n", "rolez (line 2)"},
+		{"malformed id", role("    allocation_id: eipalloc-XYZ\n"), `roles.db.allocation_id "eipalloc-XYZ" (line 4)`},
+		{"not an ip", role("    public_ip: 300.1.1.1\n"), `roles.db.public_ip "300.1.1.1" (line 4)`},
+		{"role not in table", "role: web\nroles:\n  db:\n    allocation_id: " + alloc + "\n", `role "web" is not in the roles table`},
+		{"two selectors", role("    allocation_id: " + alloc + "\n    public_ip: 203.0.113.1\n"), "roles.db (line 3): want exactly one of allocation_id, public_ip or pool"},
+		{"bad takeover", role("    allocation_id: " + alloc + "\n    takeover: maybe\n"), `roles.db.takeover "maybe" (line 5)`},
+		{"bad health check", role("    allocation_id: " + alloc + "\n    health_check: udp:53\n"), `roles.db.health_check "udp:53" (line 5)`},
+		{"bad interface", role("    allocation_id: " + alloc + "\n    interface: eth1\n"), `roles.db.interface "eth1" (line 5)`},
+		{"public private_ip", role("    allocation_id: " + alloc + "\n    private_ip: 8.8.8.8\n"), `roles.db.private_ip "8.8.8.8" (line 5)`},
+		{"bad dns name", role("    allocation_id: " + alloc + "\n    dns:\n      route53: {zone_id: Z123, name: 'db..example'}\n"), `roles.db.dns.route53.name "db..example" (line 6)`},
+		{"cname at apex", role("    allocation_id: " + alloc + "\n    dns:\n      route53: {zone: example.internal, name: example.internal}\n"), "a CNAME cannot be at the zone apex"},
+		{"pool without tags", role("    pool: {tags: {}}\n"), "roles.db.pool.tags (line 4): want at least one tag"},
+		{"rfc2136 unsigned", role("    allocation_id: " + alloc + "\n    dns:\n      rfc2136: {server: 127.0.0.1:53, zone: example.internal., name: db.example.internal.}\n"), "roles.db.dns.rfc2136.tsig_name"},
+		{"shell script", "#!/bin/sh\necho hello\n", "user-data is a shell script"},
+		{"cloud-config without eipclaim", "#cloud-config\npackages: [nginx]\n", "eipclaim"},
+		{"missing s3 object", "role: db\nsource: s3://no-such-bucket/eipclaim.yaml\n", "no-such-bucket"},
 	}
-	want := map[string]string{
-		"unknown key":       "roles.db.takeovr (line 5): unknown key",
-		"malformed id":      `roles.db.allocation_id "eipalloc-XYZ" (line 4)`,
-		"not an ip":         `roles.db.public_ip "300.1.1.1" (line 4)`,
-		"role not in table": `role "web" is not in the roles table`,
-	}
-	for name, doc := range cases {
-		t.Run(name, func(t *testing.T) {
-			w.withUserData(doc)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w.withUserData(tc.doc)
 			out, errs, code := eipclaim(t, "--timeout", "30s")
 			if code != exitcode.Usage {
 				t.Fatalf("exit %d, want 2\nstdout: %s\nstderr: %s", code, out, errs)
 			}
-			if !strings.Contains(errs, want[name]) {
-				t.Errorf("stderr does not name the problem %q:\n%s", want[name], errs)
+			if !strings.Contains(errs, tc.want) {
+				t.Errorf("stderr does not name the problem %q:\n%s", tc.want, errs)
 			}
 			if a := w.address(alloc); aws.ToString(a.AssociationId) != "" || aws.ToString(a.NetworkInterfaceId) != "" {
 				t.Errorf("a bad configuration changed the EIP: %+v", a)
