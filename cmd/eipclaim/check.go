@@ -34,6 +34,7 @@ func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
 	if s.role != "" {
 		if _, err := s.spec(); err != nil {

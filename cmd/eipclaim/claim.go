@@ -23,6 +23,7 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	spec, err := s.spec()
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	entries, err := s.hostsEntries(ctx, *public)
 	if err != nil {
 		return fmt.Errorf("hosts: %w; %s left as it was", err, *out)

@@ -20,6 +20,7 @@ func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	spec, err := s.spec()
 	if err != nil {
 		return err

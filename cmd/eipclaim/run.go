@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ type common struct {
 	timeout   time.Duration
 	logFormat string
 	logLevel  string
+	logFile   string
 	imdsV1    bool
 }
 
@@ -47,23 +49,33 @@ func (c *common) register(fs *flag.FlagSet, defaultTimeout time.Duration) {
 	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "the whole command's deadline, retries included")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFile, "log-file", "", "append the logs to this file instead of stderr (for the Windows task)")
 	fs.BoolVar(&c.imdsV1, "imdsv1", false, "allow falling back to IMDSv1 when no IMDSv2 token can be had")
 }
 
-// logger builds the logger the flags ask for.
-func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
+// logger builds the logger the flags ask for, and the function that
+// closes its file, if any.
+func (c *common) logger(stderr io.Writer) (*slog.Logger, func(), error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, usageError("--log-level %q: want debug, info, warn or error", c.logLevel)
+		return nil, nil, usageError("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, nil, usageError("--log-format %q: want text or json", c.logFormat)
+	}
+	w, closeFn := stderr, func() {}
+	if c.logFile != "" {
+		f, err := os.OpenFile(c.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, usageError("--log-file: %v", err)
+		}
+		w, closeFn = f, func() { f.Close() }
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), closeFn, nil
 	}
-	return nil, usageError("--log-format %q: want text or json", c.logFormat)
+	return slog.New(slog.NewTextHandler(w, opts)), closeFn, nil
 }
 
 func usageError(format string, args ...any) error {

@@ -28,6 +28,8 @@ type session struct {
 	region     string
 	cfg        *config.Config
 	role       string // the effective role, "" if none was given
+	// Close closes the log file, if any.
+	Close func()
 }
 
 // openOptions say what a command needs.
@@ -38,12 +40,17 @@ type openOptions struct {
 
 // open builds the session: logger, AWS configuration, identity from IMDS,
 // and the configuration from its sources.
-func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOptions) (*session, error) {
-	log, err := c.logger(stderr)
+func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOptions) (_ *session, err error) {
+	log, closeLog, err := c.logger(stderr)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{log: log}
+	s := &session{log: log, Close: closeLog}
+	defer func() {
+		if err != nil {
+			closeLog()
+		}
+	}()
 	s.aws, err = awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
