@@ -22,6 +22,8 @@ build:
 	mkdir -p dist
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/ ./cmd/eipclaim
 
-## demo: the end-to-end demonstration against the emulators
-demo:
+## demo: the end-to-end demonstration against the emulators (installs them first)
+demo: tools
 	go run ./internal/demo
+
+-include release.mk

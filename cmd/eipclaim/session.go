@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -51,7 +53,12 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 			closeLog()
 		}
 	}()
-	s.aws, err = awsconfig.LoadDefaultConfig(ctx)
+	s.aws, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
+		// The SDK's standard retryer handles throttling and 5xx first; its
+		// client-side retry quota is off, since one run's own retries
+		// cannot overload anything and the claim loop owns the deadline.
+		return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+	}))
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
 	}
