@@ -83,8 +83,8 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 		if public {
 			ip = a.PublicIP
 		}
-		if ip == "" {
-			s.log.Warn("hosts: role has no holder, so no private address; leaving it out", "role", name, "allocation_id", a.AllocationID)
+		if a.Free() || ip == "" {
+			s.log.Warn("hosts: no instance holds the role's EIP; leaving the role out", "role", name, "allocation_id", a.AllocationID)
 			continue
 		}
 		addr, err := netip.ParseAddr(ip)

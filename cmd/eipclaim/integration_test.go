@@ -170,14 +170,20 @@ func (w *world) withUserData(userData string) *world {
 	return w
 }
 
-// primaryENI returns the instance's interface at device index 0.
-func (w *world) primaryENI() string {
+// describeSelf returns the test's instance as EC2 describes it.
+func (w *world) describeSelf() types.Instance {
 	w.t.Helper()
 	out, err := w.ec2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{w.instance}})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	for _, n := range out.Reservations[0].Instances[0].NetworkInterfaces {
+	return out.Reservations[0].Instances[0]
+}
+
+// primaryENI returns the instance's interface at device index 0.
+func (w *world) primaryENI() string {
+	w.t.Helper()
+	for _, n := range w.describeSelf().NetworkInterfaces {
 		if aws.ToInt32(n.Attachment.DeviceIndex) == 0 {
 			return aws.ToString(n.NetworkInterfaceId)
 		}
