@@ -14,6 +14,7 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	c.register(fs, defaultTimeout)
 	force := fs.Bool("force", false, "take the EIP even from a healthy holder (takeover: always)")
 	dryRun := fs.Bool("dry-run", false, "say what would be done, change nothing")
+	waitDNS := fs.Bool("wait-dns", false, "wait until the Route 53 change is INSYNC (within --timeout)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -33,7 +34,17 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return fmt.Errorf("claim role %s: %w", s.role, err)
 	}
 	fmt.Fprintln(stdout, describe(res))
-	return nil
+	if *dryRun {
+		for _, name := range dnsNames(spec) {
+			fmt.Fprintf(stdout, "%s: would publish %s -> %s\n", s.role, name, s.publicDNSName(res))
+		}
+		return nil
+	}
+	done, err := s.publishDNS(ctx, spec, res, *waitDNS)
+	for _, d := range done {
+		fmt.Fprintf(stdout, "%s: %s\n", s.role, d)
+	}
+	return err
 }
 
 // describe says in one line what a claim did and why.

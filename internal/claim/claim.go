@@ -85,8 +85,9 @@ type Result struct {
 
 // target is where on this instance the EIP goes.
 type target struct {
-	eni, privateIP, publicDNS string
-	enis                      []string // every interface of the instance
+	eni, privateIP      string
+	publicIP, publicDNS string   // the interface's public address and its name, as EC2 reports them
+	enis                []string // every interface of the instance
 }
 
 func (e *Engine) retrier() *Retrier {
@@ -139,7 +140,9 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	case holderENI == tgt.eni && (tgt.privateIP == "" || aws.ToString(addr.PrivateIpAddress) == tgt.privateIP):
 		res.Action = "already held"
 		res.AssociationID = aws.ToString(addr.AssociationId)
-		res.PublicDNSName = tgt.publicDNS
+		if tgt.publicIP == res.PublicIP {
+			res.PublicDNSName = tgt.publicDNS
+		}
 		log.Info("EIP already held by this instance: nothing to do", "association_id", res.AssociationID)
 		return res, nil
 	case holderENI == "" && holder == "":
@@ -221,7 +224,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 	if err := e.readBack(ctx, res); err != nil {
 		return nil, err
 	}
-	res.PublicDNSName = e.publicDNS(ctx, tgt.eni)
+	res.PublicDNSName = e.publicDNS(ctx, tgt.eni, res.PublicIP)
 	e.tag(ctx, log, res.AllocationID)
 	return res, nil
 }
@@ -344,7 +347,7 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 		t.privateIP = spec.PrivateIP
 	}
 	if nic.Association != nil {
-		t.publicDNS = aws.ToString(nic.Association.PublicDnsName)
+		t.publicIP, t.publicDNS = aws.ToString(nic.Association.PublicIp), aws.ToString(nic.Association.PublicDnsName)
 	}
 	return t, nil
 }
@@ -458,13 +461,18 @@ func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
 }
 
 // publicDNS returns the public DNS name the EC2 API reports for the
-// interface, "" when it reports none (the caller computes one).
-func (e *Engine) publicDNS(ctx context.Context, eni string) string {
+// interface, provided it reports it for publicIP (right after a move it may
+// still describe the old address); "" otherwise, and the caller computes one.
+func (e *Engine) publicDNS(ctx context.Context, eni, publicIP string) string {
 	out, err := e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
-	if err != nil || len(out.NetworkInterfaces) == 0 || out.NetworkInterfaces[0].Association == nil {
+	if err != nil || len(out.NetworkInterfaces) == 0 {
 		return ""
 	}
-	return aws.ToString(out.NetworkInterfaces[0].Association.PublicDnsName)
+	a := out.NetworkInterfaces[0].Association
+	if a == nil || aws.ToString(a.PublicIp) != publicIP {
+		return ""
+	}
+	return aws.ToString(a.PublicDnsName)
 }
 
 // spread orders addresses so that concurrent claimers start at different

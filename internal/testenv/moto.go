@@ -100,8 +100,9 @@ func startMoto(t testing.TB) (*process, *Moto, error) {
 	return p, &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
 }
 
-// motoLaunch starts moto_server with dir as its working directory.
-func motoLaunch(dir string) launch {
+// motoLaunch starts moto_server with dir as its working directory, and
+// extraEnv (KEY=VALUE) added to its environment.
+func motoLaunch(dir string, extraEnv ...string) launch {
 	return launch{
 		name:    "moto_server",
 		tool:    motoTool,
@@ -110,7 +111,7 @@ func motoLaunch(dir string) launch {
 			args := []string{"-H", "127.0.0.1", "-p", fmt.Sprint(port)}
 			// Credentials and endpoints of the host mean nothing to moto;
 			// drop them so that it behaves the same everywhere.
-			return args, baseEnv("AWS_", "MOTO_"), dir, nil
+			return args, append(baseEnv("AWS_", "MOTO_"), extraEnv...), dir, nil
 		},
 		ready: func(port int) error {
 			return httpOK(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/moto-api/", port), nil, probeTimeout)

@@ -1,0 +1,436 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+// Route53API is the part of the Route 53 API that [Route53] uses, with the
+// SDK's signatures, so that *route53.Client satisfies it.
+type Route53API interface {
+	GetHostedZone(ctx context.Context, params *route53.GetHostedZoneInput, optFns ...func(*route53.Options)) (*route53.GetHostedZoneOutput, error)
+	ListHostedZonesByName(ctx context.Context, params *route53.ListHostedZonesByNameInput, optFns ...func(*route53.Options)) (*route53.ListHostedZonesByNameOutput, error)
+	ListResourceRecordSets(ctx context.Context, params *route53.ListResourceRecordSetsInput, optFns ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error)
+	ChangeResourceRecordSets(ctx context.Context, params *route53.ChangeResourceRecordSetsInput, optFns ...func(*route53.Options)) (*route53.ChangeResourceRecordSetsOutput, error)
+	GetChange(ctx context.Context, params *route53.GetChangeInput, optFns ...func(*route53.Options)) (*route53.GetChangeOutput, error)
+}
+
+var _ Route53API = (*route53.Client)(nil)
+
+// DefaultPoll is how often [Route53] asks whether a change is INSYNC.
+const DefaultPoll = 5 * time.Second
+
+// Route53 publishes names in Route 53 hosted zones.
+type Route53 struct {
+	API Route53API
+	// Log receives one line per change (Info) or per name found already
+	// published (Debug). The caller adds the role with Log.With.
+	Log *slog.Logger
+	// Wait makes PublishCNAME wait until the change is INSYNC (--wait-dns).
+	Wait bool
+	// Poll is the interval between GetChange calls; DefaultPoll when 0.
+	Poll time.Duration
+}
+
+// Result says what PublishCNAME found and did.
+type Result struct {
+	Record   string // the name, fully qualified, lower case: "master-db.example.internal."
+	Value    string // the CNAME's target, fully qualified, lower case
+	ZoneID   string // the hosted zone's id, without /hostedzone/
+	Changed  bool   // whether a change was submitted
+	ChangeID string // the change's id, without /change/; "" when nothing changed
+}
+
+// maxComment is the longest change batch comment Route 53 accepts.
+const maxComment = 256
+
+// PublishCNAME makes c.Name a CNAME to target in the zone c names, with
+// c.TTL (config.DefaultTTL when 0). When the name already is that CNAME
+// with that TTL it changes nothing. It refuses to replace records of
+// another type, or a CNAME with a routing policy ([ErrConflict]). After an
+// UPSERT it reads the record back, and with Wait it waits for INSYNC until
+// ctx is done; a Result with Changed set comes back with that error.
+func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target string) (Result, error) {
+	if c == nil {
+		return Result{}, exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
+	}
+	if !config.IsDomainName(target) {
+		return Result{}, fmt.Errorf("route53 %s: CNAME target %q is not a DNS name", c.Name, target)
+	}
+	ttl := ttlOf(c.TTL)
+	if ttl < 1 || ttl > maxTTL {
+		return Result{}, exitcode.With(exitcode.Usage, fmt.Errorf("route53 %s: ttl %d: want seconds from 1 to %d", c.Name, ttl, maxTTL))
+	}
+	zoneID, _, err := p.Zone(ctx, c)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Record: config.Canonical(c.Name), Value: config.Canonical(target), ZoneID: zoneID}
+	log := logger(p.Log).With("zone_id", zoneID, "record", res.Record)
+
+	have, err := p.recordSets(ctx, zoneID, res.Record)
+	if err != nil {
+		return res, err
+	}
+	same, err := compareCNAME(zoneID, res.Record, have, res.Value, ttl)
+	if err != nil {
+		return res, err
+	}
+	if same {
+		log.Debug("route53 record already published", "value", res.Value, "ttl", ttl)
+		return res, nil
+	}
+
+	comment := "eipclaim: " + res.Record + " -> " + res.Value
+	if len(comment) > maxComment {
+		comment = comment[:maxComment]
+	}
+	out, err := p.API.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
+		HostedZoneId: aws.String(zoneID),
+		ChangeBatch: &types.ChangeBatch{
+			Comment: aws.String(comment),
+			Changes: []types.Change{{
+				Action: types.ChangeActionUpsert,
+				ResourceRecordSet: &types.ResourceRecordSet{
+					Name:            aws.String(res.Record),
+					Type:            types.RRTypeCname,
+					TTL:             aws.Int64(ttl),
+					ResourceRecords: []types.ResourceRecord{{Value: aws.String(res.Value)}},
+				},
+			}},
+		},
+	})
+	if err != nil {
+		return res, apiError("route53:ChangeResourceRecordSets", fmt.Sprintf("upsert CNAME %s -> %s in route53 zone %s", res.Record, res.Value, zoneID), err)
+	}
+	res.Changed = true
+	if out == nil || out.ChangeInfo == nil || aws.ToString(out.ChangeInfo.Id) == "" {
+		return res, fmt.Errorf("upsert CNAME %s in route53 zone %s: the answer has no change id", res.Record, zoneID)
+	}
+	res.ChangeID = strings.TrimPrefix(aws.ToString(out.ChangeInfo.Id), "/change/")
+	log.Info("route53 record published", "value", res.Value, "ttl", ttl, "change_id", res.ChangeID, "previous", describe(have))
+
+	after, err := p.recordSets(ctx, zoneID, res.Record)
+	if err != nil {
+		return res, fmt.Errorf("read back: %w", err)
+	}
+	if same, err := compareCNAME(zoneID, res.Record, after, res.Value, ttl); err != nil || !same {
+		return res, fmt.Errorf("read back %s in route53 zone %s after change %s: want CNAME %s TTL %d, found %s",
+			res.Record, zoneID, res.ChangeID, res.Value, ttl, describe(after))
+	}
+
+	if p.Wait {
+		if err := p.waitInsync(ctx, log, zoneID, res.ChangeID); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// waitInsync polls GetChange until the change is INSYNC or ctx is done. It
+// asks at once, whatever status the change had when submitted: Route 53
+// answers PENDING, moto INSYNC.
+func (p *Route53) waitInsync(ctx context.Context, log *slog.Logger, zoneID, changeID string) error {
+	poll := p.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for attempt := 1; ; attempt++ {
+		out, err := p.API.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(changeID)})
+		if err != nil {
+			return apiError("route53:GetChange", fmt.Sprintf("wait for change %s in route53 zone %s", changeID, zoneID), err)
+		}
+		if out == nil || out.ChangeInfo == nil {
+			return fmt.Errorf("wait for change %s in route53 zone %s: the answer has no change status", changeID, zoneID)
+		}
+		if out.ChangeInfo.Status == types.ChangeStatusInsync {
+			log.Info("route53 change in sync", "change_id", changeID, "attempt", attempt)
+			return nil
+		}
+		log.Debug("route53 change not in sync yet", "change_id", changeID, "status", string(out.ChangeInfo.Status), "attempt", attempt, "next_delay", poll)
+		timer.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for change %s in route53 zone %s: still %s after %d checks: %w",
+				changeID, zoneID, out.ChangeInfo.Status, attempt, context.Cause(ctx))
+		case <-timer.C:
+		}
+	}
+}
+
+// Zone resolves the hosted zone c names, by id or by name (choosing the
+// private or public one as c.PrivateZone says), and checks that c.Name is
+// inside it and not its apex. It returns the zone's id, without
+// /hostedzone/, and its name, fully qualified in lower case.
+func (p *Route53) Zone(ctx context.Context, c *config.Route53) (id, name string, err error) {
+	if c == nil {
+		return "", "", exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
+	}
+	if !config.IsDomainName(c.Name) {
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %q: want a DNS name such as master-db.example.internal", c.Name))
+	}
+	switch {
+	case c.ZoneID != "":
+		id, name, err = p.zoneByID(ctx, c)
+	case c.Zone != "":
+		id, name, err = p.zoneByName(ctx, c)
+	default:
+		err = exitcode.With(exitcode.Usage, fmt.Errorf("route53 %s: want zone_id or zone", c.Name))
+	}
+	if err != nil {
+		return "", "", err
+	}
+	record := config.Canonical(c.Name)
+	switch {
+	case record == name:
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is the apex of zone %s (%s): a CNAME cannot be at the apex: want a name below it", record, name, id))
+	case !config.InZone(record, name):
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is not inside zone %s (%s)", record, name, id))
+	}
+	return id, name, nil
+}
+
+func (p *Route53) zoneByID(ctx context.Context, c *config.Route53) (string, string, error) {
+	id := strings.TrimPrefix(c.ZoneID, "/hostedzone/")
+	out, err := p.API.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String(id)})
+	if err != nil {
+		return "", "", apiError("route53:GetHostedZone", "get route53 zone "+id, err)
+	}
+	if out == nil || out.HostedZone == nil || aws.ToString(out.HostedZone.Name) == "" {
+		return "", "", fmt.Errorf("get route53 zone %s: the answer has no zone", id)
+	}
+	z := out.HostedZone
+	if c.PrivateZone != nil && *c.PrivateZone != isPrivate(z) {
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 zone %s (%s) is %s, but private_zone is %t",
+			id, route53Name(aws.ToString(z.Name)), visibility(z), *c.PrivateZone))
+	}
+	return id, route53Name(aws.ToString(z.Name)), nil
+}
+
+// maxZonePages bounds the ListHostedZonesByName pages read for one name.
+const maxZonePages = 20
+
+func (p *Route53) zoneByName(ctx context.Context, c *config.Route53) (string, string, error) {
+	want := config.Canonical(c.Zone)
+	var found []types.HostedZone
+	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(want)}
+	for range maxZonePages {
+		out, err := p.API.ListHostedZonesByName(ctx, in)
+		if err != nil {
+			return "", "", apiError("route53:ListHostedZonesByName", "find route53 zone "+want, err)
+		}
+		if out == nil {
+			return "", "", fmt.Errorf("find route53 zone %s: empty answer", want)
+		}
+		past := false
+		for _, z := range out.HostedZones {
+			// Zones come sorted by name from DNSName on: the matches first.
+			if route53Name(aws.ToString(z.Name)) != want {
+				past = true
+				break
+			}
+			found = append(found, z)
+		}
+		if past || !out.IsTruncated || out.NextDNSName == nil {
+			break
+		}
+		in = &route53.ListHostedZonesByNameInput{DNSName: out.NextDNSName, HostedZoneId: out.NextHostedZoneId}
+	}
+
+	matches := found
+	if c.PrivateZone != nil {
+		matches = nil
+		for i := range found {
+			if isPrivate(&found[i]) == *c.PrivateZone {
+				matches = append(matches, found[i])
+			}
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 zone %s not found: no hosted zone has this name in the account", want))
+	case len(matches) == 0:
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 zone %s not found among the %s zones (there is %s): check private_zone",
+			want, map[bool]string{true: "private", false: "public"}[*c.PrivateZone], listZones(found)))
+	case len(matches) > 1:
+		hint := "set zone_id to the one to use"
+		if c.PrivateZone == nil && hasBoth(matches) {
+			hint = "set private_zone: true or private_zone: false (or zone_id)"
+		}
+		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 zone %s is ambiguous: %d hosted zones have this name (%s): %s",
+			want, len(matches), listZones(matches), hint))
+	}
+	return strings.TrimPrefix(aws.ToString(matches[0].Id), "/hostedzone/"), want, nil
+}
+
+func isPrivate(z *types.HostedZone) bool { return z.Config != nil && z.Config.PrivateZone }
+
+func visibility(z *types.HostedZone) string {
+	if isPrivate(z) {
+		return "private"
+	}
+	return "public"
+}
+
+func hasBoth(zones []types.HostedZone) bool {
+	var pub, priv bool
+	for i := range zones {
+		if isPrivate(&zones[i]) {
+			priv = true
+		} else {
+			pub = true
+		}
+	}
+	return pub && priv
+}
+
+func listZones(zones []types.HostedZone) string {
+	s := make([]string, len(zones))
+	for i := range zones {
+		s[i] = strings.TrimPrefix(aws.ToString(zones[i].Id), "/hostedzone/") + " " + visibility(&zones[i])
+	}
+	return strings.Join(s, ", ")
+}
+
+// maxRecordPages bounds the ListResourceRecordSets pages read for one name.
+const maxRecordPages = 10
+
+// recordSets returns every record set named name (canonical) in the zone.
+func (p *Route53) recordSets(ctx context.Context, zoneID, name string) ([]types.ResourceRecordSet, error) {
+	var sets []types.ResourceRecordSet
+	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), StartRecordName: aws.String(name)}
+	for range maxRecordPages {
+		out, err := p.API.ListResourceRecordSets(ctx, in)
+		if err != nil {
+			return nil, apiError("route53:ListResourceRecordSets", fmt.Sprintf("read %s in route53 zone %s", name, zoneID), err)
+		}
+		if out == nil {
+			return nil, fmt.Errorf("read %s in route53 zone %s: empty answer", name, zoneID)
+		}
+		for _, s := range out.ResourceRecordSets {
+			// The sets come sorted from StartRecordName on: ours first.
+			if route53Name(aws.ToString(s.Name)) != name {
+				return sets, nil
+			}
+			sets = append(sets, s)
+		}
+		if !out.IsTruncated || out.NextRecordName == nil {
+			return sets, nil
+		}
+		in = &route53.ListResourceRecordSetsInput{
+			HostedZoneId:          aws.String(zoneID),
+			StartRecordName:       out.NextRecordName,
+			StartRecordType:       out.NextRecordType,
+			StartRecordIdentifier: out.NextRecordIdentifier,
+		}
+	}
+	return sets, nil
+}
+
+// compareCNAME reports whether sets, the record sets at name, are exactly
+// one simple CNAME to target with ttl. It refuses sets of other types and
+// CNAMEs with a routing policy, which an UPSERT would not replace cleanly.
+func compareCNAME(zoneID, name string, sets []types.ResourceRecordSet, target string, ttl int64) (bool, error) {
+	if len(sets) == 0 {
+		return false, nil
+	}
+	var other []string
+	for _, s := range sets {
+		switch {
+		case s.Type != types.RRTypeCname:
+			other = append(other, string(s.Type))
+		case s.SetIdentifier != nil:
+			return false, fmt.Errorf("route53 zone %s: %s is a CNAME with a routing policy (set identifier %q); eipclaim publishes only a simple CNAME: %w",
+				zoneID, name, aws.ToString(s.SetIdentifier), ErrConflict)
+		}
+	}
+	if len(other) > 0 {
+		return false, fmt.Errorf("route53 zone %s: %s already has %s records, which a CNAME cannot coexist with; eipclaim does not delete them: remove them or publish another name: %w",
+			zoneID, name, strings.Join(other, ", "), ErrConflict)
+	}
+	s := sets[0]
+	return len(sets) == 1 && s.AliasTarget == nil && len(s.ResourceRecords) == 1 &&
+		route53Name(aws.ToString(s.ResourceRecords[0].Value)) == target && aws.ToInt64(s.TTL) == ttl, nil
+}
+
+// describe renders record sets for messages: "CNAME a.example. TTL 60".
+func describe(sets []types.ResourceRecordSet) string {
+	if len(sets) == 0 {
+		return "no record"
+	}
+	var parts []string
+	for _, s := range sets {
+		var vals []string
+		for _, r := range s.ResourceRecords {
+			vals = append(vals, aws.ToString(r.Value))
+		}
+		if s.AliasTarget != nil {
+			vals = append(vals, "alias "+aws.ToString(s.AliasTarget.DNSName))
+		}
+		parts = append(parts, fmt.Sprintf("%s %s TTL %d", s.Type, strings.Join(vals, " "), aws.ToInt64(s.TTL)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// route53Name returns a name as Route 53 spells it (octal escapes such as
+// \052 for '*', any case, final dot or not) in canonical form: unescaped,
+// lower case, with a final dot.
+func route53Name(s string) string {
+	if strings.IndexByte(s, '\\') >= 0 {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+				n, _ := strconv.ParseUint(s[i+1:i+4], 8, 8)
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+			b.WriteByte(s[i])
+		}
+		s = b.String()
+	}
+	return config.Canonical(s)
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// apiError describes a failed Route 53 call: what was done, the IAM action
+// for access errors, and the exit code the error means.
+func apiError(action, what string, err error) error {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch apiErr.ErrorCode() {
+	case "AccessDenied", "AccessDeniedException":
+		return exitcode.With(exitcode.Denied, fmt.Errorf("%s: not permitted: allow %s to the instance role: %w", what, action, err))
+	case "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken":
+		return exitcode.With(exitcode.Denied, fmt.Errorf("%s: the AWS credentials were not accepted: %w", what, err))
+	case "NoSuchHostedZone":
+		return exitcode.With(exitcode.Usage, fmt.Errorf("%s: zone not found: check zone_id: %w", what, err))
+	case "InvalidChangeBatch":
+		// The message names the problem and is in err's text; a batch
+		// with several problems lists them in Messages, which is not.
+		var icb *types.InvalidChangeBatch
+		if errors.As(err, &icb) && len(icb.Messages) > 0 {
+			return fmt.Errorf("%s: route 53 rejected the change (%s): %w", what, strings.Join(icb.Messages, "; "), err)
+		}
+		return fmt.Errorf("%s: route 53 rejected the change: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

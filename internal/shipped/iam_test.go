@@ -1,0 +1,209 @@
+package shipped
+
+import (
+	"encoding/json"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+)
+
+// route53Actions are the Route 53 actions the DNS publisher calls.
+// internal/publish exports no list of them (yet): they are written out here,
+// and TestIAMPolicyActions also checks every "route53:…" name the code
+// mentions against the policy. Replace with publish.Actions if it comes.
+var route53Actions = []string{
+	"route53:ChangeResourceRecordSets",
+	"route53:GetChange",
+	"route53:GetHostedZone",
+	"route53:ListHostedZonesByName",
+	"route53:ListResourceRecordSets",
+}
+
+// configActions are the actions of the configuration sources.
+var configActions = []string{"s3:GetObject"}
+
+// stringOrList is an IAM policy value: a string or a list of strings.
+type stringOrList []string
+
+func (s *stringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = []string{one}
+		return nil
+	}
+	var many []string
+	err := json.Unmarshal(b, &many)
+	*s = many
+	return err
+}
+
+type policy struct {
+	Version   string
+	Statement []struct {
+		Sid       string
+		Effect    string
+		Action    stringOrList
+		NotAction stringOrList
+		Resource  stringOrList
+		Condition map[string]map[string]stringOrList
+	}
+}
+
+func readPolicy(t *testing.T) *policy {
+	t.Helper()
+	var p policy
+	dec := json.NewDecoder(strings.NewReader(string(readFile(t, "docs/iam-policy.json"))))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("docs/iam-policy.json: %v", err)
+	}
+	return &p
+}
+
+// TestIAMPolicyActions keeps docs/iam-policy.json in step with the code: its
+// actions are exactly claim.Actions, the Route 53 publisher's and the S3
+// source's, and every AWS action the code names is in it.
+func TestIAMPolicyActions(t *testing.T) {
+	p := readPolicy(t)
+	if p.Version != "2012-10-17" {
+		t.Errorf("Version %q, want 2012-10-17", p.Version)
+	}
+	inPolicy := map[string]bool{}
+	sids := map[string]bool{}
+	for i, s := range p.Statement {
+		if s.Effect != "Allow" {
+			t.Errorf("statement %d (%s): Effect %q, want Allow", i, s.Sid, s.Effect)
+		}
+		if s.Sid == "" || sids[s.Sid] {
+			t.Errorf("statement %d: Sid %q: want a unique name, docs/iam.md explains each", i, s.Sid)
+		}
+		sids[s.Sid] = true
+		if len(s.NotAction) > 0 {
+			t.Errorf("statement %s: NotAction grants too much", s.Sid)
+		}
+		if len(s.Resource) == 0 {
+			t.Errorf("statement %s: no Resource", s.Sid)
+		}
+		for _, a := range s.Action {
+			if strings.Contains(a, "*") {
+				t.Errorf("statement %s: action %q: name each action, no wildcards", s.Sid, a)
+			}
+			if inPolicy[a] {
+				t.Errorf("statement %s: action %q granted twice", s.Sid, a)
+			}
+			inPolicy[a] = true
+		}
+	}
+
+	want := map[string]bool{}
+	for _, a := range slices.Concat(claim.Actions, route53Actions, configActions) {
+		want[a] = true
+	}
+	for _, a := range slices.Sorted(maps.Keys(want)) {
+		if !inPolicy[a] {
+			t.Errorf("docs/iam-policy.json lacks %s, which eipclaim calls", a)
+		}
+	}
+	for _, a := range slices.Sorted(maps.Keys(inPolicy)) {
+		if !want[a] {
+			t.Errorf("docs/iam-policy.json grants %s, which eipclaim does not call", a)
+		}
+	}
+
+	// Every "service:Action" the code names (in permission checks and
+	// error messages) is in the policy.
+	actionRE := regexp.MustCompile(`"((?:ec2|route53|s3|sts|kms):[A-Z][A-Za-z0-9]+)"`)
+	for _, dir := range []string{"cmd", "internal"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == "testdata" || d.Name() == "shipped") {
+				return filepath.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range actionRE.FindAllStringSubmatch(string(b), -1) {
+				if !inPolicy[m[1]] {
+					rel, _ := filepath.Rel(root, path)
+					t.Errorf("%s names %s, which docs/iam-policy.json does not grant", rel, m[1])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestIAMPolicyConditions checks the narrowing the docs promise.
+func TestIAMPolicyConditions(t *testing.T) {
+	p := readPolicy(t)
+	statementOf := map[string]int{}
+	for i, s := range p.Statement {
+		for _, a := range s.Action {
+			statementOf[a] = i
+		}
+	}
+
+	t.Run("CreateTags only eipclaim's tags on EIPs", func(t *testing.T) {
+		s := p.Statement[statementOf["ec2:CreateTags"]]
+		if !slices.Equal(s.Resource, stringOrList{"arn:aws:ec2:*:*:elastic-ip/*"}) {
+			t.Errorf("Resource %q, want only elastic-ip ARNs", s.Resource)
+		}
+		got := slices.Sorted(slices.Values(s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]))
+		want := slices.Sorted(slices.Values([]string{claim.TagHolder, claim.TagClaimedAt}))
+		if !slices.Equal(got, want) {
+			t.Errorf("aws:TagKeys %q, want %q (the tags claim writes)", got, want)
+		}
+	})
+	t.Run("Associate and Disassociate on EIP, instance and ENI ARNs", func(t *testing.T) {
+		for _, a := range []string{"ec2:AssociateAddress", "ec2:DisassociateAddress"} {
+			s := p.Statement[statementOf[a]]
+			want := []string{"arn:aws:ec2:*:*:elastic-ip/*", "arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:network-interface/*"}
+			if !slices.Equal(slices.Sorted(slices.Values(s.Resource)), want) {
+				t.Errorf("%s: Resource %q, want %q", a, s.Resource, want)
+			}
+		}
+	})
+	t.Run("ChangeResourceRecordSets only UPSERT of CNAME", func(t *testing.T) {
+		s := p.Statement[statementOf["route53:ChangeResourceRecordSets"]]
+		c := s.Condition["ForAllValues:StringEquals"]
+		if !slices.Equal(c["route53:ChangeResourceRecordSetsRecordTypes"], stringOrList{"CNAME"}) {
+			t.Errorf("record types %q, want [CNAME]", c["route53:ChangeResourceRecordSetsRecordTypes"])
+		}
+		if !slices.Equal(c["route53:ChangeResourceRecordSetsActions"], stringOrList{"UPSERT"}) {
+			t.Errorf("actions %q, want [UPSERT]", c["route53:ChangeResourceRecordSetsActions"])
+		}
+		if !slices.Equal(s.Resource, stringOrList{"arn:aws:route53:::hostedzone/*"}) {
+			t.Errorf("Resource %q, want hosted zones", s.Resource)
+		}
+	})
+	t.Run("describe actions on *", func(t *testing.T) {
+		for _, a := range claim.Actions {
+			if !strings.Contains(a, ":Describe") {
+				continue
+			}
+			s := p.Statement[statementOf[a]]
+			if !slices.Equal(s.Resource, stringOrList{"*"}) {
+				t.Errorf("%s: Resource %q, want * (EC2 Describe actions have no resource-level permissions)", a, s.Resource)
+			}
+			if len(s.Condition) > 0 {
+				t.Errorf("%s: a Condition on a Describe action", a)
+			}
+		}
+	})
+}
