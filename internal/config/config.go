@@ -75,7 +75,11 @@ type RFC2136 struct {
 	TTL            int64  `yaml:"ttl"`    // 0 means DefaultTTL
 	Record         string `yaml:"record"` // A (default: the private IP) or CNAME (the public DNS name)
 	TSIGName       string `yaml:"tsig_name"`
-	TSIGAlgorithm  string `yaml:"tsig_algorithm"` // default hmac-sha256
+	// TSIGAlgorithm defaults to the key statement's algorithm when the
+	// secret file is a BIND key file, else hmac-sha256.
+	TSIGAlgorithm string `yaml:"tsig_algorithm"`
+	// TSIGSecretFile holds the base64 secret alone, or one BIND key
+	// statement as tsig-keygen prints it.
 	TSIGSecretFile string `yaml:"tsig_secret_file"`
 }
 

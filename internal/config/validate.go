@@ -188,11 +188,11 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal.")
 	case zoneOK && !InZone(d.Name, d.Zone):
 		v.add(path+".name", d.Name, "want a name inside zone "+d.Zone)
-	case zoneOK && d.Record == "CNAME" && Canonical(d.Name) == Canonical(d.Zone):
+	case zoneOK && strings.EqualFold(d.Record, "CNAME") && Canonical(d.Name) == Canonical(d.Zone):
 		v.add(path+".name", d.Name, "a CNAME cannot be at the zone apex: want a name below "+d.Zone)
 	}
 	v.ttl(path+".ttl", d.TTL)
-	switch d.Record {
+	switch strings.ToUpper(d.Record) {
 	case "", "A", "CNAME":
 	default:
 		v.add(path+".record", d.Record, "want A (the holder's private IP) or CNAME (the EIP's public DNS name)")
@@ -204,7 +204,7 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 		v.add(path+".tsig_algorithm", d.TSIGAlgorithm, "want one of "+strings.Join(TSIGAlgorithms, ", "))
 	}
 	if d.TSIGSecretFile == "" {
-		v.add(path+".tsig_secret_file", "", "want the path of the file that holds the base64 TSIG secret")
+		v.add(path+".tsig_secret_file", "", "want the path of the file that holds the base64 TSIG secret (or a BIND key statement)")
 	}
 }
 
