@@ -69,12 +69,12 @@ type Route53 struct {
 
 // RFC2136 publishes Name by a TSIG-signed dynamic update to Server.
 type RFC2136 struct {
-	Server         string `yaml:"server"` // host:port; port 53 if omitted
-	Zone           string `yaml:"zone"`
-	Name           string `yaml:"name"`
-	TTL            int64  `yaml:"ttl"`    // 0 means DefaultTTL
-	Record         string `yaml:"record"` // A (default: the private IP) or CNAME (the public DNS name)
-	TSIGName       string `yaml:"tsig_name"`
+	Server   string `yaml:"server"` // host:port; port 53 if omitted
+	Zone     string `yaml:"zone"`
+	Name     string `yaml:"name"`
+	TTL      int64  `yaml:"ttl"`    // 0 means DefaultTTL
+	Record   string `yaml:"record"` // A (default: the private IP) or CNAME (the public DNS name)
+	TSIGName string `yaml:"tsig_name"`
 	// TSIGAlgorithm defaults to the key statement's algorithm when the
 	// secret file is a BIND key file, else hmac-sha256.
 	TSIGAlgorithm string `yaml:"tsig_algorithm"`
