@@ -20,7 +20,7 @@ type checkLine struct {
 	denied bool
 }
 
-func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
 	var c common
 	fs := newFlagSet("check", stderr)
 	c.register(fs, defaultStatusTimeout)
@@ -34,7 +34,7 @@ func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer s.finish(&err)
 	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
 	if s.role != "" {
 		if _, err := s.spec(); err != nil {

@@ -8,7 +8,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/claim"
 )
 
-func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
 	var c common
 	fs := newFlagSet("claim", stderr)
 	c.register(fs, defaultTimeout)
@@ -24,7 +24,7 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer s.finish(&err)
 	spec, err := s.spec()
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/hosts"
 )
 
-func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
 	var c common
 	flags := newFlagSet("hosts", stderr)
 	c.register(flags, defaultStatusTimeout)
@@ -32,7 +32,7 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer s.finish(&err)
 	entries, err := s.hostsEntries(ctx, *public)
 	if err != nil {
 		return fmt.Errorf("hosts: %w; %s left as it was", err, *out)

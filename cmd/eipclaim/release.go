@@ -6,7 +6,7 @@ import (
 	"io"
 )
 
-func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
 	var c common
 	fs := newFlagSet("release", stderr)
 	c.register(fs, defaultTimeout)
@@ -20,7 +20,7 @@ func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer s.finish(&err)
 	spec, err := s.spec()
 	if err != nil {
 		return err

@@ -30,8 +30,19 @@ type session struct {
 	region     string
 	cfg        *config.Config
 	role       string // the effective role, "" if none was given
-	// Close closes the log file, if any.
-	Close func()
+	// closeLog closes the log file, if any.
+	closeLog func()
+	logFile  bool
+}
+
+// finish ends the session: with --log-file, the command's error goes to
+// the log too (main prints it to stderr, which a scheduled task loses),
+// then the log file is closed.
+func (s *session) finish(err *error) {
+	if *err != nil && s.logFile {
+		s.log.Error("failed", "error", (*err).Error(), "exit_code", exitcode.Of(*err))
+	}
+	s.closeLog()
 }
 
 // openOptions say what a command needs.
@@ -47,10 +58,10 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if err != nil {
 		return nil, err
 	}
-	s := &session{log: log, Close: closeLog}
+	s := &session{log: log, closeLog: closeLog, logFile: c.logFile != ""}
 	defer func() {
 		if err != nil {
-			closeLog()
+			s.finish(&err)
 		}
 	}()
 	s.aws, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {

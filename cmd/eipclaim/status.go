@@ -20,7 +20,7 @@ type roleStatus struct {
 	Error     string          `json:"error,omitempty"`
 }
 
-func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
 	var c common
 	fs := newFlagSet("status", stderr)
 	c.register(fs, defaultStatusTimeout)
@@ -34,7 +34,7 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer s.finish(&err)
 	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
 	if c.role != "" || getenv("EIPCLAIM_ROLE") != "" {
 		if _, err := s.spec(); err != nil {
