@@ -21,22 +21,15 @@ type checkLine struct {
 }
 
 func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
-	var c common
-	fs := newFlagSet("check", stderr)
-	c.register(fs, defaultStatusTimeout)
-	asJSON := fs.Bool("json", false, "print JSON for machines")
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	s, err := open(ctx, &c, getenv, stderr, openOptions{instance: true, userData: true})
-	if err != nil {
+	c := newCommand("check", stderr, defaultStatusTimeout)
+	asJSON := c.flags.Bool("json", false, "print JSON for machines")
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true})
+	if s == nil {
 		return err
 	}
 	defer s.finish(&err)
 	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
-	if s.role != "" {
+	if c.explicitRole(getenv) {
 		if _, err := s.spec(); err != nil {
 			return err
 		}

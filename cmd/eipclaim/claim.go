@@ -9,19 +9,12 @@ import (
 )
 
 func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
-	var c common
-	fs := newFlagSet("claim", stderr)
-	c.register(fs, defaultTimeout)
-	force := fs.Bool("force", false, "take the EIP even from a healthy holder (takeover: always)")
-	dryRun := fs.Bool("dry-run", false, "say what would be done, change nothing")
-	waitDNS := fs.Bool("wait-dns", false, "wait until the Route 53 change is INSYNC (within --timeout)")
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	s, err := open(ctx, &c, getenv, stderr, openOptions{instance: true, userData: true})
-	if err != nil {
+	c := newCommand("claim", stderr, defaultTimeout)
+	force := c.flags.Bool("force", false, "take the EIP even from a healthy holder (takeover: always)")
+	dryRun := c.flags.Bool("dry-run", false, "say what would be done, change nothing")
+	waitDNS := c.flags.Bool("wait-dns", false, "wait until the Route 53 change is INSYNC (within --timeout)")
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true})
+	if s == nil {
 		return err
 	}
 	defer s.finish(&err)

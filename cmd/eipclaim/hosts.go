@@ -16,20 +16,13 @@ import (
 )
 
 func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
-	var c common
-	flags := newFlagSet("hosts", stderr)
-	c.register(flags, defaultStatusTimeout)
-	out := flags.String("out", hosts.DefaultPath(), "the hosts file to update")
-	public := flags.Bool("public", false, "write the EIPs' public addresses, for clients outside the VPC (default: the holders' private IPs)")
-	dryRun := flags.Bool("dry-run", false, "print the file that would be written, change nothing")
-	if help, err := parse(flags, args); help || err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	useUserData := c.config == "" && getenv("EIPCLAIM_CONFIG") == ""
-	s, err := open(ctx, &c, getenv, stderr, openOptions{userData: useUserData})
-	if err != nil {
+	c := newCommand("hosts", stderr, defaultStatusTimeout)
+	out := c.flags.String("out", hosts.DefaultPath(), "the hosts file to update")
+	public := c.flags.Bool("public", false, "write the EIPs' public addresses, for clients outside the VPC (default: the holders' private IPs)")
+	dryRun := c.flags.Bool("dry-run", false, "print the file that would be written, change nothing")
+	// A client with its own --config need not be an EC2 instance.
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{userData: true, configReplacesUserData: true})
+	if s == nil {
 		return err
 	}
 	defer s.finish(&err)

@@ -25,6 +25,8 @@ func TestHostsFile(t *testing.T) {
 	if err := os.WriteFile(hostsPath, []byte(original), 0o640); err != nil {
 		t.Fatal(err)
 	}
+	// A client with --config needs no instance metadata: make IMDS unreachable.
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
 	out, errs, code := eipclaim(t, "hosts", "--config", conf, "--out", hostsPath, "--timeout", "60s")
 	if code != 0 {
 		t.Fatalf("hosts: exit %d\nstdout: %s\nstderr: %s", code, out, errs)

@@ -7,17 +7,10 @@ import (
 )
 
 func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
-	var c common
-	fs := newFlagSet("release", stderr)
-	c.register(fs, defaultTimeout)
-	dryRun := fs.Bool("dry-run", false, "say what would be done, change nothing")
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	s, err := open(ctx, &c, getenv, stderr, openOptions{instance: true, userData: true})
-	if err != nil {
+	c := newCommand("release", stderr, defaultTimeout)
+	dryRun := c.flags.Bool("dry-run", false, "say what would be done, change nothing")
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true})
+	if s == nil {
 		return err
 	}
 	defer s.finish(&err)

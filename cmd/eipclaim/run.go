@@ -128,10 +128,41 @@ func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
 	return false, nil
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// command is what every subcommand starts from: its flags, the common
+// ones registered.
+type command struct {
+	common
+	flags *flag.FlagSet
+}
+
+func newCommand(name string, stderr io.Writer, defaultTimeout time.Duration) *command {
+	c := &command{flags: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.flags.SetOutput(stderr)
+	c.register(c.flags, defaultTimeout)
+	return c
+}
+
+// start parses args and opens the session, under the --timeout deadline.
+// It returns a nil session when there is nothing more to do: -h, or an
+// error. The caller defers s.finish.
+func (c *command) start(ctx context.Context, args []string, getenv env, stderr io.Writer, o openOptions) (context.Context, *session, error) {
+	if help, err := parse(c.flags, args); help || err != nil {
+		return ctx, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	s, err := open(ctx, &c.common, getenv, stderr, o)
+	if err != nil {
+		cancel()
+		return ctx, nil, err
+	}
+	s.cancel = cancel
+	return ctx, s, nil
+}
+
+// explicitRole reports whether the role was named by flag or environment,
+// not only by the configuration.
+func (c *command) explicitRole(getenv env) bool {
+	return c.role != "" || getenv("EIPCLAIM_ROLE") != ""
 }
 
 // The default deadlines: a claim at boot waits for the network and for

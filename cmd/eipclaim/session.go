@@ -33,6 +33,7 @@ type session struct {
 	// closeLog closes the log file, if any.
 	closeLog func()
 	logFile  bool
+	cancel   func() // ends the command's deadline context
 }
 
 // finish ends the session: with --log-file, the command's error goes to
@@ -43,12 +44,18 @@ func (s *session) finish(err *error) {
 		s.log.Error("failed", "error", (*err).Error(), "exit_code", exitcode.Of(*err))
 	}
 	s.closeLog()
+	if s.cancel != nil {
+		s.cancel()
+	}
 }
 
 // openOptions say what a command needs.
 type openOptions struct {
 	instance bool // the instance id and region from IMDS
 	userData bool // the configuration may come from user-data
+	// configReplacesUserData skips user-data when --config or
+	// EIPCLAIM_CONFIG names the configuration (hosts, on clients off EC2).
+	configReplacesUserData bool
 }
 
 // open builds the session: logger, AWS configuration, identity from IMDS,
@@ -112,6 +119,9 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		EnvRole:   getenv("EIPCLAIM_ROLE"),
 		EnvConfig: getenv("EIPCLAIM_CONFIG"),
 		UserData:  o.userData,
+	}
+	if o.configReplacesUserData && (req.Config != "" || req.EnvConfig != "") {
+		req.UserData = false
 	}
 	if (req.Role != "" || req.EnvRole != "") && (req.Config != "" || req.EnvConfig != "") {
 		// Role and source are both given: user-data has nothing to add

@@ -21,22 +21,15 @@ type roleStatus struct {
 }
 
 func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
-	var c common
-	fs := newFlagSet("status", stderr)
-	c.register(fs, defaultStatusTimeout)
-	asJSON := fs.Bool("json", false, "print JSON for machines")
-	if help, err := parse(fs, args); help || err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	s, err := open(ctx, &c, getenv, stderr, openOptions{instance: true, userData: true})
-	if err != nil {
+	c := newCommand("status", stderr, defaultStatusTimeout)
+	asJSON := c.flags.Bool("json", false, "print JSON for machines")
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true})
+	if s == nil {
 		return err
 	}
 	defer s.finish(&err)
 	roles := slices.Sorted(maps.Keys(s.cfg.Roles))
-	if c.role != "" || getenv("EIPCLAIM_ROLE") != "" {
+	if c.explicitRole(getenv) {
 		if _, err := s.spec(); err != nil {
 			return err
 		}
