@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
 )
 
 func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -22,6 +23,13 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	policy := spec.EffectiveTakeover()
+	if *force {
+		policy = "always (--force)"
+	}
+	s.log.Info("claiming", "role", s.role, "instance_id", s.instanceID, "region", s.region,
+		"eip", describeSelector(spec), "takeover", policy, "interface", spec.Interface, "private_ip", spec.PrivateIP,
+		"dns", dnsNames(spec), "dry_run", *dryRun)
 	res, err := s.engine().Claim(ctx, claim.Request{Role: s.role, Spec: spec, Force: *force, DryRun: *dryRun})
 	if err != nil {
 		return fmt.Errorf("claim role %s: %w", s.role, err)
@@ -50,4 +58,17 @@ func describe(r *claim.Result) string {
 		line += ": " + r.Why
 	}
 	return line
+}
+
+// describeSelector says which EIP a role names.
+func describeSelector(r *config.Role) string {
+	switch {
+	case r.AllocationID != "":
+		return r.AllocationID
+	case r.PublicIP != "":
+		return r.PublicIP
+	case r.Pool != nil:
+		return fmt.Sprintf("pool %v", r.Pool.Tags)
+	}
+	return ""
 }
