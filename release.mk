@@ -12,9 +12,11 @@
 # go.digitalxero.dev, which the Go module proxy this was built with refused.)
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
-# A version dpkg and rpm accept: no leading v, starting with a digit, no "-".
-# v1.2.3 -> 1.2.3; v1.2.3-4-gabc -> 1.2.3+4+gabc; 895fb63-dirty -> 0.0.0+895fb63+dirty.
-PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9])/\1/; s/-/+/g; /^[0-9]/!s/^/0.0.0+/')
+# A version dpkg and rpm accept and order right: no leading v, no "-", and
+# 0.0.0+git... when VERSION is not a release number.
+# v1.2.3 -> 1.2.3; v1.2.3-4-gabc -> 1.2.3+4+gabc; v2.0.0-rc1 -> 2.0.0~rc1 (sorts
+# before 2.0.0); 895fb63-dirty -> 0.0.0+git895fb63+dirty.
+PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.)/\1/; /^[0-9]+\.[0-9]/!s/^/0.0.0+git/; s/-(rc|alpha|beta)/~\1/; s/-/+/g')
 
 DIST ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64 windows/amd64
@@ -23,7 +25,7 @@ GO ?= go
 LDFLAGS = -s -w -X main.version=$(VERSION)
 
 NFPM_VERSION ?= v2.45.2
-NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+NFPM ?= GOOS= GOARCH= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -34,6 +36,11 @@ HOST_OS := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
 
 UNITS = eipclaim.service eipclaim-hosts.service eipclaim-hosts.timer
+
+# fixpaths rewrites the packaged paths of init/ files for PREFIX and SYSCONFDIR.
+fixpaths = sed -e 's|/usr/bin/eipclaim|$(BINDIR)/eipclaim|g' \
+	-e 's|/usr/share/doc/eipclaim|$(DOCDIR)|g' \
+	-e 's|/etc/default/eipclaim|$(SYSCONFDIR)/default/eipclaim|g'
 
 # sums writes dist/SHA256SUMS over every file in dist/ but itself.
 define sums
@@ -61,14 +68,14 @@ dist:
 ## deb: .deb packages for DEB_ARCHES in dist/ (needs dist)
 deb: dist
 	@set -e; for arch in $(DEB_ARCHES); do \
-		GOARCH=$$arch PKG_VERSION='$(PKG_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/; \
+		PKG_ARCH=$$arch PKG_VERSION='$(PKG_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/; \
 	done
 	@$(sums)
 
 ## rpm: .rpm packages for DEB_ARCHES in dist/ (needs dist)
 rpm: dist
 	@set -e; for arch in $(DEB_ARCHES); do \
-		GOARCH=$$arch PKG_VERSION='$(PKG_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(DIST)/; \
+		PKG_ARCH=$$arch PKG_VERSION='$(PKG_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(DIST)/; \
 	done
 	@$(sums)
 
@@ -100,7 +107,7 @@ install: $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH)
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/eipclaim
 	install -m 0755 $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH) $(DESTDIR)$(BINDIR)/eipclaim
 	@set -e; for u in $(UNITS); do \
-		sed 's|/usr/bin/eipclaim|$(BINDIR)/eipclaim|g; s|/etc/default/eipclaim|$(SYSCONFDIR)/default/eipclaim|g' init/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+		$(fixpaths) init/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp; \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp; mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; \
 		echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
 	done
@@ -110,7 +117,10 @@ install: $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH)
 		install -m 0644 packaging/default/eipclaim $(DESTDIR)$(SYSCONFDIR)/default/eipclaim; \
 		echo "installed $(DESTDIR)$(SYSCONFDIR)/default/eipclaim"; \
 	fi
-	install -m 0644 README.md docs/iam.md docs/iam-policy.json init/release-on-stop.conf init/rc.local $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/iam.md docs/iam-policy.json $(DESTDIR)$(DOCDIR)/
+	$(fixpaths) init/release-on-stop.conf > $(DESTDIR)$(DOCDIR)/release-on-stop.conf
+	$(fixpaths) init/rc.local > $(DESTDIR)$(DOCDIR)/rc.local
+	chmod 0644 $(DESTDIR)$(DOCDIR)/release-on-stop.conf $(DESTDIR)$(DOCDIR)/rc.local
 	install -m 0644 examples/* $(DESTDIR)$(DOCDIR)/examples/
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 		systemctl daemon-reload; \

@@ -42,22 +42,24 @@ go_tool ec2-metadata-mock github.com/aws/amazon-ec2-metadata-mock \
 go_tool staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
 go_tool govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
 
-# BIND 9 for the RFC 2136 tests.
+# BIND 9 for the RFC 2136 tests; systemd-analyze for the unit files' test.
 have_named() { [[ -n "${NAMED_BIN:-}" && -x "${NAMED_BIN}" ]] || command -v named >/dev/null || [[ -x /usr/sbin/named ]]; }
 have_nsupdate() { command -v nsupdate >/dev/null && command -v dig >/dev/null; }
-if have_named && have_nsupdate; then
+have_analyze() { command -v systemd-analyze >/dev/null; }
+if have_named && have_nsupdate && have_analyze; then
 	say "ok        named ($( (named -v 2>/dev/null || /usr/sbin/named -v) | head -n1))"
 else
 	sudo=()
 	if [[ $(id -u) != 0 ]]; then sudo=(sudo); fi
-	apt_install() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bind9 bind9-dnsutils; }
+	apt_install() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bind9 bind9-dnsutils systemd; }
 	if ! apt_install; then
 		say "apt-get install failed; running apt-get update and trying again"
 		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
 		apt_install
 	fi
 	have_named || { say "named still missing after installing bind9"; exit 1; }
-	say "installed bind9 bind9-dnsutils (apt)"
+	have_analyze || { say "systemd-analyze still missing after installing systemd"; exit 1; }
+	say "installed bind9 bind9-dnsutils systemd (apt)"
 fi
 
 # moto's server for EC2, S3 and Route 53. PyPI is not reachable from every

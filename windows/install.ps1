@@ -114,16 +114,14 @@ function Install-DataDir {
         New-Item -ItemType Directory -Path $DataDir | Out-Null
     }
     if ($PSCmdlet.ShouldProcess($DataDir, 'Allow only SYSTEM and Administrators')) {
-        $acl = New-Object System.Security.AccessControl.DirectorySecurity
-        $acl.SetAccessRuleProtection($true, $false) # no inherited rules
-        foreach ($sid in 'S-1-5-18', 'S-1-5-32-544') {
-            $id = New-Object System.Security.Principal.SecurityIdentifier($sid)
-            $rule = New-Object System.Security.AccessControl.FileSystemAccessRule(
-                $id, 'FullControl', 'ContainerInherit, ObjectInherit', 'None', 'Allow')
-            $acl.AddAccessRule($rule)
+        # icacls, by SID (names are localized): drop the inherited rules
+        # (Users may read ProgramData), grant full control to SYSTEM
+        # (S-1-5-18) and the Administrators (S-1-5-32-544), for the folder
+        # and what it holds. The owner stays as it is.
+        $out = & icacls.exe $DataDir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' /remove:g '*S-1-5-32-545' 2>&1
+        if ($LASTEXITCODE -ne 0) {
+            throw "icacls $DataDir failed ($LASTEXITCODE): $out"
         }
-        # Only the access rules are written: the owner stays as it is.
-        (Get-Item -LiteralPath $DataDir).SetAccessControl($acl)
     }
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
@@ -46,11 +47,11 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("hosts: %w", err)
 	}
-	what := "unchanged"
+	what, level := "unchanged", slog.LevelDebug // every minute from a timer: quiet when nothing changes
 	if changed {
-		what = "updated"
+		what, level = "updated", slog.LevelInfo
 	}
-	s.log.Info("hosts file "+what, "path", *out, "entries", len(entries))
+	s.log.Log(ctx, level, "hosts file "+what, "path", *out, "entries", len(entries))
 	fmt.Fprintf(stdout, "%s %s: %d roles\n", *out, what, len(entries))
 	return nil
 }

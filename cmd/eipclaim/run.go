@@ -55,7 +55,7 @@ func (c *common) register(fs *flag.FlagSet, defaultTimeout time.Duration) {
 
 // logger builds the logger the flags ask for, and the function that
 // closes its file, if any.
-func (c *common) logger(stderr io.Writer) (*slog.Logger, func(), error) {
+func (c *common) logger(stderr io.Writer, getenv env) (*slog.Logger, func(), error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, nil, usageError("--log-level %q: want debug, info, warn or error", c.logLevel)
@@ -72,6 +72,15 @@ func (c *common) logger(stderr io.Writer) (*slog.Logger, func(), error) {
 		w, closeFn = f, func() { f.Close() }
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	if c.logFile == "" && getenv("JOURNAL_STREAM") != "" {
+		// Under systemd, journald stamps every line: no second time.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	if c.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts)), closeFn, nil
 	}

@@ -64,3 +64,27 @@ func TestLogFileGetsTheError(t *testing.T) {
 		t.Errorf("with --log-file, stderr got %q", errb.String())
 	}
 }
+
+func TestJournaldLogsWithoutTime(t *testing.T) {
+	for _, tc := range []struct {
+		journal  string
+		wantTime bool
+	}{{"", true}, {"8:1234", false}} {
+		c := common{logFormat: "text", logLevel: "info"}
+		var b bytes.Buffer
+		log, closeLog, err := c.logger(&b, func(k string) string {
+			if k == "JOURNAL_STREAM" {
+				return tc.journal
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("hello")
+		closeLog()
+		if got := strings.Contains(b.String(), "time="); got != tc.wantTime {
+			t.Errorf("JOURNAL_STREAM=%q: line %q has time=%v, want %v", tc.journal, b.String(), got, tc.wantTime)
+		}
+	}
+}

@@ -61,7 +61,7 @@ type openOptions struct {
 // open builds the session: logger, AWS configuration, identity from IMDS,
 // and the configuration from its sources.
 func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOptions) (_ *session, err error) {
-	log, closeLog, err := c.logger(stderr)
+	log, closeLog, err := c.logger(stderr, getenv)
 	if err != nil {
 		return nil, err
 	}
