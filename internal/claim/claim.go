@@ -147,11 +147,11 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		return res, nil
 	case holderENI == "" && holder == "":
 		res.Action, res.Why = "claimed", "the EIP was free"
-		return e.associate(ctx, log, req, tgt, res, false)
+		return e.associate(ctx, log, req, tgt, res, "")
 	case holder == e.InstanceID || slices.Contains(tgt.enis, holderENI):
 		// Ours, on another interface or address: moving it is safe.
 		res.Action, res.PreviousHolder, res.Why = "claimed", holderENI, "the EIP was on another interface or address of this instance"
-		return e.associate(ctx, log, req, tgt, res, true)
+		return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId))
 	}
 	if holder == "" {
 		var err error
@@ -188,25 +188,51 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	}
 	res.Action = "taken over"
 	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
-	return e.associate(ctx, log, req, tgt, res, true)
+	return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId))
 }
 
 // associate makes the association, reads it back and tags the EIP.
-func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, reassociate bool) (*Result, error) {
+//
+// A move is a compare-and-swap: it first disassociates exactly the
+// association the decision was made on (oldAssoc), which fails if anyone
+// moved the EIP meanwhile, then associates with AllowReassociation=false,
+// which fails if anyone took the freed EIP first. Either failure is a lost
+// race (errRaced) and the caller decides again on fresh state, so two
+// claimers can never both believe they took the EIP. AllowReassociation is
+// never true.
+func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string) (*Result, error) {
 	if req.DryRun {
 		res.Action = "would be " + res.Action
 		log.Info("dry run: no change made", "action", res.Action, "reason", res.Why)
 		return res, nil
 	}
+	r := e.retrier()
+	if oldAssoc != "" {
+		gone := false
+		err := r.Do(ctx, "DisassociateAddress", func(ctx context.Context) error {
+			_, err := e.EC2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: aws.String(oldAssoc)})
+			if _, code := Classify(err); code == "InvalidAssociationID.NotFound" {
+				gone = true
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("disassociate %s (%s) from %s: %w", res.AllocationID, oldAssoc, res.PreviousHolder, err)
+		}
+		if gone {
+			return nil, errRaced
+		}
+		log.Info("disassociated from the previous holder", "holder", res.PreviousHolder, "association_id", oldAssoc)
+	}
 	in := &ec2.AssociateAddressInput{
 		AllocationId:       aws.String(res.AllocationID),
 		NetworkInterfaceId: aws.String(tgt.eni),
-		AllowReassociation: aws.Bool(reassociate),
+		AllowReassociation: aws.Bool(false),
 	}
 	if tgt.privateIP != "" {
 		in.PrivateIpAddress = aws.String(tgt.privateIP)
 	}
-	r := e.retrier()
 	var out *ec2.AssociateAddressOutput
 	err := r.Do(ctx, "AssociateAddress", func(ctx context.Context) error {
 		var err error
@@ -214,7 +240,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		return err
 	})
 	if err != nil {
-		if _, code := Classify(err); code == "Resource.AlreadyAssociated" && !reassociate {
+		if _, code := Classify(err); code == "Resource.AlreadyAssociated" {
 			return nil, errRaced
 		}
 		return nil, fmt.Errorf("associate %s with %s: %w", res.AllocationID, tgt.eni, err)

@@ -395,3 +395,35 @@ func TestRelease(t *testing.T) {
 		t.Errorf("still associated with %s", aws.ToString(a.NetworkInterfaceId))
 	}
 }
+
+// TestTakeoverRace: two standbys see the holder stopped; the second
+// completes its takeover between the first's decision and its move. The
+// first must notice (its disassociation names an association that is gone)
+// and refuse, rather than take the EIP from the new, healthy holder.
+func TestTakeoverRace(t *testing.T) {
+	f := newFake()
+	third := "i-00000000000third"
+	f.instances[third] = &fakeInstance{state: types.InstanceStateNameRunning, nics: []types.InstanceNetworkInterface{nic("eni-0000000000third0", 0, "10.0.1.7")}}
+	holdBy(f, other)
+	f.instances[other].state = types.InstanceStateNameStopped
+	first, _ := newEngine(t, f)
+	second, _ := newEngine(t, f)
+	second.InstanceID = third
+	var secondErr error
+	f.beforeDisassociate = func() {
+		_, secondErr = second.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	}
+	_, err := first.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	if secondErr != nil {
+		t.Fatalf("the second standby failed: %v", secondErr)
+	}
+	if exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "held by "+third) {
+		t.Fatalf("the first standby: %v (exit %d), want refused naming %s", err, exitcode.Of(err), third)
+	}
+	if got := aws.ToString(f.addr(alloc).InstanceId); got != third {
+		t.Errorf("holder = %s, want %s", got, third)
+	}
+	if f.associates != 1 {
+		t.Errorf("%d associations, want 1", f.associates)
+	}
+}

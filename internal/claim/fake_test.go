@@ -24,6 +24,8 @@ type fakeEC2 struct {
 	// beforeAssociate runs inside AssociateAddress before the check, to
 	// simulate another claimer winning a race.
 	beforeAssociate func()
+	// beforeDisassociate runs before DisassociateAddress, likewise.
+	beforeDisassociate func()
 }
 
 type fakeInstance struct {
@@ -135,6 +137,10 @@ func (f *fakeEC2) AssociateAddress(_ context.Context, in *ec2.AssociateAddressIn
 }
 
 func (f *fakeEC2) DisassociateAddress(_ context.Context, in *ec2.DisassociateAddressInput, _ ...func(*ec2.Options)) (*ec2.DisassociateAddressOutput, error) {
+	if h := f.beforeDisassociate; h != nil {
+		f.beforeDisassociate = nil
+		h()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range f.addrs {
