@@ -113,3 +113,29 @@ func (s *session) checkDNS(ctx context.Context, role string, r *config.Role) []c
 	}
 	return lines
 }
+
+// currentDNS says, for status, what each of the role's names resolves to
+// now at its publisher: "master-db.example.internal: CNAME ... TTL 60".
+// A lookup that fails says so in place of the value.
+func (s *session) currentDNS(ctx context.Context, r *config.Role) []string {
+	if r.DNS == nil {
+		return nil
+	}
+	var out []string
+	if c := r.DNS.Route53; c != nil {
+		v, err := (&publish.Route53{API: route53.NewFromConfig(s.aws), Log: s.log}).Current(ctx, c)
+		out = append(out, describeCurrent("route53 "+c.Name, v, err))
+	}
+	if c := r.DNS.RFC2136; c != nil {
+		v, err := (&publish.RFC2136{Log: s.log}).Current(ctx, c)
+		out = append(out, describeCurrent("rfc2136 "+c.Name, v, err))
+	}
+	return out
+}
+
+func describeCurrent(what, value string, err error) string {
+	if err != nil {
+		return what + ": lookup failed: " + err.Error()
+	}
+	return what + ": " + value
+}

@@ -70,6 +70,10 @@ func TestRoute53CNAME(t *testing.T) {
 	if !strings.Contains(out, "already published") {
 		t.Errorf("rerun stdout does not say the CNAME was already published: %s", out)
 	}
+	out, errs, code = eipclaim(t, "status", "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "route53 master-db.example.internal: CNAME "+want+" TTL 45") {
+		t.Errorf("status (exit %d) does not show the published CNAME %s:\n%s\n%s", code, want, out, errs)
+	}
 	if strings.Contains(errs, "change submitted") || strings.Contains(out, "change ") {
 		t.Errorf("rerun made a Route 53 change:\n%s\n%s", out, errs)
 	}
@@ -113,6 +117,10 @@ func TestRFC2136ToBIND(t *testing.T) {
 	out, _, code = eipclaim(t, "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "already published") {
 		t.Errorf("rerun: exit %d, stdout %q; want already published", code, out)
+	}
+	out, errs, code = eipclaim(t, "status", "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "rfc2136 master-db.example.internal.: A "+w.privateIP()+" TTL 30") {
+		t.Errorf("status (exit %d) does not show the A record:\n%s\n%s", code, out, errs)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
@@ -40,7 +41,7 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	var firstErr error
 	for _, name := range roles {
 		spec := s.cfg.Roles[name]
-		st := roleStatus{Role: name, DNS: dnsNames(spec)}
+		st := roleStatus{Role: name, DNS: s.currentDNS(ctx, spec)}
 		addrs, err := eng.Addresses(ctx, spec, true)
 		if err != nil {
 			st.Error = err.Error()
@@ -99,5 +100,5 @@ func join(names []string) string {
 	if len(names) == 0 {
 		return "-"
 	}
-	return fmt.Sprint(names)
+	return strings.Join(names, "; ")
 }
