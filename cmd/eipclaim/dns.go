@@ -52,7 +52,14 @@ func (s *session) publishDNS(ctx context.Context, spec *config.Role, res *claim.
 	var errs []error
 	if c := spec.DNS.Route53; c != nil {
 		p := &publish.Route53{API: route53.NewFromConfig(s.aws), Log: log, Wait: wait}
-		r, err := p.PublishCNAME(ctx, c, target)
+		var r publish.Result
+		// Publishing is idempotent (it reads first), so a throttle or a
+		// network error that outlasts the SDK's attempts is retried whole.
+		err := s.retrier().Do(ctx, "route53 publish", func(ctx context.Context) error {
+			var err error
+			r, err = p.PublishCNAME(ctx, c, target)
+			return err
+		})
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("route53 %s CNAME %s: %w", c.Name, target, err))
@@ -65,7 +72,12 @@ func (s *session) publishDNS(ctx context.Context, spec *config.Role, res *claim.
 	if c := spec.DNS.RFC2136; c != nil {
 		p := &publish.RFC2136{Log: log}
 		ip, _ := netip.ParseAddr(res.PrivateIP)
-		changed, err := p.Publish(ctx, c, ip, target)
+		var changed bool
+		err := s.retrier().Do(ctx, "rfc2136 publish", func(ctx context.Context) error {
+			var err error
+			changed, err = p.Publish(ctx, c, ip, target)
+			return err
+		})
 		what := fmt.Sprintf("rfc2136: %s at %s", c.Name, c.Server)
 		switch {
 		case err != nil:

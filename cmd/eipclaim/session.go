@@ -128,7 +128,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		// but roles overriding the document's, which a hand run does not want.
 		req.UserData = false
 	}
-	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log}
+	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log, Retry: retrier.Do}
 	if req.UserData {
 		loader.IMDS = md
 	}
@@ -154,6 +154,10 @@ func metadata(ctx context.Context, md *imds.Client, path string) (string, error)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// retrier is the claim loop's retry policy, for the calls made outside
+// the engine (IMDS, DNS).
+func (s *session) retrier() *claim.Retrier { return &claim.Retrier{Log: s.log} }
 
 func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
 

@@ -286,12 +286,15 @@ func (e *Engine) tag(ctx context.Context, log *slog.Logger, alloc string) {
 	if clock == nil {
 		clock = RealClock
 	}
-	_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
-		Resources: []string{alloc},
-		Tags: []types.Tag{
-			{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)},
-			{Key: aws.String(TagClaimedAt), Value: aws.String(clock.Now().UTC().Format(time.RFC3339))},
-		},
+	err := e.retrier().Do(ctx, "CreateTags", func(ctx context.Context) error {
+		_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
+			Resources: []string{alloc},
+			Tags: []types.Tag{
+				{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)},
+				{Key: aws.String(TagClaimedAt), Value: aws.String(clock.Now().UTC().Format(time.RFC3339))},
+			},
+		})
+		return err
 	})
 	if err != nil {
 		_, code := Classify(err)
@@ -490,8 +493,14 @@ func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
 // interface, provided it reports it for publicIP (right after a move it may
 // still describe the old address); "" otherwise, and the caller computes one.
 func (e *Engine) publicDNS(ctx context.Context, eni, publicIP string) string {
-	out, err := e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+	var out *ec2.DescribeNetworkInterfacesOutput
+	err := e.retrier().Do(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
+		var err error
+		out, err = e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+		return err
+	})
 	if err != nil || len(out.NetworkInterfaces) == 0 {
+		e.Log.Warn("could not read the interface's public DNS name; computing it from the address", "eni_id", eni, "error", err)
 		return ""
 	}
 	a := out.NetworkInterfaces[0].Association

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
@@ -261,6 +264,10 @@ func TestClassify(t *testing.T) {
 		{apiErr("SomethingNew"), Fatal},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, Retry},
 		{&transient{what: "x"}, Retry},
+		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: errors.New("failed to get API token")}, Retry},
+		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(404)}, Fatal},
+		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(503)}, Retry},
+		{httpErr(429), Retry},
 		{context.DeadlineExceeded, Fatal},
 		{errors.New("plain"), Fatal},
 	}
@@ -269,6 +276,10 @@ func TestClassify(t *testing.T) {
 			t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
+}
+
+func httpErr(status int) error {
+	return &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: errors.New("http error")}
 }
 
 func TestBackoff(t *testing.T) {

@@ -20,34 +20,40 @@ import (
 // claimPool claims any free EIP of the pool, or keeps the one this
 // instance already holds.
 func (e *Engine) claimPool(ctx context.Context, log *slog.Logger, req Request, tgt *target) (*Result, error) {
-	addrs, err := e.poolAddresses(ctx, req.Spec.Pool)
-	if err != nil {
-		return nil, err
-	}
 	pool := describePool(req.Spec.Pool)
-	if len(addrs) == 0 {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("pool %s has no EIP: tag EIPs with %s, or fix pool.tags", pool, pool))
-	}
-	var free []types.Address
-	for _, a := range addrs {
-		eni := aws.ToString(a.NetworkInterfaceId)
-		if slices.Contains(tgt.enis, eni) || aws.ToString(a.InstanceId) == e.InstanceID {
-			// Ours already: keep it (on the configured interface).
-			return e.claimOne(ctx, log, req, tgt, &a)
+	tried := map[string]bool{}
+	for {
+		addrs, err := e.poolAddresses(ctx, req.Spec.Pool)
+		if err != nil {
+			return nil, err
 		}
-		if eni == "" && aws.ToString(a.InstanceId) == "" {
-			free = append(free, a)
+		if len(addrs) == 0 {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("pool %s has no EIP: tag EIPs with %s, or fix pool.tags", pool, pool))
 		}
-	}
-	for _, a := range spread(free, e.InstanceID) {
+		var free []types.Address
+		for _, a := range addrs {
+			eni := aws.ToString(a.NetworkInterfaceId)
+			if slices.Contains(tgt.enis, eni) || aws.ToString(a.InstanceId) == e.InstanceID {
+				// Ours already: keep it (on the configured interface).
+				return e.claimOne(ctx, log, req, tgt, &a)
+			}
+			if eni == "" && aws.ToString(a.InstanceId) == "" && !tried[aws.ToString(a.AllocationId)] {
+				free = append(free, a)
+			}
+		}
+		if len(free) == 0 {
+			return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: pool %s is exhausted: all %d EIPs are held by other instances; add EIPs to the pool", ErrRefused, pool, len(addrs)))
+		}
+		a := spread(free, e.InstanceID)[0]
 		res, err := e.claimOne(ctx, log, req, tgt, &a)
-		if errors.Is(err, errRaced) {
-			log.Info("EIP of the pool taken by another claimer first; trying the next", "allocation_id", aws.ToString(a.AllocationId))
-			continue
+		if !errors.Is(err, errRaced) {
+			return res, err
 		}
-		return res, err
+		// Lost to another claimer: read the pool again, so that the EIPs
+		// taken meanwhile are not tried one by one.
+		tried[aws.ToString(a.AllocationId)] = true
+		log.Info("EIP of the pool taken by another claimer first; reading the pool again", "allocation_id", aws.ToString(a.AllocationId))
 	}
-	return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: pool %s is exhausted: all %d EIPs are held by other instances; add EIPs to the pool", ErrRefused, pool, len(addrs)))
 }
 
 // poolAddresses lists the VPC EIPs that carry every tag of the pool.

@@ -106,11 +106,18 @@ func Classify(err error) (Class, string) {
 		return Fatal, code
 	}
 	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
+	if errors.As(err, &re) && (re.HTTPStatusCode() >= 500 || re.HTTPStatusCode() == 429) {
 		return Retry, ""
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return Fatal, ""
+	}
+	// The SDK's IMDS client hides the cause of a failed token request in an
+	// error without Unwrap: an IMDS failure other than an answer (404, 401)
+	// is the service not being up yet, as at boot.
+	var opErr *smithy.OperationError
+	if errors.As(err, &opErr) && opErr.ServiceID == "ec2imds" && !errors.As(err, &re) {
+		return Retry, ""
 	}
 	var ne net.Error
 	var maxAttempts *retry.MaxAttemptsError
@@ -214,7 +221,7 @@ func codeOr(code string, err error) string {
 		return code
 	}
 	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
 		return fmt.Sprintf("HTTP %d", re.HTTPStatusCode())
 	}
 	return "network"

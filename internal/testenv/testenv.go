@@ -248,9 +248,16 @@ type launch struct {
 // errCollision marks a start that failed because the port was taken.
 var errCollision = errors.New("port already in use")
 
+// launching serializes starts within this process: two emulators started
+// at once could be given the same free port, and the loser's readiness
+// probe would be answered by the winner.
+var launching sync.Mutex
+
 // run starts the emulator, retrying on a port collision, and waits until it
 // is ready. On failure the error carries the process's last output.
 func (l launch) run() (*process, int, error) {
+	launching.Lock()
+	defer launching.Unlock()
 	bin, err := l.tool.find()
 	if err != nil {
 		return nil, 0, err

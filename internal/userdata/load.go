@@ -44,6 +44,10 @@ type Loader struct {
 	// credentials).
 	HTTP *retryablehttp.Client
 	Log  *slog.Logger // nil: no logs
+	// Retry runs an IMDS call until it succeeds, fails for good or the
+	// deadline comes (claim.Retrier.Do); nil calls it once. The SDK's own
+	// three attempts span two seconds, less than IMDS may take at boot.
+	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
 }
 
 // Request says where the configuration may come from.
@@ -151,7 +155,29 @@ var errNoUserData = errors.New("no user-data")
 
 // userData reads the instance user-data; errNoUserData when there is none.
 func (l *Loader) userData(ctx context.Context) ([]byte, error) {
-	out, err := l.IMDS.GetUserData(ctx, &imds.GetUserDataInput{})
+	var (
+		out      *imds.GetUserDataOutput
+		notFound bool
+	)
+	call := func(ctx context.Context) error {
+		var err error
+		out, err = l.IMDS.GetUserData(ctx, &imds.GetUserDataInput{})
+		var status interface{ HTTPStatusCode() int }
+		if errors.As(err, &status) && status.HTTPStatusCode() == http.StatusNotFound {
+			notFound = true
+			return nil
+		}
+		return err
+	}
+	var err error
+	if l.Retry != nil {
+		err = l.Retry(ctx, "IMDS user-data", call)
+	} else {
+		err = call(ctx)
+	}
+	if notFound {
+		return nil, errNoUserData
+	}
 	if err != nil {
 		var status interface{ HTTPStatusCode() int }
 		if errors.As(err, &status) {
