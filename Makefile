@@ -1,5 +1,10 @@
 # eipclaim. `make test` is the one test command (CI runs it too).
 
+# Build with the toolchain go.mod names (a patched Go: govulncheck finds
+# standard-library vulnerabilities in older ones), even where the machine's
+# go env says GOTOOLCHAIN=local; Go fetches it from the module proxy.
+export GOTOOLCHAIN = auto
+
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 FUZZTIME ?= 60s
 
