@@ -139,6 +139,12 @@ fuzz
 
 step "govulncheck"
 t0=$SECONDS
+# vuln.go.dev is out of reach from these machines, the module proxy is not:
+# build the database from golang.org/x/vulndb and require a real check.
+if [[ -z "${GOVULNDB:-}" ]] && bash scripts/vulndb.sh; then
+	GOVULNDB="file://$ROOT/.tools/vulndb"
+	VULNCHECK=require
+fi
 set +e
 vuln_out=$("$TOOLS_BIN/govulncheck" ${GOVULNDB:+-db "$GOVULNDB"} ./... 2>&1)
 vuln_rc=$?
