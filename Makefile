@@ -32,3 +32,4 @@ demo: tools
 	go run ./internal/demo
 
 -include release.mk
+-include proof.mk

@@ -109,7 +109,9 @@ type Record struct {
 	// the client did not say; Invocation its Amz-Sdk-Invocation-Id.
 	Attempt    int
 	Invocation string
-	Start      time.Time
+	// Start is when the request arrived, End when its answer was complete
+	// (or the connection reset).
+	Start, End time.Time
 	// Upstream is the time spent in the upstream round trip, from sending
 	// the request to the end of the response body; 0 when not forwarded.
 	Upstream time.Duration
@@ -124,8 +126,9 @@ type Counts struct {
 	// an error fault: the failures the SDK's own retryer passed up to its
 	// caller. Attempts are grouped into operations by Amz-Sdk-Invocation-Id,
 	// or, without it, per action by the Amz-Sdk-Request attempt number
-	// (attempt=1 starts a new operation); a request without either is an
-	// operation of its own. Exact when one client at a time uses the proxy.
+	// (attempt=1 starts a new operation, unless it is the transport's resend
+	// of a reset attempt=1); a request without either is an operation of
+	// its own. Exact when one client at a time uses the proxy.
 	Surfaced map[Kind]int
 	Actions  map[string]*ActionCounts
 }
@@ -266,7 +269,8 @@ func Count(records []Record) Counts {
 	}
 	ops := map[string]*op{}
 	var order []string
-	seqOp := map[string]int{} // action -> current operation number, without an invocation id
+	seqOp := map[string]int{}   // action -> current operation number, without an invocation id
+	last := map[string]Record{} // action -> its previous record
 	for _, r := range records {
 		c.Total++
 		a := c.Actions[r.Action]
@@ -285,9 +289,16 @@ func Count(records []Record) Counts {
 		case r.Invocation != "":
 			key = "id:" + r.Invocation
 		case r.Attempt > 0:
-			if r.Attempt == 1 || seqOp[r.Action] == 0 {
+			// attempt=1 starts an operation, unless it repeats an attempt=1
+			// that was reset: Go's transport resends an idempotent request
+			// (GET, PUT) by itself when a reused connection is reset
+			// before any answer, with the same headers.
+			prev, seen := last[r.Action]
+			resent := seen && prev.Attempt == r.Attempt && (prev.Fault == Reset || prev.Fault == Down || prev.Fault == LostResponse)
+			if (r.Attempt == 1 && !resent) || seqOp[r.Action] == 0 {
 				seqOp[r.Action]++
 			}
+			last[r.Action] = r
 			key = fmt.Sprintf("seq:%s#%d", r.Action, seqOp[r.Action])
 		default:
 			key = fmt.Sprintf("req:%d", r.Seq)
@@ -503,6 +514,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Status = 0
 	}
 	rec.Upstream = tm.get()
+	rec.End = time.Now()
 
 	p.mu.Lock()
 	p.records[rec.Seq-1] = rec
@@ -616,7 +628,8 @@ func Action(r *http.Request, body []byte) string {
 	case strings.HasPrefix(path, "/moto-api/"):
 		return "moto-api " + r.Method + " " + path
 	case strings.HasPrefix(path, "/2013-04-01/"):
-		segs := strings.Split(path, "/")
+		// The aws CLI adds a final slash that the SDKs do not.
+		segs := strings.Split(strings.TrimSuffix(path, "/"), "/")
 		for i := 1; i < len(segs); i++ {
 			if route53IDAfter[segs[i-1]] && segs[i] != "" {
 				segs[i] = "{id}"

@@ -91,6 +91,7 @@ func TestForwardsAndCountsByAction(t *testing.T) {
 		{"query in URL", "GET", "/?Action=DescribeRegions&Version=2016-11-15", "", "", "DescribeRegions"},
 		{"Route 53 rrset", "POST", "/2013-04-01/hostedzone/Z0123456789ABC/rrset", "application/xml", "<x/>", "POST /2013-04-01/hostedzone/{id}/rrset"},
 		{"Route 53 change", "GET", "/2013-04-01/change/C2682N5HXP0BZ4", "", "", "GET /2013-04-01/change/{id}"},
+		{"Route 53 final slash", "POST", "/2013-04-01/hostedzone/Z0123456789ABC/rrset/", "application/xml", "<x/>", "POST /2013-04-01/hostedzone/{id}/rrset"},
 		{"Route 53 tags", "GET", "/2013-04-01/tags/hostedzone/Z0123", "", "", "GET /2013-04-01/tags/hostedzone/{id}"},
 		{"Route 53 list zones", "GET", "/2013-04-01/hostedzone", "", "", "GET /2013-04-01/hostedzone"},
 		{"IMDS token", "PUT", "/latest/api/token", "", "", "PUT /latest/api/token"},
@@ -342,6 +343,11 @@ func TestCountGroupsAttemptsWithoutInvocationID(t *testing.T) {
 		{Seq: 7, Action: "GET /latest/user-data", Attempt: 2, Fault: HTTP503}, // surfaced
 		{Seq: 8, Action: "curl", Fault: Throttle},                             // surfaced: no retry header
 		{Seq: 9, Action: "curl", Fault: Latency},
+		// Go's transport resends a GET reset on a reused connection, with
+		// the same attempt header: one attempt, not a new operation.
+		{Seq: 10, Action: "GET /latest/dynamic/instance-identity/document", Attempt: 1, Fault: Reset},
+		{Seq: 11, Action: "GET /latest/dynamic/instance-identity/document", Attempt: 1, Fault: Reset},
+		{Seq: 12, Action: "GET /latest/dynamic/instance-identity/document", Attempt: 2},
 	}
 	c := Count(recs)
 	if got := c.SurfacedErrors(); got != 3 {
@@ -350,7 +356,7 @@ func TestCountGroupsAttemptsWithoutInvocationID(t *testing.T) {
 	if c.Surfaced[Down] != 1 || c.Surfaced[HTTP503] != 1 || c.Surfaced[Throttle] != 1 {
 		t.Errorf("surfaced by kind %v", c.Surfaced)
 	}
-	if c.ErrorFaults() != 7 || c.Faults[Latency] != 1 {
+	if c.ErrorFaults() != 9 || c.Faults[Latency] != 1 {
 		t.Errorf("faults %v", c.Faults)
 	}
 }
@@ -397,5 +403,37 @@ func TestNewRejects(t *testing.T) {
 			p.Close()
 			t.Errorf("New(%q, %+v) succeeded, want an error", tc.target, tc.o)
 		}
+	}
+}
+
+func TestFaultableAndMotoAPI(t *testing.T) {
+	up := newUpstream(t)
+	p := newProxy(t, up.URL, Options{Rate: 1, Kinds: []Kind{HTTP503}, Faultable: func(action string) bool { return action == "CreateTags" }})
+	for _, path := range []string{"/moto-api/reset", "/"} {
+		for _, action := range []string{"CreateTags", "DescribeAddresses"} {
+			resp, err := http.PostForm(p.URL+path, url.Values{"Action": {action}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	var got []string
+	for _, r := range p.Records() {
+		got = append(got, r.Action+"="+r.Fault.String())
+	}
+	// Requests to moto's own API are never faulted; the action comes from
+	// the form first.
+	want := []string{"CreateTags=http503", "DescribeAddresses=none", "CreateTags=http503", "DescribeAddresses=none"}
+	if !slices.Equal(got, want) {
+		t.Errorf("faults %v, want %v", got, want)
+	}
+	resp, err := http.Post(p.URL+"/moto-api/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := p.Records()[4]; r.Action != "moto-api POST /moto-api/reset" || r.Fault != None {
+		t.Errorf("moto API request recorded as %+v", r)
 	}
 }

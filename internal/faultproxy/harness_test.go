@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,6 +38,11 @@ type cloud struct {
 
 func newCloud(t testing.TB, moto *testenv.Moto) *cloud {
 	return &cloud{t: t, moto: moto, ec2: ec2.NewFromConfig(moto.Config())}
+}
+
+// newCloudConfig is a cloud seen with cfg (other credentials).
+func newCloudConfig(t testing.TB, cfg aws.Config) *cloud {
+	return &cloud{t: t, ec2: ec2.NewFromConfig(cfg)}
 }
 
 // instance is an instance created in moto, and its primary interface.
@@ -152,55 +159,103 @@ type fleet struct {
 	moto    *testenv.Moto
 	timeout time.Duration
 	// imdsOpts and ec2Opts make each claimer's proxies; seed is the
-	// claimer's index.
+	// claimer's number in the fleet, from 1.
 	imdsOpts, ec2Opts func(seed uint64) faultproxy.Options
 	// env is added to each claimer's environment.
 	env []string
+	// seeds counts the claimers run, across calls to run.
+	seeds uint64
+	// claiming is the time from the claimers' start to the last one's
+	// exit, summed over the batches (the emulators' start not included).
+	claiming time.Duration
 }
 
-// run runs the claimers, at most parallel at once, each with its IMDS
-// emulator started just before it (and stopped after it).
-func (f *fleet) run(claimers []*claimer, parallel int) {
+// run runs the claimers in batches of batch: the batch's IMDS emulators
+// start first, then its claimers all at once (each with fresh proxies, so
+// that an outage window counts from its own boot), and the emulators stop
+// when the batch is done.
+func (f *fleet) run(claimers []*claimer, batch int) {
 	f.t.Helper()
-	sem := make(chan struct{}, parallel)
+	for len(claimers) > 0 {
+		n := min(batch, len(claimers))
+		f.runBatch(claimers[:n])
+		claimers = claimers[n:]
+	}
+}
+
+func (f *fleet) runBatch(claimers []*claimer) {
+	f.t.Helper()
+	var emu testenv.Emulators
+	defer emu.Close()
+	// Each emulator is asked who it is, and started again if it is
+	// somebody else: before testenv serialized its starts (41d0171), two
+	// emulators started at once could be handed the same port, and the
+	// loser's readiness probe was answered by the winner, giving two
+	// claimers one identity.
+	mds := make([]*testenv.IMDS, len(claimers))
+	errs := make([]error, len(claimers))
+	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	errs := make(chan error, len(claimers))
 	for i, c := range claimers {
-		sem <- struct{}{}
 		wg.Go(func() {
+			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := f.runOne(uint64(i+1), c); err != nil {
-				errs <- fmt.Errorf("%s: %w", c.inst.id, err)
+			for try := 1; ; try++ {
+				md, err := emu.IMDS(testenv.IMDSOptions{InstanceID: c.inst.id, Region: testenv.MotoRegion, UserData: []byte(c.userData)})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				id, err := instanceID(md.Endpoint)
+				if err == nil && id == c.inst.id {
+					mds[i] = md
+					return
+				}
+				if try == 3 {
+					errs[i] = fmt.Errorf("the IMDS emulator started for %s at %s says instance-id %q (%v)", c.inst.id, md.Endpoint, id, err)
+					return
+				}
+				f.t.Logf("PROOF harness: the IMDS emulator started for %s at %s says instance-id %q (%v): another emulator has its port; starting it again", c.inst.id, md.Endpoint, id, err)
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		f.t.Error(err)
+	if err := errors.Join(errs...); err != nil {
+		f.t.Fatal(err)
+	}
+	start := make(chan struct{})
+	for i, c := range claimers {
+		f.seeds++
+		seed := f.seeds
+		wg.Go(func() {
+			<-start
+			errs[i] = f.runOne(seed, c, mds[i])
+		})
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	f.claiming += time.Since(began)
+	if err := errors.Join(errs...); err != nil {
+		f.t.Fatal(err)
 	}
 }
 
-func (f *fleet) runOne(seed uint64, c *claimer) error {
-	var emu testenv.Emulators
-	defer emu.Close()
-	md, err := emu.IMDS(testenv.IMDSOptions{InstanceID: c.inst.id, Region: testenv.MotoRegion, UserData: []byte(c.userData)})
-	if err != nil {
-		return err
-	}
-	var io, eo faultproxy.Options
+func (f *fleet) runOne(seed uint64, c *claimer, md *testenv.IMDS) error {
+	var imdsOpts, ec2Opts faultproxy.Options
 	if f.imdsOpts != nil {
-		io = f.imdsOpts(seed)
+		imdsOpts = f.imdsOpts(seed)
 	}
 	if f.ec2Opts != nil {
-		eo = f.ec2Opts(seed)
+		ec2Opts = f.ec2Opts(seed)
 	}
+	var err error
 	// The proxies start now: IMDS's DownFor counts from this claimer's boot.
-	if c.imds, err = faultproxy.New(md.Endpoint, io); err != nil {
+	if c.imds, err = faultproxy.New(md.Endpoint, imdsOpts); err != nil {
 		return err
 	}
 	defer c.imds.Close()
-	if c.ec2, err = faultproxy.New(f.moto.Endpoint, eo); err != nil {
+	if c.ec2, err = faultproxy.New(f.moto.Endpoint, ec2Opts); err != nil {
 		return err
 	}
 	defer c.ec2.Close()
@@ -223,9 +278,10 @@ func (f *fleet) runOne(seed uint64, c *claimer) error {
 	case errors.As(err, &ee):
 		c.code = ee.ExitCode()
 	case err != nil:
-		return err
+		return fmt.Errorf("%s: %w", c.inst.id, err)
 	}
 	sc := bufio.NewScanner(strings.NewReader(c.stderr))
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var l logLine
 		if json.Unmarshal(sc.Bytes(), &l) == nil {
@@ -235,41 +291,23 @@ func (f *fleet) runOne(seed uint64, c *claimer) error {
 	return nil
 }
 
-// TestExplore prints one claim's requests.
-func TestExplore(t *testing.T) {
-	moto := testenv.SharedMoto(t)
-	cl := newCloud(t, moto)
-	inst := cl.runInstances(1)[0]
-	alloc := cl.allocate(1, nil)[0]
-	plan := func(action string, n int) faultproxy.Kind {
-		for _, spec := range strings.Split(os.Getenv("EXPLORE_PLAN"), ";") {
-			a, rest, ok := strings.Cut(spec, "=")
-			if !ok || a != action {
-				continue
-			}
-			k, cnt, _ := strings.Cut(rest, "*")
-			var times int
-			fmt.Sscan(cnt, &times)
-			if n <= times {
-				for kk := faultproxy.None; kk <= faultproxy.Down; kk++ {
-					if kk.String() == k {
-						return kk
-					}
-				}
-			}
-		}
-		return faultproxy.None
+// instanceID asks an IMDS emulator who it says the instance is (IMDSv2).
+func instanceID(endpoint string) (string, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	req, _ := http.NewRequest(http.MethodPut, endpoint+"/latest/api/token", nil)
+	req.Header.Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "60")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
 	}
-	f := &fleet{t: t, bin: testenv.Eipclaim(t), moto: moto, timeout: 20 * time.Second,
-		imdsOpts: func(uint64) faultproxy.Options { return faultproxy.Options{Plan: plan} },
-		ec2Opts:  func(uint64) faultproxy.Options { return faultproxy.Options{Plan: plan} },
+	token, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, endpoint+"/latest/meta-data/instance-id", nil)
+	req.Header.Set("X-Aws-Ec2-Metadata-Token", string(token))
+	if resp, err = client.Do(req); err != nil {
+		return "", err
 	}
-	c := &claimer{inst: inst, alloc: alloc, userData: "role: db\nroles:\n  db:\n    allocation_id: " + alloc + "\n"}
-	f.run([]*claimer{c}, 1)
-	t.Log(c)
-	for _, p := range []*faultproxy.Proxy{c.imds, c.ec2} {
-		for _, r := range p.Records() {
-			t.Logf("%3d %-45s %-8s %3d attempt=%d %s", r.Seq, r.Action, r.Fault, r.Status, r.Attempt, r.Upstream)
-		}
-	}
+	defer resp.Body.Close()
+	id, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(id)), err
 }

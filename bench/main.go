@@ -1,0 +1,597 @@
+// Command bench measures eipclaim against the targets of its proof (issue 7)
+// and against the aws CLI script it replaces (bench/claim.sh). Run it with
+// `make bench` (go run ./bench); it needs moto_server, the IMDS emulator
+// (scripts/tools.sh), curl and the aws CLI v1.
+//
+// On one moto server, behind a counting fault proxy that injects nothing,
+// it times N fresh claims by each contender, alternating, each on a fresh
+// instance, Elastic IP and Route 53 zone, with the role's configuration in
+// the instance's user-data served by its own IMDS emulator (also behind a
+// counting proxy). It prints the medians, p90 and the speed-up; the API
+// requests per claim against the minimum the specification needs, with
+// every extra request eipclaim makes flagged; eipclaim's end-to-end time
+// against the sum of the upstream latencies of the needed requests; the
+// cold start of `eipclaim version`; the size of the release binary; and the
+// peak RSS of a claim. Each target is marked PASS or MISS.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+
+	"github.com/eipclaim/eipclaim/internal/faultproxy"
+	"github.com/eipclaim/eipclaim/internal/testenv"
+)
+
+func main() {
+	var o options
+	flag.IntVar(&o.n, "n", 30, "fresh claims per contender")
+	flag.IntVar(&o.cold, "cold", 50, "runs of `eipclaim version` for the cold start")
+	flag.StringVar(&o.aws, "aws", "", "the aws CLI v1 (default: PATH, then ~/.pyenv/versions/3.11.7/bin/aws)")
+	flag.BoolVar(&o.noScript, "no-script", false, "time eipclaim only")
+	flag.BoolVar(&o.noDNS, "no-dns", false, "claims without Route 53 publication")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	n, cold  int
+	aws      string
+	noScript bool
+	noDNS    bool
+}
+
+// The targets of issue 7.
+const (
+	targetOverhead = 1.2                   // end-to-end / sum of the needed requests' upstream latencies
+	targetCold     = 10 * time.Millisecond // eipclaim version, median
+	targetSize     = 20 << 20              // bytes, release build
+	targetRSS      = 30 << 20              // bytes, peak of a claim
+)
+
+// need is one request the specification needs for a fresh claim published
+// in Route 53, and how many times.
+type need struct {
+	label   string
+	actions []string // any of these counts
+	times   int
+	why     string
+}
+
+// needed is the minimum a fresh claim with a Route 53 CNAME makes, per the
+// specification: identity and configuration from IMDS (IMDSv2), the EC2
+// API as the source of truth, AllowReassociation=false, the read-back, the
+// audit tags, then the UPSERT between a no-churn read and a read-back.
+var needed = []need{
+	{"IMDS token", []string{"PUT /latest/api/token"}, 1, "IMDSv2"},
+	{"IMDS instance-id", []string{"GET /latest/meta-data/instance-id"}, 1, "who am I (the identity document below also carries it)"},
+	{"IMDS region", []string{"GET /latest/dynamic/instance-identity/document", "GET /latest/meta-data/placement/region"}, 1, "the region"},
+	{"IMDS user-data", []string{"GET /latest/user-data"}, 1, "the configuration"},
+	{"DescribeInstances", []string{"DescribeInstances"}, 1, "this instance's interfaces (source of truth)"},
+	{"DescribeAddresses", []string{"DescribeAddresses"}, 2, "the EIP and its holder; then the read-back"},
+	{"AssociateAddress", []string{"AssociateAddress"}, 1, "AllowReassociation=false"},
+	{"CreateTags", []string{"CreateTags"}, 1, "eipclaim:holder, eipclaim:claimed-at"},
+	{"ListResourceRecordSets", []string{"GET /2013-04-01/hostedzone/{id}/rrset"}, 2, "no-churn read; then the read-back"},
+	{"ChangeResourceRecordSets", []string{"POST /2013-04-01/hostedzone/{id}/rrset"}, 1, "UPSERT CNAME"},
+}
+
+// redundant says why a request outside the minimum is not needed.
+var redundant = map[string]string{
+	"DescribeNetworkInterfaces":       "the EIP's public DNS name: the spec's rule computes it from the IP and region (eipclaim computes it anyway when EC2 reports none)",
+	"GET /2013-04-01/hostedzone/{id}": "GetHostedZone, to check the name lies in the zone: Route 53 refuses such a change itself (InvalidChangeBatch); `eipclaim check` is where it belongs",
+}
+
+func dnsNeeded(n need) bool { return strings.Contains(n.label, "ResourceRecordSets") }
+
+// claimRun is one timed claim.
+type claimRun struct {
+	wall     time.Duration
+	rss      int64 // bytes, 0 when unknown
+	records  []faultproxy.Record
+	stdout   string
+	upNeeded time.Duration // sum of the upstream latencies of the needed requests
+	upAll    time.Duration // of all its requests
+	// Where the rest of the time went: from the process start to its first
+	// request, in the proxies (beyond the upstream), between the answer of
+	// a request and the next request, after the last answer to the exit.
+	startup, proxied, between, tail time.Duration
+}
+
+type contender struct {
+	name string
+	runs []claimRun
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "eipclaim-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Fprintln(out, "building the release binary: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\"")
+	bin := filepath.Join(dir, "eipclaim")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/eipclaim")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, b)
+	}
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+
+	cold, err := coldStart(ctx, bin, o.cold)
+	if err != nil {
+		return err
+	}
+
+	awsBin, script := "", filepath.Join(root, "bench", "claim.sh")
+	if !o.noScript {
+		if awsBin, err = findAWS(o.aws); err != nil {
+			return err
+		}
+	}
+
+	var emu testenv.Emulators
+	defer emu.Close()
+	moto, err := emu.Moto()
+	if err != nil {
+		return err
+	}
+	proxy, err := faultproxy.New(moto.Endpoint, faultproxy.Options{})
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	cfg := moto.Config()
+	w := &world{ec2: ec2.NewFromConfig(cfg), r53: route53.NewFromConfig(cfg), dns: !o.noDNS}
+
+	contenders := []*contender{{name: "eipclaim"}}
+	if !o.noScript {
+		contenders = append(contenders, &contender{name: "aws CLI script"})
+	}
+	fmt.Fprintf(out, "timing %d fresh claims per contender (instance + EIP + Route 53 zone each), alternating\n", o.n)
+	for i := range o.n {
+		for j := range contenders {
+			c := contenders[(i+j)%len(contenders)] // alternate who goes first
+			var argv []string
+			if c.name == "eipclaim" {
+				argv = []string{bin, "claim", "--timeout", "60s"}
+			} else {
+				argv = []string{"bash", script}
+			}
+			r, err := w.claim(ctx, proxy, argv, awsBin)
+			if err != nil {
+				return fmt.Errorf("%s, claim %d: %w", c.name, i+1, err)
+			}
+			c.runs = append(c.runs, r)
+		}
+		fmt.Fprint(out, ".")
+	}
+	fmt.Fprintln(out)
+	report(out, o, contenders, cold, size, awsBin)
+	return nil
+}
+
+// world seeds moto directly (not through the proxy, so that the seeding is
+// not counted).
+type world struct {
+	ec2 *ec2.Client
+	r53 *route53.Client
+	dns bool
+	seq int
+}
+
+// claim creates an instance, an EIP and a zone, starts an IMDS emulator for
+// the instance with the role in its user-data, runs argv as that instance
+// would, and checks the outcome.
+func (w *world) claim(ctx context.Context, proxy *faultproxy.Proxy, argv []string, awsBin string) (claimRun, error) {
+	w.seq++
+	ri, err := w.ec2.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro})
+	if err != nil {
+		return claimRun{}, fmt.Errorf("RunInstances: %w", err)
+	}
+	inst := ri.Instances[0]
+	eni := aws.ToString(inst.NetworkInterfaces[0].NetworkInterfaceId)
+	eip, err := w.ec2.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc})
+	if err != nil {
+		return claimRun{}, fmt.Errorf("AllocateAddress: %w", err)
+	}
+	alloc := aws.ToString(eip.AllocationId)
+	zoneName := fmt.Sprintf("bench%d.example.internal", w.seq)
+	record := "db." + zoneName
+	userData := "role: db\nroles:\n  db:\n    allocation_id: " + alloc + "\n"
+	var zoneID string
+	if w.dns {
+		z, err := w.r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String(zoneName), CallerReference: aws.String(zoneName)})
+		if err != nil {
+			return claimRun{}, fmt.Errorf("CreateHostedZone: %w", err)
+		}
+		zoneID = strings.TrimPrefix(aws.ToString(z.HostedZone.Id), "/hostedzone/")
+		userData += "    dns:\n      route53: {zone_id: " + zoneID + ", name: " + record + ", ttl: 60}\n"
+	}
+	var e testenv.Emulators
+	defer e.Close()
+	md, err := e.IMDS(testenv.IMDSOptions{InstanceID: aws.ToString(inst.InstanceId), Region: testenv.MotoRegion, UserData: []byte(userData)})
+	if err != nil {
+		return claimRun{}, err
+	}
+	mdProxy, err := faultproxy.New(md.Endpoint, faultproxy.Options{})
+	if err != nil {
+		return claimRun{}, err
+	}
+	defer mdProxy.Close()
+
+	env := append(os.Environ(), (&testenv.Moto{Endpoint: proxy.URL}).Env()...)
+	env = append(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+mdProxy.URL, "AWS_EC2_METADATA_DISABLED=false",
+		"EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "AWS_PAGER=")
+	if awsBin != "" {
+		// The aws CLI takes an empty AWS_PROFILE for a profile named "".
+		env = slices.DeleteFunc(env, func(kv string) bool {
+			return kv == "AWS_PROFILE=" || kv == "AWS_SESSION_TOKEN="
+		})
+		env = append(env, "PATH="+filepath.Dir(awsBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	before := len(proxy.Records())
+	began := time.Now()
+	err = cmd.Run()
+	wall := time.Since(began)
+	if err != nil {
+		return claimRun{}, fmt.Errorf("%s: %w\nstdout: %s\nstderr: %s", strings.Join(argv, " "), err, stdout.String(), stderr.String())
+	}
+	r := claimRun{wall: wall, rss: maxRSS(cmd.ProcessState), stdout: stdout.String()}
+	r.records = append(mdProxy.Records(), proxy.Records()[before:]...)
+	r.upNeeded, r.upAll = upstream(r.records, w.dns)
+	r.breakdown(began)
+
+	// The outcome: the EIP on the instance's primary interface, and the CNAME.
+	a, err := w.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
+	if err != nil || len(a.Addresses) != 1 || aws.ToString(a.Addresses[0].NetworkInterfaceId) != eni {
+		return claimRun{}, fmt.Errorf("%s: the EIP %s is not on %s afterwards (%v)\nstdout: %s\nstderr: %s", argv[0], alloc, eni, err, stdout.String(), stderr.String())
+	}
+	if w.dns {
+		if err := w.checkCNAME(ctx, zoneID, record, aws.ToString(eip.PublicIp)); err != nil {
+			return claimRun{}, fmt.Errorf("%s: %w\nstdout: %s\nstderr: %s", argv[0], err, stdout.String(), stderr.String())
+		}
+	}
+	return r, nil
+}
+
+// breakdown splits the time of r outside the upstream round trips.
+func (r *claimRun) breakdown(began time.Time) {
+	recs := slices.Clone(r.records)
+	if len(recs) == 0 {
+		return
+	}
+	slices.SortFunc(recs, func(a, b faultproxy.Record) int { return a.Start.Compare(b.Start) })
+	r.startup = recs[0].Start.Sub(began)
+	last := recs[0].End
+	for i, rec := range recs {
+		r.proxied += rec.End.Sub(rec.Start) - rec.Upstream
+		if i > 0 && rec.Start.After(last) {
+			r.between += rec.Start.Sub(last)
+		}
+		if rec.End.After(last) {
+			last = rec.End
+		}
+	}
+	r.tail = began.Add(r.wall).Sub(last)
+}
+
+// checkCNAME wants record to be a CNAME to the EIP's public DNS name:
+// ec2-A-B-C-D.<region's domain> as the specification computes it, or what
+// EC2 reports (moto reports ip-A-B-C-D.ec2.internal).
+func (w *world) checkCNAME(ctx context.Context, zoneID, record, publicIP string) error {
+	out, err := w.r53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{
+		HostedZoneId: aws.String(zoneID), StartRecordName: aws.String(record), StartRecordType: r53types.RRTypeCname,
+	})
+	if err != nil {
+		return fmt.Errorf("ListResourceRecordSets: %w", err)
+	}
+	want := "-" + strings.ReplaceAll(publicIP, ".", "-") + "."
+	for _, rr := range out.ResourceRecordSets {
+		if strings.TrimSuffix(aws.ToString(rr.Name), ".") == record && rr.Type == r53types.RRTypeCname && len(rr.ResourceRecords) == 1 &&
+			strings.Contains(aws.ToString(rr.ResourceRecords[0].Value), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no CNAME %s -> the name of %s in zone %s afterwards", record, publicIP, zoneID)
+}
+
+// upstream sums the upstream latencies of the needed requests among
+// records (the first ones of each needed action), and of all of them.
+func upstream(records []faultproxy.Record, dns bool) (neededSum, all time.Duration) {
+	used := make([]bool, len(records))
+	for _, n := range needed {
+		if !dns && dnsNeeded(n) {
+			continue
+		}
+		left := n.times
+		for i, r := range records {
+			if left > 0 && !used[i] && slices.Contains(n.actions, r.Action) {
+				used[i] = true
+				neededSum += r.Upstream
+				left--
+			}
+		}
+	}
+	for _, r := range records {
+		all += r.Upstream
+	}
+	return neededSum, all
+}
+
+// coldStart runs `eipclaim version` n times and returns the median wall time.
+func coldStart(ctx context.Context, bin string, n int) (time.Duration, error) {
+	var d []time.Duration
+	for range n {
+		began := time.Now()
+		if out, err := exec.CommandContext(ctx, bin, "version").CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("eipclaim version: %w\n%s", err, out)
+		}
+		d = append(d, time.Since(began))
+	}
+	return quantile(d, 0.5), nil
+}
+
+// findAWS locates the aws CLI.
+func findAWS(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p, err := exec.LookPath("aws"); err == nil {
+		return p, nil
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".pyenv", "versions", "3.11.7", "bin", "aws")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("the aws CLI v1 is not on PATH nor in ~/.pyenv/versions/3.11.7/bin: pip install awscli, pass -aws PATH, or -no-script")
+}
+
+// moduleRoot is the directory holding go.mod, above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run bench from the repository")
+		}
+		dir = parent
+	}
+}
+
+// quantile returns the q-quantile of d (nearest rank); d is sorted in place.
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(math.Ceil(q*float64(len(d)))) - 1
+	return d[max(0, min(i, len(d)-1))]
+}
+
+func quantileF(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	sort.Float64s(v)
+	i := int(math.Ceil(q*float64(len(v)))) - 1
+	return v[max(0, min(i, len(v)-1))]
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// report prints the results.
+func report(out io.Writer, o options, cs []*contender, cold time.Duration, size int64, awsBin string) {
+	fmt.Fprintf(out, "\neipclaim benchmark: %d fresh claims per contender, %s, %d CPUs, %s/%s", o.n, runtime.Version(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	if awsBin != "" {
+		if v, err := exec.Command(awsBin, "--version").CombinedOutput(); err == nil {
+			fmt.Fprintf(out, ", %s", strings.Fields(string(v))[0])
+		}
+	}
+	fmt.Fprintln(out)
+	if o.noDNS {
+		fmt.Fprintln(out, "(without Route 53 publication: -no-dns)")
+	}
+
+	fmt.Fprintln(out, "\nEnd-to-end time of one claim (process start to exit):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "contender\tmedian\tp90\tmin\tmax\t")
+	medians := map[string]time.Duration{}
+	for _, c := range cs {
+		var d []time.Duration
+		for _, r := range c.runs {
+			d = append(d, r.wall)
+		}
+		medians[c.name] = quantile(d, 0.5)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", c.name, ms(quantile(d, 0.5)), ms(quantile(d, 0.9)), ms(d[0]), ms(d[len(d)-1]))
+	}
+	tw.Flush()
+	if len(cs) > 1 && medians["eipclaim"] > 0 {
+		fmt.Fprintf(out, "speed-up (median aws CLI script / median eipclaim): %.1fx\n", float64(medians[cs[1].name])/float64(medians["eipclaim"]))
+	}
+
+	// Requests per claim.
+	fmt.Fprintln(out, "\nAPI requests per claim (median over the claims), counted by the proxies:")
+	perClaim := map[string][]map[string]int{} // contender -> claim -> action -> requests
+	actions := map[string]bool{}
+	for _, c := range cs {
+		for _, r := range c.runs {
+			per := map[string]int{}
+			for _, rec := range r.records {
+				per[rec.Action]++
+				actions[rec.Action] = true
+			}
+			perClaim[c.name] = append(perClaim[c.name], per)
+		}
+	}
+	median := func(name, action string) int {
+		var v []float64
+		for _, per := range perClaim[name] {
+			v = append(v, float64(per[action]))
+		}
+		return int(quantileF(v, 0.5))
+	}
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	header := "request\tneeded"
+	for _, c := range cs {
+		header += "\t" + c.name
+	}
+	fmt.Fprintln(tw, header+"\tnote")
+	seen := map[string]bool{}
+	totals := make([]int, len(cs)+1)
+	for _, n := range needed {
+		if o.noDNS && dnsNeeded(n) {
+			continue
+		}
+		row := fmt.Sprintf("%s\t%d", n.label, n.times)
+		totals[0] += n.times
+		for j, c := range cs {
+			got := 0
+			for _, a := range n.actions {
+				got += median(c.name, a)
+				seen[a] = true
+			}
+			totals[j+1] += got
+			row += fmt.Sprintf("\t%d", got)
+		}
+		fmt.Fprintln(tw, row+"\t"+n.why)
+	}
+	var extra []string
+	for a := range actions {
+		if !seen[a] {
+			extra = append(extra, a)
+		}
+	}
+	sort.Strings(extra)
+	for _, a := range extra {
+		row := a + "\t0"
+		flag := false
+		for j, c := range cs {
+			got := median(c.name, a)
+			totals[j+1] += got
+			row += fmt.Sprintf("\t%d", got)
+			flag = flag || (c.name == "eipclaim" && got > 0)
+		}
+		note := ""
+		if flag {
+			note = "REDUNDANT"
+			if why, ok := redundant[a]; ok {
+				note += ": " + why
+			} else {
+				note += ": not in the specification's minimum"
+			}
+		}
+		fmt.Fprintln(tw, row+"\t"+note)
+	}
+	row := fmt.Sprintf("total\t%d", totals[0])
+	for j := range cs {
+		row += fmt.Sprintf("\t%d", totals[j+1])
+	}
+	fmt.Fprintln(tw, row+"\t")
+	tw.Flush()
+
+	// Overhead and resources, eipclaim only.
+	var e2e, upN, upA, startup, proxied, between, tail []time.Duration
+	var ratios []float64
+	var rss int64
+	for _, r := range cs[0].runs {
+		e2e = append(e2e, r.wall)
+		upN = append(upN, r.upNeeded)
+		upA = append(upA, r.upAll)
+		startup, proxied = append(startup, r.startup), append(proxied, r.proxied)
+		between, tail = append(between, r.between), append(tail, r.tail)
+		if r.upNeeded > 0 {
+			ratios = append(ratios, float64(r.wall)/float64(r.upNeeded))
+		}
+		rss = max(rss, r.rss)
+	}
+	ratio := quantileF(ratios, 0.5)
+	fmt.Fprintf(out, "\neipclaim, medians: end-to-end %s; upstream latency of the needed requests %s, of all its requests %s; the rest (process start, configuration, our code, the proxy hop) %s\n",
+		ms(quantile(e2e, 0.5)), ms(quantile(upN, 0.5)), ms(quantile(upA, 0.5)), ms(quantile(e2e, 0.5)-quantile(upA, 0.5)))
+	fmt.Fprintf(out, "  the rest, medians: process start to first request %s; between an answer and the next request (SDK, our code, connections) %s; in the counting proxies %s; last answer to exit %s\n",
+		ms(quantile(startup, 0.5)), ms(quantile(between, 0.5)), ms(quantile(proxied, 0.5)), ms(quantile(tail, 0.5)))
+
+	fmt.Fprintln(out, "\nTargets:")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tmeasured\ttarget\tresult")
+	fmt.Fprintf(tw, "overhead: end-to-end / upstream latency of the needed requests (median of %d claims)\t%.2fx\t<= %.1fx\t%s\n", len(ratios), ratio, targetOverhead, verdict(ratio > 0 && ratio <= targetOverhead))
+	fmt.Fprintf(tw, "cold start: eipclaim version (median of %d runs)\t%s\t< %s\t%s\n", o.cold, ms(cold), ms(targetCold), verdict(cold < targetCold))
+	fmt.Fprintf(tw, "binary size: CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\"\t%s\t< %s\t%s\n", mb(size), mb(targetSize), verdict(size < targetSize))
+	if rss > 0 {
+		fmt.Fprintf(tw, "peak RSS of a claim (max of %d, rusage maxrss)\t%s\t< %s\t%s\n", len(cs[0].runs), mb(rss), mb(targetRSS), verdict(rss < targetRSS))
+	} else {
+		fmt.Fprintf(tw, "peak RSS of a claim\tunknown on %s\t< %s\t-\n", runtime.GOOS, mb(targetRSS))
+	}
+	if len(cs) > 1 {
+		fmt.Fprintf(tw, "speed-up over the aws CLI script (medians)\t%.1fx\t(none)\t-\n", float64(medians[cs[1].name])/float64(medians["eipclaim"]))
+	}
+	tw.Flush()
+}
