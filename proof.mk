@@ -4,7 +4,7 @@
 
 .PHONY: bench proof vulndb
 
-PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace
+PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace
 
 ## bench: time eipclaim against its targets and against the aws CLI script (bench/), PASS/MISS per target
 bench: tools

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/eipclaim/eipclaim/internal/faultproxy"
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -364,4 +366,48 @@ func lastError(stderr string) string {
 		}
 	}
 	return ""
+}
+
+// TestRoute53FaultRetried: the zone lookup and the UPSERT are each throttled
+// three times in a row, past the SDK's own attempts. The claim must retry
+// the publication and end with the CNAME, exit 0, not exit 5.
+func TestRoute53FaultRetried(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	cl := newCloud(t, moto)
+	alloc := cl.allocate(1, nil)[0]
+	r53 := route53.NewFromConfig(moto.Config())
+	z, err := r53.CreateHostedZone(context.Background(), &route53.CreateHostedZoneInput{Name: aws.String("example.internal"), CallerReference: aws.String(t.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zoneID := strings.TrimPrefix(aws.ToString(z.HostedZone.Id), "/hostedzone/")
+	c := &claimer{inst: cl.runInstances(1)[0], alloc: alloc,
+		userData: fixedRole(alloc) + "    dns:\n      route53: {zone_id: " + zoneID + ", name: db.example.internal, ttl: 60}\n"}
+	plan := func(action string, n int) faultproxy.Kind {
+		if (action == "GET /2013-04-01/hostedzone/{id}" || action == "POST /2013-04-01/hostedzone/{id}/rrset") && n <= 3 {
+			return faultproxy.Throttle
+		}
+		return faultproxy.None
+	}
+	f := &fleet{t: t, bin: testenv.Eipclaim(t), moto: moto, timeout: 60 * time.Second,
+		ec2Opts: func(uint64) faultproxy.Options { return faultproxy.Options{Plan: plan} },
+	}
+	f.run([]*claimer{c}, 1)
+	if c.code != 0 {
+		t.Fatalf("Route 53 throttled past the SDK's retries: exit %d, want 0 (retry until --timeout)\n%s\n%s", c.code, describeOps(c), c)
+	}
+	if got, want := len(c.retries()), c.ec2.Counts().SurfacedErrors(); got != want || want != 2 {
+		t.Errorf("%d retry lines for %d operations failed past the SDK, want 2 and 2\n%s", got, want, describeOps(c))
+	}
+	out, err := r53.ListResourceRecordSets(context.Background(), &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rr := range out.ResourceRecordSets {
+		found = found || aws.ToString(rr.Name) == "db.example.internal." && rr.Type == r53types.RRTypeCname
+	}
+	if !found {
+		t.Errorf("no CNAME db.example.internal. after the claim: %+v", out.ResourceRecordSets)
+	}
 }
