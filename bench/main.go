@@ -131,7 +131,7 @@ type contender struct {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	root, err := moduleRoot()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -390,24 +390,6 @@ func findAWS(flagValue string) (string, error) {
 		}
 	}
 	return "", errors.New("the aws CLI v1 is not on PATH nor in ~/.pyenv/versions/3.11.7/bin: pip install awscli, pass -aws PATH, or -no-script")
-}
-
-// moduleRoot is the directory holding go.mod, above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run bench from the repository")
-		}
-		dir = parent
-	}
 }
 
 // quantile returns the q-quantile of d (nearest rank); d is sorted in place.

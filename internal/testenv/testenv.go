@@ -107,8 +107,10 @@ func isExecutable(p string) bool {
 	return runtime.GOOS == "windows" || fi.Mode().Perm()&0o111 != 0
 }
 
-// moduleRoot is the directory holding go.mod, found by walking up from the
-// working directory (a package's directory under go test).
+// ModuleRoot returns the directory holding go.mod, found by walking up from
+// the working directory (a package's directory under go test).
+func ModuleRoot() (string, error) { return moduleRoot() }
+
 var moduleRoot = sync.OnceValues(func() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
