@@ -52,7 +52,7 @@ func (s *session) publishDNS(ctx context.Context, spec *config.Role, res *claim.
 	var errs []error
 	if c := spec.DNS.Route53; c != nil {
 		p := &publish.Route53{API: route53.NewFromConfig(s.aws), Log: log, Wait: wait}
-		var r publish.Result
+		var r publish.CNAMEResult
 		// Publishing is idempotent (it reads first), so a throttle or a
 		// network error that outlasts the SDK's attempts is retried whole.
 		err := s.retrier().Do(ctx, "route53 publish", func(ctx context.Context) error {

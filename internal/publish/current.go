@@ -14,7 +14,7 @@ import (
 // Current says what Route 53 holds at c.Name now, for `eipclaim status`:
 // "CNAME value TTL n" per record set, or "no record". It changes nothing.
 func (p *Route53) Current(ctx context.Context, c *config.Route53) (string, error) {
-	zoneID, _, err := p.Zone(ctx, c)
+	zoneID, err := p.publishZone(ctx, c)
 	if err != nil {
 		return "", err
 	}

@@ -197,9 +197,15 @@ func TestRoute53RefusalsMoto(t *testing.T) {
 		}
 	})
 	t.Run("apex", func(t *testing.T) {
+		// Publishing does not read the zone (check does): the apex is
+		// refused for the NS and SOA records there, and check names it.
 		_, err := p.PublishCNAME(ctx, &config.Route53{ZoneID: zoneID, Name: "example.internal."}, target)
+		if !errors.Is(err, publish.ErrConflict) {
+			t.Fatalf("got %v, want ErrConflict", err)
+		}
+		_, _, err = p.Zone(ctx, &config.Route53{ZoneID: zoneID, Name: "example.internal."})
 		if err == nil || !strings.Contains(err.Error(), "apex") || exitcode.Of(err) != exitcode.Usage {
-			t.Fatalf("got %v, want an exit 2 error about the apex", err)
+			t.Fatalf("check: got %v, want an exit 2 error about the apex", err)
 		}
 	})
 	t.Run("zone id not found", func(t *testing.T) {

@@ -45,8 +45,8 @@ type Route53 struct {
 	Poll time.Duration
 }
 
-// Result says what PublishCNAME found and did.
-type Result struct {
+// CNAMEResult says what PublishCNAME found and did.
+type CNAMEResult struct {
 	Record   string // the name, fully qualified, lower case: "master-db.example.internal."
 	Value    string // the CNAME's target, fully qualified, lower case
 	ZoneID   string // the hosted zone's id, without /hostedzone/
@@ -62,23 +62,23 @@ const maxComment = 256
 // with that TTL it changes nothing. It refuses to replace records of
 // another type, or a CNAME with a routing policy ([ErrConflict]). After an
 // UPSERT it reads the record back, and with Wait it waits for INSYNC until
-// ctx is done; a Result with Changed set comes back with that error.
-func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target string) (Result, error) {
+// ctx is done; a CNAMEResult with Changed set comes back with that error.
+func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target string) (CNAMEResult, error) {
 	if c == nil {
-		return Result{}, exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
+		return CNAMEResult{}, exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
 	}
 	if !config.IsDomainName(target) {
-		return Result{}, fmt.Errorf("route53 %s: CNAME target %q is not a DNS name", c.Name, target)
+		return CNAMEResult{}, fmt.Errorf("route53 %s: CNAME target %q is not a DNS name", c.Name, target)
 	}
 	ttl := ttlOf(c.TTL)
 	if ttl < 1 || ttl > maxTTL {
-		return Result{}, exitcode.With(exitcode.Usage, fmt.Errorf("route53 %s: ttl %d: want seconds from 1 to %d", c.Name, ttl, maxTTL))
+		return CNAMEResult{}, exitcode.With(exitcode.Usage, fmt.Errorf("route53 %s: ttl %d: want seconds from 1 to %d", c.Name, ttl, maxTTL))
 	}
-	zoneID, _, err := p.Zone(ctx, c)
+	zoneID, err := p.publishZone(ctx, c)
 	if err != nil {
-		return Result{}, err
+		return CNAMEResult{}, err
 	}
-	res := Result{Record: config.Canonical(c.Name), Value: config.Canonical(target), ZoneID: zoneID}
+	res := CNAMEResult{Record: config.Canonical(c.Name), Value: config.Canonical(target), ZoneID: zoneID}
 	log := logger(p.Log).With("zone_id", zoneID, "record", res.Record)
 
 	have, err := p.recordSets(ctx, zoneID, res.Record)
@@ -203,6 +203,21 @@ func (p *Route53) Zone(ctx context.Context, c *config.Route53) (id, name string,
 		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is not inside zone %s (%s)", record, name, id))
 	}
 	return id, name, nil
+}
+
+// publishZone returns the id of the zone to publish in without asking
+// Route 53 when c names it by id: Route 53 itself refuses a change outside
+// the zone, and `eipclaim check` (Zone) is where zones are checked. A zone
+// named by name is looked up.
+func (p *Route53) publishZone(ctx context.Context, c *config.Route53) (string, error) {
+	if c.ZoneID == "" {
+		id, _, err := p.Zone(ctx, c)
+		return id, err
+	}
+	if !config.IsDomainName(c.Name) {
+		return "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %q: want a DNS name such as master-db.example.internal", c.Name))
+	}
+	return strings.TrimPrefix(c.ZoneID, "/hostedzone/"), nil
 }
 
 func (p *Route53) zoneByID(ctx context.Context, c *config.Route53) (string, string, error) {

@@ -1,0 +1,99 @@
+// Package failover is the failover step that every driver runs (the claim
+// command, the watcher, the off-box controller): decide and claim the
+// role's Elastic IP (internal/claim), then publish where it now is with
+// every configured publisher (internal/publish), and return one typed
+// Outcome. Drivers differ only in when they run it.
+package failover
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/publish"
+)
+
+// Step runs the failover step for one instance.
+type Step struct {
+	Engine *claim.Engine
+	// Region is the instance's region: it decides the EIP's public DNS
+	// name when the EC2 API did not report it.
+	Region string
+	Log    *slog.Logger
+}
+
+// Request is one run of the step for one role.
+type Request struct {
+	Role       string
+	Spec       *config.Role
+	Publishers []publish.Publisher // publish.For the role's dns: block
+	Force      bool                // takeover: always
+	DryRun     bool                // decide and report, change nothing
+}
+
+// Outcome is what the step did, for people (String) and scripts (JSON).
+type Outcome struct {
+	Role string `json:"role"`
+	// Action is what happened to the EIP: "already held", "claimed",
+	// "taken over", or in a dry run "would be claimed", "would be taken over".
+	Action string `json:"action"`
+	// Reason says why the action was allowed.
+	Reason         string `json:"reason,omitempty"`
+	PreviousHolder string `json:"previous_holder,omitempty"`
+	// Epoch is the EIP's eipclaim:epoch after the step: it grows by one
+	// with every move eipclaim makes.
+	Epoch         int64            `json:"epoch"`
+	AllocationID  string           `json:"allocation_id"`
+	PublicIP      string           `json:"public_ip"`
+	PublicDNSName string           `json:"public_dns_name,omitempty"`
+	InstanceID    string           `json:"instance_id"`
+	ENI           string           `json:"eni_id"`
+	PrivateIP     string           `json:"private_ip"`
+	AssociationID string           `json:"association_id,omitempty"`
+	DryRun        bool             `json:"dry_run,omitempty"`
+	Published     []publish.Result `json:"published,omitempty"`
+}
+
+// Run claims the role's EIP as the request's policy allows, then publishes
+// it. A claim that fails returns no Outcome. A publication that fails
+// returns the Outcome with the error (exit code 5: the claim stands).
+func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
+	res, err := s.Engine.Claim(ctx, claim.Request{Role: req.Role, Spec: req.Spec, Force: req.Force, DryRun: req.DryRun})
+	if err != nil {
+		return nil, err
+	}
+	o := &Outcome{
+		Role: res.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
+		Epoch: res.Epoch, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
+		InstanceID: res.InstanceID, ENI: res.ENI, PrivateIP: res.PrivateIP,
+		AssociationID: res.AssociationID, DryRun: req.DryRun,
+	}
+	f := s.facts(res)
+	o.PublicDNSName = f.PublicDNSName
+	if req.DryRun {
+		o.Published = publish.DryRun(req.Publishers, f)
+		return o, nil
+	}
+	// The audit tags and the publications do not depend on each other.
+	var wg sync.WaitGroup
+	if res.TagsStale {
+		wg.Go(func() { s.Engine.Tag(ctx, res) })
+	}
+	o.Published, err = publish.All(ctx, req.Publishers, f)
+	wg.Wait()
+	return o, err
+}
+
+// facts are what the publishers publish, from what the claim learnt.
+func (s *Step) facts(res *claim.Result) publish.Facts {
+	pub, _ := netip.ParseAddr(res.PublicIP)
+	priv, _ := netip.ParseAddr(res.PrivateIP)
+	return publish.Facts{
+		Role: res.Role, AllocationID: res.AllocationID, InstanceID: res.InstanceID, Epoch: res.Epoch,
+		PublicIP: pub, PrivateIP: priv,
+		PublicDNSName: publish.CNAMETarget(res.PublicDNSName, pub, s.Region),
+	}
+}

@@ -1,0 +1,253 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+)
+
+// Facts say where a role's Elastic IP is now: what every publisher
+// publishes, each the part it needs.
+type Facts struct {
+	Role         string
+	AllocationID string
+	PublicIP     netip.Addr
+	// PrivateIP is the holder's private address that carries the EIP.
+	PrivateIP netip.Addr
+	// PublicDNSName is the EIP's public DNS name, the target of CNAMEs
+	// (see CNAMETarget).
+	PublicDNSName string
+	InstanceID    string
+	Epoch         int64
+}
+
+// CNAMETarget is the one place the target of a role's CNAMEs is decided:
+// the public DNS name the EC2 API reported for the EIP (reported, when it
+// reported one for this very address), else the name EC2 gives the address
+// in region (PublicDNSName).
+func CNAMETarget(reported string, publicIP netip.Addr, region string) string {
+	if reported != "" {
+		return reported
+	}
+	return PublicDNSName(publicIP, region)
+}
+
+// Publisher is one place where a role's name is published: a Route 53
+// record, a DNS server updated by RFC 2136. Every DNS target implements it;
+// For builds a role's publishers from its dns: block.
+type Publisher interface {
+	// Kind names the publisher's type: "route53", "rfc2136".
+	Kind() string
+	// Name is the name it publishes, as configured.
+	Name() string
+	// Publish makes the name say what f says. It reads first and changes
+	// nothing when the name already does.
+	Publish(ctx context.Context, f Facts) (Result, error)
+	// Check is the preflight of Publish for `eipclaim check`: it proves
+	// what it can without changing anything, and says what it proved.
+	Check(ctx context.Context) (string, error)
+	// Current says what the name holds now, for `eipclaim status`.
+	Current(ctx context.Context) (string, error)
+}
+
+// Result is what one publisher did.
+type Result struct {
+	Publisher string `json:"publisher"` // the Kind
+	Name      string `json:"name"`
+	Value     string `json:"value,omitempty"` // what the name holds now (or would hold, in a dry run)
+	Changed   bool   `json:"changed"`
+	Detail    string `json:"detail,omitempty"` // the Route 53 change id, the server
+	Error     string `json:"error,omitempty"`
+}
+
+// String says in one line what the publisher did.
+func (r Result) String() string {
+	switch {
+	case r.Error != "":
+		return fmt.Sprintf("%s: %s FAILED: %s", r.Publisher, r.Name, r.Error)
+	case r.Changed:
+		s := fmt.Sprintf("%s: %s -> %s published", r.Publisher, r.Name, r.Value)
+		if r.Detail != "" {
+			s += " (" + r.Detail + ")"
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: %s -> %s already published", r.Publisher, r.Name, r.Value)
+}
+
+// Deps are what the publishers need from the program.
+type Deps struct {
+	Route53 Route53API
+	Log     *slog.Logger
+	// Retry runs one publication until it succeeds, fails for good or the
+	// deadline comes (retry.Retrier.Do); nil calls it once. Publishing is
+	// idempotent (it reads first), so a failure is retried whole.
+	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
+	// WaitDNS makes Route 53 publication wait until the change is INSYNC.
+	WaitDNS bool
+}
+
+// For returns the publishers of a role's dns: block, in a fixed order.
+func For(role string, r *config.Role, d Deps) []Publisher {
+	if r == nil || r.DNS == nil {
+		return nil
+	}
+	log := logger(d.Log).With("role", role)
+	var pubs []Publisher
+	if c := r.DNS.Route53; c != nil {
+		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS}, c: c})
+	}
+	if c := r.DNS.RFC2136; c != nil {
+		pubs = append(pubs, &rfc2136Publisher{p: &RFC2136{Log: log}, c: c})
+	}
+	if d.Retry != nil {
+		for i, p := range pubs {
+			pubs[i] = &retrying{Publisher: p, retry: d.Retry}
+		}
+	}
+	return pubs
+}
+
+// All publishes f with every publisher, concurrently, and returns their
+// results in the publishers' order. When any failed, the error says so with
+// exit code 5 (exitcode.DNSFailed): the claim that came before stands, and a
+// rerun publishes without moving the EIP again.
+func All(ctx context.Context, pubs []Publisher, f Facts) ([]Result, error) {
+	results := make([]Result, len(pubs))
+	errs := make([]error, len(pubs))
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		wg.Go(func() {
+			r, err := p.Publish(ctx, f)
+			r.Publisher, r.Name = p.Kind(), p.Name()
+			if err != nil {
+				r.Error = err.Error()
+				errs[i] = fmt.Errorf("%s %s: %w", p.Kind(), p.Name(), err)
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return results, exitcode.With(exitcode.DNSFailed, fmt.Errorf("the EIP %s is held for role %s, but publishing its name failed (the claim stands; fix this and rerun eipclaim, which will not move the EIP again): %w", f.PublicIP, f.Role, err))
+	}
+	return results, nil
+}
+
+// DryRun says what every publisher would publish, without asking anyone.
+func DryRun(pubs []Publisher, f Facts) []Result {
+	results := make([]Result, len(pubs))
+	for i, p := range pubs {
+		results[i] = Result{Publisher: p.Kind(), Name: p.Name(), Value: wouldPublish(p, f)}
+	}
+	return results
+}
+
+func wouldPublish(p Publisher, f Facts) string {
+	if r, ok := unwrap(p).(*rfc2136Publisher); ok && !strings.EqualFold(r.c.Record, "CNAME") {
+		return "A " + f.PrivateIP.String()
+	}
+	return "CNAME " + f.PublicDNSName
+}
+
+func unwrap(p Publisher) Publisher {
+	if r, ok := p.(*retrying); ok {
+		return r.Publisher
+	}
+	return p
+}
+
+// retrying retries a publisher's Publish, Check and Current.
+type retrying struct {
+	Publisher
+	retry func(ctx context.Context, op string, fn func(context.Context) error) error
+}
+
+func (r *retrying) Check(ctx context.Context) (s string, err error) {
+	err = r.retry(ctx, r.Kind()+" check", func(ctx context.Context) error {
+		s, err = r.Publisher.Check(ctx)
+		return err
+	})
+	return s, err
+}
+
+func (r *retrying) Current(ctx context.Context) (s string, err error) {
+	err = r.retry(ctx, r.Kind()+" lookup", func(ctx context.Context) error {
+		s, err = r.Publisher.Current(ctx)
+		return err
+	})
+	return s, err
+}
+
+func (r *retrying) Publish(ctx context.Context, f Facts) (res Result, err error) {
+	err = r.retry(ctx, r.Kind()+" publish", func(ctx context.Context) error {
+		res, err = r.Publisher.Publish(ctx, f)
+		return err
+	})
+	return res, err
+}
+
+// route53Publisher publishes a CNAME in a Route 53 hosted zone.
+type route53Publisher struct {
+	p *Route53
+	c *config.Route53
+}
+
+func (r *route53Publisher) Kind() string { return "route53" }
+func (r *route53Publisher) Name() string { return r.c.Name }
+
+func (r *route53Publisher) Publish(ctx context.Context, f Facts) (Result, error) {
+	res, err := r.p.PublishCNAME(ctx, r.c, f.PublicDNSName)
+	out := Result{Value: "CNAME " + res.Value, Changed: res.Changed}
+	if res.Value == "" {
+		out.Value = "CNAME " + config.Canonical(f.PublicDNSName)
+	}
+	if res.ChangeID != "" {
+		out.Detail = "zone " + res.ZoneID + ", change " + res.ChangeID
+	}
+	return out, err
+}
+
+func (r *route53Publisher) Check(ctx context.Context) (string, error) {
+	id, name, err := r.p.Zone(ctx, r.c)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("zone %s (%s)", name, id), nil
+}
+
+func (r *route53Publisher) Current(ctx context.Context) (string, error) {
+	return r.p.Current(ctx, r.c)
+}
+
+// rfc2136Publisher publishes an A record (or a CNAME) by dynamic update.
+type rfc2136Publisher struct {
+	p *RFC2136
+	c *config.RFC2136
+}
+
+func (r *rfc2136Publisher) Kind() string { return "rfc2136" }
+func (r *rfc2136Publisher) Name() string { return r.c.Name }
+
+func (r *rfc2136Publisher) Publish(ctx context.Context, f Facts) (Result, error) {
+	changed, err := r.p.Publish(ctx, r.c, f.PrivateIP, f.PublicDNSName)
+	return Result{Value: wouldPublish(r, f), Changed: changed, Detail: "server " + r.c.Server}, err
+}
+
+func (r *rfc2136Publisher) Check(ctx context.Context) (string, error) {
+	if err := r.p.Check(ctx, r.c); err != nil {
+		return "", err
+	}
+	return "server " + r.c.Server + " is primary for " + r.c.Zone + " and knows the key", nil
+}
+
+func (r *rfc2136Publisher) Current(ctx context.Context) (string, error) {
+	return r.p.Current(ctx, r.c)
+}
