@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -302,8 +303,14 @@ func TestReleaseAndStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "released "+ip) {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, errs)
 	}
-	if a := w.address(alloc); aws.ToString(a.NetworkInterfaceId) != "" {
+	a := w.address(alloc)
+	if aws.ToString(a.NetworkInterfaceId) != "" {
 		t.Errorf("after release the EIP is still on %s", aws.ToString(a.NetworkInterfaceId))
+	}
+	for _, tg := range a.Tags {
+		if aws.ToString(tg.Key) == "eipclaim:holder" {
+			t.Errorf("after release the free EIP still names a holder: eipclaim:holder=%s", aws.ToString(tg.Value))
+		}
 	}
 	out, _, code = eipclaim(t, "release", "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "nothing to do") {
@@ -319,12 +326,53 @@ func TestCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("check: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
-	for _, action := range []string{"ec2:AssociateAddress", "ec2:DescribeAddresses", "ec2:CreateTags", "ec2:DisassociateAddress"} {
+	for _, action := range []string{"ec2:AssociateAddress", "ec2:DescribeAddresses", "ec2:CreateTags", "ec2:DeleteTags", "ec2:DisassociateAddress"} {
 		if !strings.Contains(out, fmt.Sprintf("ok      db         %s", action)) {
 			t.Errorf("check output lacks an ok line for %s:\n%s", action, out)
 		}
 	}
 	if a := w.address(alloc); aws.ToString(a.AssociationId) != "" || len(a.Tags) != 0 {
 		t.Errorf("check changed the EIP: %+v", a)
+	}
+}
+
+// TestStatusMissingEIP: a role whose EIP does not exist is reported at
+// once, exit 2, and the other roles are shown; status does not wait for
+// its whole deadline.
+func TestStatusMissingEIP(t *testing.T) {
+	w := newWorld(t, "")
+	alloc, ip := w.allocate()
+	webAlloc, webIP := w.allocate()
+	missing := "eipalloc-0123456789abcdef0"
+	w.withUserData("role: db\nroles:\n  db:\n    allocation_id: " + alloc + "\n  gone:\n    allocation_id: " + missing + "\n  web:\n    allocation_id: " + webAlloc + "\n")
+	if out, errs, code := eipclaim(t, "--timeout", "60s"); code != 0 {
+		t.Fatalf("claim: exit %d\n%s\n%s", code, out, errs)
+	}
+	began := time.Now()
+	out, errs, code := eipclaim(t, "status", "--timeout", "60s")
+	took := time.Since(began)
+	t.Logf("status took %v", took)
+	if code != exitcode.Usage {
+		t.Errorf("status: exit %d, want 2\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	// Status looks for a missing EIP for 2s, not the claim's 15s, nor
+	// its whole deadline.
+	if took > 12*time.Second {
+		t.Errorf("status took %v: it waited for the missing EIP", took)
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[f[0]] = l
+		}
+	}
+	if l := lines["gone"]; !strings.Contains(l, "allocation id "+missing+" does not exist in us-east-1: check allocation_id") {
+		t.Errorf("the missing role's line does not say its EIP does not exist: %q\n%s", l, out)
+	}
+	if l := lines["db"]; !strings.Contains(l, ip) || !strings.Contains(l, w.instance) {
+		t.Errorf("role db is not shown with %s held by %s: %q\n%s", ip, w.instance, l, out)
+	}
+	if l := lines["web"]; !strings.Contains(l, webIP) || !strings.Contains(l, "free") {
+		t.Errorf("role web (after the missing one) is not shown with %s free: %q\n%s", webIP, l, out)
 	}
 }

@@ -89,7 +89,7 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 		for _, n := range dnsNames(spec) {
 			names = append(names, strings.TrimSuffix(n, "."))
 		}
-		entries = append(entries, hosts.Entry{IP: addr, Names: append(names, name)})
+		entries = append(entries, hosts.Entry{IP: addr, Names: names, Role: name})
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("no role has an address to write (%d roles in the configuration)", len(s.cfg.Roles))

@@ -163,7 +163,7 @@ func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
 
 // engine returns the claim engine for this instance.
 func (s *session) engine() *claim.Engine {
-	return &claim.Engine{EC2: s.ec2(), InstanceID: s.instanceID, Log: s.log}
+	return &claim.Engine{EC2: s.ec2(), InstanceID: s.instanceID, Log: s.log, Region: s.aws.Region}
 }
 
 // spec returns the effective role and its entry of the table.

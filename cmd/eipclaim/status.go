@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 )
@@ -37,6 +38,9 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 		roles = []string{s.role}
 	}
 	eng := s.engine()
+	// Status is for people and scripts: an EIP that does not exist is
+	// reported at once (after a look or two), and the other roles follow.
+	eng.NotFoundWait = statusNotFoundWait
 	var out []roleStatus
 	var firstErr error
 	for _, name := range roles {
@@ -88,6 +92,10 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	return firstErr
 }
+
+// statusNotFoundWait is how long status looks for an EIP that EC2 says
+// does not exist.
+const statusNotFoundWait = 2 * time.Second
 
 func dash(s string) string {
 	if s == "" {

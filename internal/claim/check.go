@@ -23,6 +23,7 @@ type Permission struct {
 var Actions = []string{
 	"ec2:AssociateAddress",
 	"ec2:CreateTags",
+	"ec2:DeleteTags",
 	"ec2:DescribeAddresses",
 	"ec2:DescribeInstanceStatus",
 	"ec2:DescribeInstances",
@@ -76,6 +77,10 @@ func (e *Engine) Permissions(ctx context.Context, spec *config.Role) ([]Permissi
 		}},
 		{"ec2:CreateTags", func() error {
 			_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{alloc}, Tags: []types.Tag{{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)}}, DryRun: dry})
+			return err
+		}},
+		{"ec2:DeleteTags", func() error {
+			_, err := e.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{alloc}, Tags: []types.Tag{{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)}}, DryRun: dry})
 			return err
 		}},
 		{"ec2:DisassociateAddress", func() error {

@@ -32,6 +32,7 @@ type EC2API interface {
 	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
 	DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
 }
 
 // The audit tags set on a claimed EIP.
@@ -55,7 +56,27 @@ type Engine struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// HealthTimeout bounds one health check; 3s when zero.
 	HealthTimeout time.Duration
+	// Region is the EC2 region, for messages.
+	Region string
+	// NotFoundWait is how long the EIP the configuration names may be
+	// reported missing (eventual consistency: just allocated) before it
+	// counts as nonexistent, a configuration error; 15s when zero.
+	NotFoundWait time.Duration
+	// FinishTimeout bounds the finishing of a move once the old
+	// association is gone, past the caller's cancellation or deadline (an
+	// interrupted takeover must not leave the EIP on nobody), and each look
+	// at what an interrupted call did; 30s when zero.
+	FinishTimeout time.Duration
 }
+
+// The defaults of the Engine's durations.
+const (
+	defaultNotFoundWait  = 15 * time.Second
+	defaultFinishTimeout = 30 * time.Second
+	// selfNotFoundFactor: this instance, which IMDS names, is given
+	// longer than a configured EIP to become visible.
+	selfNotFoundFactor = 4
+)
 
 // Request is one claim.
 type Request struct {
@@ -144,6 +165,17 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 			res.PublicDNSName = tgt.publicDNS
 		}
 		log.Info("EIP already held by this instance: nothing to do", "association_id", res.AssociationID)
+		// The audit tag may name another instance: a claim interrupted
+		// before it could tag. Repair it; DescribeAddresses gave the tags,
+		// so a right tag costs nothing.
+		if was := tagValue(addr.Tags, TagHolder); was != e.InstanceID {
+			if req.DryRun {
+				log.Info("dry run: would repair the audit tag", "tag", TagHolder, "was", was)
+			} else {
+				log.Info("repairing the audit tag", "tag", TagHolder, "was", was)
+				e.tag(ctx, log, res.AllocationID)
+			}
+		}
 		return res, nil
 	case holderENI == "" && holder == "":
 		res.Action, res.Why = "claimed", "the EIP was free"
@@ -200,6 +232,13 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 // race (errRaced) and the caller decides again on fresh state, so two
 // claimers can never both believe they took the EIP. AllowReassociation is
 // never true.
+//
+// Once the old association is gone, the move is finished on a context of
+// its own (see finishing): a SIGTERM, a Ctrl-C or the deadline arriving
+// between the two calls must not leave the EIP on nobody. A call whose
+// answer was lost (interrupted in flight, a network error) may still have
+// been carried out, so after a failed call the EIP's state is read again
+// to learn what happened, and that is what is reported.
 func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string) (*Result, error) {
 	if req.DryRun {
 		res.Action = "would be " + res.Action
@@ -207,6 +246,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		return res, nil
 	}
 	r := e.retrier()
+	actx := ctx // the context of the association
 	if oldAssoc != "" {
 		gone := false
 		err := r.Do(ctx, "DisassociateAddress", func(ctx context.Context) error {
@@ -217,13 +257,19 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 			}
 			return err
 		})
-		if err != nil {
-			return nil, fmt.Errorf("disassociate %s (%s) from %s: %w", res.AllocationID, oldAssoc, res.PreviousHolder, err)
-		}
-		if gone {
+		switch {
+		case err != nil:
+			if err := e.afterFailedDisassociate(ctx, log, res, oldAssoc, err); err != nil {
+				return nil, err
+			}
+		case gone:
 			return nil, errRaced
+		default:
+			log.Info("disassociated from the previous holder", "holder", res.PreviousHolder, "association_id", oldAssoc)
 		}
-		log.Info("disassociated from the previous holder", "holder", res.PreviousHolder, "association_id", oldAssoc)
+		var cancel context.CancelFunc
+		actx, cancel = e.finishing(ctx)
+		defer cancel()
 	}
 	in := &ec2.AssociateAddressInput{
 		AllocationId:       aws.String(res.AllocationID),
@@ -234,25 +280,170 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		in.PrivateIpAddress = aws.String(tgt.privateIP)
 	}
 	var out *ec2.AssociateAddressOutput
-	err := r.Do(ctx, "AssociateAddress", func(ctx context.Context) error {
+	err := r.Do(actx, "AssociateAddress", func(ctx context.Context) error {
 		var err error
 		out, err = e.EC2.AssociateAddress(ctx, in)
 		return err
 	})
 	if err != nil {
-		if _, code := Classify(err); code == "Resource.AlreadyAssociated" {
-			return nil, errRaced
+		assoc, err := e.afterFailedAssociate(ctx, log, req, tgt, res, oldAssoc, err)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("associate %s with %s: %w", res.AllocationID, tgt.eni, err)
+		res.AssociationID = assoc
+	} else {
+		res.AssociationID = aws.ToString(out.AssociationId)
 	}
-	res.AssociationID = aws.ToString(out.AssociationId)
 	log.Info("associated", "association_id", res.AssociationID, "action", res.Action, "reason", res.Why)
-	if err := e.readBack(ctx, res); err != nil {
+	// The association is made: what remains (read back, tag) is finished
+	// even if ctx ends now.
+	if actx == ctx {
+		var cancel context.CancelFunc
+		actx, cancel = e.finishing(ctx)
+		defer cancel()
+	}
+	if err := e.readBack(actx, res); err != nil {
 		return nil, err
 	}
-	res.PublicDNSName = e.publicDNS(ctx, tgt.eni, res.PublicIP)
-	e.tag(ctx, log, res.AllocationID)
+	res.PublicDNSName = e.publicDNS(actx, tgt.eni, res.PublicIP)
+	e.tag(actx, log, res.AllocationID)
 	return res, nil
+}
+
+// afterFailedDisassociate learns what a failed DisassociateAddress did. It
+// returns nil when the old association is gone all the same (the request
+// was carried out, its answer lost), so that the move goes on.
+func (e *Engine) afterFailedDisassociate(ctx context.Context, log *slog.Logger, res *Result, oldAssoc string, cause error) error {
+	failed := fmt.Errorf("disassociate %s (%s) from %s: %w", res.AllocationID, oldAssoc, res.PreviousHolder, cause)
+	a, err := e.lookup(ctx, res.AllocationID)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w; whether the EIP %s (%s) is still on %s is unknown (%v): see `eipclaim status`, and if it is free run `eipclaim --role %s`", failed, res.PublicIP, res.AllocationID, res.PreviousHolder, err, res.Role)
+	case aws.ToString(a.AssociationId) == oldAssoc:
+		return fmt.Errorf("%w (nothing changed: %s still holds it)", failed, res.PreviousHolder)
+	case free(a):
+		log.Warn("the disassociation was carried out although its call failed; finishing the move", "holder", res.PreviousHolder, "association_id", oldAssoc, "error", cause)
+		return nil
+	case ctx.Err() == nil:
+		return errRaced // moved by another claimer meanwhile: decide again
+	}
+	return fmt.Errorf("%w; meanwhile the EIP %s (%s) was moved to %s by another claimer", failed, res.PublicIP, res.AllocationID, describeHolder(a))
+}
+
+// afterFailedAssociate learns what a failed AssociateAddress did: it
+// returns the association when it was made after all (interrupted in
+// flight, the answer lost), errRaced when another claimer won while ctx
+// lives, and otherwise the error to report, which says plainly when the
+// EIP is left free by this claim's disassociation.
+func (e *Engine) afterFailedAssociate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string, cause error) (string, error) {
+	failed := fmt.Errorf("associate %s with %s: %w", res.AllocationID, tgt.eni, cause)
+	a, err := e.lookup(ctx, res.AllocationID)
+	switch {
+	case err != nil:
+		if oldAssoc != "" {
+			return "", fmt.Errorf("%w; the EIP %s (%s) may now be FREE (its state could not be read: %v): see `eipclaim status`, and run `eipclaim --role %s` to claim it", failed, res.PublicIP, res.AllocationID, err, req.Role)
+		}
+		return "", failed
+	case aws.ToString(a.NetworkInterfaceId) == tgt.eni && (tgt.privateIP == "" || aws.ToString(a.PrivateIpAddress) == tgt.privateIP):
+		log.Warn("the association was made although its call failed", "association_id", aws.ToString(a.AssociationId), "error", cause)
+		return aws.ToString(a.AssociationId), nil
+	case free(a):
+		if oldAssoc != "" {
+			return "", fmt.Errorf("%w; the EIP %s (%s) is now FREE (associated with no instance); run `eipclaim --role %s` to claim it", failed, res.PublicIP, res.AllocationID, req.Role)
+		}
+		return "", failed
+	case ctx.Err() == nil:
+		// Another claimer took it first (Resource.AlreadyAssociated):
+		// decide again on fresh state.
+		return "", errRaced
+	}
+	return "", fmt.Errorf("%w; the EIP %s (%s) is now held by %s", failed, res.PublicIP, res.AllocationID, describeHolder(a))
+}
+
+// lookup reads the EIP's state on a context of its own, since ctx may be
+// what ended the call whose effect is to be learned.
+func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.finishTimeout())
+	defer cancel()
+	var addr *types.Address
+	err := e.retrier().Do(lctx, "DescribeAddresses", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
+		if err != nil {
+			return err
+		}
+		for i := range out.Addresses {
+			addr = &out.Addresses[i]
+		}
+		if addr == nil {
+			return &transient{what: "EIP " + alloc + " not found"}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the state of %s: %w", alloc, err)
+	}
+	return addr, nil
+}
+
+// finishing returns the context that finishes a move once it has changed
+// something: it is not ended by ctx's cancellation or deadline, but only
+// FinishTimeout after either (and never later than ctx's deadline plus
+// FinishTimeout), so that it stays bounded when a service manager stops
+// eipclaim.
+func (e *Engine) finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+	grace := e.finishTimeout()
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if dl, ok := ctx.Deadline(); ok {
+		var cancelDL context.CancelFunc
+		fctx, cancelDL = context.WithDeadline(fctx, dl.Add(grace))
+		cancelParent := cancel
+		cancel = func() { cancelDL(); cancelParent() }
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-fctx.Done():
+			return
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	return fctx, cancel
+}
+
+func (e *Engine) finishTimeout() time.Duration {
+	if e.FinishTimeout > 0 {
+		return e.FinishTimeout
+	}
+	return defaultFinishTimeout
+}
+
+// free reports whether no one holds a (moto says InstanceId "" when free).
+func free(a *types.Address) bool {
+	return aws.ToString(a.NetworkInterfaceId) == "" && aws.ToString(a.InstanceId) == ""
+}
+
+// tagValue returns the value of the tag key, "" when there is none.
+func tagValue(tags []types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
+
+// describeHolder names who holds a.
+func describeHolder(a *types.Address) string {
+	if id := aws.ToString(a.InstanceId); id != "" {
+		return id
+	}
+	return aws.ToString(a.NetworkInterfaceId)
 }
 
 // readBack waits until DescribeAddresses shows the association made.
@@ -302,25 +493,63 @@ func (e *Engine) tag(ctx context.Context, log *slog.Logger, alloc string) {
 	}
 }
 
+// untag removes the audit tag eipclaim:holder from a released EIP. It
+// deletes only the value read before the release (holder), so that the tag
+// of a claimer that took the EIP meanwhile stays. A failure is a warning:
+// the release stands.
+func (e *Engine) untag(ctx context.Context, log *slog.Logger, alloc, holder string) {
+	if holder == "" {
+		return
+	}
+	err := e.retrier().Do(ctx, "DeleteTags", func(ctx context.Context) error {
+		_, err := e.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{
+			Resources: []string{alloc},
+			Tags:      []types.Tag{{Key: aws.String(TagHolder), Value: aws.String(holder)}},
+		})
+		return err
+	})
+	if err != nil {
+		_, code := Classify(err)
+		log.Warn("could not remove the audit tag from the released EIP; the release stands", "tag", TagHolder, "error_code", code, "error", err)
+	}
+}
+
 // target finds where on this instance the EIP goes: the interface and
 // private IP the role asks for, checked against the EC2 API.
 func (e *Engine) target(ctx context.Context, spec *config.Role) (*target, error) {
 	var inst *types.Instance
+	var missing missingSince
+	var gone error
 	err := e.retrier().Do(ctx, "DescribeInstances", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{e.InstanceID}})
-		if err != nil {
+		_, code := Classify(err)
+		if err != nil && code != "InvalidInstanceID.NotFound" {
 			return err
 		}
-		for _, r := range out.Reservations {
-			for i := range r.Instances {
-				inst = &r.Instances[i]
+		if err == nil {
+			for _, r := range out.Reservations {
+				for i := range r.Instances {
+					inst = &r.Instances[i]
+				}
 			}
+			if inst != nil {
+				return nil
+			}
+			err, code = &transient{what: "instance " + e.InstanceID + " not found"}, "no instance"
 		}
-		if inst == nil {
-			return &transient{what: "instance " + e.InstanceID + " not found"}
+		// A new instance may not be visible at once; one that stays
+		// invisible is not in the credentials' account and region.
+		now := e.clock().Now()
+		missingFor := now.Sub(missing.first(now))
+		if missingFor < selfNotFoundFactor*e.notFoundWait() {
+			return err
 		}
-		return nil
+		gone = fmt.Errorf("this instance %s does not exist in %s for these AWS credentials (EC2 answered %s for %s): they are of another account; check the instance profile, AWS_PROFILE and AWS_ACCESS_KEY_ID", e.InstanceID, e.region(), code, missingFor.Round(time.Second))
+		return gone
 	})
+	if gone != nil {
+		return nil, exitcode.With(exitcode.Usage, gone)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("describe this instance %s: %w", e.InstanceID, err)
 	}
@@ -435,7 +664,9 @@ func describeNICs(nics []types.InstanceNetworkInterface) []string {
 	return s
 }
 
-// address finds the role's fixed EIP.
+// address finds the role's fixed EIP. An EIP that EC2 says does not exist
+// is looked for again during NotFoundWait (it may have just been
+// allocated), then reported as a configuration error.
 func (e *Engine) address(ctx context.Context, spec *config.Role) (*types.Address, error) {
 	in := &ec2.DescribeAddressesInput{}
 	what := spec.AllocationID
@@ -446,19 +677,42 @@ func (e *Engine) address(ctx context.Context, spec *config.Role) (*types.Address
 		what = spec.PublicIP
 	}
 	var addr *types.Address
+	var missing missingSince
+	var gone error
 	err := e.retrier().Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeAddresses(ctx, in)
-		if err != nil {
+		_, code := Classify(err)
+		notFound := code == "InvalidAllocationID.NotFound" || code == "InvalidAddress.NotFound"
+		if err != nil && !notFound {
 			return err
 		}
-		for i := range out.Addresses {
-			addr = &out.Addresses[i]
+		if err == nil {
+			for i := range out.Addresses {
+				addr = &out.Addresses[i]
+			}
+			if addr != nil {
+				return nil
+			}
+			code = "no address"
 		}
-		if addr == nil {
-			return &transient{what: "EIP " + what + " not found"}
+		now := e.clock().Now()
+		missingFor := now.Sub(missing.first(now))
+		if missingFor < e.notFoundWait() {
+			if class, _ := Classify(err); class == Retry {
+				return err // logged with its code
+			}
+			return &transient{what: "EIP " + what + " not found (" + code + ")"}
 		}
-		return nil
+		if spec.AllocationID != "" {
+			gone = fmt.Errorf("allocation id %s does not exist in %s: check allocation_id (EC2 answered %s for %s; are the credentials of the EIP's account?)", what, e.region(), code, missingFor.Round(time.Second))
+		} else {
+			gone = fmt.Errorf("public_ip %s is not an EIP of this account in %s: check public_ip (EC2 answered %s for %s)", what, e.region(), code, missingFor.Round(time.Second))
+		}
+		return gone
 	})
+	if gone != nil {
+		return nil, exitcode.With(exitcode.Usage, gone)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("find EIP %s: %w", what, err)
 	}
@@ -468,11 +722,53 @@ func (e *Engine) address(ctx context.Context, spec *config.Role) (*types.Address
 	return addr, nil
 }
 
+// missingSince remembers when a resource was first reported missing.
+type missingSince struct{ t time.Time }
+
+// first records now as the first time, unless one is recorded, and
+// returns the first time.
+func (m *missingSince) first(now time.Time) time.Time {
+	if m.t.IsZero() {
+		m.t = now
+	}
+	return m.t
+}
+
+func (e *Engine) clock() Clock {
+	if e.Clock == nil {
+		return RealClock
+	}
+	return e.Clock
+}
+
+func (e *Engine) notFoundWait() time.Duration {
+	if e.NotFoundWait > 0 {
+		return e.NotFoundWait
+	}
+	return defaultNotFoundWait
+}
+
+func (e *Engine) region() string {
+	if e.Region == "" {
+		return "this region"
+	}
+	return e.Region
+}
+
 // eniInstance returns the instance an interface is attached to, "" if none.
 func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
 	var id string
+	var missing missingSince
+	var gone error
 	err := e.retrier().Do(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+		if _, code := Classify(err); code == "InvalidNetworkInterfaceID.NotFound" {
+			now := e.clock().Now()
+			if missingFor := now.Sub(missing.first(now)); missingFor >= e.notFoundWait() {
+				gone = fmt.Errorf("the interface %s that holds the EIP does not exist (EC2 answered %s for %s): it was deleted, which frees the EIP; run again", eni, code, missingFor.Round(time.Second))
+				return gone
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -483,6 +779,9 @@ func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
 		}
 		return nil
 	})
+	if gone != nil {
+		return "", gone
+	}
 	if err != nil {
 		return "", fmt.Errorf("find the holder of interface %s: %w", eni, err)
 	}

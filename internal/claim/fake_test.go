@@ -3,6 +3,7 @@ package claim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,6 +27,12 @@ type fakeEC2 struct {
 	beforeAssociate func()
 	// beforeDisassociate runs before DisassociateAddress, likewise.
 	beforeDisassociate func()
+	// afterAssociate and afterDisassociate run once the call has changed
+	// the state; an error they return is the call's answer, as when a
+	// request was carried out but the caller was cancelled before the
+	// answer came (the answer is lost).
+	afterAssociate, afterDisassociate func() error
+	createTags, deleteTags            int // calls
 }
 
 type fakeInstance struct {
@@ -48,7 +55,10 @@ func (f *fakeEC2) injected(action string) error {
 	return nil
 }
 
-func (f *fakeEC2) DescribeAddresses(_ context.Context, in *ec2.DescribeAddressesInput, _ ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error) {
+func (f *fakeEC2) DescribeAddresses(ctx context.Context, in *ec2.DescribeAddressesInput, _ ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.injected("DescribeAddresses"); err != nil {
@@ -69,6 +79,9 @@ func (f *fakeEC2) DescribeAddresses(_ context.Context, in *ec2.DescribeAddresses
 	}
 	if len(in.AllocationIds) > 0 && len(out.Addresses) == 0 {
 		return nil, apiErr("InvalidAllocationID.NotFound")
+	}
+	if len(in.PublicIps) > 0 && len(out.Addresses) == 0 {
+		return nil, apiErr("InvalidAddress.NotFound")
 	}
 	return out, nil
 }
@@ -103,9 +116,12 @@ func (f *fakeEC2) eniOwner(eni string) (string, *types.InstanceNetworkInterface)
 	return "", nil
 }
 
-func (f *fakeEC2) AssociateAddress(_ context.Context, in *ec2.AssociateAddressInput, _ ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error) {
+func (f *fakeEC2) AssociateAddress(ctx context.Context, in *ec2.AssociateAddressInput, _ ...func(*ec2.Options)) (*ec2.AssociateAddressOutput, error) {
 	if f.beforeAssociate != nil {
 		f.beforeAssociate()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -131,28 +147,46 @@ func (f *fakeEC2) AssociateAddress(_ context.Context, in *ec2.AssociateAddressIn
 		if in.PrivateIpAddress != nil {
 			a.PrivateIpAddress = in.PrivateIpAddress
 		}
+		if h := f.afterAssociate; h != nil {
+			f.afterAssociate = nil
+			if err := h(); err != nil {
+				return nil, err
+			}
+		}
 		return &ec2.AssociateAddressOutput{AssociationId: a.AssociationId}, nil
 	}
 	return nil, apiErr("InvalidAllocationID.NotFound")
 }
 
-func (f *fakeEC2) DisassociateAddress(_ context.Context, in *ec2.DisassociateAddressInput, _ ...func(*ec2.Options)) (*ec2.DisassociateAddressOutput, error) {
+func (f *fakeEC2) DisassociateAddress(ctx context.Context, in *ec2.DisassociateAddressInput, _ ...func(*ec2.Options)) (*ec2.DisassociateAddressOutput, error) {
 	if h := f.beforeDisassociate; h != nil {
 		f.beforeDisassociate = nil
 		h()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range f.addrs {
 		if aws.ToString(a.AssociationId) == aws.ToString(in.AssociationId) {
 			a.AssociationId, a.NetworkInterfaceId, a.InstanceId, a.PrivateIpAddress = nil, nil, aws.String(""), nil
+			if h := f.afterDisassociate; h != nil {
+				f.afterDisassociate = nil
+				if err := h(); err != nil {
+					return nil, err
+				}
+			}
 			return &ec2.DisassociateAddressOutput{}, nil
 		}
 	}
 	return nil, apiErr("InvalidAssociationID.NotFound")
 }
 
-func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+func (f *fakeEC2) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.injected("DescribeInstances"); err != nil {
@@ -170,7 +204,10 @@ func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 	}}}}}, nil
 }
 
-func (f *fakeEC2) DescribeInstanceStatus(_ context.Context, in *ec2.DescribeInstanceStatusInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
+func (f *fakeEC2) DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	inst := f.instances[in.InstanceIds[0]]
@@ -185,7 +222,10 @@ func (f *fakeEC2) DescribeInstanceStatus(_ context.Context, in *ec2.DescribeInst
 	}}}, nil
 }
 
-func (f *fakeEC2) DescribeNetworkInterfaces(_ context.Context, in *ec2.DescribeNetworkInterfacesInput, _ ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error) {
+func (f *fakeEC2) DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, _ ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	owner, nic := f.eniOwner(in.NetworkInterfaceIds[0])
@@ -198,9 +238,13 @@ func (f *fakeEC2) DescribeNetworkInterfaces(_ context.Context, in *ec2.DescribeN
 	}}}, nil
 }
 
-func (f *fakeEC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+func (f *fakeEC2) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the SDK sends nothing on a done context
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.createTags++
 	for _, a := range f.addrs {
 		if aws.ToString(a.AllocationId) != in.Resources[0] {
 			continue
@@ -210,6 +254,28 @@ func (f *fakeEC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...fu
 		}
 	}
 	return &ec2.CreateTagsOutput{}, nil
+}
+
+// DeleteTags deletes a tag given with a value only when its value is that
+// one, as EC2 does.
+func (f *fakeEC2) DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, _ ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleteTags++
+	for _, a := range f.addrs {
+		if aws.ToString(a.AllocationId) != in.Resources[0] {
+			continue
+		}
+		for _, t := range in.Tags {
+			a.Tags = slices.DeleteFunc(a.Tags, func(have types.Tag) bool {
+				return aws.ToString(have.Key) == aws.ToString(t.Key) && (t.Value == nil || aws.ToString(have.Value) == aws.ToString(t.Value))
+			})
+		}
+	}
+	return &ec2.DeleteTagsOutput{}, nil
 }
 
 func setTag(tags []types.Tag, k, v string) []types.Tag {

@@ -105,9 +105,23 @@ func (e *Engine) Release(ctx context.Context, role string, spec *config.Role, dr
 			return err
 		})
 		if err != nil {
-			return "", fmt.Errorf("disassociate %s (%s) from %s: %w", a.AllocationID, a.AssociationID, a.ENI, err)
+			// The request may have been carried out, its answer lost
+			// (interrupted in flight): ask EC2.
+			failed := fmt.Errorf("disassociate %s (%s) from %s: %w", a.AllocationID, a.AssociationID, a.ENI, err)
+			cur, lerr := e.lookup(ctx, a.AllocationID)
+			if lerr != nil {
+				return "", fmt.Errorf("%w; whether it is released is unknown (%v): see `eipclaim status`", failed, lerr)
+			}
+			if aws.ToString(cur.AssociationId) == a.AssociationID {
+				return "", fmt.Errorf("%w (nothing changed: this instance still holds it)", failed)
+			}
+			log.Warn("the disassociation was carried out although its call failed", "error", err)
 		}
 		log.Info("released the EIP", "association_id", a.AssociationID)
+		// Released: the EIP no longer names a holder, even if ctx ends now.
+		fctx, cancel := e.finishing(ctx)
+		defer cancel()
+		e.untag(fctx, log, a.AllocationID, a.Tags[TagHolder])
 		return fmt.Sprintf("released %s (%s) from %s", a.PublicIP, a.AllocationID, a.ENI), nil
 	}
 	if len(addrs) == 1 && !addrs[0].Free() {

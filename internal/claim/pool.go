@@ -68,13 +68,25 @@ func (e *Engine) poolAddresses(ctx context.Context, p *config.Pool) ([]types.Add
 		if err != nil {
 			return err
 		}
-		addrs = out.Addresses
+		// EC2 filters treat * and ? in a value as wildcards, but a pool's
+		// tags are literal: keep only the exact matches.
+		addrs = slices.DeleteFunc(out.Addresses, func(a types.Address) bool { return !hasTags(a.Tags, p.Tags) })
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list the EIPs of pool %s: %w", describePool(p), err)
 	}
 	return addrs, nil
+}
+
+// hasTags reports whether tags has every key of want with exactly its value.
+func hasTags(tags []types.Tag, want map[string]string) bool {
+	for k, v := range want {
+		if !slices.ContainsFunc(tags, func(t types.Tag) bool { return aws.ToString(t.Key) == k && aws.ToString(t.Value) == v }) {
+			return false
+		}
+	}
+	return true
 }
 
 func describePool(p *config.Pool) string {

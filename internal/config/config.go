@@ -4,8 +4,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strings"
@@ -96,15 +98,64 @@ func (r *Role) EffectiveTakeover() Takeover {
 
 // Parse decodes and validates one whole YAML (or JSON) document. origin
 // names where it came from, for messages ("user-data", a path, a URL).
+// A second document in data ("---") is an error: eipclaim reads one.
 func Parse(data []byte, origin string) (*Config, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs, err := Documents(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: not YAML: %s", origin, cleanYAMLError(err))
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if len(docs) == 0 {
 		return nil, fmt.Errorf("%s: the document is empty: want a mapping with role, source or roles", origin)
 	}
-	return Decode(doc.Content[0], origin)
+	c, err := Decode(docs[0].Content[0], origin)
+	if len(docs) == 1 {
+		return c, err
+	}
+	extra := SecondDocument(docs[1])
+	var ce *Error
+	if errors.As(err, &ce) {
+		ce.Problems = append(ce.Problems, extra)
+		return nil, ce
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, &Error{Origin: origin, Problems: []error{extra}}
+}
+
+// Documents returns the documents of the YAML stream data, each a
+// yaml.DocumentNode with one child. Empty documents (nothing, or comments
+// only, as after a final "---") are left out: they hold nothing that could
+// be ignored. A syntax error anywhere in the stream is an error, returned
+// with the documents before it.
+func Documents(data []byte) ([]*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*yaml.Node
+	for {
+		doc := new(yaml.Node)
+		err := dec.Decode(doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return docs, err
+		}
+		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+			continue
+		}
+		if n := doc.Content[0]; n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == "" && n.Style == 0 {
+			continue // an empty document, not an explicit null
+		}
+		docs = append(docs, doc)
+	}
+}
+
+// SecondDocument is the problem of a YAML stream whose second document is
+// doc (as Documents returns it): eipclaim reads one document, so it would
+// ignore doc. The error names doc's first line.
+func SecondDocument(doc *yaml.Node) error {
+	return fmt.Errorf("--- (line %d): a second YAML document: eipclaim reads one document and would ignore everything from here; "+
+		"put all of eipclaim's configuration in one document (remove the --- line)", doc.Line)
 }
 
 // Decode decodes and validates the configuration held by node, a YAML
@@ -210,6 +261,16 @@ func checkKeys(node *yaml.Node, t reflect.Type, path string, lines map[string]in
 	default:
 		if node.Kind == yaml.MappingNode || node.Kind == yaml.SequenceNode {
 			*problems = append(*problems, fmt.Errorf("%s (line %d): want a single value, got %s", path, node.Line, kindName(node)))
+			return
+		}
+		// The YAML library truncates a float decoded into an integer
+		// (60.5 becomes 60): refuse it instead.
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			if node.Kind == yaml.ScalarNode && node.ShortTag() == "!!float" {
+				*problems = append(*problems, problem{path: path, value: node.Value, line: node.Line, want: "want a whole number, such as 60"})
+			}
 		}
 	}
 }
@@ -289,7 +350,8 @@ func (c *Config) Lookup(role string) (*Role, error) {
 }
 
 // Merge returns base overridden by over: over's role and source when set,
-// and over's roles replacing base's roles of the same name.
+// and over's roles replacing base's roles of the same name (whatever its
+// case).
 func Merge(base, over *Config) *Config {
 	m := &Config{Role: base.Role, Source: base.Source, Roles: map[string]*Role{}, lines: map[string]int{}}
 	if over.Role != "" {
@@ -302,6 +364,13 @@ func Merge(base, over *Config) *Config {
 		m.Roles[n] = r
 	}
 	for n, r := range over.Roles {
+		// Role names are compared regardless of case (CheckRoleName):
+		// over's "db" replaces base's "DB".
+		for bn := range base.Roles {
+			if strings.EqualFold(bn, n) {
+				delete(m.Roles, bn)
+			}
+		}
 		m.Roles[n] = r
 	}
 	return m

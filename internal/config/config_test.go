@@ -92,6 +92,52 @@ func TestParseBad(t *testing.T) {
 		{"http source", "source: http://x/y\n", []string{`source "http://x/y"`}},
 		{"rfc2136 without tsig", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      rfc2136: {server: 127.0.0.1:53, zone: a., name: db.a.}\n", []string{"tsig_name", "tsig_secret_file"}},
 		{"all problems at once", "roles:\n  a:\n    allocation_id: eipalloc-1\n  b:\n    public_ip: nope\n", []string{"roles.a.allocation_id", "roles.b.public_ip"}},
+
+		// Role names are host names (they go into hosts files): one rule,
+		// and unique whatever their case, across role names and DNS names.
+		{"all-numeric role name", "roles:\n  '123':\n    public_ip: 203.0.113.3\n", []string{"roles.123 (line 2)", "all digits"}},
+		{"all-numeric role", "role: 42\n", []string{`role "42" (line 1)`, "all digits"}},
+		{"role name with underscore", "roles:\n  master_db:\n    public_ip: 203.0.113.3\n", []string{"roles.master_db (line 2)", "'_'"}},
+		{"role name with dot", "roles:\n  db.a:\n    public_ip: 203.0.113.3\n", []string{"roles.db.a (line 2)", "single label"}},
+		{"role name ends with hyphen", "roles:\n  db-:\n    public_ip: 203.0.113.3\n", []string{"roles.db- (line 2)", "'-'"}},
+		{"role name too long", "roles:\n  " + strings.Repeat("a", 64) + ":\n    public_ip: 203.0.113.3\n", []string{"64 characters", "63"}},
+		{"role names differ only in case", "roles:\n  DB:\n    public_ip: 203.0.113.3\n  db:\n    public_ip: 203.0.113.4\n",
+			[]string{`roles.db (line 4): role name "db" is also role "DB" (line 2)`, "case"}},
+		{"same route53 name", "roles:\n  a:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: x.example.com}\n" +
+			"  b:\n    public_ip: 203.0.113.4\n    dns:\n      route53: {zone_id: Z1, name: X.Example.com.}\n",
+			[]string{`roles.b.dns.route53.name "X.Example.com." (line 9)`, "role a publishes this name too (roles.a.dns.route53.name, line 5", "give role b or role a another name"}},
+		{"route53 name of one role is the rfc2136 name of another", "roles:\n  a:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: x.example.com}\n" +
+			"  b:\n    public_ip: 203.0.113.4\n    dns:\n      rfc2136: {server: 127.0.0.1, zone: example.com., name: x.example.com., tsig_name: k., tsig_secret_file: /k}\n",
+			[]string{`roles.b.dns.rfc2136.name "x.example.com." (line 9): role a publishes this name too (roles.a.dns.route53.name, line 5`}},
+		{"dns name is another role's name", "roles:\n  cache:\n    public_ip: 203.0.113.3\n  db:\n    public_ip: 203.0.113.4\n    dns:\n      route53: {zone_id: Z1, name: Cache}\n",
+			[]string{`roles.db.dns.route53.name "Cache" (line 7): role cache publishes this name too (roles.cache, line 2`}},
+		{"role name is another role's dns name", "roles:\n  app:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: CACHE.}\n  cache:\n    public_ip: 203.0.113.4\n",
+			[]string{`roles.cache (line 6): role name "cache": role app publishes this name too (roles.app.dns.route53.name, line 5`}},
+		{"underscore in dns name", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: _db.example.com}\n", []string{`roles.db.dns.route53.name "_db.example.com" (line 5)`, "'_'"}},
+		{"all-digit last label", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      rfc2136: {server: 127.0.0.1, zone: '123.', name: db.123., tsig_name: k., tsig_secret_file: /k}\n", []string{`roles.db.dns.rfc2136.name "db.123." (line 5)`, "all digits"}},
+
+		// A second YAML document would be ignored.
+		{"second document", "role: db\n---\nrole: web\n", []string{"--- (line 2): a second YAML document"}},
+		{"second document after an end marker", "---\nrole: db\n...\n---\nroles: {web: {public_ip: 203.0.113.3}}\n", []string{"--- (line 4)"}},
+		{"second document and a bad first one", "rolez: db\n---\nrole: web\n", []string{"rolez (line 1): unknown key", "--- (line 2)"}},
+		{"syntax error in a second document", "role: db\n---\nroles: {a: [}\n", []string{"not YAML"}},
+
+		// Whole numbers only, and ports and indexes are plain digits.
+		{"fractional route53 ttl", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: a.b, ttl: 60.5}\n", []string{`roles.db.dns.route53.ttl "60.5" (line 5): want a whole number`}},
+		{"exponent rfc2136 ttl", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      rfc2136: {server: 127.0.0.1, zone: b., name: a.b., tsig_name: k., tsig_secret_file: /k,\n                ttl: 6e1}\n", []string{`roles.db.dns.rfc2136.ttl "6e1" (line 6): want a whole number`}},
+		{"float ttl in JSON", `{"roles": {"db": {"public_ip": "203.0.113.3", "dns": {"route53": {"zone_id": "Z1", "name": "a.b", "ttl": 60.0}}}}}`, []string{`roles.db.dns.route53.ttl "60.0" (line 1): want a whole number`}},
+		{"health check port with a sign", "roles:\n  db:\n    public_ip: 203.0.113.3\n    health_check: tcp:+5432\n", []string{`roles.db.health_check "tcp:+5432" (line 4): want tcp:PORT`}},
+		{"health check port with a leading zero", "roles:\n  db:\n    public_ip: 203.0.113.3\n    health_check: tcp:05432\n", []string{`roles.db.health_check "tcp:05432" (line 4)`}},
+		{"health check port with spaces", "roles:\n  db:\n    public_ip: 203.0.113.3\n    health_check: 'tcp: 5432'\n", []string{`roles.db.health_check "tcp: 5432" (line 4)`}},
+		{"health check port 0", "roles:\n  db:\n    public_ip: 203.0.113.3\n    health_check: tcp:0\n", []string{`roles.db.health_check "tcp:0" (line 4)`}},
+		{"health check port too big", "roles:\n  db:\n    public_ip: 203.0.113.3\n    health_check: tcp:65536\n", []string{`roles.db.health_check "tcp:65536" (line 4)`}},
+		{"device index with a sign", "roles:\n  db:\n    public_ip: 203.0.113.3\n    interface: +1\n", []string{`roles.db.interface "+1" (line 4)`}},
+		{"device index with a leading zero", "roles:\n  db:\n    public_ip: 203.0.113.3\n    interface: 01\n", []string{`roles.db.interface "01" (line 4)`}},
+		{"device index negative zero", "roles:\n  db:\n    public_ip: 203.0.113.3\n    interface: '-0'\n", []string{`roles.db.interface "-0" (line 4)`}},
+		{"device index 32", "roles:\n  db:\n    public_ip: 203.0.113.3\n    interface: 32\n", []string{`roles.db.interface "32" (line 4)`}},
+		{"server port with a sign", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      rfc2136: {server: '127.0.0.1:+53', zone: b., name: a.b., tsig_name: k., tsig_secret_file: /k}\n", []string{`roles.db.dns.rfc2136.server "127.0.0.1:+53" (line 5)`}},
+		{"server port with a leading zero", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      rfc2136: {server: 'ns.example:053', zone: b., name: a.b., tsig_name: k., tsig_secret_file: /k}\n", []string{`roles.db.dns.rfc2136.server "ns.example:053" (line 5)`}},
+		{"server port 0", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      rfc2136: {server: '[::1]:0', zone: b., name: a.b., tsig_name: k., tsig_secret_file: /k}\n", []string{`roles.db.dns.rfc2136.server "[::1]:0" (line 5)`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +151,58 @@ func TestParseBad(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseAccepts lists edge cases that are valid and must stay so.
+func TestParseAccepts(t *testing.T) {
+	role := func(body string) string { return "role: db\nroles:\n  db:\n    public_ip: 203.0.113.3\n" + body }
+	rfc := func(extra string) string {
+		return role("    dns:\n      rfc2136: {server: 10.0.0.2, zone: example.internal., name: db.example.internal., tsig_name: k., tsig_secret_file: /k" + extra + "}\n")
+	}
+	for name, doc := range map[string]string{
+		"63-character role name":          "roles:\n  " + strings.Repeat("a", 63) + ":\n    public_ip: 203.0.113.3\n",
+		"role name starting with a digit": "roles:\n  1db:\n    public_ip: 203.0.113.3\n  x--y:\n    public_ip: 203.0.113.4\n",
+		"one role's names in any case":    role("    dns:\n      route53: {zone_id: Z1, name: DB.example.internal}\n      rfc2136: {server: 10.0.0.2, zone: example.internal., name: db.Example.Internal., tsig_name: k., tsig_secret_file: /k}\n"),
+		"dns name that is the role name":  role("    dns:\n      route53: {zone_id: Z1, name: db}\n"),
+		"digits inside a dns name":        role("    dns:\n      route53: {zone_id: Z1, name: 10.db.example2.internal}\n"),
+		"device index 0":                  role("    interface: 0\n"),
+		"device index 31":                 role("    interface: '31'\n"),
+		"health check port 1":             role("    health_check: tcp:1\n"),
+		"health check port 65535":         role("    health_check: tcp:65535\n"),
+		"server without a port":           rfc(""),
+		"ttl 604800":                      rfc(", ttl: 604800"),
+		"hexadecimal ttl":                 rfc(", ttl: 0x3c"),
+		"server with a port":              strings.Replace(rfc(""), "10.0.0.2", "'[fd00::2]:5353'", 1),
+		"empty document after ---":        role("---\n"),
+		"comments after ---":              role("---\n# role: web\n"),
+		"--- before the document":         "---\n" + role("") + "...\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse([]byte(doc), "test"); err != nil {
+				t.Errorf("Parse:\n%s\n: %v", doc, err)
+			}
+		})
+	}
+}
+
+func TestCheckRoleName(t *testing.T) {
+	for name, want := range map[string]string{
+		"master-db": "", "a": "", "1db": "", "db1": "", "Db": "", strings.Repeat("x", 63): "",
+		"": "empty", "123": "all digits", "0": "all digits", "master_db": "'_'", "db.a": "single label",
+		"-db": "'-'", "db-": "'-'", "d b": "white space", "db#": "'#'", "dé": "not allowed",
+		strings.Repeat("x", 64): "64 characters",
+	} {
+		err := CheckRoleName(name)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("CheckRoleName(%q) = %v, want nil", name, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("CheckRoleName(%q) = %v, want an error containing %q", name, err, want)
+		}
+		if ValidRoleName(name) != (err == nil) {
+			t.Errorf("ValidRoleName(%q) = %v disagrees with CheckRoleName", name, ValidRoleName(name))
+		}
 	}
 }
 
@@ -142,6 +240,11 @@ func TestMerge(t *testing.T) {
 	m := Merge(base, over)
 	if m.Role != "b" || m.Source != "s3://b/k" || m.Roles["a"].PublicIP != "203.0.113.1" || m.Roles["b"].PublicIP != "203.0.113.9" {
 		t.Errorf("Merge = %+v", m)
+	}
+	// Role names do not differ by case alone: over's DB replaces base's db.
+	m = Merge(base, &Config{Roles: map[string]*Role{"A": {PublicIP: "203.0.113.8"}}})
+	if len(m.Roles) != 2 || m.Roles["a"] != nil || m.Roles["A"].PublicIP != "203.0.113.8" {
+		t.Errorf("Merge with a role differing in case = %+v", m.Roles)
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,14 +9,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 var (
 	allocationIDRE = regexp.MustCompile(`^eipalloc-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	eniIDRE        = regexp.MustCompile(`^eni-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	zoneIDRE       = regexp.MustCompile(`^(/hostedzone/)?[A-Z0-9]{1,32}$`)
-	roleNameRE     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 )
+
+// roleNameRule says what a role name is, after what is wrong with one.
+const roleNameRule = "a role name is a host name label (it is written into hosts files): letters, digits and inner hyphens, 1 to 63 characters, not all digits"
 
 // TSIGAlgorithms are the accepted tsig_algorithm values.
 var TSIGAlgorithms = []string{"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"}
@@ -48,22 +52,15 @@ type validator struct {
 }
 
 func (v *validator) add(path, value, want string) {
-	line := v.c.lines[path]
-	for p := path; line == 0 && p != ""; {
-		i := strings.LastIndexByte(p, '.')
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-		line = v.c.lines[p]
-	}
-	v.problems = append(v.problems, problem{path: path, value: value, line: line, want: want})
+	v.problems = append(v.problems, problem{path: path, value: value, line: v.line(path), want: want})
 }
 
 func (c *Config) validate() []error {
 	v := &validator{c: c}
-	if c.Role != "" && !roleNameRE.MatchString(c.Role) {
-		v.add("role", c.Role, "want a role name: letters, digits and inner hyphens, at most 63 (it is used as a host name)")
+	if c.Role != "" {
+		if err := CheckRoleName(c.Role); err != nil {
+			v.add("role", c.Role, err.Error()+"; "+roleNameRule)
+		}
 	}
 	if c.Source != "" {
 		if err := CheckSource(c.Source); err != nil {
@@ -79,12 +76,72 @@ func (c *Config) validate() []error {
 	for _, n := range names {
 		v.role("roles."+n, n, c.Roles[n])
 	}
+	v.uniqueNames(names)
 	return v.problems
 }
 
+// uniqueNames reports a name that two roles publish: role names and DNS
+// names (route53 and rfc2136) share one namespace, the hosts file's, where
+// case and a final dot do not count. One role may give one name several
+// times (its route53 and rfc2136 records, say).
+func (v *validator) uniqueNames(roles []string) {
+	type published struct{ role, path string }
+	seen := map[string]published{}
+	for _, role := range roles {
+		cands := []published{{role, "roles." + role}}
+		names := []string{role}
+		if r := v.c.Roles[role]; r != nil && r.DNS != nil {
+			if d := r.DNS.Route53; d != nil && d.Name != "" {
+				cands = append(cands, published{role, "roles." + role + ".dns.route53.name"})
+				names = append(names, d.Name)
+			}
+			if d := r.DNS.RFC2136; d != nil && d.Name != "" {
+				cands = append(cands, published{role, "roles." + role + ".dns.rfc2136.name"})
+				names = append(names, d.Name)
+			}
+		}
+		for i, p := range cands {
+			key := strings.ToLower(strings.TrimSuffix(names[i], "."))
+			prev, ok := seen[key]
+			switch {
+			case !ok:
+				seen[key] = p
+			case prev.role == role:
+				// the same role: one hosts line, one owner of the record
+			case i == 0 && prev.path == "roles."+prev.role:
+				v.add(p.path, "", fmt.Sprintf("role name %q is also role %q (line %d): role names are host names, "+
+					"the same whatever their case; rename one of them", role, prev.role, v.line(prev.path)))
+			default:
+				value, what := names[i], ""
+				if i == 0 {
+					value, what = "", fmt.Sprintf("role name %q: ", role)
+				}
+				v.add(p.path, value, fmt.Sprintf("%srole %s publishes this name too (%s, line %d; case and a final dot do not count): "+
+					"two roles cannot publish one name (each claim would take the other's record, and eipclaim hosts "+
+					"cannot write one name for two addresses); give role %s or role %s another name",
+					what, prev.role, prev.path, v.line(prev.path), role, prev.role))
+			}
+		}
+	}
+}
+
+// line returns the line of path, or of its nearest ancestor that has one.
+func (v *validator) line(path string) int {
+	for p := path; ; {
+		if line := v.c.lines[p]; line > 0 {
+			return line
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			return 0
+		}
+		p = p[:i]
+	}
+}
+
 func (v *validator) role(path, name string, r *Role) {
-	if !roleNameRE.MatchString(name) {
-		v.add(path, "", "want a role name: letters, digits and inner hyphens, at most 63 (it is used as a host name)")
+	if err := CheckRoleName(name); err != nil {
+		v.add(path, "", err.Error()+"; "+roleNameRule)
 	}
 	if r == nil {
 		v.add(path, "", "empty role: want one of allocation_id, public_ip or pool")
@@ -123,8 +180,8 @@ func (v *validator) role(path, name string, r *Role) {
 		}
 	}
 	if r.Interface != "" && !eniIDRE.MatchString(r.Interface) {
-		if n, err := strconv.Atoi(r.Interface); err != nil || n < 0 || n > 31 {
-			v.add(path+".interface", r.Interface, "want eni- and 8 or 17 lowercase hex digits, or a device index 0 to 31")
+		if _, ok := decimal(r.Interface, 0, 31); !ok {
+			v.add(path+".interface", r.Interface, "want eni- and 8 or 17 lowercase hex digits, or a device index 0 to 31 (digits only)")
 		}
 	}
 	switch r.Takeover {
@@ -162,6 +219,10 @@ func (v *validator) route53(path string, d *Route53) {
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal")
 		return
 	}
+	if err := CheckHostName(strings.TrimSuffix(d.Name, ".")); err != nil {
+		v.add(path+".name", d.Name, err.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
+		return
+	}
 	if d.Zone != "" && IsDomainName(d.Zone) {
 		switch {
 		case Canonical(d.Name) == Canonical(d.Zone):
@@ -183,9 +244,12 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 	if !zoneOK {
 		v.add(path+".zone", d.Zone, "want the zone's DNS name such as example.internal.")
 	}
+	hostErr := CheckHostName(strings.TrimSuffix(d.Name, "."))
 	switch {
 	case !IsDomainName(d.Name):
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal.")
+	case hostErr != nil:
+		v.add(path+".name", d.Name, hostErr.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
 	case zoneOK && !InZone(d.Name, d.Zone):
 		v.add(path+".name", d.Name, "want a name inside zone "+d.Zone)
 	case zoneOK && strings.EqualFold(d.Record, "CNAME") && Canonical(d.Name) == Canonical(d.Zone):
@@ -214,14 +278,29 @@ func (v *validator) ttl(path string, ttl int64) {
 	}
 }
 
-// HealthCheckPort parses a health_check value, tcp:PORT.
+// HealthCheckPort parses a health_check value, tcp:PORT, PORT digits only.
 func HealthCheckPort(s string) (int, error) {
 	p, ok := strings.CutPrefix(s, "tcp:")
-	n, err := strconv.Atoi(p)
-	if !ok || err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("want tcp:PORT with a port from 1 to 65535, such as tcp:5432")
+	n, valid := decimal(p, 1, 65535)
+	if !ok || !valid {
+		return 0, fmt.Errorf("want tcp:PORT with a port from 1 to 65535 (digits only), such as tcp:5432")
 	}
 	return n, nil
+}
+
+// decimal parses s, a number from lo to hi written in digits only: no sign,
+// no space, no leading zero (strconv.Atoi takes "+5" and "05").
+func decimal(s string, lo, hi int) (int, bool) {
+	if s == "" || len(s) > len(strconv.Itoa(hi)) || s[0] == '0' && len(s) > 1 {
+		return 0, false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= lo && n <= hi
 }
 
 // ServerAddr parses an rfc2136 server, host or host:port, and returns
@@ -235,8 +314,8 @@ func ServerAddr(s string) (string, error) {
 	if err != nil {
 		host, port = strings.Trim(s, "[]"), "53"
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("%s", want)
+	if _, ok := decimal(port, 1, 65535); !ok {
+		return "", fmt.Errorf("%s (the port from 1 to 65535, digits only)", want)
 	}
 	if _, err := netip.ParseAddr(host); err != nil && !IsDomainName(host) {
 		return "", fmt.Errorf("%s", want)
@@ -285,6 +364,77 @@ func IsDomainName(s string) bool {
 	}
 	return true
 }
+
+// CheckHostName reports why name is not a host name that a resolver would
+// look up, in DNS or in a hosts file: RFC 952 as relaxed by RFC 1123 (labels
+// of letters, digits and inner hyphens, at most 63 characters, which may
+// start with a digit), at most 253 characters in all, no final dot, and a
+// last label that is not all digits (it would read as an IP address). It is
+// the rule of the names eipclaim publishes, and internal/hosts applies it to
+// every name it writes.
+func CheckHostName(name string) error {
+	if name == "" {
+		return errors.New("empty name")
+	}
+	for _, r := range name {
+		switch {
+		case unicode.IsSpace(r):
+			return fmt.Errorf("contains white space (%q): a hosts file would read two names", r)
+		case r == '#':
+			return errors.New("contains '#', which starts a comment in a hosts file")
+		case r == '_':
+			return errors.New("contains '_': RFC 952/1123 host names have letters, digits, '-' and '.' only (rename it, e.g. with '-')")
+		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.'):
+			return fmt.Errorf("character %q not allowed: host names have letters, digits, '-' and '.' only", r)
+		}
+	}
+	if strings.HasSuffix(name, ".") {
+		return errors.New("trailing dot: give the name without it")
+	}
+	if len(name) > 253 {
+		return fmt.Errorf("%d characters, more than the 253 a host name may have", len(name))
+	}
+	var last string
+	for rest, more := name, true; more; {
+		last, rest, more = strings.Cut(rest, ".")
+		switch {
+		case last == "":
+			return errors.New("empty label (leading dot or \"..\")")
+		case len(last) > 63:
+			return fmt.Errorf("label %.20q... is %d characters, more than 63", last, len(last))
+		case last[0] == '-' || last[len(last)-1] == '-':
+			return fmt.Errorf("label %q starts or ends with '-'", last)
+		}
+	}
+	if strings.Trim(last, "0123456789") == "" {
+		return fmt.Errorf("last label %q is all digits: resolvers would read the name as an IP address", last)
+	}
+	return nil
+}
+
+// CheckRoleName reports why name cannot be a role name. A role name is
+// written into hosts files as a short name for the role's address, so it
+// is one host name label: letters, digits and inner hyphens, 1 to 63
+// characters, not all digits (CheckHostName, without dots). Role names are
+// also unique regardless of case, which validation checks across the
+// roles table. internal/hosts applies the same function to the role names
+// it writes, so that a table validation accepts is one it can write.
+func CheckRoleName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty role name")
+	case strings.Contains(name, "."):
+		return errors.New("contains '.': a role name is a single label (use '-')")
+	case len(name) > 63:
+		return fmt.Errorf("%d characters, more than 63", len(name))
+	case strings.Trim(name, "0123456789") == "":
+		return errors.New("all digits: resolvers would read it as an address")
+	}
+	return CheckHostName(name)
+}
+
+// ValidRoleName reports whether name is a valid role name (CheckRoleName).
+func ValidRoleName(name string) bool { return CheckRoleName(name) == nil }
 
 // Canonical returns name in lower case with a final dot.
 func Canonical(name string) string {

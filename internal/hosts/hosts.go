@@ -16,16 +16,33 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode"
+
+	"github.com/eipclaim/eipclaim/internal/config"
 )
 
 // Entry is one line of the managed block: an address and the names that
-// resolve to it, first the DNS name, then aliases such as the role name:
+// resolve to it, first the DNS names, then the role name as an alias:
 //
 //	10.0.1.5  master-db.example.internal  master-db
 type Entry struct {
 	IP    netip.Addr
-	Names []string
+	Names []string // host names (config.CheckHostName)
+	// Role is the role the entry is for, "" for none. It is written after
+	// Names, must be a role name (config.CheckRoleName, the rule validation
+	// applies, so that a roles table that validates can be written), and
+	// errors about the entry name it rather than the entry's index.
+	Role string
+}
+
+// label names entry i in messages: by its role when it has one.
+func (e Entry) label(i int) string {
+	switch {
+	case e.Role == "":
+		return fmt.Sprintf("entry %d", i)
+	case config.ValidRoleName(e.Role):
+		return "role " + e.Role
+	}
+	return fmt.Sprintf("role %q", e.Role)
 }
 
 // The lines that delimit the managed block, and the notice written under the
@@ -54,9 +71,11 @@ const tempPattern = ".hosts-eipclaim-*"
 //
 // Render returns an error, and no output, when entries is empty; when an
 // entry has an invalid, zoned or unspecified IP, or no names; when a name is
-// not a valid host name (RFC 952/1123 labels of letters, digits and '-',
-// at most 63 characters each, at most 253 in all, no trailing dot, not all
-// digits in the last label); when the same name is given for two addresses;
+// not a valid host name (config.CheckHostName: RFC 952/1123 labels of
+// letters, digits and '-', at most 63 characters each, at most 253 in all,
+// no trailing dot, not all digits in the last label) or a role is not a
+// valid role name (config.CheckRoleName); when the same name is given for
+// two addresses (names are compared regardless of case);
 // and when existing has a BEGIN without an END, an END without a BEGIN, more
 // than one block, or a NUL byte. Problems in entries are all reported at
 // once; a problem in existing names its line and says to fix it by hand.
@@ -165,7 +184,7 @@ func buildRows(entries []Entry) ([]row, error) {
 	}
 	type owner struct {
 		ip    netip.Addr
-		entry int
+		label string
 	}
 	var (
 		errs []error
@@ -173,35 +192,47 @@ func buildRows(entries []Entry) ([]row, error) {
 		seen = make(map[string]owner, 2*len(entries)) // lower-case name -> where it was first given
 	)
 	for i, e := range entries {
+		who := e.label(i)
 		switch {
+		case !e.IP.IsValid() && e.Role == "":
+			errs = append(errs, fmt.Errorf("%s %q: invalid IP address", who, e.Names))
+			continue
 		case !e.IP.IsValid():
-			errs = append(errs, fmt.Errorf("entry %d %q: invalid IP address", i, e.Names))
+			errs = append(errs, fmt.Errorf("%s: invalid IP address", who))
 			continue
 		case e.IP.Zone() != "":
-			errs = append(errs, fmt.Errorf("entry %d: IP %s has a zone: a hosts file takes plain addresses", i, e.IP))
+			errs = append(errs, fmt.Errorf("%s: IP %s has a zone: a hosts file takes plain addresses", who, e.IP))
 			continue
 		case e.IP.IsUnspecified():
-			errs = append(errs, fmt.Errorf("entry %d: IP %s is the unspecified address, not a holder's address", i, e.IP))
+			errs = append(errs, fmt.Errorf("%s: IP %s is the unspecified address, not a holder's address", who, e.IP))
 			continue
-		case len(e.Names) == 0:
-			errs = append(errs, fmt.Errorf("entry %d (%s): no names", i, e.IP))
+		case len(e.Names) == 0 && e.Role == "":
+			errs = append(errs, fmt.Errorf("%s (%s): no names", who, e.IP))
 			continue
 		}
-		r := make(row, 1, 1+len(e.Names))
+		r := make(row, 1, 2+len(e.Names))
 		r[0] = e.IP.String()
-		for _, name := range e.Names {
-			if err := checkName(name); err != nil {
-				errs = append(errs, fmt.Errorf("entry %d (%s): name %q: %w", i, e.IP, name, err))
+		names := e.Names
+		if e.Role != "" {
+			if err := config.CheckRoleName(e.Role); err != nil {
+				errs = append(errs, fmt.Errorf("%s (%s): not a valid role name: %w", who, e.IP, err))
+			} else {
+				names = append(names[:len(names):len(names)], e.Role)
+			}
+		}
+		for _, name := range names {
+			if err := config.CheckHostName(name); err != nil {
+				errs = append(errs, fmt.Errorf("%s (%s): name %q: %w", who, e.IP, name, err))
 				continue
 			}
 			key := strings.ToLower(name)
 			if o, ok := seen[key]; ok {
 				if o.ip != e.IP {
-					errs = append(errs, fmt.Errorf("entry %d (%s): name %q is also given for %s (entry %d): one name, one address", i, e.IP, name, o.ip, o.entry))
+					errs = append(errs, fmt.Errorf("%s (%s): name %q is also given for %s (%s): one name, one address", who, e.IP, name, o.ip, o.label))
 				}
 				continue // the same name for the same address: written once
 			}
-			seen[key] = owner{e.IP, i}
+			seen[key] = owner{e.IP, who}
 			r = append(r, name)
 		}
 		if len(r) > 1 {
@@ -216,49 +247,6 @@ func buildRows(entries []Entry) ([]row, error) {
 		return cmp.Compare(strings.ToLower(a[1]), strings.ToLower(b[1]))
 	})
 	return rows, nil
-}
-
-// checkName reports why name is not a host name a resolver would look up in
-// a hosts file: RFC 952 as relaxed by RFC 1123 (labels may start with a
-// digit), with the whole name at most 253 characters.
-func checkName(name string) error {
-	if name == "" {
-		return errors.New("empty name")
-	}
-	for _, r := range name {
-		switch {
-		case unicode.IsSpace(r):
-			return fmt.Errorf("contains white space (%q): a hosts file would read two names", r)
-		case r == '#':
-			return errors.New("contains '#', which starts a comment in a hosts file")
-		case r == '_':
-			return errors.New("contains '_': RFC 952/1123 host names have letters, digits, '-' and '.' only (rename it, e.g. with '-')")
-		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.'):
-			return fmt.Errorf("character %q not allowed: host names have letters, digits, '-' and '.' only", r)
-		}
-	}
-	if strings.HasSuffix(name, ".") {
-		return errors.New("trailing dot: give the name without it")
-	}
-	if len(name) > 253 {
-		return fmt.Errorf("%d characters, more than the 253 a host name may have", len(name))
-	}
-	var last string
-	for rest, more := name, true; more; {
-		last, rest, more = strings.Cut(rest, ".")
-		switch {
-		case last == "":
-			return errors.New("empty label (leading dot or \"..\")")
-		case len(last) > 63:
-			return fmt.Errorf("label %.20q... is %d characters, more than 63", last, len(last))
-		case last[0] == '-' || last[len(last)-1] == '-':
-			return fmt.Errorf("label %q starts or ends with '-'", last)
-		}
-	}
-	if strings.Trim(last, "0123456789") == "" {
-		return fmt.Errorf("last label %q is all digits: resolvers would read the name as an IP address", last)
-	}
-	return nil
 }
 
 // gap is the space between the block's columns.

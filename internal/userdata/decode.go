@@ -198,14 +198,21 @@ func (d *decoder) sniff(data []byte, origin string, depth int) (string, error) {
 			return m.desc, nil
 		}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs, err := config.Documents(data)
+	if line := eipclaimDocs(docs, false); line > 0 && (err != nil || len(docs) > 1) {
+		return "", multiDocError(origin, docs, err, line)
+	}
+	if err != nil {
 		return "neither a script, a #cloud-config nor YAML (" + yamlSyntaxError(err) + ")", nil
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	switch len(docs) {
+	case 0:
 		return "empty", nil
+	case 1:
+	default:
+		return fmt.Sprintf("YAML with %d documents, none with eipclaim's keys (%s)", len(docs), strings.Join(topKeys, ", ")), nil
 	}
-	top := doc.Content[0]
+	top := docs[0].Content[0]
 	if top.Kind != yaml.MappingNode {
 		return "YAML but not a mapping", nil
 	}
@@ -240,14 +247,20 @@ func (d *decoder) cloudConfigDoc(data []byte, origin string) (string, error) {
 	if d.cloudConfig == "" {
 		d.cloudConfig = origin
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs, err := config.Documents(data)
+	if err != nil {
 		return "", fmt.Errorf("%s: the #cloud-config is not valid YAML (%s): fix it, cloud-init cannot read it either", origin, yamlSyntaxError(err))
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if line := eipclaimDocs(docs, true); line > 0 && len(docs) > 1 {
+		return "", multiDocError(origin, docs, nil, line)
+	}
+	if len(docs) == 0 {
 		return "a #cloud-config without an eipclaim: key", nil
 	}
-	top := doc.Content[0]
+	if len(docs) > 1 {
+		return fmt.Sprintf("a #cloud-config of %d YAML documents (cloud-init reads one), none with an eipclaim: key", len(docs)), nil
+	}
+	top := docs[0].Content[0]
 	if top.Kind != yaml.MappingNode {
 		return "", fmt.Errorf("%s (line %d): the #cloud-config is not a mapping", origin, top.Line)
 	}
@@ -265,6 +278,36 @@ func (d *decoder) cloudConfigDoc(data []byte, origin string) (string, error) {
 	}
 	d.found = append(d.found, found{origin: origin, node: val})
 	return "a #cloud-config with an eipclaim: key", nil
+}
+
+// eipclaimDocs returns the line of the first of docs that holds eipclaim
+// configuration, 0 if none does: a mapping with an eipclaim: key, or (when
+// cloudConfig is false, for a plain YAML document) one of eipclaim's
+// top-level keys.
+func eipclaimDocs(docs []*yaml.Node, cloudConfig bool) int {
+	for _, doc := range docs {
+		top := doc.Content[0]
+		if top.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if k := top.Content[i].Value; k == "eipclaim" || !cloudConfig && slices.Contains(topKeys, k) {
+				return top.Line
+			}
+		}
+	}
+	return 0
+}
+
+// multiDocError is the error of a YAML stream of several documents (or of
+// one followed by a syntax error, err) one of which, at line, holds
+// eipclaim configuration: eipclaim (and cloud-init) read one document, so
+// part of it would be ignored.
+func multiDocError(origin string, docs []*yaml.Node, err error, line int) error {
+	if err != nil {
+		return fmt.Errorf("%s: not valid YAML after the eipclaim configuration at line %d (%s): fix it", origin, line, yamlSyntaxError(err))
+	}
+	return &config.Error{Origin: origin, Problems: []error{config.SecondDocument(docs[1])}}
 }
 
 // mime walks a MIME message: multipart as cloud-init builds them, or a

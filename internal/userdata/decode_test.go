@@ -284,6 +284,20 @@ func TestDecodeMultipartCases(t *testing.T) {
 		{"unknown transfer encoding", []byte("Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\nContent-Transfer-Encoding: x-uue\n\n" + secret + "\n--B--\n"), "unknown Content-Transfer-Encoding", nil},
 		{"invalid base64 body", []byte("Content-Type: multipart/mixed; boundary=B\nMIME-Version: 1.0\n\n--B\nContent-Transfer-Encoding: base64\n\n" + secret + "!!\n--B--\n"), "the body is not valid base64", nil},
 		{"not gzip after the magic", append([]byte{0x1f, 0x8b}, secret...), "user-data: not valid gzip", nil},
+
+		// Every YAML document after the first would be ignored.
+		{"plain YAML, second document", []byte(plain + "---\nrole: web\n"), "invalid configuration in user-data:\n  --- (line 3): a second YAML document", nil},
+		{"plain YAML, second document ours", []byte("other: x\n---\n" + plain), "--- (line 2): a second YAML document", nil},
+		{"plain YAML, syntax error after ours", []byte(plain + "---\npassword: [" + secret + "\n"), "user-data: not valid YAML after the eipclaim configuration at line 1", nil},
+		{"plain YAML, two documents of others", []byte("a: 1\n---\nb: " + secret + "\n"), "user-data is YAML with 2 documents, none with eipclaim's keys", ErrNoConfig},
+		{"cloud-config, second document", []byte(cc + "---\npackages: [b]\n"), "invalid configuration in user-data:\n  --- (line 5): a second YAML document", nil},
+		{"cloud-config, eipclaim in the second document", []byte("#cloud-config\npackages: [a]\n---\neipclaim: {role: db}\n"), "--- (line 3)", nil},
+		{"cloud-config, two documents without eipclaim", []byte("#cloud-config\npackages: [a]\n---\nruncmd: [" + secret + "]\n"), "of 2 YAML documents (cloud-init reads one), none with an eipclaim: key", ErrNoConfig},
+		{"cloud-config part, second document", multipartOf(t, part{"text/cloud-config", "base64", cc + "---\neipclaim: {role: web}\n"}), "user-data part 1 (text/cloud-config):\n  --- (line 5)", nil},
+		{"gzip plain part, second document", multipartOf(t, part{"application/x-gzip", "base64", string(gzipBytes(t, []byte(plain+"---\nrole: web\n")))}), "user-data part 1 (application/x-gzip):\n  --- (line 3)", nil},
+		{"explicit type, second document", multipartOf(t, part{ContentType, "", plain + "...\n---\nrole: web\n"}), "user-data part 1 (text/x-eipclaim-config):\n  --- (line 4)", nil},
+		{"plain YAML, empty document after ---", []byte(plain + "---\n# nothing\n"), "", nil},
+		{"cloud-config, --- first", []byte("#cloud-config\n---\neipclaim:\n  role: db\n  roles: {db: {public_ip: 203.0.113.7}}\n"), "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
