@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
 
@@ -95,4 +96,22 @@ func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return fmt.Errorf("check: %d of %d checks failed", failed, len(lines))
 	}
 	return nil
+}
+
+// checkDNS runs each publisher's preflight: the Route 53 zone exists and
+// holds the name, the RFC 2136 server answers for the zone with the TSIG
+// key. It changes nothing.
+func (s *session) checkDNS(ctx context.Context, role string, spec *config.Role) []checkLine {
+	var lines []checkLine
+	for _, p := range s.publishers(spec, false) {
+		l := checkLine{Role: role, What: p.Kind() + " " + p.Name()}
+		detail, err := p.Check(ctx)
+		if err != nil {
+			l.Detail, l.denied = err.Error(), exitcode.Of(err) == exitcode.Denied
+		} else {
+			l.OK, l.Detail = true, detail
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }

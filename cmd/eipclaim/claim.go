@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 
-	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/failover"
 )
 
 func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -14,6 +15,7 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	force := c.flags.Bool("force", false, "take the EIP even from a healthy holder (takeover: always)")
 	dryRun := c.flags.Bool("dry-run", false, "say what would be done, change nothing")
 	waitDNS := c.flags.Bool("wait-dns", false, "wait until the Route 53 change is INSYNC (within --timeout)")
+	asJSON := c.flags.Bool("json", false, "print the outcome as JSON for scripts")
 	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true})
 	if s == nil {
 		return err
@@ -23,39 +25,49 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	policy := spec.EffectiveTakeover()
+	pubs := s.publishers(spec, *waitDNS)
+	policy := string(spec.EffectiveTakeover())
 	if *force {
 		policy = "always (--force)"
 	}
+	names := make([]string, len(pubs))
+	for i, p := range pubs {
+		names[i] = p.Kind() + " " + p.Name()
+	}
 	s.log.Info("claiming", "role", s.role, "instance_id", s.instanceID, "region", s.region,
 		"eip", describeSelector(spec), "takeover", policy, "interface", spec.Interface, "private_ip", spec.PrivateIP,
-		"dns", dnsNames(spec), "dry_run", *dryRun)
-	res, err := s.engine().Claim(ctx, claim.Request{Role: s.role, Spec: spec, Force: *force, DryRun: *dryRun})
-	if err != nil {
+		"dns", names, "dry_run", *dryRun)
+	o, err := s.step().Run(ctx, failover.Request{Role: s.role, Spec: spec, Publishers: pubs, Force: *force, DryRun: *dryRun})
+	if o == nil {
 		return fmt.Errorf("claim role %s: %w", s.role, err)
 	}
-	fmt.Fprintln(stdout, describe(res))
-	if *dryRun {
-		for _, name := range dnsNames(spec) {
-			fmt.Fprintf(stdout, "%s: would publish %s -> %s\n", s.role, name, s.publicDNSName(res))
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(o); jerr != nil {
+			return jerr
 		}
-		return nil
+		return err
 	}
-	done, err := s.publishDNS(ctx, spec, res, *waitDNS)
-	for _, d := range done {
-		fmt.Fprintf(stdout, "%s: %s\n", s.role, d)
+	fmt.Fprintln(stdout, describe(o))
+	for _, p := range o.Published {
+		prefix := ""
+		if o.DryRun {
+			prefix = "would publish "
+		}
+		fmt.Fprintf(stdout, "%s: %s%s\n", o.Role, prefix, p)
 	}
 	return err
 }
 
 // describe says in one line what a claim did and why.
-func describe(r *claim.Result) string {
-	line := fmt.Sprintf("%s: %s %s (%s) on %s %s %s", r.Role, r.Action, r.PublicIP, r.AllocationID, r.InstanceID, r.ENI, r.PrivateIP)
-	if r.PreviousHolder != "" {
-		line += ", from " + r.PreviousHolder
+func describe(o *failover.Outcome) string {
+	line := fmt.Sprintf("%s: %s %s (%s) on %s %s %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP, o.Epoch)
+	if o.PreviousHolder != "" {
+		line += ", from " + o.PreviousHolder
 	}
-	if r.Why != "" {
-		line += ": " + r.Why
+	if o.Reason != "" {
+		line += ": " + o.Reason
 	}
 	return line
 }

@@ -86,7 +86,7 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 			return nil, fmt.Errorf("role %s: EC2 gave the address %q: %w", name, ip, err)
 		}
 		var names []string
-		for _, n := range dnsNames(spec) {
+		for _, n := range spec.DNSNames() {
 			names = append(names, strings.TrimSuffix(n, "."))
 		}
 		entries = append(entries, hosts.Entry{IP: addr, Names: names, Role: name})

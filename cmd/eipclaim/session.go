@@ -13,11 +13,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/userdata"
 )
 
@@ -164,6 +167,18 @@ func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
 // engine returns the claim engine for this instance.
 func (s *session) engine() *claim.Engine {
 	return &claim.Engine{EC2: s.ec2(), InstanceID: s.instanceID, Log: s.log, Region: s.aws.Region}
+}
+
+// step returns the failover step for this instance.
+func (s *session) step() *failover.Step {
+	return &failover.Step{Engine: s.engine(), Region: s.aws.Region, Log: s.log}
+}
+
+// publishers returns the publishers of a role's dns: block.
+func (s *session) publishers(spec *config.Role, waitDNS bool) []publish.Publisher {
+	return publish.For(s.role, spec, publish.Deps{
+		Route53: route53.NewFromConfig(s.aws), Log: s.log, Retry: s.retrier().Do, WaitDNS: waitDNS,
+	})
 }
 
 // spec returns the effective role and its entry of the table.

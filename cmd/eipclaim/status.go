@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
 )
 
 // roleStatus is one role's line of `eipclaim status`.
@@ -45,7 +46,7 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	var firstErr error
 	for _, name := range roles {
 		spec := s.cfg.Roles[name]
-		st := roleStatus{Role: name, DNS: s.currentDNS(ctx, spec)}
+		st := roleStatus{Role: name, DNS: s.currentDNS(ctx, name, spec)}
 		addrs, err := eng.Addresses(ctx, spec, true)
 		if err != nil {
 			st.Error = err.Error()
@@ -109,4 +110,20 @@ func join(names []string) string {
 		return "-"
 	}
 	return strings.Join(names, "; ")
+}
+
+// currentDNS says what each of the role's names holds now at its
+// publisher: "route53 master-db.example.internal: CNAME ... TTL 60". A
+// lookup that fails says so in place of the value.
+func (s *session) currentDNS(ctx context.Context, role string, spec *config.Role) []string {
+	var out []string
+	for _, p := range s.publishers(spec, false) {
+		what := p.Kind() + " " + p.Name()
+		v, err := p.Current(ctx)
+		if err != nil {
+			v = "lookup failed: " + err.Error()
+		}
+		out = append(out, what+": "+v)
+	}
+	return out
 }

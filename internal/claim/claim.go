@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +40,10 @@ type EC2API interface {
 const (
 	TagHolder    = "eipclaim:holder"
 	TagClaimedAt = "eipclaim:claimed-at"
+	// TagEpoch counts the moves eipclaim made of the EIP: every move sets
+	// it one higher, so that a service can fence writes from an older
+	// holder.
+	TagEpoch = "eipclaim:epoch"
 )
 
 // ErrRefused means the EIP is held by another instance that counts as
@@ -102,6 +107,12 @@ type Result struct {
 	// PreviousHolder is the instance (or interface) that held the EIP
 	// before, and Why the reason it could be taken.
 	PreviousHolder, Why string
+	// Epoch is the EIP's eipclaim:epoch once the claim is tagged: one
+	// more than before for a move, the same when the EIP stays.
+	Epoch int64
+	// TagsStale says that the EIP's audit tags do not name this holder
+	// and epoch yet: the caller runs Tag (alongside its other work).
+	TagsStale bool
 }
 
 // target is where on this instance the EIP goes.
@@ -119,18 +130,37 @@ func (e *Engine) retrier() *Retrier {
 // policy allows, and reads the association back.
 func (e *Engine) Claim(ctx context.Context, req Request) (*Result, error) {
 	log := e.Log.With("role", req.Role, "instance_id", e.InstanceID)
-	tgt, err := e.target(ctx, req.Spec)
-	if err != nil {
-		return nil, err
-	}
-	log = log.With("eni_id", tgt.eni, "private_ip", tgt.privateIP)
 	if req.Spec.Pool != nil {
-		return e.claimPool(ctx, log, req, tgt)
-	}
-	for range 3 { // a lost race is re-decided with fresh state, at most twice
-		addr, err := e.address(ctx, req.Spec)
+		tgt, err := e.target(ctx, req.Spec)
 		if err != nil {
 			return nil, err
+		}
+		return e.claimPool(ctx, log.With("eni_id", tgt.eni, "private_ip", tgt.privateIP), req, tgt)
+	}
+	// This instance's interfaces and the EIP's state do not depend on
+	// each other: both are read at once.
+	var (
+		tgt             *target
+		addr            *types.Address
+		tgtErr, addrErr error
+		wg              sync.WaitGroup
+	)
+	wg.Go(func() { addr, addrErr = e.address(ctx, req.Spec) })
+	tgt, tgtErr = e.target(ctx, req.Spec)
+	wg.Wait()
+	if tgtErr != nil {
+		return nil, tgtErr
+	}
+	if addrErr != nil {
+		return nil, addrErr
+	}
+	log = log.With("eni_id", tgt.eni, "private_ip", tgt.privateIP)
+	for i := range 3 { // a lost race is re-decided with fresh state, at most twice
+		if i > 0 {
+			var err error
+			if addr, err = e.address(ctx, req.Spec); err != nil {
+				return nil, err
+			}
 		}
 		res, err := e.claimOne(ctx, log, req, tgt, addr)
 		if errors.Is(err, errRaced) {
@@ -153,6 +183,7 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		InstanceID:   e.InstanceID,
 		ENI:          tgt.eni,
 		PrivateIP:    tgt.privateIP,
+		Epoch:        epochOf(addr.Tags),
 	}
 	log = log.With("allocation_id", res.AllocationID, "public_ip", res.PublicIP)
 	holderENI := aws.ToString(addr.NetworkInterfaceId)
@@ -168,12 +199,15 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		// The audit tag may name another instance: a claim interrupted
 		// before it could tag. Repair it; DescribeAddresses gave the tags,
 		// so a right tag costs nothing.
+		// A holder tag naming another instance means a move that was
+		// never tagged: it counts in the epoch.
 		if was := tagValue(addr.Tags, TagHolder); was != e.InstanceID {
+			res.Epoch++
 			if req.DryRun {
-				log.Info("dry run: would repair the audit tag", "tag", TagHolder, "was", was)
+				log.Info("dry run: would repair the audit tags", "tag", TagHolder, "was", was, "epoch", res.Epoch)
 			} else {
-				log.Info("repairing the audit tag", "tag", TagHolder, "was", was)
-				e.tag(ctx, log, res.AllocationID)
+				log.Info("the audit tags name another holder: repairing them", "tag", TagHolder, "was", was, "epoch", res.Epoch)
+				res.TagsStale = true
 			}
 		}
 		return res, nil
@@ -223,7 +257,8 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId))
 }
 
-// associate makes the association, reads it back and tags the EIP.
+// associate makes the association and reads it back; the caller tags the
+// EIP (Tag).
 //
 // A move is a compare-and-swap: it first disassociates exactly the
 // association the decision was made on (oldAssoc), which fails if anyone
@@ -305,8 +340,8 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 	if err := e.readBack(actx, res); err != nil {
 		return nil, err
 	}
-	res.PublicDNSName = e.publicDNS(actx, tgt.eni, res.PublicIP)
-	e.tag(actx, log, res.AllocationID)
+	res.Epoch++
+	res.TagsStale = true
 	return res, nil
 }
 
@@ -470,19 +505,25 @@ func (e *Engine) readBack(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// tag records who claimed the EIP and when. A failure is a warning: the
-// claim stands.
-func (e *Engine) tag(ctx context.Context, log *slog.Logger, alloc string) {
-	clock := e.Clock
-	if clock == nil {
-		clock = RealClock
+// Tag records on the EIP of a claim's result who holds it, since when and
+// its epoch, when res.TagsStale says they are not recorded yet. Like the
+// end of a move, it is finished even if ctx ends now (see finishing). A
+// failure is a warning: the claim stands, and the next run repairs the
+// tags.
+func (e *Engine) Tag(ctx context.Context, res *Result) {
+	if !res.TagsStale {
+		return
 	}
+	ctx, cancel := e.finishing(ctx)
+	defer cancel()
+	log := e.Log.With("role", res.Role, "allocation_id", res.AllocationID)
 	err := e.retrier().Do(ctx, "CreateTags", func(ctx context.Context) error {
 		_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
-			Resources: []string{alloc},
+			Resources: []string{res.AllocationID},
 			Tags: []types.Tag{
 				{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)},
-				{Key: aws.String(TagClaimedAt), Value: aws.String(clock.Now().UTC().Format(time.RFC3339))},
+				{Key: aws.String(TagClaimedAt), Value: aws.String(e.clock().Now().UTC().Format(time.RFC3339))},
+				{Key: aws.String(TagEpoch), Value: aws.String(strconv.FormatInt(res.Epoch, 10))},
 			},
 		})
 		return err
@@ -490,7 +531,19 @@ func (e *Engine) tag(ctx context.Context, log *slog.Logger, alloc string) {
 	if err != nil {
 		_, code := Classify(err)
 		log.Warn("could not tag the EIP; the claim stands", "error_code", code, "error", err)
+		return
 	}
+	res.TagsStale = false
+}
+
+// epochOf reads the eipclaim:epoch tag; 0 when there is none (or it is not
+// a number, which only a person can have written).
+func epochOf(tags []types.Tag) int64 {
+	n, err := strconv.ParseInt(tagValue(tags, TagEpoch), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // untag removes the audit tag eipclaim:holder from a released EIP. It
@@ -786,27 +839,6 @@ func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
 		return "", fmt.Errorf("find the holder of interface %s: %w", eni, err)
 	}
 	return id, nil
-}
-
-// publicDNS returns the public DNS name the EC2 API reports for the
-// interface, provided it reports it for publicIP (right after a move it may
-// still describe the old address); "" otherwise, and the caller computes one.
-func (e *Engine) publicDNS(ctx context.Context, eni, publicIP string) string {
-	var out *ec2.DescribeNetworkInterfacesOutput
-	err := e.retrier().Do(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
-		var err error
-		out, err = e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
-		return err
-	})
-	if err != nil || len(out.NetworkInterfaces) == 0 {
-		e.Log.Warn("could not read the interface's public DNS name; computing it from the address", "eni_id", eni, "error", err)
-		return ""
-	}
-	a := out.NetworkInterfaces[0].Association
-	if a == nil || aws.ToString(a.PublicIp) != publicIP {
-		return ""
-	}
-	return aws.ToString(a.PublicDnsName)
 }
 
 // spread orders addresses so that concurrent claimers start at different

@@ -147,7 +147,7 @@ func TestClaim(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			defer cancel()
 			spec := tc.spec
-			res, err := e.Claim(ctx, Request{Role: "db", Spec: &spec, Force: tc.force})
+			res, err := e.claimTagged(ctx, Request{Role: "db", Spec: &spec, Force: tc.force})
 			if tc.wantErr != "" {
 				if err == nil {
 					t.Fatalf("Claim = %+v, want an error containing %q", res, tc.wantErr)
@@ -203,7 +203,7 @@ func TestClaimDryRun(t *testing.T) {
 	holdBy(f, other)
 	f.instances[other].state = types.InstanceStateNameStopped
 	e, _ := newEngine(t, f)
-	res, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, DryRun: true})
+	res, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestRetryGivesUpAtDeadline(t *testing.T) {
 	clock := e.Clock.(*fakeClock)
 	ctx, cancel := context.WithDeadline(context.Background(), clock.now.Add(time.Minute))
 	defer cancel()
-	_, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if err == nil || !strings.Contains(err.Error(), "gave up after") || !strings.Contains(err.Error(), "InternalError") {
 		t.Fatalf("err = %v, want gave up ... InternalError", err)
 	}
@@ -313,12 +313,12 @@ func TestPool(t *testing.T) {
 	t.Run("claims one", func(t *testing.T) {
 		f := newPool(3)
 		e, _ := newEngine(t, f)
-		res, err := e.Claim(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+		res, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
 		if err != nil || res.Action != "claimed" || f.associates != 1 {
 			t.Fatalf("Claim = %+v, %v; %d associations", res, err, f.associates)
 		}
 		// A rerun keeps the same one.
-		res2, err := e.Claim(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+		res2, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
 		if err != nil || res2.Action != "already held" || res2.AllocationID != res.AllocationID || f.associates != 1 {
 			t.Fatalf("rerun = %+v, %v; %d associations", res2, err, f.associates)
 		}
@@ -332,7 +332,7 @@ func TestPool(t *testing.T) {
 			a := f.addr(aws.ToString(first.AllocationId))
 			a.NetworkInterfaceId, a.InstanceId, a.AssociationId = aws.String("eni-0000000000other0"), aws.String(other), aws.String("eipassoc-x")
 		}
-		res, err := e.Claim(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+		res, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
 		if err != nil || res.AllocationID == aws.ToString(first.AllocationId) {
 			t.Fatalf("Claim = %+v, %v: want the other EIP", res, err)
 		}
@@ -341,7 +341,7 @@ func TestPool(t *testing.T) {
 		f := newPool(1)
 		holdBy2(f, f.addrs[0], other)
 		e, _ := newEngine(t, f)
-		_, err := e.Claim(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+		_, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
 		if exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "exhausted") {
 			t.Fatalf("err = %v, want exhausted, exit 4", err)
 		}
@@ -349,7 +349,7 @@ func TestPool(t *testing.T) {
 	t.Run("empty", func(t *testing.T) {
 		f := newPool(0)
 		e, _ := newEngine(t, f)
-		_, err := e.Claim(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+		_, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
 		if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "has no EIP") {
 			t.Fatalf("err = %v, want has no EIP, exit 2", err)
 		}
@@ -422,9 +422,9 @@ func TestTakeoverRace(t *testing.T) {
 	second.InstanceID = third
 	var secondErr error
 	f.beforeDisassociate = func() {
-		_, secondErr = second.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+		_, secondErr = second.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	}
-	_, err := first.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	_, err := first.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if secondErr != nil {
 		t.Fatalf("the second standby failed: %v", secondErr)
 	}

@@ -309,3 +309,13 @@ func (f *fakeEC2) addr(alloc string) *types.Address {
 	}
 	return nil
 }
+
+// claimTagged is what the failover step does with the engine: Claim, then
+// Tag.
+func (e *Engine) claimTagged(ctx context.Context, req Request) (*Result, error) {
+	res, err := e.Claim(ctx, req)
+	if err == nil {
+		e.Tag(ctx, res)
+	}
+	return res, err
+}

@@ -44,7 +44,7 @@ func TestInterruptedTakeoverFinishes(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			f.afterDisassociate = func() error { return tc.after(cancel) }
-			res, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
+			res, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
 			if err != nil {
 				t.Fatalf("Claim: %v (exit %d)\nlogs:\n%s", err, exitcode.Of(err), logs)
 			}
@@ -72,7 +72,7 @@ func TestInterruptedBeforeDisassociateChangesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.beforeDisassociate = cancel
-	_, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
+	_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
 	if err == nil || !strings.Contains(err.Error(), "nothing changed") || !strings.Contains(err.Error(), other+" still holds it") {
 		t.Fatalf("err = %v, want nothing changed, %s still holds it", err, other)
 	}
@@ -89,7 +89,7 @@ func TestTakeoverLeftFreeSaysSo(t *testing.T) {
 	holdBy(f, other)
 	f.fail["AssociateAddress"] = []error{apiErr("Gateway.NotAttached")}
 	e, _ := newEngine(t, f)
-	_, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
+	_, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
 	want := "the EIP 203.0.113.10 (" + alloc + ") is now FREE (associated with no instance); run `eipclaim --role db` to claim it"
 	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "Gateway.NotAttached") {
 		t.Fatalf("err = %v, want it to contain %q and the cause", err, want)
@@ -109,7 +109,7 @@ func TestInterruptedAssociationThatSucceeded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.afterAssociate = func() error { cancel(); return context.Canceled }
-	res, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	res, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if err != nil {
 		t.Fatalf("Claim: %v\nlogs:\n%s", err, logs)
 	}
@@ -130,7 +130,7 @@ func TestInterruptedAssociationThatFailed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.beforeAssociate = cancel
-	_, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if err == nil || !strings.Contains(err.Error(), "context canceled") || strings.Contains(err.Error(), "FREE") {
 		t.Fatalf("err = %v, want context canceled without a FREE warning", err)
 	}
@@ -147,7 +147,7 @@ func TestAlreadyHeldRepairsTag(t *testing.T) {
 	holdBy(f, self)
 	f.addr(alloc).Tags = []types.Tag{{Key: aws.String(TagHolder), Value: aws.String(other)}}
 	e, logs := newEngine(t, f)
-	res, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	res, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if err != nil || res.Action != "already held" {
 		t.Fatalf("Claim = %+v, %v\nlogs:\n%s", res, err, logs)
 	}
@@ -157,7 +157,7 @@ func TestAlreadyHeldRepairsTag(t *testing.T) {
 	if f.createTags != 1 || f.associates != 0 {
 		t.Errorf("%d CreateTags and %d AssociateAddress calls, want 1 and 0", f.createTags, f.associates)
 	}
-	if _, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}}); err != nil {
+	if _, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}}); err != nil {
 		t.Fatal(err)
 	}
 	if f.createTags != 1 {
@@ -166,7 +166,7 @@ func TestAlreadyHeldRepairsTag(t *testing.T) {
 
 	// A dry run says so and changes nothing.
 	f.addr(alloc).Tags = nil
-	res, err = e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, DryRun: true})
+	res, err = e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, DryRun: true})
 	if err != nil || f.createTags != 1 || len(f.addr(alloc).Tags) != 0 {
 		t.Errorf("dry run: %+v, %v, %d CreateTags, tags %v", res, err, f.createTags, f.addr(alloc).Tags)
 	}

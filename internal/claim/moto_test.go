@@ -175,7 +175,7 @@ func TestMotoInterruptedTakeover(t *testing.T) {
 				cancel() // SIGTERM arrives now
 				return tc.answer(err)
 			}
-			res, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
+			res, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}, Force: true})
 			if err != nil {
 				t.Fatalf("Claim: %v (exit %d)\nlogs:\n%s", err, exitcode.Of(err), logs)
 			}
@@ -209,7 +209,7 @@ func TestMotoInterruptedAssociation(t *testing.T) {
 		}
 		return context.Canceled
 	}
-	res, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	res, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if err != nil {
 		t.Fatalf("Claim: %v\nlogs:\n%s", err, logs)
 	}
@@ -232,7 +232,7 @@ func TestMotoRerunRepairsTag(t *testing.T) {
 	w.setTag(alloc, TagHolder, w.other)
 	e, logs := w.engine()
 	for run, wantCalls := range []int32{1, 1} {
-		res, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+		res, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 		if err != nil || res.Action != "already held" {
 			t.Fatalf("run %d: %+v, %v\nlogs:\n%s", run, res, err, logs)
 		}
@@ -250,7 +250,7 @@ func TestMotoReleaseUntags(t *testing.T) {
 	w := newMotoWorld(t)
 	alloc := w.allocate(map[string]string{"eip-pool": "db"})
 	e, logs := w.engine()
-	if _, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}}); err != nil {
+	if _, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}}); err != nil {
 		t.Fatalf("Claim: %v\nlogs:\n%s", err, logs)
 	}
 	if got := tagValue(w.address(alloc).Tags, TagHolder); got != w.self {
@@ -279,7 +279,7 @@ func TestMotoPoolTagsAreLiteral(t *testing.T) {
 	web := map[string]bool{w.allocate(map[string]string{"eip-pool": "web"}): true, w.allocate(map[string]string{"eip-pool": "wxb"}): true}
 	e, _ := w.engine()
 	for _, value := range []string{"*", "w?b"} {
-		_, err := e.Claim(context.Background(), Request{Role: "star", Spec: &config.Role{Pool: &config.Pool{Tags: map[string]string{"eip-pool": value}}}})
+		_, err := e.claimTagged(context.Background(), Request{Role: "star", Spec: &config.Role{Pool: &config.Pool{Tags: map[string]string{"eip-pool": value}}}})
 		if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "has no EIP") {
 			t.Errorf("pool eip-pool=%s: %v (exit %d), want has no EIP, exit 2", value, err, exitcode.Of(err))
 		}
@@ -290,7 +290,7 @@ func TestMotoPoolTagsAreLiteral(t *testing.T) {
 		}
 	}
 	star := w.allocate(map[string]string{"eip-pool": "*"})
-	res, err := e.Claim(context.Background(), Request{Role: "star", Spec: &config.Role{Pool: &config.Pool{Tags: map[string]string{"eip-pool": "*"}}}})
+	res, err := e.claimTagged(context.Background(), Request{Role: "star", Spec: &config.Role{Pool: &config.Pool{Tags: map[string]string{"eip-pool": "*"}}}})
 	if err != nil || res.AllocationID != star {
 		t.Fatalf("pool eip-pool=*: %+v, %v; want %s", res, err, star)
 	}
@@ -312,7 +312,7 @@ func TestMotoNonexistentEIP(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		began := time.Now()
 		spec := tc.spec
-		_, err := e.Claim(ctx, Request{Role: "db", Spec: &spec})
+		_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &spec})
 		cancel()
 		if exitcode.Of(err) != exitcode.Usage || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v (exit %d), want %q, exit 2", err, exitcode.Of(err), tc.want)

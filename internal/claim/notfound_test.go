@@ -33,7 +33,7 @@ func TestNonexistentEIP(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			defer cancel()
 			spec := tc.spec
-			_, err := e.Claim(ctx, Request{Role: "db", Spec: &spec})
+			_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &spec})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -50,7 +50,7 @@ func TestNonexistentEIP(t *testing.T) {
 		f := newFake()
 		f.fail["DescribeAddresses"] = []error{apiErr("InvalidAllocationID.NotFound"), apiErr("InvalidAllocationID.NotFound")}
 		e, logs := newEngine(t, f)
-		res, err := e.Claim(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+		res, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 		if err != nil || res.Action != "claimed" {
 			t.Fatalf("Claim = %+v, %v\nlogs:\n%s", res, err, logs)
 		}
@@ -85,7 +85,7 @@ func TestNonexistentSelf(t *testing.T) {
 	start := clock.now
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	_, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	want := "this instance i-0000000000000nope does not exist in us-east-1 for these AWS credentials"
 	if exitcode.Of(err) != exitcode.Usage || err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v (exit %d), want %q, exit 2", err, exitcode.Of(err), want)
@@ -107,7 +107,7 @@ func TestHolderInterfaceGone(t *testing.T) {
 	start := clock.now
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	_, err := e.Claim(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
 	if err == nil || !strings.Contains(err.Error(), "the interface eni-0000000000gone0 that holds the EIP does not exist") {
 		t.Fatalf("err = %v", err)
 	}

@@ -88,6 +88,18 @@ type RFC2136 struct {
 // DefaultTTL is the TTL of published records when none is configured.
 const DefaultTTL = 60
 
+// DNSNames lists the names the role publishes, as configured.
+func (r *Role) DNSNames() []string {
+	var names []string
+	if r.DNS != nil && r.DNS.Route53 != nil {
+		names = append(names, r.DNS.Route53.Name)
+	}
+	if r.DNS != nil && r.DNS.RFC2136 != nil {
+		names = append(names, r.DNS.RFC2136.Name)
+	}
+	return names
+}
+
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.
 func (r *Role) EffectiveTakeover() Takeover {
 	if r.Takeover == "" {
