@@ -6,7 +6,7 @@
 
 PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace
 
-## bench: time eipclaim against its targets and against the aws CLI script (bench/), PASS/MISS per target
+## bench: time eipclaim against its targets and against the aws CLI script, then the 200-claimer boot storm against AWS's rate limits (bench/), PASS/MISS per target
 bench: tools
 	go run ./bench
 

@@ -13,6 +13,10 @@
 // against the sum of the upstream latencies of the needed requests; the
 // cold start of `eipclaim version`; the size of the release binary; and the
 // peak RSS of a claim. Each target is marked PASS or MISS.
+//
+// Then the boot storm (storm.go): -storm N claimers at once, through a
+// proxy that enforces AWS's API rate limits, against the time those limits
+// allow at best. -only storm runs the storm alone; -storm 0 skips it.
 package main
 
 import (
@@ -52,7 +56,18 @@ func main() {
 	flag.StringVar(&o.aws, "aws", "", "the aws CLI v1 (default: PATH, then ~/.pyenv/versions/3.11.7/bin/aws)")
 	flag.BoolVar(&o.noScript, "no-script", false, "time eipclaim only")
 	flag.BoolVar(&o.noDNS, "no-dns", false, "claims without Route 53 publication")
+	flag.IntVar(&o.storm, "storm", 200, "claimers in the boot storm, half on fixed EIPs and half on a pool (0: no storm)")
+	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "each storm claimer's --timeout")
+	flag.StringVar(&o.only, "only", "", "run only this section: storm")
 	flag.Parse()
+	if o.only != "" && o.only != "storm" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the only section that runs alone is storm\n", o.only)
+		os.Exit(2)
+	}
+	if o.storm < 0 || o.storm == 1 || (o.only == "storm" && o.storm == 0) {
+		fmt.Fprintf(os.Stderr, "bench: -storm %d: want at least 2 claimers (one fixed, one on the pool), or 0 for no storm\n", o.storm)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o, os.Stdout)
 	stop()
@@ -63,10 +78,13 @@ func main() {
 }
 
 type options struct {
-	n, cold  int
-	aws      string
-	noScript bool
-	noDNS    bool
+	n, cold      int
+	aws          string
+	noScript     bool
+	noDNS        bool
+	storm        int
+	stormTimeout time.Duration
+	only         string
 }
 
 // The targets of issue 7.
@@ -151,6 +169,20 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if b, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %w\n%s", err, b)
 	}
+	if o.only != "storm" {
+		if err := compare(ctx, o, root, bin, out); err != nil {
+			return err
+		}
+	}
+	if o.storm > 0 {
+		return storm(ctx, o, bin, out)
+	}
+	return nil
+}
+
+// compare times fresh claims by eipclaim and by the aws CLI script, and
+// reports them against the targets of issue 7.
+func compare(ctx context.Context, o options, root, bin string, out io.Writer) error {
 	fi, err := os.Stat(bin)
 	if err != nil {
 		return err

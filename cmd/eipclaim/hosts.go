@@ -21,8 +21,14 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	out := c.flags.String("out", hosts.DefaultPath(), "the hosts file to update")
 	public := c.flags.Bool("public", false, "write the EIPs' public addresses, for clients outside the VPC (default: the holders' private IPs)")
 	dryRun := c.flags.Bool("dry-run", false, "print the file that would be written, change nothing")
+	c.checks = append(c.checks, func() error {
+		if *out == "" {
+			return usageError("--out must name the hosts file to update (default %s)", hosts.DefaultPath())
+		}
+		return nil
+	})
 	// A client with its own --config need not be an EC2 instance.
-	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{userData: true, configReplacesUserData: true})
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{userData: true, tableOnly: true})
 	if s == nil {
 		return err
 	}

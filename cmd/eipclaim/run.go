@@ -142,6 +142,9 @@ func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
 type command struct {
 	common
 	flags *flag.FlagSet
+	// checks validate the command's own flags once parsed; each returns
+	// a usage error (exit 2) before anything is read or changed.
+	checks []func() error
 }
 
 func newCommand(name string, stderr io.Writer, defaultTimeout time.Duration) *command {
@@ -157,6 +160,14 @@ func newCommand(name string, stderr io.Writer, defaultTimeout time.Duration) *co
 func (c *command) start(ctx context.Context, args []string, getenv env, stderr io.Writer, o openOptions) (context.Context, *session, error) {
 	if help, err := parse(c.flags, args); help || err != nil {
 		return ctx, nil, err
+	}
+	if c.timeout <= 0 {
+		return ctx, nil, usageError("--timeout must be positive, got %s: it is the whole command's deadline, retries included, such as 90s or 5m", c.timeout)
+	}
+	for _, check := range c.checks {
+		if err := check(); err != nil {
+			return ctx, nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	s, err := open(ctx, &c.common, getenv, stderr, o)

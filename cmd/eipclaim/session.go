@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -56,9 +62,9 @@ func (s *session) finish(err *error) {
 type openOptions struct {
 	instance bool // the instance id and region from IMDS
 	userData bool // the configuration may come from user-data
-	// configReplacesUserData skips user-data when --config or
-	// EIPCLAIM_CONFIG names the configuration (hosts, on clients off EC2).
-	configReplacesUserData bool
+	// tableOnly: the command uses the whole roles table, never a role of
+	// this instance (hosts, on clients that need not be on EC2).
+	tableOnly bool
 }
 
 // open builds the session: logger, AWS configuration, identity from IMDS,
@@ -74,20 +80,31 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 			s.finish(&err)
 		}
 	}()
-	s.aws, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
-		// The SDK's standard retryer handles throttling and 5xx first; its
-		// client-side retry quota is off, since one run's own retries
-		// cannot overload anything and the claim loop owns the deadline.
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
-	}))
+	// The instance profile's credentials come from IMDS through the same
+	// client as everything else read there; it exists once the
+	// configuration is loaded, before any credential is asked for.
+	var md *imdsClient
+	s.aws, err = awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithRetryer(func() aws.Retryer {
+			// The SDK's standard retryer handles throttling and 5xx first; its
+			// client-side retry quota is off, since one run's own retries
+			// cannot overload anything and the claim loop owns the deadline.
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+		}),
+		awsconfig.WithHTTPClient(awsHTTPClient()),
+		awsconfig.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) {
+			o.Client = metadataFunc(func(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+				return md.GetMetadata(ctx, in, optFns...)
+			})
+		}),
+	)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
 	}
-	md := imds.NewFromConfig(s.aws, func(o *imds.Options) {
-		if !c.imdsV1 {
-			o.EnableFallback = aws.FalseTernary
-		}
-	})
+	md = newIMDSClient(s.aws, c.imdsV1)
+	if s.aws.Credentials != nil {
+		s.aws.Credentials = &credentialsProvider{inner: s.aws.Credentials, imds: md}
+	}
 	retrier := &claim.Retrier{Log: log}
 	if o.instance {
 		err := retrier.Do(ctx, "IMDS instance-id", func(ctx context.Context) error {
@@ -96,7 +113,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("read this instance's id from the instance metadata service (run on EC2 with IMDS enabled; if in a container, raise the IMDSv2 hop limit to 2): %w", err)
+			return nil, identityError("read this instance's id from the instance metadata service", err)
 		}
 		err = retrier.Do(ctx, "IMDS region", func(ctx context.Context) error {
 			out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
@@ -106,7 +123,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("read the region from the instance metadata service: %w", err)
+			return nil, identityError("read the region from the instance metadata service", err)
 		}
 		if s.aws.Region != "" && s.aws.Region != s.region {
 			log.Warn("AWS_REGION differs from this instance's region; using the instance's", "aws_region", s.aws.Region, "region", s.region)
@@ -122,14 +139,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		EnvRole:   getenv("EIPCLAIM_ROLE"),
 		EnvConfig: getenv("EIPCLAIM_CONFIG"),
 		UserData:  o.userData,
-	}
-	if o.configReplacesUserData && (req.Config != "" || req.EnvConfig != "") {
-		req.UserData = false
-	}
-	if (req.Role != "" || req.EnvRole != "") && (req.Config != "" || req.EnvConfig != "") {
-		// Role and source are both given: user-data has nothing to add
-		// but roles overriding the document's, which a hand run does not want.
-		req.UserData = false
+		TableOnly: o.tableOnly,
 	}
 	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log, Retry: retrier.Do}
 	if req.UserData {
@@ -144,8 +154,40 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	return s, nil
 }
 
+// identityError says which IMDS read failed. An error that says what to do
+// itself (IMDS disabled, or refusing tokens) is not given the generic
+// advice.
+func identityError(what string, err error) error {
+	var classed claim.Classed
+	if errors.As(err, &classed) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s (run on EC2 with IMDS enabled; if in a container, raise the IMDSv2 hop limit to 2): %w", what, err)
+}
+
+// metadataFunc is a function as ec2rolecreds' IMDS client.
+type metadataFunc func(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
+
+func (f metadataFunc) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+	return f(ctx, in, optFns...)
+}
+
+// The AWS services' (EC2, S3, Route 53) HTTP timeouts: a connection or an
+// answer that does not come is given up on, and the attempt retried within
+// --timeout, rather than waited for until the deadline.
+const (
+	awsDialTimeout   = 10 * time.Second
+	awsHeaderTimeout = 30 * time.Second
+)
+
+func awsHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = awsDialTimeout }).
+		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = awsHeaderTimeout })
+}
+
 // metadata reads one IMDS path.
-func metadata(ctx context.Context, md *imds.Client, path string) (string, error) {
+func metadata(ctx context.Context, md *imdsClient, path string) (string, error) {
 	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
 	if err != nil {
 		return "", err

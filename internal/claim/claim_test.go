@@ -264,11 +264,15 @@ func TestClassify(t *testing.T) {
 		{apiErr("SomethingNew"), Fatal},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, Retry},
 		{&transient{what: "x"}, Retry},
-		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: errors.New("failed to get API token")}, Retry},
+		// The IMDS client hides a failed token request's cause; cmd/eipclaim's
+		// client brings it back. Without it, nothing is guessed.
+		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: errors.New("failed to get API token")}, Fatal},
 		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(404)}, Fatal},
 		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(503)}, Retry},
 		{httpErr(429), Retry},
-		{context.DeadlineExceeded, Fatal},
+		// A deadline is a request's own while the caller's context is not
+		// done (Do checks that first).
+		{context.DeadlineExceeded, Retry},
 		{errors.New("plain"), Fatal},
 	}
 	for _, tc := range tests {

@@ -8,11 +8,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
@@ -83,41 +84,79 @@ var hints = map[string]string{
 	"InvalidParameterValue":   "check the configuration values named in the message",
 }
 
+// Classed is an error that knows its class: errors that eipclaim itself
+// makes from what it found out about a failure (the instance metadata
+// service refused a token, no credentials at all). Classify asks it first.
+// Its message says what to do; Do adds no hint to it.
+type Classed interface {
+	error
+	// RetryClass returns the class and the code to log and report.
+	RetryClass() (Class, string)
+}
+
+// statusCoder is an error that carries an HTTP answer's status: the SDK's
+// response errors (smithyhttp.ResponseError, awshttp.ResponseError).
+type statusCoder interface{ HTTPStatusCode() int }
+
 // Classify returns the class and the code of err. The code is "" for errors
 // that carry none (network errors, timeouts).
+//
+// A transport timeout is Retry, whatever its form: a net.Error whose
+// Timeout() is true (a dial or TLS timeout, the transport's
+// ResponseHeaderTimeout, an http.Client Timeout, which *url.Error reports),
+// or context.DeadlineExceeded from a per-request or per-operation deadline.
+// Classify cannot tell the latter from the caller's own deadline having
+// passed: Do asks the caller's context first and stops when it is done.
+// context.Canceled is Fatal: someone chose to stop.
 func Classify(err error) (Class, string) {
 	if err == nil {
 		return Fatal, ""
+	}
+	var classed Classed
+	if errors.As(err, &classed) {
+		return classed.RetryClass()
 	}
 	var t *transient
 	if errors.As(err, &t) {
 		return Retry, "NotVisibleYet"
 	}
+	var sc statusCoder
+	hasStatus := errors.As(err, &sc) && sc.HTTPStatusCode() != 0
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
 		if c, ok := codes[code]; ok {
 			return c, code
 		}
-		var re *smithyhttp.ResponseError
-		if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
+		if hasStatus && sc.HTTPStatusCode() >= 500 {
 			return Retry, code
 		}
 		return Fatal, code
 	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && (re.HTTPStatusCode() >= 500 || re.HTTPStatusCode() == 429) {
-		return Retry, ""
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if hasStatus {
+		if sc.HTTPStatusCode() >= 500 || sc.HTTPStatusCode() == http.StatusTooManyRequests {
+			return Retry, ""
+		}
 		return Fatal, ""
 	}
-	// The SDK's IMDS client hides the cause of a failed token request in an
-	// error without Unwrap: an IMDS failure other than an answer (404, 401)
-	// is the service not being up yet, as at boot.
-	var opErr *smithy.OperationError
-	if errors.As(err, &opErr) && opErr.ServiceID == "ec2imds" && !errors.As(err, &re) {
+	if errors.Is(err, context.Canceled) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// An http.Client Timeout cancels its request; the error says
+			// both.
+			return Retry, ""
+		}
+		return Fatal, ""
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
 		return Retry, ""
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && !ue.Timeout() && ue.Err != nil {
+		// *url.Error is a net.Error whatever it wraps: what it wraps
+		// decides (a refused connection is retried, a certificate that
+		// does not verify or a refused redirect is not).
+		return Classify(ue.Err)
 	}
 	var ne net.Error
 	var maxAttempts *retry.MaxAttemptsError
@@ -201,6 +240,12 @@ func (r *Retrier) Do(ctx context.Context, op string, fn func(context.Context) er
 			return nil
 		}
 		class, code := Classify(err)
+		if class == Retry && ctx.Err() != nil {
+			// The command's own deadline came, or it was stopped: a
+			// timeout now is not the request's, and there is no time for
+			// another attempt.
+			return exitcode.With(exitcode.Failed, fmt.Errorf("%s: gave up after %d attempts, %s: %w", op, attempt, stopped(ctx), err))
+		}
 		if class != Retry {
 			r.Log.Debug("attempt failed", "op", op, "attempt", attempt, "error_code", code, "class", class.String())
 			return classified(class, code, op, err)
@@ -216,19 +261,36 @@ func (r *Retrier) Do(ctx context.Context, op string, fn func(context.Context) er
 	}
 }
 
+// stopped says why ctx is done.
+func stopped(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "the deadline (--timeout) passed"
+	}
+	return "stopped"
+}
+
 func codeOr(code string, err error) string {
 	if code != "" {
 		return code
 	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
-		return fmt.Sprintf("HTTP %d", re.HTTPStatusCode())
+	var sc statusCoder
+	if errors.As(err, &sc) && sc.HTTPStatusCode() != 0 {
+		return fmt.Sprintf("HTTP %d", sc.HTTPStatusCode())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
 	}
 	return "network"
 }
 
 // classified wraps err with the exit code of its class and a hint.
 func classified(class Class, code, op string, err error) error {
+	var classed Classed
+	if errors.As(err, &classed) {
+		// Its message says what to do.
+		return exitcode.With(exitCodes[class], fmt.Errorf("%s: %w", op, err))
+	}
 	hint := ""
 	if h, ok := hints[code]; ok {
 		hint = " (" + h + ")"
@@ -247,6 +309,9 @@ func classified(class Class, code, op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// exitCodes are the exit codes of the classes.
+var exitCodes = [...]int{Fatal: exitcode.Failed, Retry: exitcode.Failed, Denied: exitcode.Denied, Invalid: exitcode.Usage}
 
 // transient is an answer that is expected to change soon: a resource or an
 // association the API does not show yet (eventual consistency).

@@ -3,7 +3,10 @@
 // (moto, amazon-ec2-metadata-mock), counts every request by API action,
 // measures the upstream's latency, and injects faults: throttling and 5xx
 // answers in the service's own error format, connection resets, latency,
-// and an outage window at start (IMDS not up yet at boot).
+// and an outage window at start (IMDS not up yet at boot). With
+// Options.Limits it also enforces API rate limits as AWS meters them: token
+// buckets per class of action, shared by every client of the proxy as
+// AWS's are by every caller in an account and region (see [AWSLimits]).
 //
 // Point a client at it as at the emulator: AWS_ENDPOINT_URL=p.URL for moto,
 // AWS_EC2_METADATA_SERVICE_ENDPOINT=p.URL for IMDS.
@@ -38,7 +41,7 @@ type Kind int
 const (
 	None Kind = iota
 	// Throttle answers with the service's throttling error: EC2's
-	// RequestLimitExceeded (HTTP 400, EC2 query-protocol XML), Route 53's
+	// RequestLimitExceeded (HTTP 503, EC2 query-protocol XML), Route 53's
 	// Throttling (HTTP 400, REST-XML ErrorResponse), IAM/STS Throttling
 	// (HTTP 400), S3 SlowDown (HTTP 503), IMDS HTTP 429.
 	Throttle
@@ -93,6 +96,11 @@ type Options struct {
 	// Plan, when set, decides instead of Rate and Kinds: the fault for the
 	// n-th request (from 1) of an action.
 	Plan func(action string, n int) Kind
+	// Limits, when set, enforces token buckets: a request whose bucket is
+	// empty is answered with the service's throttling error (a Throttle
+	// fault, [Record.Limited]) and not forwarded. The buckets are checked
+	// before the faults above are drawn, and outside an outage window.
+	Limits *Limits
 }
 
 // Record is one request seen by the proxy.
@@ -103,6 +111,9 @@ type Record struct {
 	// "imds" for instance metadata, "" if unknown.
 	Service string
 	Fault   Kind
+	// Limited says the Throttle fault was the rate limiter's (Options.Limits):
+	// the request's bucket was empty.
+	Limited bool
 	// Status is the HTTP status the client got; 0 for a reset.
 	Status int
 	// Attempt is the AWS SDK's attempt number (Amz-Sdk-Request), 0 when
@@ -120,6 +131,9 @@ type Record struct {
 // Counts is a snapshot of what the proxy saw.
 type Counts struct {
 	Total int
+	// Limited counts the requests throttled by the rate limiter; they are
+	// counted in Faults[Throttle] too.
+	Limited int
 	// Faults counts the faults injected, by kind.
 	Faults map[Kind]int
 	// Surfaced counts, by kind, the SDK operations whose last attempt got
@@ -136,6 +150,7 @@ type Counts struct {
 // ActionCounts is what the proxy saw of one action.
 type ActionCounts struct {
 	Requests int
+	Limited  int // throttled by the rate limiter
 	Faults   map[Kind]int
 	Surfaced map[Kind]int
 	// Upstream is the sum of the upstream latencies of its requests.
@@ -159,6 +174,7 @@ type Proxy struct {
 	records   []Record
 	pending   int // requests reserved in records and not answered yet
 	perAction map[string]int
+	limiter   *limiter
 }
 
 // New starts a proxy on 127.0.0.1 forwarding to target (a base URL such as
@@ -182,11 +198,18 @@ func New(target string, opts Options) (*Proxy, error) {
 	if opts.Latency == 0 {
 		opts.Latency = 200 * time.Millisecond
 	}
+	var lim *limiter
+	if opts.Limits != nil {
+		if lim, err = newLimiter(*opts.Limits); err != nil {
+			return nil, err
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: %w", err)
 	}
 	p := &Proxy{
+		limiter:   lim,
 		URL:       "http://" + l.Addr().String(),
 		target:    u,
 		opts:      opts,
@@ -280,6 +303,10 @@ func Count(records []Record) Counts {
 		}
 		a.Requests++
 		a.Upstream += r.Upstream
+		if r.Limited {
+			c.Limited++
+			a.Limited++
+		}
 		if r.Fault != None {
 			c.Faults[r.Fault]++
 			a.Faults[r.Fault]++
@@ -481,7 +508,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	// answer is: the client may see the answer before this handler returns.
 	p.mu.Lock()
 	p.perAction[action]++
-	rec.Fault = p.decide(action, p.perAction[action], start)
+	rec.Fault, rec.Limited = p.decide(service, action, p.perAction[action], start)
 	rec.Seq = len(p.records) + 1
 	p.records = append(p.records, rec)
 	p.pending++
@@ -522,24 +549,28 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 }
 
-// decide draws the fault for the n-th request of action; p.mu is held.
-func (p *Proxy) decide(action string, n int, now time.Time) Kind {
+// decide draws the fault for the n-th request of action, and says whether
+// the rate limiter throttled it; p.mu is held.
+func (p *Proxy) decide(service, action string, n int, now time.Time) (Kind, bool) {
 	if strings.HasPrefix(action, "moto-api ") {
-		return None
+		return None, false
 	}
 	if now.Before(p.downUntil) {
-		return Down
+		return Down, false
+	}
+	if p.limiter != nil && !p.limiter.allow(service, action) {
+		return Throttle, true
 	}
 	if p.opts.Faultable != nil && !p.opts.Faultable(action) {
-		return None
+		return None, false
 	}
 	if p.opts.Plan != nil {
-		return p.opts.Plan(action, n)
+		return p.opts.Plan(action, n), false
 	}
 	if p.opts.Rate == 0 || p.rnd.Float64() >= p.opts.Rate {
-		return None
+		return None, false
 	}
-	return p.opts.Kinds[p.rnd.IntN(len(p.opts.Kinds))]
+	return p.opts.Kinds[p.rnd.IntN(len(p.opts.Kinds))], false
 }
 
 // reset hijacks the connection and closes it with SO_LINGER 0, so that the
@@ -694,9 +725,10 @@ func writeError(w http.ResponseWriter, service string, k Kind) {
 		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<Error><Code>%s</Code><Message>%s</Message><RequestId>%s</RequestId></Error>`, a.code, a.msg, id)
 		return
 	}
-	// EC2 and unknown query-protocol services: EC2's format.
+	// EC2 and unknown query-protocol services: EC2's format. EC2 answers
+	// its RequestLimitExceeded with 503 Service Unavailable.
 	a = map[Kind]answer{
-		Throttle: {http.StatusBadRequest, "RequestLimitExceeded", "Request limit exceeded.", "text/xml"},
+		Throttle: {http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.", "text/xml"},
 		HTTP500:  {http.StatusInternalServerError, "InternalError", "An internal error has occurred.", "text/xml"},
 		HTTP503:  {http.StatusServiceUnavailable, "Unavailable", "The server is overloaded and can't handle the request.", "text/xml"},
 	}[k]

@@ -36,6 +36,11 @@ type IMDSOptions struct {
 	// AllowIMDSv1 also answers requests without a session token. By default
 	// only IMDSv2 is served: a request without a token gets 401.
 	AllowIMDSv1 bool
+	// NoInstanceProfile serves no IAM role: iam/info and
+	// iam/security-credentials/ answer 404, as on an instance started
+	// without an instance profile. By default AEMM serves its own role's
+	// (fake) credentials there.
+	NoInstanceProfile bool
 }
 
 // IMDS is a running amazon-ec2-metadata-mock.
@@ -125,8 +130,13 @@ func aemmConfig(o IMDSOptions) map[string]any {
 			"values": map[string]any{"userdata": base64.StdEncoding.EncodeToString(o.UserData)},
 		}
 	}
+	metadata := map[string]any{"values": values}
+	if o.NoInstanceProfile {
+		// An empty path keeps AEMM from registering the route.
+		metadata["paths"] = map[string]any{"iam-info": "", "iam-security-credentials-role": "", "iam-security-credentials": ""}
+	}
 	return map[string]any{
-		"metadata": map[string]any{"values": values},
+		"metadata": metadata,
 		"dynamic": map[string]any{"values": map[string]any{
 			"instance-identity-document": identity,
 		}},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -50,11 +51,16 @@ type Loader struct {
 	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
 }
 
-// Request says where the configuration may come from.
+// Request says where the configuration may come from: what the flags and
+// the environment say, and what the command can use. Load alone decides
+// what to read and what wins.
 type Request struct {
 	Role, Config       string // from flags (--role, --config); win over everything
 	EnvRole, EnvConfig string // EIPCLAIM_ROLE, EIPCLAIM_CONFIG
-	UserData           bool   // read the instance user-data
+	UserData           bool   // the instance user-data may be read
+	// TableOnly: the command uses the whole roles table, never this
+	// instance's role (hosts, on clients that need not be EC2 instances).
+	TableOnly bool
 }
 
 // Loaded is the effective configuration.
@@ -66,11 +72,22 @@ type Loaded struct {
 	Sources []string
 }
 
-// Load returns the effective configuration. Precedence: flags > environment
-// > user-data > the document that user-data's source: (or --config, or
-// EIPCLAIM_CONFIG, which replace it) points at. The pointed document gives
-// the roles table; user-data's own roles replace its roles of the same name.
-// Every error carries an exit code (internal/exitcode).
+// Load returns the effective configuration.
+//
+// Precedence, highest first: flags (--role, --config), the environment
+// (EIPCLAIM_ROLE, EIPCLAIM_CONFIG), user-data, the document that
+// user-data's source: points at. A document named by --config or
+// EIPCLAIM_CONFIG (explicit) stands where the flag or variable stands: it
+// replaces user-data's source:, and where it and user-data both say
+// something (role:, a role of the same name) it wins; user-data only fills
+// in what it alone says (role: when neither the flags, the environment nor
+// the document give one; roles the document does not define). User-data is
+// not read at all when it could add nothing the command uses: an explicit
+// document with the role named by flag or environment, or an explicit
+// document for a command that uses only the table (Request.TableOnly).
+// Without an explicit document, user-data wins over the document its
+// source: points at (its roles replace that document's roles of the same
+// name). Every error carries an exit code (internal/exitcode).
 func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 	log := l.Log
 	if log == nil {
@@ -85,12 +102,21 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s %q: %w", explicitName, redactURL(explicit), err))
 		}
 	}
+	role := req.Role
+	if role == "" {
+		role = req.EnvRole
+	}
+	readUserData := req.UserData && l.IMDS != nil
+	if explicit != "" && (role != "" || req.TableOnly) {
+		readUserData = false
+	}
 
 	var (
 		ud      *config.Config
+		udName  string
 		sources []string
 	)
-	if req.UserData && l.IMDS != nil {
+	if readUserData {
 		raw, err := l.userData(ctx)
 		switch {
 		case errors.Is(err, errNoUserData):
@@ -109,46 +135,97 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 			case err != nil:
 				return nil, err
 			default:
-				ud = c
-				sources = append(sources, origin)
+				ud, udName = c, origin
 			}
 		}
 	}
 
-	source := explicit
-	if source == "" && ud != nil {
-		source = ud.Source
-	}
-	merged := ud
-	if source != "" {
-		pointed, name, err := l.fetchConfig(ctx, source)
+	var merged *config.Config
+	switch {
+	case explicit != "":
+		doc, name, err := l.fetchPointed(ctx, explicit)
 		if err != nil {
 			return nil, err
 		}
-		if pointed.Source != "" {
-			return nil, exitcode.With(exitcode.Usage, fmt.Errorf(
-				"%s (line %d): source: is not allowed in the document that user-data or --config points at (one level only): "+
-					"move the roles table into it, or point --config at %s", name, pointed.Line("source"), redactURL(pointed.Source)))
-		}
 		sources = append(sources, name)
+		merged = doc
 		if ud != nil {
-			merged = config.Merge(pointed, ud)
-		} else {
-			merged = pointed
+			if ud.Source != "" && ud.Source != explicit {
+				log.Debug("user-data's source: is replaced by "+explicitName, "user_data_source", redactURL(ud.Source))
+			}
+			merged = config.Merge(ud, doc)
+			sources = append(sources, udName)
 		}
-		merged.Source = source
-	}
-	if merged == nil {
+		merged.Source = explicit
+	case ud != nil && ud.Source != "":
+		doc, name, err := l.fetchPointed(ctx, ud.Source)
+		if err != nil {
+			return nil, err
+		}
+		merged = config.Merge(doc, ud)
+		merged.Source = ud.Source
+		sources = append(sources, udName, name)
+	case ud != nil:
+		merged = ud
+		sources = append(sources, udName)
+	default:
 		return nil, exitcode.With(exitcode.Usage, errors.New("no configuration: pass --config SRC (s3://bucket/key, https://… or a file) or set EIPCLAIM_CONFIG"))
 	}
-	for _, r := range []string{req.Role, req.EnvRole} {
-		if r != "" {
-			merged.Role = r
-			break
-		}
+	if role != "" {
+		merged.Role = role
 	}
 	log.Info("configuration loaded", "role", merged.Role, "sources", sources)
 	return &Loaded{Config: merged, Sources: sources}, nil
+}
+
+// fetchPointed reads the document that --config, EIPCLAIM_CONFIG or
+// user-data's source: names, which must not point further.
+func (l *Loader) fetchPointed(ctx context.Context, source string) (*config.Config, string, error) {
+	doc, name, err := l.fetchRetried(ctx, source)
+	if err != nil {
+		return nil, "", err
+	}
+	if doc.Source != "" {
+		return nil, "", exitcode.With(exitcode.Usage, fmt.Errorf(
+			"%s (line %d): source: is not allowed in the document that user-data or --config points at (one level only): "+
+				"move the roles table into it, or point --config at %s", name, doc.Line("source"), redactURL(doc.Source)))
+	}
+	return doc, name, nil
+}
+
+// fetchRetried is fetchConfig, with an S3 or https:// read that failed for
+// a reason other than the configuration's (exit code 1: a timeout, a
+// network error, a 5xx after the client's own retries, no credentials)
+// given to l.Retry, which retries what is transient within the deadline.
+func (l *Loader) fetchRetried(ctx context.Context, source string) (*config.Config, string, error) {
+	if l.Retry == nil || !(strings.HasPrefix(source, "s3://") || strings.HasPrefix(source, "https://")) {
+		return l.fetchConfig(ctx, source)
+	}
+	var (
+		doc   *config.Config
+		name  string
+		final error
+	)
+	op := "S3 GetObject"
+	if strings.HasPrefix(source, "https://") {
+		op = "https GET"
+	}
+	err := l.Retry(ctx, op, func(ctx context.Context) error {
+		var err error
+		doc, name, err = l.fetchConfig(ctx, source)
+		if err != nil && exitcode.Of(err) != exitcode.Failed {
+			final = err // the configuration's fault, or not permitted: as it is
+			return nil
+		}
+		return err
+	})
+	switch {
+	case final != nil:
+		return nil, "", final
+	case err != nil:
+		return nil, "", err
+	}
+	return doc, name, nil
 }
 
 var errNoUserData = errors.New("no user-data")
@@ -179,6 +256,10 @@ func (l *Loader) userData(ctx context.Context) ([]byte, error) {
 		return nil, errNoUserData
 	}
 	if err != nil {
+		if c := exitcode.Of(err); c == exitcode.Usage || c == exitcode.Denied {
+			// It says what to do (IMDS disabled, or refusing tokens).
+			return nil, exitcode.With(c, fmt.Errorf("read user-data: %w", err))
+		}
 		var status interface{ HTTPStatusCode() int }
 		if errors.As(err, &status) {
 			code := status.HTTPStatusCode()

@@ -100,6 +100,7 @@ func TestLoadPrecedence(t *testing.T) {
 	local, env, nested := filepath.Join(dir, "local.yaml"), filepath.Join(dir, "env.yaml"), filepath.Join(dir, "nested.yaml")
 
 	const pointer = "role: db\nsource: s3://fleet/eipclaim.yaml\n"
+	const userDataRoles = "role: db\nroles:\n  db: {public_ip: 203.0.113.99}\n  extra: {public_ip: 203.0.113.98}\n"
 	tests := []struct {
 		name        string
 		userData    string // "-" for none (IMDS answers 404)
@@ -125,10 +126,32 @@ func TestLoadPrecedence(t *testing.T) {
 			wantSources: []string{"user-data", "s3://fleet/eipclaim.yaml"}, wantSource: "s3://fleet/eipclaim.yaml"},
 		{name: "env config replaces user-data's source", userData: pointer, req: Request{UserData: true, EnvConfig: env},
 			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.21"},
-			wantSources: []string{"user-data", env}, wantSource: env},
+			wantSources: []string{env, "user-data"}, wantSource: env},
 		{name: "flag config beats env config", userData: pointer, req: Request{UserData: true, EnvConfig: env, Config: local},
 			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.11", "mail": "203.0.113.12"},
-			wantSources: []string{"user-data", local}, wantSource: local},
+			wantSources: []string{local, "user-data"}, wantSource: local},
+		// An explicit document beats user-data where both say something;
+		// user-data fills in the role and the roles only it defines.
+		{name: "--config beats user-data's roles", userData: userDataRoles, req: Request{UserData: true, Config: local},
+			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.11", "mail": "203.0.113.12", "extra": "203.0.113.98"},
+			wantSources: []string{local, "user-data"}, wantSource: local},
+		{name: "EIPCLAIM_CONFIG beats user-data's roles", userData: userDataRoles, req: Request{UserData: true, EnvConfig: env},
+			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.21", "extra": "203.0.113.98"},
+			wantSources: []string{env, "user-data"}, wantSource: env},
+		{name: "--config's role beats user-data's", userData: userDataRoles, req: Request{UserData: true, Config: "s3://fleet/eipclaim.yaml"},
+			wantRole: "web", wantIPs: map[string]string{"db": "203.0.113.1", "web": "203.0.113.2", "extra": "203.0.113.98"},
+			wantSources: []string{"s3://fleet/eipclaim.yaml", "user-data"}, wantSource: "s3://fleet/eipclaim.yaml"},
+		{name: "--config and --role: user-data not read", userData: userDataRoles, req: Request{UserData: true, Config: local, Role: "db"},
+			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.11", "mail": "203.0.113.12"},
+			wantSources: []string{local}, wantSource: local},
+		{name: "table only with --config: user-data not read", userData: userDataRoles, req: Request{UserData: true, Config: local, TableOnly: true},
+			wantIPs: map[string]string{"db": "203.0.113.11", "mail": "203.0.113.12"}, wantSources: []string{local}, wantSource: local},
+		{name: "table only without --config: user-data", userData: pointer, req: Request{UserData: true, TableOnly: true},
+			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.1", "web": "203.0.113.2"},
+			wantSources: []string{"user-data", "s3://fleet/eipclaim.yaml"}, wantSource: "s3://fleet/eipclaim.yaml"},
+		{name: "EIPCLAIM_CONFIG and EIPCLAIM_ROLE: user-data not read", userData: userDataRoles, req: Request{UserData: true, EnvConfig: env, EnvRole: "db"},
+			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.21"},
+			wantSources: []string{env}, wantSource: env},
 		{name: "user-data roles override pointed roles",
 			userData: "role: db\nsource: s3://fleet/eipclaim.yaml\nroles:\n  db: {public_ip: 203.0.113.99}\n", req: Request{UserData: true},
 			wantRole: "db", wantIPs: map[string]string{"db": "203.0.113.99", "web": "203.0.113.2"},

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+)
+
+// The instance metadata service's timeouts, for boot: the SDK's defaults
+// (a 250 ms dial, 500 ms for the answer's headers) are made to find out
+// fast that a program is not on EC2, and give up on an IMDS that is busy,
+// as it is while an instance boots. Each attempt gets these; the command's
+// --timeout bounds them all.
+const (
+	imdsDialTimeout    = 2 * time.Second
+	imdsHeaderTimeout  = 5 * time.Second
+	imdsAttemptTimeout = 10 * time.Second
+	// imdsRefusalsFinal is how many token requests in a row IMDS must
+	// refuse (403, 404, 405) before eipclaim stops asking.
+	imdsRefusalsFinal = 2
+)
+
+// imdsClient is the instance metadata client of every IMDS read, the SDK's
+// credential provider's (an instance profile) included. Its errors say why
+// a token request failed, which the SDK's own hide (their cause is in an
+// error type without Unwrap), so that they are classified by type.
+type imdsClient struct {
+	md *imds.Client
+	// disabled: AWS_EC2_METADATA_DISABLED=true turns IMDS off.
+	disabled bool
+	// refusals counts the token requests refused in a row.
+	refusals atomic.Int32
+	// answered is set once IMDS has answered any request: it is there,
+	// so this is an instance (or its emulator).
+	answered atomic.Bool
+}
+
+// newIMDSClient returns the IMDS client for cfg; IMDSv1 only with allowV1.
+func newIMDSClient(cfg aws.Config, allowV1 bool) *imdsClient {
+	c := &imdsClient{disabled: imdsDisabled(cfg)}
+	inner := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = imdsDialTimeout }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = imdsHeaderTimeout
+			tr.Proxy = nil // link-local: never through HTTP_PROXY
+		}).
+		WithTimeout(imdsAttemptTimeout)
+	c.md = imds.NewFromConfig(cfg, func(o *imds.Options) {
+		if !allowV1 {
+			o.EnableFallback = aws.FalseTernary
+		}
+		// Not a *BuildableClient, which imds.New would give its own short
+		// timeouts.
+		o.HTTPClient = &imdsHTTP{inner: inner, client: c}
+	})
+	return c
+}
+
+// imdsDisabled reports whether the configuration turns IMDS off
+// (AWS_EC2_METADATA_DISABLED=true).
+func imdsDisabled(cfg aws.Config) bool {
+	for _, src := range cfg.ConfigSources {
+		if p, ok := src.(interface {
+			GetEC2IMDSClientEnableState() (imds.ClientEnableState, bool, error)
+		}); ok {
+			if state, found, err := p.GetEC2IMDSClientEnableState(); err == nil && found {
+				return state == imds.ClientDisabled
+			}
+		}
+	}
+	return false
+}
+
+func (c *imdsClient) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+	if c.disabled {
+		return nil, errIMDSDisabled
+	}
+	t := &tokenAttempt{}
+	out, err := c.md.GetMetadata(context.WithValue(ctx, tokenKey{}, t), in, optFns...)
+	return out, c.explain(err, t)
+}
+
+func (c *imdsClient) GetRegion(ctx context.Context, in *imds.GetRegionInput, optFns ...func(*imds.Options)) (*imds.GetRegionOutput, error) {
+	if c.disabled {
+		return nil, errIMDSDisabled
+	}
+	t := &tokenAttempt{}
+	out, err := c.md.GetRegion(context.WithValue(ctx, tokenKey{}, t), in, optFns...)
+	return out, c.explain(err, t)
+}
+
+func (c *imdsClient) GetUserData(ctx context.Context, in *imds.GetUserDataInput, optFns ...func(*imds.Options)) (*imds.GetUserDataOutput, error) {
+	if c.disabled {
+		return nil, errIMDSDisabled
+	}
+	t := &tokenAttempt{}
+	out, err := c.md.GetUserData(context.WithValue(ctx, tokenKey{}, t), in, optFns...)
+	return out, c.explain(err, t)
+}
+
+// explain returns err with the cause of a failed token request in its
+// chain, when the call failed for want of a token.
+func (c *imdsClient) explain(err error, t *tokenAttempt) error {
+	if err == nil {
+		c.refusals.Store(0)
+		return nil
+	}
+	o := t.get()
+	if !o.failed {
+		return err // no token was asked for, or it was had: err shows its cause
+	}
+	switch o.status {
+	case 0:
+		if o.err == nil {
+			return err
+		}
+		return &tokenError{err: err, cause: o.err}
+	case http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
+		n := c.refusals.Add(1)
+		return &imdsRefusedError{status: o.status, url: o.url, final: n >= imdsRefusalsFinal, err: err}
+	}
+	return &tokenError{err: err, cause: httpStatus(o.status)}
+}
+
+type tokenKey struct{}
+
+// tokenAttempt is what became of the last token request of one call.
+type tokenAttempt struct {
+	mu     sync.Mutex
+	status int    // its answer's status; 0 if none came
+	err    error  // the transport's error, if no answer came
+	url    string // where it went, without a query
+	failed bool
+}
+
+func (t *tokenAttempt) set(r *http.Request, resp *http.Response, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.url = r.URL.Scheme + "://" + r.URL.Host + r.URL.Path
+	t.status, t.err = 0, err
+	if resp != nil {
+		t.status = resp.StatusCode
+	}
+	t.failed = err != nil || t.status < 200 || t.status > 299
+}
+
+// tokenOutcome is a copy of a tokenAttempt.
+type tokenOutcome struct {
+	status int
+	err    error
+	url    string
+	failed bool
+}
+
+func (t *tokenAttempt) get() tokenOutcome {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return tokenOutcome{status: t.status, err: t.err, url: t.url, failed: t.failed}
+}
+
+// imdsHTTP is the IMDS client's HTTP client: it notes what became of token
+// requests, for the call that made them.
+type imdsHTTP struct {
+	inner  imds.HTTPClient
+	client *imdsClient
+}
+
+func (h *imdsHTTP) Do(r *http.Request) (*http.Response, error) {
+	resp, err := h.inner.Do(r)
+	if err == nil {
+		h.client.answered.Store(true)
+	}
+	if t, ok := r.Context().Value(tokenKey{}).(*tokenAttempt); ok && r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/api/token") {
+		t.set(r, resp, err)
+	}
+	return resp, err
+}
+
+// tokenError is an IMDS call that failed because its token request did:
+// the SDK's error, with the token request's own error in the chain.
+type tokenError struct {
+	err   error // the SDK's
+	cause error // the transport's error, or the answer's status
+}
+
+func (e *tokenError) Error() string   { return e.err.Error() }
+func (e *tokenError) Unwrap() []error { return []error{e.err, e.cause} }
+
+// httpStatus is an answer's status, as an error.
+type httpStatus int
+
+func (s httpStatus) Error() string {
+	return fmt.Sprintf("IMDS answered the token request %d %s", int(s), http.StatusText(int(s)))
+}
+func (s httpStatus) HTTPStatusCode() int { return int(s) }
+
+// imdsRefusedError is IMDS refusing a session token: it is disabled for
+// this instance (403), or a proxy between does not let PUT through (405),
+// or it knows no IMDSv2 (404). Asking again does not help after a second
+// refusal.
+type imdsRefusedError struct {
+	status int
+	url    string
+	final  bool
+	err    error
+}
+
+func (e *imdsRefusedError) Error() string {
+	return fmt.Sprintf("IMDS refused the token request (HTTP %d %s from PUT %s): IMDS is disabled for this instance or a proxy blocks PUT; "+
+		"enable the metadata service (aws ec2 modify-instance-metadata-options --instance-id ID --http-endpoint enabled) or, "+
+		"if this instance allows only IMDSv1, pass --imdsv1",
+		e.status, http.StatusText(e.status), e.url)
+}
+
+func (e *imdsRefusedError) Unwrap() error { return e.err }
+
+func (e *imdsRefusedError) RetryClass() (claim.Class, string) {
+	if !e.final {
+		return claim.Retry, fmt.Sprintf("HTTP %d", e.status)
+	}
+	return claim.Invalid, "IMDSTokenRefused"
+}
+
+// imdsDisabledError is IMDS turned off by the environment, which the SDK
+// reports without a type of its own.
+type imdsDisabledError struct{}
+
+var errIMDSDisabled = &imdsDisabledError{}
+
+func (*imdsDisabledError) Error() string {
+	return "AWS_EC2_METADATA_DISABLED=true turns the instance metadata service off, and eipclaim reads this instance's id, " +
+		"region and user-data there: unset AWS_EC2_METADATA_DISABLED"
+}
+
+func (*imdsDisabledError) RetryClass() (claim.Class, string) { return claim.Invalid, "IMDSDisabled" }
+
+// credentialsProvider is the SDK's credential chain, with a type for
+// "there are no credentials at all".
+type credentialsProvider struct {
+	inner aws.CredentialsProvider
+	imds  *imdsClient
+}
+
+func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := p.inner.Retrieve(ctx)
+	if err == nil || ctx.Err() != nil {
+		return creds, err
+	}
+	var classed claim.Classed
+	if errors.As(err, &classed) && !errors.Is(err, errIMDSDisabled) {
+		return creds, err // IMDS refused a token: its own message says more
+	}
+	if class, _ := claim.Classify(err); class == claim.Retry && p.imds.answered.Load() {
+		// The instance's IMDS is there but busy or failing for now (at
+		// boot): its instance profile's credentials may come.
+		return creds, err
+	}
+	return creds, &noCredentialsError{err: err}
+}
+
+// noCredentialsError is the credential chain finding nothing: no variables,
+// no profile, no instance profile (IMDS answers 404, or is not there).
+//
+// It does not unwrap: its cause's HTTP status (IMDS's 404 for "no instance
+// profile") is not the answer of the service called, which callers
+// classify by status (S3).
+type noCredentialsError struct{ err error }
+
+func (e *noCredentialsError) Error() string {
+	return "no AWS credentials found: run on an instance with an instance profile (an IAM role: aws ec2 associate-iam-instance-profile), " +
+		"or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (" + e.err.Error() + ")"
+}
+
+func (e *noCredentialsError) RetryClass() (claim.Class, string) { return claim.Denied, "NoCredentials" }
