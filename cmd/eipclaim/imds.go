@@ -15,7 +15,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
-	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // The instance metadata service's timeouts, for boot: the SDK's defaults
@@ -226,11 +226,11 @@ func (e *imdsRefusedError) Error() string {
 
 func (e *imdsRefusedError) Unwrap() error { return e.err }
 
-func (e *imdsRefusedError) RetryClass() (claim.Class, string) {
+func (e *imdsRefusedError) RetryClass() (retry.Class, string) {
 	if !e.final {
-		return claim.Retry, fmt.Sprintf("HTTP %d", e.status)
+		return retry.Retry, fmt.Sprintf("HTTP %d", e.status)
 	}
-	return claim.Invalid, "IMDSTokenRefused"
+	return retry.Invalid, "IMDSTokenRefused"
 }
 
 // imdsDisabledError is IMDS turned off by the environment, which the SDK
@@ -244,7 +244,7 @@ func (*imdsDisabledError) Error() string {
 		"region and user-data there: unset AWS_EC2_METADATA_DISABLED"
 }
 
-func (*imdsDisabledError) RetryClass() (claim.Class, string) { return claim.Invalid, "IMDSDisabled" }
+func (*imdsDisabledError) RetryClass() (retry.Class, string) { return retry.Invalid, "IMDSDisabled" }
 
 // credentialsProvider is the SDK's credential chain, with a type for
 // "there are no credentials at all".
@@ -258,11 +258,11 @@ func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, er
 	if err == nil || ctx.Err() != nil {
 		return creds, err
 	}
-	var classed claim.Classed
+	var classed retry.Classed
 	if errors.As(err, &classed) && !errors.Is(err, errIMDSDisabled) {
 		return creds, err // IMDS refused a token: its own message says more
 	}
-	if class, _ := claim.Classify(err); class == claim.Retry && p.imds.answered.Load() {
+	if class, _ := retry.Classify("sts:credentials", err); class == retry.Retry && p.imds.answered.Load() {
 		// The instance's IMDS is there but busy or failing for now (at
 		// boot): its instance profile's credentials may come.
 		return creds, err
@@ -283,4 +283,4 @@ func (e *noCredentialsError) Error() string {
 		"or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (" + e.err.Error() + ")"
 }
 
-func (e *noCredentialsError) RetryClass() (claim.Class, string) { return claim.Denied, "NoCredentials" }
+func (e *noCredentialsError) RetryClass() (retry.Class, string) { return retry.Denied, "NoCredentials" }

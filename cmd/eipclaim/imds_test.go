@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
-	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // TestIMDSClientTokenErrors: a failed token request's cause, which the
@@ -48,15 +48,15 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 
 	tests := []struct {
 		status   int32
-		want     []claim.Class // the class of each call in a row
+		want     []retry.Class // the class of each call in a row
 		wantCode string
 	}{
-		{http.StatusTooManyRequests, []claim.Class{claim.Retry, claim.Retry}, ""},
-		{http.StatusServiceUnavailable, []claim.Class{claim.Retry, claim.Retry}, ""},
-		{-1, []claim.Class{claim.Retry, claim.Retry}, ""},
-		{http.StatusBadRequest, []claim.Class{claim.Fatal}, ""},
-		{http.StatusForbidden, []claim.Class{claim.Retry, claim.Invalid}, "IMDSTokenRefused"},
-		{http.StatusMethodNotAllowed, []claim.Class{claim.Retry, claim.Invalid}, "IMDSTokenRefused"},
+		{http.StatusTooManyRequests, []retry.Class{retry.Retry, retry.Retry}, ""},
+		{http.StatusServiceUnavailable, []retry.Class{retry.Retry, retry.Retry}, ""},
+		{-1, []retry.Class{retry.Retry, retry.Retry}, ""},
+		{http.StatusBadRequest, []retry.Class{retry.Fatal}, ""},
+		{http.StatusForbidden, []retry.Class{retry.Retry, retry.Invalid}, "IMDSTokenRefused"},
+		{http.StatusMethodNotAllowed, []retry.Class{retry.Retry, retry.Invalid}, "IMDSTokenRefused"},
 	}
 	for _, tc := range tests {
 		token.Store(tc.status)
@@ -67,8 +67,8 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("token %d: call %d succeeded", tc.status, i+1)
 			}
-			var class claim.Class
-			class, code = claim.Classify(err)
+			var class retry.Class
+			class, code = retry.Classify("sts:credentials", err)
 			if class != want {
 				t.Errorf("token %d: call %d: Classify(%v) = %v, want %v", tc.status, i+1, err, class, want)
 			}
@@ -89,7 +89,7 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 	// Disabled by the environment: said at once, with its own class.
 	md := newIMDSClient(aws.Config{Region: "us-east-1", ConfigSources: []any{disabledSource{}}}, false)
 	_, err := metadata(context.Background(), md, "instance-id")
-	if class, code := claim.Classify(err); class != claim.Invalid || code != "IMDSDisabled" || !errors.Is(err, errIMDSDisabled) {
+	if class, code := retry.Classify("sts:credentials", err); class != retry.Invalid || code != "IMDSDisabled" || !errors.Is(err, errIMDSDisabled) {
 		t.Errorf("disabled: Classify(%v) = %v, %q; want invalid, IMDSDisabled", err, class, code)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
@@ -27,6 +27,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
+	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/userdata"
 )
 
@@ -89,7 +90,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 			// The SDK's standard retryer handles throttling and 5xx first; its
 			// client-side retry quota is off, since one run's own retries
 			// cannot overload anything and the claim loop owns the deadline.
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+			return awsretry.NewStandard(func(o *awsretry.StandardOptions) { o.RateLimiter = ratelimit.None })
 		}),
 		awsconfig.WithHTTPClient(awsHTTPClient()),
 		awsconfig.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) {
@@ -105,9 +106,9 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if s.aws.Credentials != nil {
 		s.aws.Credentials = &credentialsProvider{inner: s.aws.Credentials, imds: md}
 	}
-	retrier := &claim.Retrier{Log: log}
+	retrier := &retry.Retrier{Log: log}
 	if o.instance {
-		err := retrier.Do(ctx, "IMDS instance-id", func(ctx context.Context) error {
+		err := retrier.Do(ctx, "imds:instance-id", func(ctx context.Context) error {
 			var err error
 			s.instanceID, err = metadata(ctx, md, "instance-id")
 			return err
@@ -115,7 +116,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		if err != nil {
 			return nil, identityError("read this instance's id from the instance metadata service", err)
 		}
-		err = retrier.Do(ctx, "IMDS region", func(ctx context.Context) error {
+		err = retrier.Do(ctx, "imds:region", func(ctx context.Context) error {
 			out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
 			if err == nil {
 				s.region = out.Region
@@ -158,7 +159,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 // itself (IMDS disabled, or refusing tokens) is not given the generic
 // advice.
 func identityError(what string, err error) error {
-	var classed claim.Classed
+	var classed retry.Classed
 	if errors.As(err, &classed) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -202,7 +203,7 @@ func metadata(ctx context.Context, md *imdsClient, path string) (string, error) 
 
 // retrier is the claim loop's retry policy, for the calls made outside
 // the engine (IMDS, DNS).
-func (s *session) retrier() *claim.Retrier { return &claim.Retrier{Log: s.log} }
+func (s *session) retrier() *retry.Retrier { return &retry.Retrier{Log: s.log} }
 
 func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
 

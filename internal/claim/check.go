@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // Permission is the answer of one EC2 DryRun call.
@@ -92,12 +93,12 @@ func (e *Engine) Permissions(ctx context.Context, spec *config.Role) ([]Permissi
 	for _, c := range calls {
 		p := Permission{Action: c.action}
 		err := c.call()
-		class, code := Classify(err)
+		class, code := retry.Classify(c.action, err)
 		switch {
 		case err == nil, code == "DryRunOperation", code == "InvalidAssociationID.NotFound":
 			p.Allowed = true
 		default:
-			p.Code, p.Detail, p.Denied = code, err.Error(), class == Denied
+			p.Code, p.Detail, p.Denied = code, err.Error(), class == retry.Denied
 		}
 		out = append(out, p)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // EC2API is the part of the EC2 API the engine uses; *ec2.Client has it.
@@ -55,8 +56,8 @@ type Engine struct {
 	EC2        EC2API
 	InstanceID string // this instance
 	Log        *slog.Logger
-	Clock      Clock   // RealClock when nil
-	Backoff    Backoff // DefaultBackoff when zero
+	Clock      retry.Clock   // retry.RealClock when nil
+	Backoff    retry.Backoff // DefaultBackoff when zero
 	// Dial is used by health checks; net.Dialer.DialContext when nil.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// HealthTimeout bounds one health check; 3s when zero.
@@ -122,8 +123,8 @@ type target struct {
 	enis                []string // every interface of the instance
 }
 
-func (e *Engine) retrier() *Retrier {
-	return (&Retrier{Clock: e.Clock, Backoff: e.Backoff, Log: e.Log}).withDefaults()
+func (e *Engine) retrier() *retry.Retrier {
+	return &retry.Retrier{Clock: e.Clock, Backoff: e.Backoff, Log: e.Log}
 }
 
 // Claim associates the role's EIP with this instance, as the request's
@@ -284,9 +285,9 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 	actx := ctx // the context of the association
 	if oldAssoc != "" {
 		gone := false
-		err := r.Do(ctx, "DisassociateAddress", func(ctx context.Context) error {
+		err := r.Do(ctx, "ec2:DisassociateAddress", func(ctx context.Context) error {
 			_, err := e.EC2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: aws.String(oldAssoc)})
-			if _, code := Classify(err); code == "InvalidAssociationID.NotFound" {
+			if retry.Code(err) == "InvalidAssociationID.NotFound" {
 				gone = true
 				return nil
 			}
@@ -315,7 +316,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		in.PrivateIpAddress = aws.String(tgt.privateIP)
 	}
 	var out *ec2.AssociateAddressOutput
-	err := r.Do(actx, "AssociateAddress", func(ctx context.Context) error {
+	err := r.Do(actx, "ec2:AssociateAddress", func(ctx context.Context) error {
 		var err error
 		out, err = e.EC2.AssociateAddress(ctx, in)
 		return err
@@ -401,7 +402,7 @@ func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, erro
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.finishTimeout())
 	defer cancel()
 	var addr *types.Address
-	err := e.retrier().Do(lctx, "DescribeAddresses", func(ctx context.Context) error {
+	err := e.retrier().Do(lctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
 		if err != nil {
 			return err
@@ -410,7 +411,7 @@ func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, erro
 			addr = &out.Addresses[i]
 		}
 		if addr == nil {
-			return &transient{what: "EIP " + alloc + " not found"}
+			return retry.NotVisibleYet("EIP " + alloc + " not found")
 		}
 		return nil
 	})
@@ -484,7 +485,7 @@ func describeHolder(a *types.Address) string {
 // readBack waits until DescribeAddresses shows the association made.
 func (e *Engine) readBack(ctx context.Context, res *Result) error {
 	r := e.retrier()
-	err := r.Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+	err := r.Do(ctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{res.AllocationID}})
 		if err != nil {
 			return err
@@ -497,7 +498,7 @@ func (e *Engine) readBack(ctx context.Context, res *Result) error {
 				return fmt.Errorf("the EIP is now associated as %s with %s %s: another claimer moved it after us", id, aws.ToString(a.InstanceId), aws.ToString(a.NetworkInterfaceId))
 			}
 		}
-		return &transient{what: "the association " + res.AssociationID + " is not visible yet"}
+		return retry.NotVisibleYet("the association " + res.AssociationID + " is not visible yet")
 	})
 	if err != nil {
 		return fmt.Errorf("read back the association of %s: %w", res.AllocationID, err)
@@ -517,7 +518,7 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 	ctx, cancel := e.finishing(ctx)
 	defer cancel()
 	log := e.Log.With("role", res.Role, "allocation_id", res.AllocationID)
-	err := e.retrier().Do(ctx, "CreateTags", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:CreateTags", func(ctx context.Context) error {
 		_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
 			Resources: []string{res.AllocationID},
 			Tags: []types.Tag{
@@ -529,7 +530,7 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 		return err
 	})
 	if err != nil {
-		_, code := Classify(err)
+		code := retry.Code(err)
 		log.Warn("could not tag the EIP; the claim stands", "error_code", code, "error", err)
 		return
 	}
@@ -554,7 +555,7 @@ func (e *Engine) untag(ctx context.Context, log *slog.Logger, alloc, holder stri
 	if holder == "" {
 		return
 	}
-	err := e.retrier().Do(ctx, "DeleteTags", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:DeleteTags", func(ctx context.Context) error {
 		_, err := e.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{
 			Resources: []string{alloc},
 			Tags:      []types.Tag{{Key: aws.String(TagHolder), Value: aws.String(holder)}},
@@ -562,7 +563,7 @@ func (e *Engine) untag(ctx context.Context, log *slog.Logger, alloc, holder stri
 		return err
 	})
 	if err != nil {
-		_, code := Classify(err)
+		code := retry.Code(err)
 		log.Warn("could not remove the audit tag from the released EIP; the release stands", "tag", TagHolder, "error_code", code, "error", err)
 	}
 }
@@ -573,9 +574,9 @@ func (e *Engine) target(ctx context.Context, spec *config.Role) (*target, error)
 	var inst *types.Instance
 	var missing missingSince
 	var gone error
-	err := e.retrier().Do(ctx, "DescribeInstances", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:DescribeInstances", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{e.InstanceID}})
-		_, code := Classify(err)
+		code := retry.Code(err)
 		if err != nil && code != "InvalidInstanceID.NotFound" {
 			return err
 		}
@@ -588,7 +589,7 @@ func (e *Engine) target(ctx context.Context, spec *config.Role) (*target, error)
 			if inst != nil {
 				return nil
 			}
-			err, code = &transient{what: "instance " + e.InstanceID + " not found"}, "no instance"
+			err, code = retry.NotVisibleYet("instance "+e.InstanceID+" not found"), "no instance"
 		}
 		// A new instance may not be visible at once; one that stays
 		// invisible is not in the credentials' account and region.
@@ -732,9 +733,9 @@ func (e *Engine) address(ctx context.Context, spec *config.Role) (*types.Address
 	var addr *types.Address
 	var missing missingSince
 	var gone error
-	err := e.retrier().Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeAddresses(ctx, in)
-		_, code := Classify(err)
+		code := retry.Code(err)
 		notFound := code == "InvalidAllocationID.NotFound" || code == "InvalidAddress.NotFound"
 		if err != nil && !notFound {
 			return err
@@ -751,10 +752,10 @@ func (e *Engine) address(ctx context.Context, spec *config.Role) (*types.Address
 		now := e.clock().Now()
 		missingFor := now.Sub(missing.first(now))
 		if missingFor < e.notFoundWait() {
-			if class, _ := Classify(err); class == Retry {
+			if class, _ := retry.Classify("ec2:DescribeAddresses", err); class == retry.Retry {
 				return err // logged with its code
 			}
-			return &transient{what: "EIP " + what + " not found (" + code + ")"}
+			return retry.NotVisibleYet("EIP " + what + " not found (" + code + ")")
 		}
 		if spec.AllocationID != "" {
 			gone = fmt.Errorf("allocation id %s does not exist in %s: check allocation_id (EC2 answered %s for %s; are the credentials of the EIP's account?)", what, e.region(), code, missingFor.Round(time.Second))
@@ -787,9 +788,9 @@ func (m *missingSince) first(now time.Time) time.Time {
 	return m.t
 }
 
-func (e *Engine) clock() Clock {
+func (e *Engine) clock() retry.Clock {
 	if e.Clock == nil {
-		return RealClock
+		return retry.RealClock
 	}
 	return e.Clock
 }
@@ -813,9 +814,9 @@ func (e *Engine) eniInstance(ctx context.Context, eni string) (string, error) {
 	var id string
 	var missing missingSince
 	var gone error
-	err := e.retrier().Do(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:DescribeNetworkInterfaces", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
-		if _, code := Classify(err); code == "InvalidNetworkInterfaceID.NotFound" {
+		if code := retry.Code(err); code == "InvalidNetworkInterfaceID.NotFound" {
 			now := e.clock().Now()
 			if missingFor := now.Sub(missing.first(now)); missingFor >= e.notFoundWait() {
 				gone = fmt.Errorf("the interface %s that holds the EIP does not exist (EC2 answered %s for %s): it was deleted, which frees the EIP; run again", eni, code, missingFor.Round(time.Second))

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
@@ -244,58 +241,6 @@ func TestRetryGivesUpAtDeadline(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "error_code=InternalError") || !strings.Contains(logs.String(), "next_delay=") {
 		t.Errorf("retry lines lack error_code or next_delay:\n%s", logs)
-	}
-}
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		err  error
-		want Class
-	}{
-		{apiErr("RequestLimitExceeded"), Retry},
-		{apiErr("InvalidInstanceID.NotFound"), Retry},
-		{apiErr("InvalidNetworkInterfaceID.NotFound"), Retry},
-		{apiErr("InvalidAllocationID.NotFound"), Retry},
-		{apiErr("IncorrectInstanceState"), Retry},
-		{apiErr("UnauthorizedOperation"), Denied},
-		{apiErr("AuthFailure"), Denied},
-		{apiErr("Gateway.NotAttached"), Fatal},
-		{apiErr("InvalidParameterValue"), Invalid},
-		{apiErr("SomethingNew"), Fatal},
-		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, Retry},
-		{&transient{what: "x"}, Retry},
-		// The IMDS client hides a failed token request's cause; cmd/eipclaim's
-		// client brings it back. Without it, nothing is guessed.
-		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: errors.New("failed to get API token")}, Fatal},
-		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(404)}, Fatal},
-		{&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(503)}, Retry},
-		{httpErr(429), Retry},
-		// A deadline is a request's own while the caller's context is not
-		// done (Do checks that first).
-		{context.DeadlineExceeded, Retry},
-		{errors.New("plain"), Fatal},
-	}
-	for _, tc := range tests {
-		if got, _ := Classify(tc.err); got != tc.want {
-			t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
-		}
-	}
-}
-
-func httpErr(status int) error {
-	return &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: errors.New("http error")}
-}
-
-func TestBackoff(t *testing.T) {
-	b := Backoff{Base: time.Second, Max: 10 * time.Second, Rand: func(n int64) int64 { return n - 1 }}
-	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 60: 10 * time.Second} {
-		if got := b.Delay(attempt); got != want {
-			t.Errorf("Delay(%d) = %v, want %v (the ceiling)", attempt, got, want)
-		}
-	}
-	b.Rand = func(int64) int64 { return 0 }
-	if got := b.Delay(3); got != 0 {
-		t.Errorf("full jitter floor = %v, want 0", got)
 	}
 }
 

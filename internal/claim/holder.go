@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // Health is what eipclaim knows of an EIP's holder.
@@ -44,9 +45,9 @@ func (e *Engine) health(ctx context.Context, holder, privateIP, healthCheck stri
 		return h, nil
 	}
 	var inst *types.Instance
-	err := e.retrier().Do(ctx, "DescribeInstances", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:DescribeInstances", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{holder}})
-		if _, code := Classify(err); code == "InvalidInstanceID.NotFound" {
+		if retry.Code(err) == "InvalidInstanceID.NotFound" {
 			return nil // gone for good: terminated long ago
 		}
 		if err != nil {
@@ -77,7 +78,7 @@ func (e *Engine) health(ctx context.Context, holder, privateIP, healthCheck stri
 		h.Down, h.Why = true, "holder "+holder+" is "+h.State
 		return h, nil
 	}
-	err = e.retrier().Do(ctx, "DescribeInstanceStatus", func(ctx context.Context) error {
+	err = e.retrier().Do(ctx, "ec2:DescribeInstanceStatus", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{holder}, IncludeAllInstances: aws.Bool(true)})
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // Address is the state of one EIP of a role.
@@ -97,9 +98,9 @@ func (e *Engine) Release(ctx context.Context, role string, spec *config.Role, dr
 			log.Info("dry run: would release the EIP")
 			return fmt.Sprintf("would release %s (%s) from %s", a.PublicIP, a.AllocationID, a.ENI), nil
 		}
-		err := e.retrier().Do(ctx, "DisassociateAddress", func(ctx context.Context) error {
+		err := e.retrier().Do(ctx, "ec2:DisassociateAddress", func(ctx context.Context) error {
 			_, err := e.EC2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: aws.String(a.AssociationID)})
-			if _, code := Classify(err); code == "InvalidAssociationID.NotFound" {
+			if retry.Code(err) == "InvalidAssociationID.NotFound" {
 				return nil // already gone
 			}
 			return err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
@@ -82,7 +83,7 @@ func (w *motoWorld) engine() (*Engine, *bytes.Buffer) {
 		InstanceID: w.self,
 		Region:     testenv.MotoRegion,
 		Log:        slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Backoff:    Backoff{Base: 10 * time.Millisecond, Max: 200 * time.Millisecond},
+		Backoff:    retry.Backoff{Base: 10 * time.Millisecond, Max: 200 * time.Millisecond},
 		Dial: func(context.Context, string, string) (net.Conn, error) {
 			return nil, errors.New("no health probe dials moto's addresses")
 		},

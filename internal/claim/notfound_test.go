@@ -10,6 +10,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // TestNonexistentEIP: an allocation id or address that no EIP has is
@@ -41,7 +42,7 @@ func TestNonexistentEIP(t *testing.T) {
 				t.Errorf("exit %d, want 2", exitcode.Of(err))
 			}
 			waited := clock.now.Sub(start)
-			if waited < defaultNotFoundWait || waited > defaultNotFoundWait+DefaultBackoff.Max {
+			if waited < defaultNotFoundWait || waited > defaultNotFoundWait+retry.DefaultBackoff.Max {
 				t.Errorf("waited %v, want the %v window (and at most one backoff more)", waited, defaultNotFoundWait)
 			}
 		})
@@ -67,7 +68,7 @@ func TestNonexistentEIP(t *testing.T) {
 		if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "does not exist") {
 			t.Fatalf("err = %v, want does not exist, exit 2", err)
 		}
-		if waited := clock.now.Sub(start); waited > time.Second+DefaultBackoff.Max {
+		if waited := clock.now.Sub(start); waited > time.Second+retry.DefaultBackoff.Max {
 			t.Errorf("waited %v with a 1s window", waited)
 		}
 	})
@@ -91,7 +92,7 @@ func TestNonexistentSelf(t *testing.T) {
 		t.Fatalf("err = %v (exit %d), want %q, exit 2", err, exitcode.Of(err), want)
 	}
 	window := selfNotFoundFactor * defaultNotFoundWait
-	if waited := clock.now.Sub(start); waited < window || waited > window+DefaultBackoff.Max {
+	if waited := clock.now.Sub(start); waited < window || waited > window+retry.DefaultBackoff.Max {
 		t.Errorf("waited %v, want the %v window", waited, window)
 	}
 }
@@ -111,7 +112,7 @@ func TestHolderInterfaceGone(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the interface eni-0000000000gone0 that holds the EIP does not exist") {
 		t.Fatalf("err = %v", err)
 	}
-	if waited := clock.now.Sub(start); waited > defaultNotFoundWait+DefaultBackoff.Max {
+	if waited := clock.now.Sub(start); waited > defaultNotFoundWait+retry.DefaultBackoff.Max {
 		t.Errorf("waited %v", waited)
 	}
 	if f.associates != 0 {

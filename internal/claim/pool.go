@@ -63,7 +63,7 @@ func (e *Engine) poolAddresses(ctx context.Context, p *config.Pool) ([]types.Add
 		in.Filters = append(in.Filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{p.Tags[k]}})
 	}
 	var addrs []types.Address
-	err := e.retrier().Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+	err := e.retrier().Do(ctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeAddresses(ctx, in)
 		if err != nil {
 			return err

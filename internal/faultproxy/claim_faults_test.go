@@ -30,7 +30,7 @@ func fixedRole(alloc string) string {
 }
 
 // outsideLoop are the actions whose failures do not go through the claim
-// loop (claim.Retrier), so that an error the SDK passes up logs no retry
+// loop (retry.Retrier), so that an error the SDK passes up logs no retry
 // line. None since 41d0171; before it CreateTags, the public-DNS
 // DescribeNetworkInterfaces and the IMDS user-data were called once, and
 // the proof found claims failing on them.

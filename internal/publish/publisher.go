@@ -86,9 +86,10 @@ func (r Result) String() string {
 type Deps struct {
 	Route53 Route53API
 	Log     *slog.Logger
-	// Retry runs one publication until it succeeds, fails for good or the
-	// deadline comes (retry.Retrier.Do); nil calls it once. Publishing is
-	// idempotent (it reads first), so a failure is retried whole.
+	// Retry runs a call until it succeeds, fails for good or the deadline
+	// comes (retry.Retrier.Do); nil calls it once. Route 53 retries each API
+	// call; an RFC 2136 publication, idempotent (it reads first), is
+	// retried whole.
 	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
 	// WaitDNS makes Route 53 publication wait until the change is INSYNC.
 	WaitDNS bool
@@ -102,15 +103,16 @@ func For(role string, r *config.Role, d Deps) []Publisher {
 	log := logger(d.Log).With("role", role)
 	var pubs []Publisher
 	if c := r.DNS.Route53; c != nil {
-		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS}, c: c})
+		// Each Route 53 call is retried alone: a throttled change is not
+		// preceded by its read again.
+		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS, Retry: d.Retry}, c: c})
 	}
 	if c := r.DNS.RFC2136; c != nil {
-		pubs = append(pubs, &rfc2136Publisher{p: &RFC2136{Log: log}, c: c})
-	}
-	if d.Retry != nil {
-		for i, p := range pubs {
-			pubs[i] = &retrying{Publisher: p, retry: d.Retry}
+		var p Publisher = &rfc2136Publisher{p: &RFC2136{Log: log}, c: c}
+		if d.Retry != nil {
+			p = &retrying{Publisher: p, retry: d.Retry}
 		}
+		pubs = append(pubs, p)
 	}
 	return pubs
 }
@@ -171,7 +173,7 @@ type retrying struct {
 }
 
 func (r *retrying) Check(ctx context.Context) (s string, err error) {
-	err = r.retry(ctx, r.Kind()+" check", func(ctx context.Context) error {
+	err = r.retry(ctx, r.Kind()+":check", func(ctx context.Context) error {
 		s, err = r.Publisher.Check(ctx)
 		return err
 	})
@@ -179,7 +181,7 @@ func (r *retrying) Check(ctx context.Context) (s string, err error) {
 }
 
 func (r *retrying) Current(ctx context.Context) (s string, err error) {
-	err = r.retry(ctx, r.Kind()+" lookup", func(ctx context.Context) error {
+	err = r.retry(ctx, r.Kind()+":lookup", func(ctx context.Context) error {
 		s, err = r.Publisher.Current(ctx)
 		return err
 	})
@@ -187,7 +189,7 @@ func (r *retrying) Current(ctx context.Context) (s string, err error) {
 }
 
 func (r *retrying) Publish(ctx context.Context, f Facts) (res Result, err error) {
-	err = r.retry(ctx, r.Kind()+" publish", func(ctx context.Context) error {
+	err = r.retry(ctx, r.Kind()+":publish", func(ctx context.Context) error {
 		res, err = r.Publisher.Publish(ctx, f)
 		return err
 	})

@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // Route53API is the part of the Route 53 API that [Route53] uses, with the
@@ -43,6 +43,18 @@ type Route53 struct {
 	Wait bool
 	// Poll is the interval between GetChange calls; DefaultPoll when 0.
 	Poll time.Duration
+	// Retry runs each API call until it succeeds, fails for good or the
+	// deadline comes (retry.Retrier.Do), so that a throttled call is
+	// retried alone, not the whole publication; nil calls it once.
+	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
+}
+
+// call makes one API call, retried.
+func (p *Route53) call(ctx context.Context, op string, fn func(context.Context) error) error {
+	if p.Retry == nil {
+		return fn(ctx)
+	}
+	return p.Retry(ctx, op, fn)
 }
 
 // CNAMEResult says what PublishCNAME found and did.
@@ -98,7 +110,7 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 	if len(comment) > maxComment {
 		comment = comment[:maxComment]
 	}
-	out, err := p.API.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
+	in := &route53.ChangeResourceRecordSetsInput{
 		HostedZoneId: aws.String(zoneID),
 		ChangeBatch: &types.ChangeBatch{
 			Comment: aws.String(comment),
@@ -112,6 +124,13 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 				},
 			}},
 		},
+	}
+	// An UPSERT of the same record is idempotent: a throttled one is sent again.
+	var out *route53.ChangeResourceRecordSetsOutput
+	err = p.call(ctx, "route53:ChangeResourceRecordSets", func(ctx context.Context) error {
+		var err error
+		out, err = p.API.ChangeResourceRecordSets(ctx, in)
+		return err
 	})
 	if err != nil {
 		return res, apiError("route53:ChangeResourceRecordSets", fmt.Sprintf("upsert CNAME %s -> %s in route53 zone %s", res.Record, res.Value, zoneID), err)
@@ -151,7 +170,12 @@ func (p *Route53) waitInsync(ctx context.Context, log *slog.Logger, zoneID, chan
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
 	for attempt := 1; ; attempt++ {
-		out, err := p.API.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(changeID)})
+		var out *route53.GetChangeOutput
+		err := p.call(ctx, "route53:GetChange", func(ctx context.Context) error {
+			var err error
+			out, err = p.API.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(changeID)})
+			return err
+		})
 		if err != nil {
 			return apiError("route53:GetChange", fmt.Sprintf("wait for change %s in route53 zone %s", changeID, zoneID), err)
 		}
@@ -222,7 +246,12 @@ func (p *Route53) publishZone(ctx context.Context, c *config.Route53) (string, e
 
 func (p *Route53) zoneByID(ctx context.Context, c *config.Route53) (string, string, error) {
 	id := strings.TrimPrefix(c.ZoneID, "/hostedzone/")
-	out, err := p.API.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String(id)})
+	var out *route53.GetHostedZoneOutput
+	err := p.call(ctx, "route53:GetHostedZone", func(ctx context.Context) error {
+		var err error
+		out, err = p.API.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String(id)})
+		return err
+	})
 	if err != nil {
 		return "", "", apiError("route53:GetHostedZone", "get route53 zone "+id, err)
 	}
@@ -245,7 +274,12 @@ func (p *Route53) zoneByName(ctx context.Context, c *config.Route53) (string, st
 	var found []types.HostedZone
 	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(want)}
 	for range maxZonePages {
-		out, err := p.API.ListHostedZonesByName(ctx, in)
+		var out *route53.ListHostedZonesByNameOutput
+		err := p.call(ctx, "route53:ListHostedZonesByName", func(ctx context.Context) error {
+			var err error
+			out, err = p.API.ListHostedZonesByName(ctx, in)
+			return err
+		})
 		if err != nil {
 			return "", "", apiError("route53:ListHostedZonesByName", "find route53 zone "+want, err)
 		}
@@ -330,7 +364,12 @@ func (p *Route53) recordSets(ctx context.Context, zoneID, name string) ([]types.
 	var sets []types.ResourceRecordSet
 	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), StartRecordName: aws.String(name)}
 	for range maxRecordPages {
-		out, err := p.API.ListResourceRecordSets(ctx, in)
+		var out *route53.ListResourceRecordSetsOutput
+		err := p.call(ctx, "route53:ListResourceRecordSets", func(ctx context.Context) error {
+			var err error
+			out, err = p.API.ListResourceRecordSets(ctx, in)
+			return err
+		})
 		if err != nil {
 			return nil, apiError("route53:ListResourceRecordSets", fmt.Sprintf("read %s in route53 zone %s", name, zoneID), err)
 		}
@@ -424,21 +463,26 @@ func route53Name(s string) string {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// apiError describes a failed Route 53 call: what was done, the IAM action
-// for access errors, and the exit code the error means.
+// apiError describes a failed Route 53 call: what was done, and the
+// class, exit code and hint of the error (internal/retry's table for
+// Route 53) unless the retrier already gave them.
 func apiError(action, what string, err error) error {
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
+	var coded *exitcode.Error
+	if errors.As(err, &coded) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	switch apiErr.ErrorCode() {
-	case "AccessDenied", "AccessDeniedException":
-		return exitcode.With(exitcode.Denied, fmt.Errorf("%s: not permitted: allow %s to the instance role: %w", what, action, err))
-	case "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken":
-		return exitcode.With(exitcode.Denied, fmt.Errorf("%s: the AWS credentials were not accepted: %w", what, err))
-	case "NoSuchHostedZone":
-		return exitcode.With(exitcode.Usage, fmt.Errorf("%s: zone not found: check zone_id: %w", what, err))
-	case "InvalidChangeBatch":
+	class, code := retry.Classify(action, err)
+	hint := retry.Hint(action, class, code)
+	switch class {
+	case retry.Denied:
+		if strings.HasPrefix(hint, "grant ") {
+			hint = "not permitted: " + hint
+		}
+		return exitcode.With(exitcode.Denied, fmt.Errorf("%s: %s: %w", what, hint, err))
+	case retry.Invalid:
+		return exitcode.With(exitcode.Usage, fmt.Errorf("%s: %s: %w", what, hint, err))
+	}
+	if code == "InvalidChangeBatch" {
 		// The message names the problem and is in err's text; a batch
 		// with several problems lists them in Messages, which is not.
 		var icb *types.InvalidChangeBatch

@@ -258,13 +258,13 @@ func TestPublishCNAMERefusals(t *testing.T) {
 		{
 			name:    "access denied on change",
 			setup:   func(f *fakeRoute53) { f.errs["ChangeResourceRecordSets"] = accessDenied },
-			wantErr: "upsert CNAME db.corp.example. -> " + target + ". in route53 zone " + otherID + ": not permitted: allow route53:ChangeResourceRecordSets",
+			wantErr: "upsert CNAME db.corp.example. -> " + target + ". in route53 zone " + otherID + ": not permitted: grant route53:ChangeResourceRecordSets",
 			wantIs:  accessDenied, wantCode: exitcode.Denied,
 		},
 		{
 			name:    "access denied on list",
 			setup:   func(f *fakeRoute53) { f.errs["ListResourceRecordSets"] = accessDenied },
-			wantErr: "read db.corp.example. in route53 zone " + otherID + ": not permitted: allow route53:ListResourceRecordSets", wantCode: exitcode.Denied,
+			wantErr: "read db.corp.example. in route53 zone " + otherID + ": not permitted: grant route53:ListResourceRecordSets", wantCode: exitcode.Denied,
 		},
 		{
 			name: "invalid change batch",
@@ -361,7 +361,7 @@ func TestPublishCNAMEWaitError(t *testing.T) {
 	f.errs["GetChange"] = &smithy.GenericAPIError{Code: "AccessDenied", Message: "no"}
 	p := &Route53{API: f, Wait: true, Poll: time.Millisecond}
 	_, err := p.PublishCNAME(t.Context(), &config.Route53{ZoneID: otherID, Name: "db.corp.example"}, target)
-	if exitcode.Of(err) != exitcode.Denied || !strings.Contains(err.Error(), "allow route53:GetChange") {
+	if exitcode.Of(err) != exitcode.Denied || !strings.Contains(err.Error(), "grant route53:GetChange") {
 		t.Fatalf("got %v (exit %d), want exit 3 naming route53:GetChange", err, exitcode.Of(err))
 	}
 }
@@ -394,7 +394,7 @@ func TestAPIError(t *testing.T) {
 		wantCode int
 		wantMsg  string
 	}{
-		{"access denied", &smithy.GenericAPIError{Code: "AccessDenied", Message: "m"}, exitcode.Denied, "op: not permitted: allow route53:X to the instance role: api error AccessDenied: m"},
+		{"access denied", &smithy.GenericAPIError{Code: "AccessDenied", Message: "m"}, exitcode.Denied, "op: not permitted: grant route53:X to the instance role (see docs/iam-policy.json): api error AccessDenied: m"},
 		{"bad credentials", &smithy.GenericAPIError{Code: "InvalidClientTokenId", Message: "m"}, exitcode.Denied, "op: the AWS credentials were not accepted"},
 		{"no such zone", &types.NoSuchHostedZone{Message: aws.String("No hosted zone found with ID: Z1")}, exitcode.Usage, "op: zone not found: check zone_id: NoSuchHostedZone: No hosted zone found with ID: Z1"},
 		{"invalid change batch, message", &types.InvalidChangeBatch{Message: aws.String("bad CNAME")}, exitcode.Failed, "op: route 53 rejected the change: InvalidChangeBatch: bad CNAME"},

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Class is what to do with an error.
@@ -101,7 +102,7 @@ var tables = map[string]map[string]rule{
 	},
 	Route53: {
 		"PriorRequestNotComplete": {class: Retry},
-		"NoSuchHostedZone":        {class: Invalid, hint: "check zone_id: no such hosted zone in this account"},
+		"NoSuchHostedZone":        {class: Invalid, hint: "zone not found: check zone_id"},
 		"InvalidInput":            {class: Invalid},
 		"InvalidChangeBatch":      {class: Fatal},
 	},
@@ -140,42 +141,80 @@ func Code(err error) string {
 	return ""
 }
 
+// Classed is an error that knows its class: errors that eipclaim itself
+// makes from what it found out about a failure (the instance metadata
+// service refused a token, no credentials at all). Classify asks it first.
+// Its message says what to do; Do adds no hint to it.
+type Classed interface {
+	error
+	// RetryClass returns the class and the code to log and report.
+	RetryClass() (Class, string)
+}
+
+// statusCoder is an error that carries an HTTP answer's status: the SDK's
+// response errors (smithyhttp.ResponseError, awshttp.ResponseError).
+type statusCoder interface{ HTTPStatusCode() int }
+
 // Classify returns the class and the code of err, an error of the
-// operation op. The code is "" for errors that carry none (network errors,
-// timeouts).
+// operation op ("service:Action"), whose service picks the table of codes.
+// The code is "" for errors that carry none (network errors, timeouts).
+//
+// A transport timeout is Retry, whatever its form: a net.Error whose
+// Timeout() is true (a dial or TLS timeout, the transport's
+// ResponseHeaderTimeout, an http.Client Timeout, which *url.Error reports),
+// or context.DeadlineExceeded from a per-request or per-operation deadline.
+// Classify cannot tell the latter from the caller's own deadline having
+// passed: Do asks the caller's context first and stops when it is done.
+// context.Canceled is Fatal: someone chose to stop.
 func Classify(op string, err error) (Class, string) {
 	if err == nil {
 		return Fatal, ""
+	}
+	var classed Classed
+	if errors.As(err, &classed) {
+		return classed.RetryClass()
 	}
 	var t *transient
 	if errors.As(err, &t) {
 		return Retry, "NotVisibleYet"
 	}
-	var re *smithyhttp.ResponseError
-	hasResponse := errors.As(err, &re)
+	var sc statusCoder
+	hasStatus := errors.As(err, &sc) && sc.HTTPStatusCode() != 0
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
 		if r, ok := lookup(op, code); ok {
 			return r.class, code
 		}
-		if hasResponse && re.HTTPStatusCode() >= 500 {
+		if hasStatus && sc.HTTPStatusCode() >= 500 {
 			return Retry, code
 		}
 		return Fatal, code
 	}
-	if hasResponse && (re.HTTPStatusCode() >= 500 || re.HTTPStatusCode() == 429) {
-		return Retry, ""
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if hasStatus {
+		if sc.HTTPStatusCode() >= 500 || sc.HTTPStatusCode() == http.StatusTooManyRequests {
+			return Retry, ""
+		}
 		return Fatal, ""
 	}
-	// The SDK's IMDS client hides the cause of a failed token request in an
-	// error without Unwrap: an IMDS failure other than an answer (404, 401)
-	// is the service not being up yet, as at boot.
-	var opErr *smithy.OperationError
-	if errors.As(err, &opErr) && opErr.ServiceID == "ec2imds" && !hasResponse {
+	if errors.Is(err, context.Canceled) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// An http.Client Timeout cancels its request; the error says
+			// both.
+			return Retry, ""
+		}
+		return Fatal, ""
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
 		return Retry, ""
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && !ue.Timeout() && ue.Err != nil {
+		// *url.Error is a net.Error whatever it wraps: what it wraps
+		// decides (a refused connection is retried, a certificate that
+		// does not verify or a refused redirect is not).
+		return Classify(op, ue.Err)
 	}
 	var ne net.Error
 	var maxAttempts *retry.MaxAttemptsError
@@ -189,8 +228,11 @@ func Classify(op string, err error) (Class, string) {
 	return Fatal, ""
 }
 
-// hint says what to do about an error of class c with code in op.
-func hint(op string, c Class, code string) string {
+// Hint says what to do about an error of class c with code in op (see
+// Classify): "grant route53:ChangeResourceRecordSets to the instance role
+// (see docs/iam-policy.json)", "the AWS credentials have expired: ...";
+// "" when there is nothing to say.
+func Hint(op string, c Class, code string) string {
 	if r, ok := lookup(op, code); ok && r.hint != "" {
 		return r.hint
 	}

@@ -13,9 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"time"
-
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
@@ -93,6 +92,12 @@ func (r *Retrier) Do(ctx context.Context, op string, fn func(context.Context) er
 			return nil
 		}
 		class, code := Classify(op, err)
+		if class == Retry && ctx.Err() != nil {
+			// The command's own deadline came, or it was stopped: a
+			// timeout now is not the request's, and there is no time for
+			// another attempt.
+			return exitcode.With(exitcode.Failed, fmt.Errorf("%s: gave up after %d attempts, %s: %w", op, attempt, stopped(ctx), err))
+		}
 		if class != Retry {
 			r.Log.Debug("attempt failed", "op", op, "attempt", attempt, "error_code", code, "class", class.String())
 			return classified(op, class, code, err)
@@ -122,13 +127,25 @@ func (r *Retrier) withDefaults() *Retrier {
 	return out
 }
 
+// stopped says why ctx is done.
+func stopped(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "the deadline (--timeout) passed"
+	}
+	return "stopped"
+}
+
 func codeOr(code string, err error) string {
 	if code != "" {
 		return code
 	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
-		return fmt.Sprintf("HTTP %d", re.HTTPStatusCode())
+	var sc statusCoder
+	if errors.As(err, &sc) && sc.HTTPStatusCode() != 0 {
+		return fmt.Sprintf("HTTP %d", sc.HTTPStatusCode())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
 	}
 	return "network"
 }
@@ -140,7 +157,12 @@ func classified(op string, class Class, code string, err error) error {
 	if errors.As(err, &coded) {
 		return err
 	}
-	h := hint(op, class, code)
+	var classed Classed
+	if errors.As(err, &classed) {
+		// Its message says what to do.
+		return exitcode.With(exitCodes[class], fmt.Errorf("%s: %w", op, err))
+	}
+	h := Hint(op, class, code)
 	if h != "" {
 		h = " (" + h + ")"
 	}
@@ -152,6 +174,9 @@ func classified(op string, class Class, code string, err error) error {
 	}
 	return fmt.Errorf("%s%s: %w", op, h, err)
 }
+
+// exitCodes are the exit codes of the classes.
+var exitCodes = [...]int{Fatal: exitcode.Failed, Retry: exitcode.Failed, Denied: exitcode.Denied, Invalid: exitcode.Usage}
 
 // NotVisibleYet returns an error for an answer that is expected to change
 // soon: a resource or an association the API does not show yet (eventual

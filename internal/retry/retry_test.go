@@ -66,11 +66,12 @@ func TestClassify(t *testing.T) {
 		{"s3:GetObject", apiErr("AccessDenied"), Denied},
 		{"ec2:DescribeAddresses", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, Retry},
 		{"ec2:DescribeAddresses", NotVisibleYet("x"), Retry},
-		{"imds:instance-id", &smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: errors.New("failed to get API token")}, Retry},
 		{"imds:user-data", &smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(404)}, Fatal},
 		{"imds:user-data", &smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetUserData", Err: httpErr(503)}, Retry},
 		{"http:GET", httpErr(429), Retry},
-		{"ec2:DescribeAddresses", context.DeadlineExceeded, Fatal},
+		// A per-request deadline; Do tells the caller's own from it.
+		{"ec2:DescribeAddresses", context.DeadlineExceeded, Retry},
+		{"ec2:DescribeAddresses", context.Canceled, Fatal},
 		{"ec2:DescribeAddresses", errors.New("plain"), Fatal},
 	}
 	for _, tc := range tests {

@@ -46,7 +46,7 @@ type Loader struct {
 	HTTP *retryablehttp.Client
 	Log  *slog.Logger // nil: no logs
 	// Retry runs an IMDS call until it succeeds, fails for good or the
-	// deadline comes (claim.Retrier.Do); nil calls it once. The SDK's own
+	// deadline comes (retry.Retrier.Do); nil calls it once. The SDK's own
 	// three attempts span two seconds, less than IMDS may take at boot.
 	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
 }
@@ -206,9 +206,9 @@ func (l *Loader) fetchRetried(ctx context.Context, source string) (*config.Confi
 		name  string
 		final error
 	)
-	op := "S3 GetObject"
+	op := "s3:GetObject"
 	if strings.HasPrefix(source, "https://") {
-		op = "https GET"
+		op = "http:GET"
 	}
 	err := l.Retry(ctx, op, func(ctx context.Context) error {
 		var err error
@@ -248,7 +248,7 @@ func (l *Loader) userData(ctx context.Context) ([]byte, error) {
 	}
 	var err error
 	if l.Retry != nil {
-		err = l.Retry(ctx, "IMDS user-data", call)
+		err = l.Retry(ctx, "imds:user-data", call)
 	} else {
 		err = call(ctx)
 	}

@@ -12,11 +12,11 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
-// instantClock is claim.Clock without the waiting.
+// instantClock is retry.Clock without the waiting.
 type instantClock struct{ now time.Time }
 
 func (c *instantClock) Now() time.Time { return c.now }
@@ -73,7 +73,7 @@ func TestLoadS3Retried(t *testing.T) {
 					f.fails = 100
 				}
 			}
-			r := &claim.Retrier{Clock: &instantClock{now: time.Now()}}
+			r := &retry.Retrier{Clock: &instantClock{now: time.Now()}}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			got, err := (&Loader{S3: f, Retry: r.Do}).Load(ctx, Request{Config: tc.source})

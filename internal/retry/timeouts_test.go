@@ -1,4 +1,4 @@
-package claim
+package retry
 
 import (
 	"context"
@@ -100,7 +100,7 @@ func (e classedErr) RetryClass() (Class, string) { return e.class, e.code }
 
 func TestClassifyTransportTimeouts(t *testing.T) {
 	for name, err := range realTimeouts(t) {
-		if got, code := Classify(err); got != Retry || code != "" {
+		if got, code := Classify("ec2:DescribeAddresses", err); got != Retry || code != "" {
 			t.Errorf("%s: Classify(%v) = %v, %q; want retry", name, err, got, code)
 		}
 		if got := codeOr("", err); got != "timeout" {
@@ -141,7 +141,7 @@ func TestClassifyTransportTimeouts(t *testing.T) {
 			Err: errors.New("access disabled to EC2 IMDS via client option")}, Fatal, ""},
 	}
 	for _, tc := range tests {
-		if got, code := Classify(tc.err); got != tc.want || code != tc.wantCode {
+		if got, code := Classify("s3:GetObject", tc.err); got != tc.want || code != tc.wantCode {
 			t.Errorf("%s: Classify(%v) = %v, %q; want %v, %q", tc.name, tc.err, got, code, tc.want, tc.wantCode)
 		}
 	}
@@ -156,7 +156,7 @@ func TestDoRetriesRequestTimeouts(t *testing.T) {
 		r := &Retrier{Clock: clock}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		calls := 0
-		err := r.Do(ctx, "DescribeAddresses", func(context.Context) error {
+		err := r.Do(ctx, "ec2:DescribeAddresses", func(context.Context) error {
 			calls++
 			if calls < 3 {
 				return timeout
@@ -180,9 +180,9 @@ func TestDoStopsAtCallerDeadline(t *testing.T) {
 	ctx, expire := context.WithDeadline(ctx, time.Now().Add(-time.Second))
 	defer expire()
 	calls := 0
-	err := r.Do(ctx, "DescribeAddresses", func(ctx context.Context) error {
+	err := r.Do(ctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
 		calls++
-		return &smithy.OperationError{ServiceID: "EC2", OperationName: "DescribeAddresses", Err: &smithy.CanceledError{Err: ctx.Err()}}
+		return &smithy.OperationError{ServiceID: "EC2", OperationName: "ec2:DescribeAddresses", Err: &smithy.CanceledError{Err: ctx.Err()}}
 	})
 	if calls != 1 || len(clock.sleeps) != 0 {
 		t.Errorf("%d calls, %d sleeps after the caller's deadline; want 1 call, no sleep", calls, len(clock.sleeps))
@@ -195,7 +195,7 @@ func TestDoStopsAtCallerDeadline(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	stop()
 	calls = 0
-	err = r.Do(ctx, "AssociateAddress", func(ctx context.Context) error { calls++; return ctx.Err() })
+	err = r.Do(ctx, "ec2:AssociateAddress", func(ctx context.Context) error { calls++; return ctx.Err() })
 	if calls != 1 || exitcode.Of(err) != exitcode.Failed || !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled: %d calls, Do = %v (exit %d); want 1 call, exit 1, context.Canceled", calls, err, exitcode.Of(err))
 	}
@@ -209,9 +209,9 @@ func TestDoClassedErrors(t *testing.T) {
 		class Class
 		want  int
 	}{{Denied, exitcode.Denied}, {Invalid, exitcode.Usage}, {Fatal, exitcode.Failed}} {
-		err := r.Do(context.Background(), "IMDS instance-id", func(context.Context) error { return classedErr{tc.class, "X"} })
-		if exitcode.Of(err) != tc.want || err.Error() != "IMDS instance-id: classed: X" {
-			t.Errorf("%v: Do = %q (exit %d), want %q, exit %d", tc.class, err, exitcode.Of(err), "IMDS instance-id: classed: X", tc.want)
+		err := r.Do(context.Background(), "imds:instance-id", func(context.Context) error { return classedErr{tc.class, "X"} })
+		if exitcode.Of(err) != tc.want || err.Error() != "imds:instance-id: classed: X" {
+			t.Errorf("%v: Do = %q (exit %d), want %q, exit %d", tc.class, err, exitcode.Of(err), "imds:instance-id: classed: X", tc.want)
 		}
 	}
 }
