@@ -97,7 +97,6 @@ type Result struct {
 	Role          string
 	AllocationID  string
 	PublicIP      string
-	PublicDNSName string // as the EC2 API reports it, "" if it does not
 	AssociationID string
 	InstanceID    string
 	ENI           string
@@ -118,9 +117,8 @@ type Result struct {
 
 // target is where on this instance the EIP goes.
 type target struct {
-	eni, privateIP      string
-	publicIP, publicDNS string   // the interface's public address and its name, as EC2 reports them
-	enis                []string // every interface of the instance
+	eni, privateIP string
+	enis           []string // every interface of the instance
 }
 
 func (e *Engine) retrier() *retry.Retrier {
@@ -193,9 +191,6 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	case holderENI == tgt.eni && (tgt.privateIP == "" || aws.ToString(addr.PrivateIpAddress) == tgt.privateIP):
 		res.Action = "already held"
 		res.AssociationID = aws.ToString(addr.AssociationId)
-		if tgt.publicIP == res.PublicIP {
-			res.PublicDNSName = tgt.publicDNS
-		}
 		log.Info("EIP already held by this instance: nothing to do", "association_id", res.AssociationID)
 		// The audit tag may name another instance: a claim interrupted
 		// before it could tag. Repair it; DescribeAddresses gave the tags,
@@ -657,9 +652,6 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("private_ip %s is not an address of interface %s (it has %s): fix private_ip or interface", spec.PrivateIP, t.eni, privateIPs(nic)))
 		}
 		t.privateIP = spec.PrivateIP
-	}
-	if nic.Association != nil {
-		t.publicIP, t.publicDNS = aws.ToString(nic.Association.PublicIp), aws.ToString(nic.Association.PublicDnsName)
 	}
 	return t, nil
 }

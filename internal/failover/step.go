@@ -19,8 +19,10 @@ import (
 // Step runs the failover step for one instance.
 type Step struct {
 	Engine *claim.Engine
-	// Region is the instance's region: it decides the EIP's public DNS
-	// name when the EC2 API did not report it.
+	// Region is the instance's region: with the EIP's address, it gives
+	// the EIP's public DNS name, the target of CNAMEs. (EC2 reports the
+	// same name; computing it spares a request, and a fresh claim and a
+	// rerun cannot disagree.)
 	Region string
 	Log    *slog.Logger
 }
@@ -94,6 +96,6 @@ func (s *Step) facts(res *claim.Result) publish.Facts {
 	return publish.Facts{
 		Role: res.Role, AllocationID: res.AllocationID, InstanceID: res.InstanceID, Epoch: res.Epoch,
 		PublicIP: pub, PrivateIP: priv,
-		PublicDNSName: publish.CNAMETarget(res.PublicDNSName, pub, s.Region),
+		PublicDNSName: publish.PublicDNSName(pub, s.Region),
 	}
 }

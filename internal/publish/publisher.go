@@ -21,22 +21,12 @@ type Facts struct {
 	PublicIP     netip.Addr
 	// PrivateIP is the holder's private address that carries the EIP.
 	PrivateIP netip.Addr
-	// PublicDNSName is the EIP's public DNS name, the target of CNAMEs
-	// (see CNAMETarget).
+	// PublicDNSName is the EIP's public DNS name, the target of CNAMEs:
+	// the name EC2 gives the address in its region (PublicDNSName), the one
+	// place it is decided.
 	PublicDNSName string
 	InstanceID    string
 	Epoch         int64
-}
-
-// CNAMETarget is the one place the target of a role's CNAMEs is decided:
-// the public DNS name the EC2 API reported for the EIP (reported, when it
-// reported one for this very address), else the name EC2 gives the address
-// in region (PublicDNSName).
-func CNAMETarget(reported string, publicIP netip.Addr, region string) string {
-	if reported != "" {
-		return reported
-	}
-	return PublicDNSName(publicIP, region)
 }
 
 // Publisher is one place where a role's name is published: a Route 53
