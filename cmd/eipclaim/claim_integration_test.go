@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -294,11 +296,13 @@ func TestReleaseAndStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{`"role": "db"`, `"public_ip": "` + ip + `"`, `"holder": "` + w.instance + `"`, `"eni_id": "` + w.primaryENI() + `"`} {
+	for _, want := range []string{`"role": "db"`, `"public_ip": "` + ip + `"`, `"holder": "` + w.instance + `"`, `"eni_id": "` + w.primaryENI() + `"`,
+		`"instance": "` + w.instance + `"`, `"state": "running"`, `"down": false`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status --json lacks %s:\n%s", want, out)
 		}
 	}
+	checkSnakeCase(t, out)
 	out, errs, code = eipclaim(t, "release", "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "released "+ip) {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, errs)
@@ -374,5 +378,41 @@ func TestStatusMissingEIP(t *testing.T) {
 	}
 	if l := lines["web"]; !strings.Contains(l, webIP) || !strings.Contains(l, "free") {
 		t.Errorf("role web (after the missing one) is not shown with %s free: %q\n%s", webIP, l, out)
+	}
+}
+
+// checkSnakeCase fails t unless every key of the JSON document doc, at every
+// depth, is snake_case. The keys of a "tags" object are EC2 tag keys, data
+// rather than field names, and are not checked.
+func checkSnakeCase(t *testing.T, doc string) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, doc)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	keys := 0
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				keys++
+				if !snake.MatchString(k) {
+					t.Errorf("key %s.%s is not snake_case", path, k)
+				}
+				if k != "tags" {
+					walk(path+"."+k, e)
+				}
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	walk("", v)
+	if keys == 0 {
+		t.Errorf("no keys in %s", doc)
 	}
 }
