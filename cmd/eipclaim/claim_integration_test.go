@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -23,9 +22,7 @@ import (
 // associate makes another instance hold the EIP, as a previous claim would.
 func (w *world) associate(alloc, instance string) {
 	w.t.Helper()
-	if _, err := w.ec2.AssociateAddress(context.Background(), &ec2.AssociateAddressInput{AllocationId: aws.String(alloc), InstanceId: aws.String(instance)}); err != nil {
-		w.t.Fatalf("AssociateAddress %s %s: %v", alloc, instance, err)
-	}
+	w.tw.Associate(alloc, instance)
 }
 
 func fixedRole(alloc, extra string) string {
@@ -174,11 +171,7 @@ func TestPoolConcurrentClaimers(t *testing.T) {
 	ctx := context.Background()
 	pool := map[string]bool{}
 	for range 4 {
-		alloc, _ := w.allocate()
-		pool[alloc] = true
-		if _, err := w.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{alloc}, Tags: []types.Tag{{Key: aws.String("eip-pool"), Value: aws.String("web")}}}); err != nil {
-			t.Fatal(err)
-		}
+		pool[w.tw.NewEIP(map[string]string{"eip-pool": "web"}).AllocationID] = true
 	}
 	decoy, _ := w.allocate() // untagged: never claimed
 	bin := testenv.Eipclaim(t)
@@ -196,12 +189,12 @@ func TestPoolConcurrentClaimers(t *testing.T) {
 	var cmds []*exec.Cmd
 	var instances []string
 	for range 8 {
-		inst := w.runInstance()
-		md := testenv.StartIMDS(t, testenv.IMDSOptions{InstanceID: inst, Region: "us-east-1", UserData: []byte(doc)})
+		inst := w.tw.NewInstance()
+		md := w.tw.IMDSFor(inst, doc)
 		cmd := exec.Command(bin, "--timeout", "90s")
 		cmd.Env = append(os.Environ(), append(w.moto.Env(), md.Env()...)...)
 		cmds = append(cmds, cmd)
-		instances = append(instances, inst)
+		instances = append(instances, inst.ID)
 	}
 	for i, cmd := range cmds {
 		wg.Add(1)
