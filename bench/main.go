@@ -41,7 +41,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
@@ -256,32 +255,30 @@ type world struct {
 // would, and checks the outcome.
 func (w *world) claim(ctx context.Context, proxy *faultproxy.Proxy, argv []string, awsBin string) (claimRun, error) {
 	w.seq++
-	ri, err := w.ec2.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro})
+	seed := &testenv.World{EC2: w.ec2, Route53: w.r53}
+	inst, err := seed.NewInstance(ctx)
 	if err != nil {
-		return claimRun{}, fmt.Errorf("RunInstances: %w", err)
+		return claimRun{}, err
 	}
-	inst := ri.Instances[0]
-	eni := aws.ToString(inst.NetworkInterfaces[0].NetworkInterfaceId)
-	eip, err := w.ec2.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc})
+	eni := inst.ENI
+	eip, err := seed.NewEIP(ctx, nil)
 	if err != nil {
-		return claimRun{}, fmt.Errorf("AllocateAddress: %w", err)
+		return claimRun{}, err
 	}
-	alloc := aws.ToString(eip.AllocationId)
+	alloc := eip.AllocationID
 	zoneName := fmt.Sprintf("bench%d.example.internal", w.seq)
 	record := "db." + zoneName
 	userData := "role: db\nroles:\n  db:\n    allocation_id: " + alloc + "\n"
 	var zoneID string
 	if w.dns {
-		z, err := w.r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String(zoneName), CallerReference: aws.String(zoneName)})
-		if err != nil {
-			return claimRun{}, fmt.Errorf("CreateHostedZone: %w", err)
+		if zoneID, err = seed.NewZone(ctx, zoneName, false); err != nil {
+			return claimRun{}, err
 		}
-		zoneID = strings.TrimPrefix(aws.ToString(z.HostedZone.Id), "/hostedzone/")
 		userData += "    dns:\n      route53: {zone_id: " + zoneID + ", name: " + record + ", ttl: 60}\n"
 	}
 	var e testenv.Emulators
 	defer e.Close()
-	md, err := e.IMDS(testenv.IMDSOptions{InstanceID: aws.ToString(inst.InstanceId), Region: testenv.MotoRegion, UserData: []byte(userData)})
+	md, err := e.IMDS(inst.IMDSOptions(userData))
 	if err != nil {
 		return claimRun{}, err
 	}
@@ -318,12 +315,12 @@ func (w *world) claim(ctx context.Context, proxy *faultproxy.Proxy, argv []strin
 	r.breakdown(began)
 
 	// The outcome: the EIP on the instance's primary interface, and the CNAME.
-	a, err := w.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
-	if err != nil || len(a.Addresses) != 1 || aws.ToString(a.Addresses[0].NetworkInterfaceId) != eni {
+	a, err := seed.Address(ctx, alloc)
+	if err != nil || aws.ToString(a.NetworkInterfaceId) != eni {
 		return claimRun{}, fmt.Errorf("%s: the EIP %s is not on %s afterwards (%v)\nstdout: %s\nstderr: %s", argv[0], alloc, eni, err, stdout.String(), stderr.String())
 	}
 	if w.dns {
-		if err := w.checkCNAME(ctx, zoneID, record, aws.ToString(eip.PublicIp)); err != nil {
+		if err := w.checkCNAME(ctx, zoneID, record, eip.PublicIP); err != nil {
 			return claimRun{}, fmt.Errorf("%s: %w\nstdout: %s\nstderr: %s", argv[0], err, stdout.String(), stderr.String())
 		}
 	}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -21,9 +22,7 @@ import (
 // associate makes another instance hold the EIP, as a previous claim would.
 func (w *world) associate(alloc, instance string) {
 	w.t.Helper()
-	if _, err := w.ec2.AssociateAddress(context.Background(), &ec2.AssociateAddressInput{AllocationId: aws.String(alloc), InstanceId: aws.String(instance)}); err != nil {
-		w.t.Fatalf("AssociateAddress %s %s: %v", alloc, instance, err)
-	}
+	w.tw.Associate(alloc, instance)
 }
 
 func fixedRole(alloc, extra string) string {
@@ -172,11 +171,7 @@ func TestPoolConcurrentClaimers(t *testing.T) {
 	ctx := context.Background()
 	pool := map[string]bool{}
 	for range 4 {
-		alloc, _ := w.allocate()
-		pool[alloc] = true
-		if _, err := w.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{alloc}, Tags: []types.Tag{{Key: aws.String("eip-pool"), Value: aws.String("web")}}}); err != nil {
-			t.Fatal(err)
-		}
+		pool[w.tw.NewEIP(map[string]string{"eip-pool": "web"}).AllocationID] = true
 	}
 	decoy, _ := w.allocate() // untagged: never claimed
 	bin := testenv.Eipclaim(t)
@@ -194,12 +189,12 @@ func TestPoolConcurrentClaimers(t *testing.T) {
 	var cmds []*exec.Cmd
 	var instances []string
 	for range 8 {
-		inst := w.runInstance()
-		md := testenv.StartIMDS(t, testenv.IMDSOptions{InstanceID: inst, Region: "us-east-1", UserData: []byte(doc)})
+		inst := w.tw.NewInstance()
+		md := w.tw.IMDSFor(inst, doc)
 		cmd := exec.Command(bin, "--timeout", "90s")
 		cmd.Env = append(os.Environ(), append(w.moto.Env(), md.Env()...)...)
 		cmds = append(cmds, cmd)
-		instances = append(instances, inst)
+		instances = append(instances, inst.ID)
 	}
 	for i, cmd := range cmds {
 		wg.Add(1)
@@ -294,11 +289,13 @@ func TestReleaseAndStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{`"role": "db"`, `"public_ip": "` + ip + `"`, `"holder": "` + w.instance + `"`, `"eni_id": "` + w.primaryENI() + `"`} {
+	for _, want := range []string{`"role": "db"`, `"public_ip": "` + ip + `"`, `"holder": "` + w.instance + `"`, `"eni_id": "` + w.primaryENI() + `"`,
+		`"instance": "` + w.instance + `"`, `"state": "running"`, `"down": false`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status --json lacks %s:\n%s", want, out)
 		}
 	}
+	checkSnakeCase(t, out)
 	out, errs, code = eipclaim(t, "release", "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "released "+ip) {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, errs)
@@ -374,5 +371,41 @@ func TestStatusMissingEIP(t *testing.T) {
 	}
 	if l := lines["web"]; !strings.Contains(l, webIP) || !strings.Contains(l, "free") {
 		t.Errorf("role web (after the missing one) is not shown with %s free: %q\n%s", webIP, l, out)
+	}
+}
+
+// checkSnakeCase fails t unless every key of the JSON document doc, at every
+// depth, is snake_case. The keys of a "tags" object are EC2 tag keys, data
+// rather than field names, and are not checked.
+func checkSnakeCase(t *testing.T, doc string) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, doc)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	keys := 0
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				keys++
+				if !snake.MatchString(k) {
+					t.Errorf("key %s.%s is not snake_case", path, k)
+				}
+				if k != "tags" {
+					walk(path+"."+k, e)
+				}
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	walk("", v)
+	if keys == 0 {
+		t.Errorf("no keys in %s", doc)
 	}
 }

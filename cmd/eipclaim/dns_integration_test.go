@@ -16,15 +16,10 @@ import (
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
-// zone creates a private hosted zone and returns its id.
+// zone creates a public hosted zone and returns its id.
 func (w *world) zone(name string) (string, *route53.Client) {
 	w.t.Helper()
-	r53 := route53.NewFromConfig(w.moto.AWSConfig(w.t))
-	out, err := r53.CreateHostedZone(context.Background(), &route53.CreateHostedZoneInput{Name: aws.String(name), CallerReference: aws.String(w.t.Name())})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/"), r53
+	return w.tw.NewZone(name, false), w.tw.Route53
 }
 
 // cnames returns the zone's CNAME records, name -> value and TTL.

@@ -33,14 +33,19 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return err
 	}
 	defer s.finish(&err)
+	// Before anything is looked up or opened: a named pipe at --out would
+	// block the open until a writer came, past --timeout and SIGTERM.
+	if err := checkOut(*out); err != nil {
+		return err
+	}
 	entries, err := s.hostsEntries(ctx, *public)
 	if err != nil {
 		return fmt.Errorf("hosts: %w; %s left as it was", err, *out)
 	}
 	if *dryRun {
-		old, err := readFileIfAny(*out)
+		old, err := hosts.ReadFile(*out)
 		if err != nil {
-			return err
+			return outError(*out, err)
 		}
 		b, err := hosts.Render(old, entries)
 		if err != nil {
@@ -51,7 +56,7 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	changed, err := hosts.Write(*out, entries)
 	if err != nil {
-		return fmt.Errorf("hosts: %w", err)
+		return outError(*out, err)
 	}
 	what, level := "unchanged", slog.LevelDebug // every minute from a timer: quiet when nothing changes
 	if changed {
@@ -103,11 +108,31 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 	return entries, nil
 }
 
-// readFileIfAny reads path; a missing file reads as empty.
-func readFileIfAny(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// checkOut returns a usage error if --out is empty or names something other
+// than a regular file (see outError). Other problems, such as a directory
+// that cannot be read, are left for hosts.Write to report in full.
+func checkOut(out string) error {
+	if out == "" {
+		return usageError("--out is empty: name the hosts file")
 	}
-	return b, err
+	var nr *hosts.NotRegularError
+	if err := hosts.CheckRegular(out); errors.As(err, &nr) {
+		return outError(out, err)
+	}
+	return nil
+}
+
+// outError is the error of reading or writing the hosts file at out: a
+// usage error (exit 2) for a path that holds no regular file, naming where
+// a link leads; else a failure (exit 1).
+func outError(out string, err error) error {
+	var nr *hosts.NotRegularError
+	if !errors.As(err, &nr) {
+		return fmt.Errorf("hosts: %w", err)
+	}
+	what := "--out " + out
+	if info, err := os.Lstat(out); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		what += " (a link to " + nr.Path + ")"
+	}
+	return usageError("%s is a %s, not a regular file: point --out at the hosts file", what, nr.Kind())
 }

@@ -18,13 +18,15 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// world is one test's emulated AWS: moto, and an IMDS emulator that says
-// this process runs on instance.
+// world is one test's emulated AWS (internal/testenv's World): moto, an
+// instance that this process runs as, and an IMDS emulator that says so.
 type world struct {
 	t        *testing.T
 	ec2      *ec2.Client
-	instance string
+	instance string // self.ID
 	moto     *testenv.Moto
+	tw       *testenv.TestWorld
+	self     testenv.Instance
 }
 
 // newWorld resets moto, creates an instance, and starts an IMDS emulator
@@ -36,44 +38,31 @@ func newWorld(t *testing.T, userData string) *world {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	w := &world{t: t, ec2: ec2.NewFromConfig(moto.AWSConfig(t)), moto: moto}
-	w.instance = w.runInstance()
-	md := testenv.StartIMDS(t, testenv.IMDSOptions{InstanceID: w.instance, Region: "us-east-1", AvailabilityZone: "us-east-1a", UserData: []byte(userData)})
-	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
+	tw := testenv.NewTestWorld(t, moto.Config())
+	self := tw.NewInstance()
+	w := &world{t: t, ec2: tw.EC2, instance: self.ID, moto: moto, tw: tw, self: self}
 	t.Setenv("EIPCLAIM_ROLE", "")
 	t.Setenv("EIPCLAIM_CONFIG", "")
-	return w
+	return w.withUserData(userData)
 }
 
+// runInstance creates another instance and returns its id.
 func (w *world) runInstance() string {
 	w.t.Helper()
-	out, err := w.ec2.RunInstances(context.Background(), &ec2.RunInstancesInput{
-		ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro,
-	})
-	if err != nil {
-		w.t.Fatalf("RunInstances: %v", err)
-	}
-	return aws.ToString(out.Instances[0].InstanceId)
+	return w.tw.NewInstance().ID
 }
 
 // allocate creates an EIP and returns its allocation id and address.
 func (w *world) allocate() (string, string) {
 	w.t.Helper()
-	out, err := w.ec2.AllocateAddress(context.Background(), &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc})
-	if err != nil {
-		w.t.Fatalf("AllocateAddress: %v", err)
-	}
-	return aws.ToString(out.AllocationId), aws.ToString(out.PublicIp)
+	eip := w.tw.NewEIP(nil)
+	return eip.AllocationID, eip.PublicIP
 }
 
 // address returns the EIP as EC2 reports it.
 func (w *world) address(alloc string) types.Address {
 	w.t.Helper()
-	out, err := w.ec2.DescribeAddresses(context.Background(), &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
-	if err != nil || len(out.Addresses) != 1 {
-		w.t.Fatalf("DescribeAddresses %s: %v (%d addresses)", alloc, err, len(out.Addresses))
-	}
-	return out.Addresses[0]
+	return w.tw.Address(alloc)
 }
 
 // eipclaim runs the command in-process and returns its output and exit code.
@@ -165,7 +154,7 @@ func TestBadConfigChangesNothing(t *testing.T) {
 // userData.
 func (w *world) withUserData(userData string) *world {
 	w.t.Helper()
-	md := testenv.StartIMDS(w.t, testenv.IMDSOptions{InstanceID: w.instance, Region: "us-east-1", AvailabilityZone: "us-east-1a", UserData: []byte(userData)})
+	md := w.tw.IMDSFor(w.self, userData)
 	w.t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
 	return w
 }
@@ -181,15 +170,6 @@ func (w *world) describeSelf() types.Instance {
 }
 
 // primaryENI returns the instance's interface at device index 0.
-func (w *world) primaryENI() string {
-	w.t.Helper()
-	for _, n := range w.describeSelf().NetworkInterfaces {
-		if aws.ToInt32(n.Attachment.DeviceIndex) == 0 {
-			return aws.ToString(n.NetworkInterfaceId)
-		}
-	}
-	w.t.Fatalf("instance %s has no interface at device index 0", w.instance)
-	return ""
-}
+func (w *world) primaryENI() string { return w.self.ENI }
 
 var lookupEnv = os.Getenv

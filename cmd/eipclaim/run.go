@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +25,7 @@ Commands (claim is the default):
   hosts     regenerate the managed block of the hosts file
   version   print the version
 
-Run "eipclaim COMMAND -h" for a command's flags.
+Run "eipclaim COMMAND -h" (or "eipclaim help COMMAND") for a command's flags.
 
 Exit codes: 0 done, 1 failed after retries, 2 bad configuration or usage,
 3 not permitted, 4 refused (held by a healthy instance), 5 claimed but DNS
@@ -65,11 +65,12 @@ func (c *common) logger(stderr io.Writer, getenv env) (*slog.Logger, func(), err
 	}
 	w, closeFn := stderr, func() {}
 	if c.logFile != "" {
-		f, err := os.OpenFile(c.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openLogFile(c.logFile)
 		if err != nil {
-			return nil, nil, usageError("--log-file: %v", err)
+			return nil, nil, err
 		}
-		w, closeFn = f, func() { f.Close() }
+		fw := &fallbackWriter{w: f, path: c.logFile, stderr: stderr}
+		w, closeFn = fw, func() { fw.closed(f.Close()) }
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.logFile == "" && getenv("JOURNAL_STREAM") != "" {
@@ -112,14 +113,46 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	case "release":
 		return runRelease(ctx, args, getenv, stdout, stderr)
 	case "version":
+		if help, err := parseNoArgs("version", args, stderr); help || err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "eipclaim %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	case "help":
+		switch {
+		case len(args) > 1:
+			return usageError("unexpected argument %q: eipclaim help takes one command at most", args[1])
+		case len(args) == 1 && args[0] != "help" && !strings.HasPrefix(args[0], "-"):
+			// "help COMMAND" is "COMMAND -h".
+			if !slices.Contains(commands, args[0]) {
+				fmt.Fprint(stderr, usage)
+				return usageError("unknown command %q", args[0])
+			}
+			return run(ctx, []string{args[0], "-h"}, getenv, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return usageError("unknown command %q", name)
+}
+
+// commands are the commands run knows.
+var commands = []string{"claim", "status", "check", "hosts", "release", "version", "help"}
+
+// parseNoArgs parses the arguments of a command that takes none: only -h.
+func parseNoArgs(name string, args []string, stderr io.Writer) (help bool, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	} else if err != nil {
+		return false, exitcode.With(exitcode.Usage, err)
+	}
+	if fs.NArg() > 0 {
+		return false, usageError("unexpected argument %q: eipclaim %s takes no arguments", fs.Arg(0), name)
+	}
+	return false, nil
 }
 
 // parse parses a command's flags; -h prints the usage and is not an error.

@@ -18,13 +18,13 @@ import (
 
 // Health is what eipclaim knows of an EIP's holder.
 type Health struct {
-	Instance  string // "" when the EIP is on an interface of no instance
-	State     string // running, stopped, ... ("gone" when the API no longer knows it)
-	Status    string // the status checks: ok, impaired, initializing, ... ("" when unknown)
-	Check     string // the health_check result: "tcp:5432 on 10.0.1.7 answered", or why it failed
-	Down      bool
-	Why       string // one line: why Down is what it is
-	PrivateIP string
+	Instance  string `json:"instance,omitempty"` // "" when the EIP is on an interface of no instance
+	State     string `json:"state,omitempty"`    // running, stopped, ... ("gone" when the API no longer knows it)
+	Status    string `json:"status,omitempty"`   // the status checks: ok, impaired, initializing, ... ("" when unknown)
+	Check     string `json:"check,omitempty"`    // the health_check result: "tcp:5432 on 10.0.1.7 answered", or why it failed
+	Down      bool   `json:"down"`
+	Why       string `json:"why"` // one line: why Down is what it is
+	PrivateIP string `json:"private_ip,omitempty"`
 }
 
 // holderDown tells whether the holder of an EIP counts as down, and why.

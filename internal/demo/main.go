@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
@@ -58,35 +57,28 @@ func run(ctx context.Context) error {
 		return err
 	}
 	fmt.Println("    moto at", moto.Endpoint)
-	cfg := moto.Config()
-	ec2c := ec2.NewFromConfig(cfg)
-	r53 := route53.NewFromConfig(cfg)
+	world := testenv.NewWorld(moto.Config())
 
 	step("creating two instances (the old master and this one), an Elastic IP and a private hosted zone")
-	var instances []string
-	for range 2 {
-		out, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: types.InstanceTypeT3Micro})
-		if err != nil {
-			return fmt.Errorf("RunInstances: %w", err)
-		}
-		instances = append(instances, aws.ToString(out.Instances[0].InstanceId))
+	instances, err := world.NewInstances(ctx, 2)
+	if err != nil {
+		return err
 	}
 	old, self := instances[0], instances[1]
-	eip, err := ec2c.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc})
+	eip, err := world.NewEIP(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("AllocateAddress: %w", err)
+		return err
 	}
-	alloc := aws.ToString(eip.AllocationId)
-	zone, err := r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("example.internal"), CallerReference: aws.String("demo")})
+	alloc := eip.AllocationID
+	zoneID, err := world.NewZone(ctx, "example.internal", true)
 	if err != nil {
-		return fmt.Errorf("CreateHostedZone: %w", err)
+		return err
 	}
-	zoneID := strings.TrimPrefix(aws.ToString(zone.HostedZone.Id), "/hostedzone/")
-	fmt.Printf("    old master %s, this instance %s\n    EIP %s (%s), zone example.internal (%s)\n", old, self, aws.ToString(eip.PublicIp), alloc, zoneID)
-	if _, err := ec2c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: eip.AllocationId, InstanceId: aws.String(old)}); err != nil {
-		return fmt.Errorf("AssociateAddress: %w", err)
+	fmt.Printf("    old master %s, this instance %s\n    EIP %s (%s), zone example.internal (%s)\n", old.ID, self.ID, eip.PublicIP, alloc, zoneID)
+	if err := world.Associate(ctx, alloc, old.ID); err != nil {
+		return err
 	}
-	fmt.Printf("    the EIP starts on the old master %s\n", old)
+	fmt.Printf("    the EIP starts on the old master %s\n", old.ID)
 
 	userData := fmt.Sprintf(`#cloud-config
 packages: [postgresql]
@@ -99,9 +91,9 @@ eipclaim:
       dns:
         route53: {zone_id: %s, name: master-db.example.internal, ttl: 60}
 `, alloc, zoneID)
-	step("starting the IMDS emulator for %s, with this #cloud-config user-data:", self)
+	step("starting the IMDS emulator for %s, with this #cloud-config user-data:", self.ID)
 	fmt.Print(indent(userData))
-	md, err := emu.IMDS(testenv.IMDSOptions{InstanceID: self, Region: "us-east-1", UserData: []byte(userData)})
+	md, err := emu.IMDS(self.IMDSOptions(userData))
 	if err != nil {
 		return err
 	}
@@ -124,7 +116,7 @@ eipclaim:
 	}
 
 	step("the old master stops; this instance claims the EIP and publishes the CNAME")
-	if _, err := ec2c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{old}}); err != nil {
+	if _, err := world.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{old.ID}}); err != nil {
 		return err
 	}
 	if err := eipclaim("--timeout", "60s"); err != nil {
@@ -142,13 +134,12 @@ eipclaim:
 	}
 
 	step("what EC2 and Route 53 say now")
-	addr, err := ec2c.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
+	a, err := world.Address(ctx, alloc)
 	if err != nil {
 		return err
 	}
-	a := addr.Addresses[0]
 	fmt.Printf("    %s is associated (%s) with %s\n", aws.ToString(a.PublicIp), aws.ToString(a.AssociationId), aws.ToString(a.NetworkInterfaceId))
-	rrs, err := r53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
+	rrs, err := world.Route53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
 	if err != nil {
 		return err
 	}

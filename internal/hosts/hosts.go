@@ -322,6 +322,12 @@ func writeBlock(out *bytes.Buffer, rows []row, eol string) {
 // caller could rewrite the file anyway, since it can write to the directory.
 // For root, any chown failure is an error.
 //
+// A path that holds something other than a regular file (a named pipe, a
+// device, a directory) is refused before it is opened, with a
+// *NotRegularError. A file that is a mount point (bind-mounted, as container
+// runtimes mount /etc/hosts) cannot be renamed over: the error is
+// ErrMountPoint, and the file is left as it was, never rewritten in place.
+//
 // On any error before the rename, the temporary file is removed and the
 // original is untouched. If only the final directory fsync fails, the file
 // has been replaced: changed is true and err says so.
@@ -333,6 +339,11 @@ func Write(path string, entries []Entry) (changed bool, err error) {
 func write(path string, entries []Entry, beforeRename func()) (changed bool, err error) {
 	target, err := resolve(path)
 	if err != nil {
+		return false, err
+	}
+	// Refuse a named pipe, a device or a directory before opening it: a
+	// named pipe would block the open until some writer came.
+	if err := CheckRegular(target); err != nil {
 		return false, err
 	}
 	existing, info, err := readFile(target)
@@ -370,9 +381,10 @@ func resolve(path string) (string, error) {
 }
 
 // readFile returns the content and file info of the regular file at path,
-// or nil and nil if it does not exist.
+// or nil and nil if it does not exist. It opens path without blocking (on
+// Unix), so that a named pipe put there since CheckRegular is refused too.
 func readFile(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -385,7 +397,7 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s is not a regular file (%s)", path, info.Mode().Type())
+		return nil, nil, &NotRegularError{Path: path, Mode: info.Mode()}
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
@@ -439,7 +451,12 @@ func replace(path string, data, original []byte, info fs.FileInfo, beforeRename 
 	if err := checkUnchanged(path, original, info != nil); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := rename(tmp, path); err != nil {
+		if isMountPoint(err) {
+			return fmt.Errorf("%s %w, so it was left as it was; run eipclaim hosts where the file is not a mount point "+
+				"(on the host, not in the container), give a container its entries through its runtime "+
+				"(docker run --add-host), or use --out on a regular file: %w", path, ErrMountPoint, err)
+		}
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	renamed = true
@@ -452,13 +469,13 @@ func replace(path string, data, original []byte, info fs.FileInfo, beforeRename 
 // checkUnchanged returns an error if path no longer holds original (or, if
 // existed is false, if it has appeared since).
 func checkUnchanged(path string, original []byte, existed bool) error {
-	now, err := os.ReadFile(path)
+	now, info, err := readFile(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && !existed:
-		return nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return fmt.Errorf("read %s again: %w", path, err)
-	case err == nil && existed && bytes.Equal(now, original):
+	case info == nil && !existed:
+		return nil
+	case info != nil && existed && bytes.Equal(now, original):
 		return nil
 	}
 	return fmt.Errorf("%s changed while eipclaim was writing it: left as it is now, the next run will start over", path)

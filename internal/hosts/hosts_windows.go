@@ -23,3 +23,9 @@ func chown(*os.File, fs.FileInfo) error { return nil }
 // syncDir does nothing on Windows, which cannot fsync a directory handle;
 // the rename is os.Rename's MoveFileEx.
 func syncDir(string) error { return nil }
+
+// openNonblock is 0: on Windows, opening a file never waits for a writer.
+const openNonblock = 0
+
+// isMountPoint is false: Windows does not mount a file over another.
+func isMountPoint(error) bool { return false }

@@ -41,28 +41,10 @@ func testContext(t *testing.T) context.Context {
 
 // --- Route 53 against moto ---
 
-// motoRoute53 returns a Route 53 client for a freshly reset shared moto.
-func motoRoute53(t *testing.T) *route53.Client {
+// motoWorld returns the emulated world of a freshly reset shared moto.
+func motoWorld(t *testing.T) *testenv.TestWorld {
 	t.Helper()
-	return route53.NewFromConfig(testenv.SharedMoto(t).AWSConfig(t))
-}
-
-// createZone creates a hosted zone and returns its id without /hostedzone/.
-func createZone(t *testing.T, api *route53.Client, name string, private bool) string {
-	t.Helper()
-	in := &route53.CreateHostedZoneInput{
-		Name:            aws.String(name),
-		CallerReference: aws.String(fmt.Sprintf("%s-%t-%d", name, private, time.Now().UnixNano())),
-	}
-	if private {
-		in.HostedZoneConfig = &types.HostedZoneConfig{PrivateZone: true}
-		in.VPC = &types.VPC{VPCId: aws.String("vpc-0123456789abcdef0"), VPCRegion: types.VPCRegionUsEast1}
-	}
-	out, err := api.CreateHostedZone(t.Context(), in)
-	if err != nil {
-		t.Fatalf("create zone %s: %v", name, err)
-	}
-	return strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/")
+	return testenv.NewTestWorld(t, testenv.SharedMoto(t).Config())
 }
 
 // recordSets returns every record set of the zone.
@@ -102,8 +84,9 @@ func wantCNAME(t *testing.T, sets []types.ResourceRecordSet, target string, ttl 
 
 func TestRoute53PublishCNAMEMoto(t *testing.T) {
 	ctx := testContext(t)
-	api := motoRoute53(t)
-	zoneID := createZone(t, api, "example.internal.", false)
+	w := motoWorld(t)
+	api := w.Route53
+	zoneID := w.NewZone("example.internal.", false)
 	p := &publish.Route53{API: api, Log: testLogger(t)}
 	c := &config.Route53{ZoneID: zoneID, Name: "master-db.example.internal", TTL: 120}
 	target := publish.PublicDNSName(netip.MustParseAddr("127.0.0.5"), "us-east-1")
@@ -140,9 +123,10 @@ func TestRoute53PublishCNAMEMoto(t *testing.T) {
 
 func TestRoute53ByNameAndWaitMoto(t *testing.T) {
 	ctx := testContext(t)
-	api := motoRoute53(t)
-	publicID := createZone(t, api, "example.internal.", false)
-	privateID := createZone(t, api, "example.internal.", true)
+	w := motoWorld(t)
+	api := w.Route53
+	publicID := w.NewZone("example.internal.", false)
+	privateID := w.NewZone("example.internal.", true)
 	p := &publish.Route53{API: api, Log: testLogger(t), Wait: true, Poll: 10 * time.Millisecond}
 	target := "ec2-127-0-0-5.compute-1.amazonaws.com"
 
@@ -167,8 +151,9 @@ func TestRoute53ByNameAndWaitMoto(t *testing.T) {
 
 func TestRoute53RefusalsMoto(t *testing.T) {
 	ctx := testContext(t)
-	api := motoRoute53(t)
-	zoneID := createZone(t, api, "example.internal.", false)
+	w := motoWorld(t)
+	api := w.Route53
+	zoneID := w.NewZone("example.internal.", false)
 	_, err := api.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
 		HostedZoneId: aws.String(zoneID),
 		ChangeBatch: &types.ChangeBatch{Changes: []types.Change{{

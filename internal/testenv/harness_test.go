@@ -80,7 +80,7 @@ func TestPortCollision(t *testing.T) {
 	b := &BIND{Zone: "example.internal.", KeyName: "k.", KeyAlgorithm: "hmac-sha256", Secret: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="}
 	launches := []launch{
 		motoLaunch(tmp),
-		imdsLaunch(conf, false, tmp),
+		imdsLaunch(conf, IMDSOptions{}, tmp),
 		bindLaunch(b, tmp, zoneFile),
 	}
 	for _, l := range launches {
@@ -97,29 +97,70 @@ func TestPortCollision(t *testing.T) {
 			}
 			defer udp.Close()
 
-			calls := 0
-			pickPort = func() (int, error) {
-				calls++
-				if calls == 1 {
-					return busy, nil
-				}
-				return freePort()
-			}
-			defer func() { pickPort = freePort }()
-
+			calls := pickFirst(t, busy)
 			p, port, err := l.run()
 			if err != nil {
 				t.Fatalf("run() on a busy port: %v", err)
 			}
 			defer p.stop()
-			if port == busy || calls < 2 {
-				t.Errorf("run() used port %d after %d picks; want a port other than the busy %d", port, calls, busy)
+			if port == busy || *calls < 2 {
+				t.Errorf("run() used port %d after %d picks; want a port other than the busy %d", port, *calls, busy)
 			}
 			if err := l.ready(port); err != nil {
 				t.Errorf("not ready on its new port %d: %v", port, err)
 			}
 		})
 	}
+}
+
+// TestIMDSPortServedByAnother gives an IMDS emulator a port on which another
+// emulator already answers, as when two test processes pick one port at the
+// same moment: the readiness probe is answered, but as another instance,
+// and the harness must move to another port rather than hand out an
+// emulator that says it is somebody else.
+func TestIMDSPortServedByAnother(t *testing.T) {
+	start := func(o IMDSOptions) (*process, int, error) {
+		dir := t.TempDir()
+		conf, err := writeAEMMConfig(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return imdsLaunch(conf, o, dir).run()
+	}
+	other, busy, err := start(IMDSOptions{InstanceID: "i-0aaaaaaaaaaaaaaaa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.stop()
+
+	calls := pickFirst(t, busy)
+	mine := IMDSOptions{InstanceID: "i-0bbbbbbbbbbbbbbbb"}
+	p, port, err := start(mine)
+	if err != nil {
+		t.Fatalf("run() on a port another emulator serves: %v", err)
+	}
+	defer p.stop()
+	if port == busy || *calls < 2 {
+		t.Errorf("run() used port %d after %d picks; want a port other than %d, where another emulator answers", port, *calls, busy)
+	}
+	if id, err := instanceID(fmt.Sprintf("http://127.0.0.1:%d", port)); err != nil || id != mine.InstanceID {
+		t.Errorf("the emulator on port %d answers as %q (%v), want %q", port, id, err, mine.InstanceID)
+	}
+}
+
+// pickFirst makes the next emulator start pick port first, then free ports,
+// until t ends; it returns the number of picks made.
+func pickFirst(t *testing.T, port int) *int {
+	calls := new(int)
+	pickPort = func() (int, error) {
+		*calls++
+		if *calls == 1 {
+			return port, nil
+		}
+		return freePort()
+	}
+	t.Cleanup(func() { pickPort = freePort })
+	return calls
 }
 
 func TestTailBuffer(t *testing.T) {

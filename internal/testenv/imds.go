@@ -3,7 +3,9 @@ package testenv
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,7 +70,7 @@ func StartIMDS(t testing.TB, o IMDSOptions) *IMDS {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	p, port, err := imdsLaunch(conf, o.AllowIMDSv1, dir).run()
+	p, port, err := imdsLaunch(conf, o, dir).run()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -77,15 +79,18 @@ func StartIMDS(t testing.TB, o IMDSOptions) *IMDS {
 	return &IMDS{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
 }
 
-// imdsLaunch starts AEMM with the configuration file conf, in dir.
-func imdsLaunch(conf string, allowV1 bool, dir string) launch {
+// imdsLaunch starts AEMM with the configuration file conf (written for o),
+// in dir. It is ready when it answers as o.InstanceID: an emulator that
+// answers as another instance is another process's, on the port this one
+// was given too (a collision).
+func imdsLaunch(conf string, o IMDSOptions, dir string) launch {
 	return launch{
 		name:    "ec2-metadata-mock",
 		tool:    aemmTool,
 		timeout: 10 * time.Second,
 		prepare: func(port int) ([]string, []string, string, error) {
 			args := []string{"--config-file", conf, "--hostname", "127.0.0.1", "--port", fmt.Sprint(port)}
-			if !allowV1 {
+			if !o.AllowIMDSv1 {
 				args = append(args, "--imdsv2")
 			}
 			// AEMM reads AEMM_* variables and $HOME/aemm-config.json as
@@ -94,10 +99,53 @@ func imdsLaunch(conf string, allowV1 bool, dir string) launch {
 			return args, env, dir, nil
 		},
 		ready: func(port int) error {
-			h := http.Header{"X-Aws-Ec2-Metadata-Token-Ttl-Seconds": {"60"}}
-			return httpOK(http.MethodPut, fmt.Sprintf("http://127.0.0.1:%d/latest/api/token", port), h, probeTimeout)
+			id, err := instanceID(fmt.Sprintf("http://127.0.0.1:%d", port))
+			if err != nil {
+				return err
+			}
+			if o.InstanceID != "" && id != o.InstanceID {
+				return fmt.Errorf("%w: 127.0.0.1:%d answers as instance %q, not %q", errCollision, port, id, o.InstanceID)
+			}
+			return nil
 		},
 	}
+}
+
+// instanceID asks the IMDS at endpoint which instance it serves (IMDSv2).
+func instanceID(endpoint string) (string, error) {
+	client := &http.Client{Timeout: probeTimeout}
+	req, err := http.NewRequest(http.MethodPut, endpoint+"/latest/api/token", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "60")
+	token, err := readOK(client, req)
+	if err != nil {
+		return "", err
+	}
+	req, err = http.NewRequest(http.MethodGet, endpoint+"/latest/meta-data/instance-id", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Aws-Ec2-Metadata-Token", token)
+	return readOK(client, req)
+}
+
+// readOK sends req and returns the body of a 2xx answer, trimmed.
+func readOK(client *http.Client, req *http.Request) (string, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode/100 != 2 {
+		return "", fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // aemmConfig is AEMM's configuration file for o: overrides of the keys of

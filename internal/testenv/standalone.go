@@ -43,7 +43,7 @@ func (e *Emulators) IMDS(o IMDSOptions) (*IMDS, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, port, err := imdsLaunch(conf, o.AllowIMDSv1, dir).run()
+	p, port, err := imdsLaunch(conf, o, dir).run()
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,10 @@
 //   - amazon-ec2-metadata-mock for IMDS ([StartIMDS]),
 //   - BIND 9's named for RFC 2136 dynamic updates ([StartBIND]),
 //
-// and builds the eipclaim binary once per test process ([Eipclaim]).
+// builds the emulated world in them, instances with their interfaces, Elastic
+// IPs, hosted zones and an IMDS per instance ([World], [TestWorld], in
+// world.go), and builds the eipclaim binary once per test process
+// ([Eipclaim]).
 //
 // A package that uses it declares
 //
@@ -304,6 +307,9 @@ func (p *process) waitReady(timeout time.Duration, ready func() error) error {
 		err := ready()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errCollision) {
+			return err
 		}
 		if looksLikeCollision(p.out.String()) {
 			return errCollision

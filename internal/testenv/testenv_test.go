@@ -45,23 +45,13 @@ func TestSharedMotoEC2AndReset(t *testing.T) {
 		t.Errorf("DescribeRegions: us-east-1 missing from %d regions", len(regions.Regions))
 	}
 
-	run, err := client.RunInstances(ctx, &ec2.RunInstancesInput{
-		ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-		InstanceType: ec2types.InstanceTypeT3Micro,
-	})
-	if err != nil {
-		t.Fatalf("RunInstances: %v", err)
-	}
-	id := aws.ToString(run.Instances[0].InstanceId)
+	w := testenv.NewTestWorld(t, m.Config())
+	id := w.NewInstance().ID
 	if got := instanceIDs(t, client); len(got) != 1 || got[0] != id {
 		t.Fatalf("instances after RunInstances = %v, want [%s]", got, id)
 	}
-	alloc, err := client.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: ec2types.DomainTypeVpc})
-	if err != nil {
-		t.Fatalf("AllocateAddress: %v", err)
-	}
-	if !strings.HasPrefix(aws.ToString(alloc.AllocationId), "eipalloc-") {
-		t.Errorf("AllocationId = %q, want eipalloc-...", aws.ToString(alloc.AllocationId))
+	if alloc := w.NewEIP(nil).AllocationID; !strings.HasPrefix(alloc, "eipalloc-") {
+		t.Errorf("AllocationId = %q, want eipalloc-...", alloc)
 	}
 
 	again := testenv.SharedMoto(t)
@@ -119,34 +109,27 @@ func TestMotoEnv(t *testing.T) {
 		t.Errorf("GetObject body = %q, %v; want %q", got, err, want)
 	}
 
-	r53 := route53.NewFromConfig(cfg)
-	zone, err := r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{
-		Name: aws.String("example.internal."), CallerReference: aws.String(fmt.Sprint(time.Now().UnixNano())),
-	})
+	world := testenv.NewWorld(cfg)
+	zoneID, err := world.NewZone(ctx, "example.internal.", false)
 	if err != nil {
-		t.Fatalf("CreateHostedZone: %v", err)
+		t.Fatal(err)
 	}
-	zones, err := r53.ListHostedZones(ctx, &route53.ListHostedZonesInput{})
+	zones, err := world.Route53.ListHostedZones(ctx, &route53.ListHostedZonesInput{})
 	if err != nil {
 		t.Fatalf("ListHostedZones: %v", err)
 	}
-	if len(zones.HostedZones) != 1 || aws.ToString(zones.HostedZones[0].Id) != aws.ToString(zone.HostedZone.Id) {
-		t.Errorf("ListHostedZones = %d zones, want only %s", len(zones.HostedZones), aws.ToString(zone.HostedZone.Id))
+	if len(zones.HostedZones) != 1 || strings.TrimPrefix(aws.ToString(zones.HostedZones[0].Id), "/hostedzone/") != zoneID {
+		t.Errorf("ListHostedZones = %d zones, want only %s", len(zones.HostedZones), zoneID)
 	}
 }
 
 func TestStartMotoIsOwnServer(t *testing.T) {
-	ctx := t.Context()
 	shared := testenv.SharedMoto(t)
 	own := testenv.StartMoto(t)
 	if own.Endpoint == shared.Endpoint {
 		t.Fatalf("StartMoto returned the shared server %s", own.Endpoint)
 	}
-	if _, err := ec2.NewFromConfig(own.AWSConfig(t)).RunInstances(ctx, &ec2.RunInstancesInput{
-		ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-	}); err != nil {
-		t.Fatalf("RunInstances on own server: %v", err)
-	}
+	testenv.NewTestWorld(t, own.Config()).NewInstance()
 	if got := instanceIDs(t, ec2.NewFromConfig(shared.AWSConfig(t))); len(got) != 0 {
 		t.Errorf("shared server sees instances %v started on its own server", got)
 	}

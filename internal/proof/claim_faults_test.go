@@ -1,4 +1,4 @@
-package faultproxy_test
+package proof_test
 
 import (
 	"context"
@@ -93,9 +93,9 @@ func TestClaimsUnderFaults(t *testing.T) {
 	}
 	const rate = 0.3
 	moto := testenv.SharedMoto(t)
-	cl := newCloud(t, moto)
-	insts := cl.runInstances(n)
-	allocs := cl.allocate(n, nil)
+	world := testenv.NewTestWorld(t, moto.Config())
+	insts := world.NewInstances(n)
+	allocs := allocate(world, n, nil)
 	claimers := make([]*claimer, n)
 	for i := range claimers {
 		claimers[i] = &claimer{inst: insts[i], alloc: allocs[i], userData: fixedRole(allocs[i])}
@@ -110,7 +110,7 @@ func TestClaimsUnderFaults(t *testing.T) {
 	}
 	f.run(claimers, batch)
 
-	addrs := cl.addresses()
+	addrs := world.Addresses()
 	var (
 		total, faults, surfaced, lines, untagged int
 		byKind                                   = map[faultproxy.Kind]int{}
@@ -127,16 +127,16 @@ func TestClaimsUnderFaults(t *testing.T) {
 		if c.took >= f.timeout {
 			t.Errorf("took %s, beyond its --timeout %s: %s", c.took, f.timeout, c)
 		}
-		if got := aws.ToString(addrs[c.alloc].NetworkInterfaceId); got != c.inst.eni {
-			t.Errorf("%s: EIP %s is on %q, want its primary interface %s", c.inst.id, c.alloc, got, c.inst.eni)
+		if got := aws.ToString(addrs[c.alloc].NetworkInterfaceId); got != c.inst.ENI {
+			t.Errorf("%s: EIP %s is on %q, want its primary interface %s", c.inst.ID, c.alloc, got, c.inst.ENI)
 		}
 		tagged := false
 		for _, tg := range addrs[c.alloc].Tags {
-			tagged = tagged || aws.ToString(tg.Key) == "eipclaim:holder" && aws.ToString(tg.Value) == c.inst.id
+			tagged = tagged || aws.ToString(tg.Key) == "eipclaim:holder" && aws.ToString(tg.Value) == c.inst.ID
 		}
 		if !tagged {
 			untagged++
-			t.Errorf("%s: EIP %s is not tagged eipclaim:holder=%s\n%s\n%s", c.inst.id, c.alloc, c.inst.id, describeOps(c), c)
+			t.Errorf("%s: EIP %s is not tagged eipclaim:holder=%s\n%s\n%s", c.inst.ID, c.alloc, c.inst.ID, describeOps(c), c)
 		}
 
 		im, ec := c.imds.Counts(), c.ec2.Counts()
@@ -157,16 +157,16 @@ func TestClaimsUnderFaults(t *testing.T) {
 			}
 			retries = append(retries, l)
 			if l.ErrorCode == "" || l.Op == "" || l.Attempt < 1 {
-				t.Errorf("%s: retry line without op, attempt or error_code: %+v", c.inst.id, l)
+				t.Errorf("%s: retry line without op, attempt or error_code: %+v", c.inst.ID, l)
 			}
 			if d, err := time.ParseDuration(l.NextDelay); err != nil || d < 0 {
-				t.Errorf("%s: retry line with next_delay %q: %+v", c.inst.id, l.NextDelay, l)
+				t.Errorf("%s: retry line with next_delay %q: %+v", c.inst.ID, l.NextDelay, l)
 			}
 		}
 		lines += len(retries)
 		if len(retries) < all-outside || len(retries) > all {
 			t.Errorf("%s: %d retry lines; the proxies saw %d operations fail after the SDK's retries, %d of them in the claim loop\n%s\n%s",
-				c.inst.id, len(retries), all, all-outside, describeOps(c), c)
+				c.inst.ID, len(retries), all, all-outside, describeOps(c), c)
 		} else if outside == 0 {
 			// Line for line, the codes say which fault it was; except for
 			// a failed IMDS token request, whose error the SDK wraps in a
@@ -186,7 +186,7 @@ func TestClaimsUnderFaults(t *testing.T) {
 			}
 			for cat, w := range want {
 				if got[cat] < w {
-					t.Errorf("%s: retry lines by fault %v, want at least %v as the proxies injected them\n%s\n%s", c.inst.id, got, want, describeOps(c), c)
+					t.Errorf("%s: retry lines by fault %v, want at least %v as the proxies injected them\n%s\n%s", c.inst.ID, got, want, describeOps(c), c)
 					break
 				}
 			}
@@ -227,9 +227,9 @@ func describeOps(c *claimer) string {
 // early boot. The claim must wait for it, within --timeout, not fail.
 func TestIMDSDownAtBoot(t *testing.T) {
 	moto := testenv.SharedMoto(t)
-	cl := newCloud(t, moto)
-	alloc := cl.allocate(1, nil)[0]
-	c := &claimer{inst: cl.runInstances(1)[0], alloc: alloc, userData: fixedRole(alloc)}
+	world := testenv.NewTestWorld(t, moto.Config())
+	alloc := world.NewEIP(nil).AllocationID
+	c := &claimer{inst: world.NewInstance(), alloc: alloc, userData: fixedRole(alloc)}
 	f := &fleet{t: t, bin: testenv.Eipclaim(t), moto: moto, timeout: 60 * time.Second,
 		imdsOpts: func(uint64) faultproxy.Options { return faultproxy.Options{DownFor: 5 * time.Second} },
 	}
@@ -240,8 +240,8 @@ func TestIMDSDownAtBoot(t *testing.T) {
 	if c.took < 5*time.Second || len(c.retries()) == 0 {
 		t.Errorf("took %s with %d retry lines; want at least the 5s outage, with retry lines", c.took, len(c.retries()))
 	}
-	if got := aws.ToString(cl.addresses()[alloc].NetworkInterfaceId); got != c.inst.eni {
-		t.Errorf("EIP on %q, want %s", got, c.inst.eni)
+	if got := aws.ToString(world.Addresses()[alloc].NetworkInterfaceId); got != c.inst.ENI {
+		t.Errorf("EIP on %q, want %s", got, c.inst.ENI)
 	}
 }
 
@@ -249,9 +249,9 @@ func TestIMDSDownAtBoot(t *testing.T) {
 // SDK's three attempts (503 each time). The claim must retry it.
 func TestUserDataFaultRetried(t *testing.T) {
 	moto := testenv.SharedMoto(t)
-	cl := newCloud(t, moto)
-	alloc := cl.allocate(1, nil)[0]
-	c := &claimer{inst: cl.runInstances(1)[0], alloc: alloc, userData: fixedRole(alloc)}
+	world := testenv.NewTestWorld(t, moto.Config())
+	alloc := world.NewEIP(nil).AllocationID
+	c := &claimer{inst: world.NewInstance(), alloc: alloc, userData: fixedRole(alloc)}
 	plan := func(action string, n int) faultproxy.Kind {
 		if action == "GET /latest/user-data" && n <= 3 {
 			return faultproxy.HTTP503
@@ -280,9 +280,9 @@ func TestPermissionDeniedEndsAtOnce(t *testing.T) {
 	// RunInstances, AllocateAddress, CreateUser, PutUserPolicy, CreateAccessKey.
 	const setupCalls = 5
 	moto := testenv.StartMotoEnv(t, fmt.Sprintf("INITIAL_NO_AUTH_ACTION_COUNT=%d", setupCalls))
-	cl := newCloud(t, moto)
-	inst := cl.runInstances(1)[0]
-	alloc := cl.allocate(1, nil)[0]
+	world := testenv.NewTestWorld(t, moto.Config())
+	inst := world.NewInstance()
+	alloc := world.NewEIP(nil).AllocationID
 	key, secret := iamUser(t, moto, "claimer", `{"Version": "2012-10-17", "Statement": [
 		{"Effect": "Allow", "Action": "*", "Resource": "*"},
 		{"Effect": "Deny", "Action": "ec2:AssociateAddress", "Resource": "*"}]}`)
@@ -307,7 +307,7 @@ func TestPermissionDeniedEndsAtOnce(t *testing.T) {
 	// moto now wants the user's keys from the test too.
 	cfg := moto.Config()
 	cfg.Credentials = credentials.NewStaticCredentialsProvider(key, secret, "")
-	if got := aws.ToString(newCloudConfig(t, cfg).addresses()[alloc].AssociationId); got != "" {
+	if got := aws.ToString(testenv.NewTestWorld(t, cfg).Addresses()[alloc].AssociationId); got != "" {
 		t.Errorf("the EIP was associated (%s) although AssociateAddress is denied", got)
 	}
 	t.Logf("PROOF denied: exit %d in %s after %d EC2 requests (%d AssociateAddress): %s", c.code, c.took.Round(time.Millisecond), c.ec2.Counts().Total, c.ec2.Counts().Requests("AssociateAddress"), lastError(c.stderr))
@@ -373,15 +373,10 @@ func lastError(stderr string) string {
 // the publication and end with the CNAME, exit 0, not exit 5.
 func TestRoute53FaultRetried(t *testing.T) {
 	moto := testenv.SharedMoto(t)
-	cl := newCloud(t, moto)
-	alloc := cl.allocate(1, nil)[0]
-	r53 := route53.NewFromConfig(moto.Config())
-	z, err := r53.CreateHostedZone(context.Background(), &route53.CreateHostedZoneInput{Name: aws.String("example.internal"), CallerReference: aws.String(t.Name())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	zoneID := strings.TrimPrefix(aws.ToString(z.HostedZone.Id), "/hostedzone/")
-	c := &claimer{inst: cl.runInstances(1)[0], alloc: alloc,
+	world := testenv.NewTestWorld(t, moto.Config())
+	alloc := world.NewEIP(nil).AllocationID
+	zoneID := world.NewZone("example.internal", false)
+	c := &claimer{inst: world.NewInstance(), alloc: alloc,
 		userData: fixedRole(alloc) + "    dns:\n      route53: {zone_id: " + zoneID + ", name: db.example.internal, ttl: 60}\n"}
 	plan := func(action string, n int) faultproxy.Kind {
 		if (action == "GET /2013-04-01/hostedzone/{id}" || action == "POST /2013-04-01/hostedzone/{id}/rrset") && n <= 3 {
@@ -399,7 +394,7 @@ func TestRoute53FaultRetried(t *testing.T) {
 	if got, want := len(c.retries()), c.ec2.Counts().SurfacedErrors(); got != want || want != 2 {
 		t.Errorf("%d retry lines for %d operations failed past the SDK, want 2 and 2\n%s", got, want, describeOps(c))
 	}
-	out, err := r53.ListResourceRecordSets(context.Background(), &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
+	out, err := world.Route53.ListResourceRecordSets(context.Background(), &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package faultproxy_test
+package proof_test
 
 import (
 	"fmt"
@@ -29,15 +29,15 @@ func TestPoolRace(t *testing.T) {
 	for round := 1; round <= rounds; round++ {
 		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
 			moto := testenv.SharedMoto(t) // reset
-			cl := newCloud(t, moto)
-			insts := cl.runInstances(claimers)
-			allocs := cl.allocate(pool, map[string]string{"eip-pool": "web"})
-			decoy := cl.allocate(1, nil)[0]
+			world := testenv.NewTestWorld(t, moto.Config())
+			insts := world.NewInstances(claimers)
+			allocs := allocate(world, pool, map[string]string{"eip-pool": "web"})
+			decoy := world.NewEIP(nil).AllocationID
 			cs := make([]*claimer, claimers)
 			byENI := map[string]*claimer{}
 			for i := range cs {
 				cs[i] = &claimer{inst: insts[i], userData: poolRole}
-				byENI[insts[i].eni] = cs[i]
+				byENI[insts[i].ENI] = cs[i]
 			}
 			f := &fleet{t: t, bin: bin, moto: moto, timeout: 90 * time.Second}
 			f.run(cs, claimers)
@@ -62,7 +62,7 @@ func TestPoolRace(t *testing.T) {
 					t.Errorf("exit %d, want 0 or 4: %s\n%s", c.code, c, describeOps(c))
 				}
 			}
-			addrs := cl.addresses()
+			addrs := world.Addresses()
 			holders := map[string]string{} // instance -> allocation id
 			for _, alloc := range allocs {
 				eni := aws.ToString(addrs[alloc].NetworkInterfaceId)
@@ -71,17 +71,17 @@ func TestPoolRace(t *testing.T) {
 					t.Errorf("pool EIP %s is on %q, not on a claimer's primary interface", alloc, eni)
 					continue
 				}
-				if prev, ok := holders[c.inst.id]; ok {
-					t.Errorf("%s holds two EIPs: %s and %s", c.inst.id, prev, alloc)
+				if prev, ok := holders[c.inst.ID]; ok {
+					t.Errorf("%s holds two EIPs: %s and %s", c.inst.ID, prev, alloc)
 				}
-				holders[c.inst.id] = alloc
+				holders[c.inst.ID] = alloc
 				if c.code != 0 {
-					t.Errorf("%s holds %s but exited %d", c.inst.id, alloc, c.code)
+					t.Errorf("%s holds %s but exited %d", c.inst.ID, alloc, c.code)
 				}
 			}
 			for _, c := range cs {
-				if _, ok := holders[c.inst.id]; c.code == 0 && !ok {
-					t.Errorf("%s exited 0 but holds no EIP of the pool: %s\n%s", c.inst.id, c, describeOps(c))
+				if _, ok := holders[c.inst.ID]; c.code == 0 && !ok {
+					t.Errorf("%s exited 0 but holds no EIP of the pool: %s\n%s", c.inst.ID, c, describeOps(c))
 				}
 			}
 			if eni := aws.ToString(addrs[decoy].NetworkInterfaceId); eni != "" {
@@ -105,12 +105,12 @@ func TestFixedEIPRace(t *testing.T) {
 		races = 50
 	}
 	moto := testenv.SharedMoto(t)
-	cl := newCloud(t, moto)
+	world := testenv.NewTestWorld(t, moto.Config())
 	f := &fleet{t: t, bin: testenv.Eipclaim(t), moto: moto, timeout: 60 * time.Second}
 	lostRace := 0
 	for i := range races {
-		alloc := cl.allocate(1, nil)[0]
-		insts := cl.runInstances(2)
+		alloc := world.NewEIP(nil).AllocationID
+		insts := world.NewInstances(2)
 		cs := []*claimer{
 			{inst: insts[0], alloc: alloc, userData: fixedRole(alloc)},
 			{inst: insts[1], alloc: alloc, userData: fixedRole(alloc)},
@@ -124,11 +124,11 @@ func TestFixedEIPRace(t *testing.T) {
 			t.Errorf("race %d: exits %d and %d, want 0 and 4:\n%s\n%s", i, winner.code, loser.code, winner, loser)
 			continue
 		}
-		if got := aws.ToString(cl.addresses()[alloc].NetworkInterfaceId); got != winner.inst.eni {
-			t.Errorf("race %d: the EIP is on %q, want the winner's %s", i, got, winner.inst.eni)
+		if got := aws.ToString(world.Addresses()[alloc].NetworkInterfaceId); got != winner.inst.ENI {
+			t.Errorf("race %d: the EIP is on %q, want the winner's %s", i, got, winner.inst.ENI)
 		}
-		if !strings.Contains(loser.stderr, "held by "+winner.inst.id) {
-			t.Errorf("race %d: the loser does not name the winner %s:\n%s", i, winner.inst.id, loser)
+		if !strings.Contains(loser.stderr, "held by "+winner.inst.ID) {
+			t.Errorf("race %d: the loser does not name the winner %s:\n%s", i, winner.inst.ID, loser)
 		}
 		if loser.ec2.Counts().Requests("AssociateAddress") > 0 {
 			lostRace++ // it saw the EIP free, and AllowReassociation=false stopped it

@@ -1,0 +1,100 @@
+package testenv_test
+
+import (
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+
+	"github.com/eipclaim/eipclaim/internal/testenv"
+)
+
+// TestWorld builds each part of the emulated world and checks it against
+// what EC2, Route 53 and the IMDS emulator then say.
+func TestWorld(t *testing.T) {
+	ctx := t.Context()
+	w := testenv.NewTestWorld(t, testenv.SharedMoto(t).Config())
+
+	insts := w.NewInstances(2)
+	if len(insts) != 2 || insts[0].ID == insts[1].ID {
+		t.Fatalf("NewInstances(2) = %+v, want two instances", insts)
+	}
+	inst := insts[0]
+	out, err := w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{inst.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	described := out.Reservations[0].Instances[0]
+	if aws.ToString(described.SubnetId) != inst.SubnetID || inst.SubnetID == "" {
+		t.Errorf("SubnetID = %q, EC2 says %q", inst.SubnetID, aws.ToString(described.SubnetId))
+	}
+	primary := false
+	for _, n := range described.NetworkInterfaces {
+		if aws.ToInt32(n.Attachment.DeviceIndex) == 0 {
+			primary = aws.ToString(n.NetworkInterfaceId) == inst.ENI && aws.ToString(n.PrivateIpAddress) == inst.PrivateIP
+		}
+	}
+	if !primary || !strings.HasPrefix(inst.ENI, "eni-") || !netip.MustParseAddr(inst.PrivateIP).IsPrivate() {
+		t.Errorf("Instance %+v: not its primary interface and private IP as EC2 describes them: %+v", inst, described.NetworkInterfaces)
+	}
+
+	free := w.NewEIP(nil)
+	tagged := w.NewEIP(map[string]string{"eip-pool": "web", "team": "db"})
+	w.Associate(tagged.AllocationID, inst.ID)
+	addrs := w.Addresses()
+	if len(addrs) != 2 {
+		t.Fatalf("Addresses() = %d, want 2", len(addrs))
+	}
+	if a := addrs[free.AllocationID]; aws.ToString(a.PublicIp) != free.PublicIP || aws.ToString(a.AssociationId) != "" || len(a.Tags) != 0 {
+		t.Errorf("the free, untagged EIP %+v is %+v", free, a)
+	}
+	a := w.Address(tagged.AllocationID)
+	tags := map[string]string{}
+	for _, tg := range a.Tags {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if aws.ToString(a.PublicIp) != tagged.PublicIP || tags["eip-pool"] != "web" || tags["team"] != "db" || len(tags) != 2 {
+		t.Errorf("the tagged EIP %+v is %+v", tagged, a)
+	}
+	if got := aws.ToString(a.NetworkInterfaceId); got != inst.ENI {
+		t.Errorf("after Associate the EIP is on %q, want the instance's primary interface %s", got, inst.ENI)
+	}
+
+	for _, private := range []bool{false, true} {
+		id := w.NewZone("example.internal", private)
+		z, err := w.Route53.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String(id)})
+		if err != nil {
+			t.Fatalf("GetHostedZone %s: %v", id, err)
+		}
+		isPrivate := z.HostedZone.Config != nil && z.HostedZone.Config.PrivateZone
+		if aws.ToString(z.HostedZone.Name) != "example.internal." || isPrivate != private || strings.Contains(id, "/") {
+			t.Errorf("NewZone(example.internal, %t) = %s: %s, private %t", private, id, aws.ToString(z.HostedZone.Name), isPrivate)
+		}
+		if private && (len(z.VPCs) != 1 || aws.ToString(z.VPCs[0].VPCId) != aws.ToString(described.VpcId)) {
+			t.Errorf("the private zone's VPCs are %+v, want the instances' VPC %s", z.VPCs, aws.ToString(described.VpcId))
+		}
+	}
+
+	md := w.IMDSFor(inst, "role: db\n")
+	client := imds.New(imds.Options{Endpoint: md.Endpoint, EnableFallback: aws.FalseTernary})
+	if got := metadata(t, client, "instance-id"); got != inst.ID {
+		t.Errorf("IMDSFor(%s) says instance-id %q", inst.ID, got)
+	}
+	if got := metadata(t, client, "placement/region"); got != testenv.MotoRegion {
+		t.Errorf("IMDSFor says region %q, want the world's %s", got, testenv.MotoRegion)
+	}
+	ud, err := client.GetUserData(ctx, &imds.GetUserDataInput{})
+	if err != nil {
+		t.Fatalf("GetUserData: %v", err)
+	}
+	b, err := io.ReadAll(ud.Content)
+	ud.Content.Close()
+	if err != nil || string(b) != "role: db\n" {
+		t.Errorf("IMDSFor's user-data = %q (%v), want %q", b, err, "role: db\n")
+	}
+}
