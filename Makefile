@@ -29,7 +29,7 @@ build:
 
 ## demo: the end-to-end demonstration against the emulators (installs them first)
 demo: tools
-	go run ./internal/demo
+	go run ./tools/demo
 
 -include release.mk
 -include proof.mk

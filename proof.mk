@@ -6,9 +6,9 @@
 
 PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace
 
-## bench: time eipclaim against its targets and against the aws CLI script, then the 200-claimer boot storm against AWS's rate limits (bench/), PASS/MISS per target
+## bench: time eipclaim against its targets and against the aws CLI script, then the 200-claimer boot storm against AWS's rate limits (tools/bench/), PASS/MISS per target
 bench: tools
-	go run ./bench
+	go run ./tools/bench
 
 ## proof: the long fault and race runs: 1000 faulted claims, 20 rounds of 50 claimers on a pool of 10, 50 fixed-EIP races
 proof: tools

@@ -135,4 +135,3 @@ func queryA(t *testing.T, server, name string) []string {
 	}
 	return ips
 }
-

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -107,24 +108,43 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		s.aws.Credentials = &credentialsProvider{inner: s.aws.Credentials, imds: md}
 	}
 	retrier := &retry.Retrier{Log: log}
+	req := userdata.Request{
+		Role:      c.role,
+		Config:    c.config,
+		EnvRole:   getenv("EIPCLAIM_ROLE"),
+		EnvConfig: getenv("EIPCLAIM_CONFIG"),
+		UserData:  o.userData,
+		TableOnly: o.tableOnly,
+	}
+	loader := &userdata.Loader{Log: log, Retry: retrier.Do}
+	if req.ReadsUserData() {
+		// The IMDS reads do not depend on each other: the user-data is
+		// read while the identity is.
+		loader.IMDS = userdata.Prefetch(ctx, md)
+	}
 	if o.instance {
+		var regionErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			regionErr = retrier.Do(ctx, "imds:region", func(ctx context.Context) error {
+				out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
+				if err == nil {
+					s.region = out.Region
+				}
+				return err
+			})
+		})
 		err := retrier.Do(ctx, "imds:instance-id", func(ctx context.Context) error {
 			var err error
 			s.instanceID, err = metadata(ctx, md, "instance-id")
 			return err
 		})
+		wg.Wait()
 		if err != nil {
 			return nil, identityError("read this instance's id from the instance metadata service", err)
 		}
-		err = retrier.Do(ctx, "imds:region", func(ctx context.Context) error {
-			out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
-			if err == nil {
-				s.region = out.Region
-			}
-			return err
-		})
-		if err != nil {
-			return nil, identityError("read the region from the instance metadata service", err)
+		if regionErr != nil {
+			return nil, identityError("read the region from the instance metadata service", regionErr)
 		}
 		if s.aws.Region != "" && s.aws.Region != s.region {
 			log.Warn("AWS_REGION differs from this instance's region; using the instance's", "aws_region", s.aws.Region, "region", s.region)
@@ -134,18 +154,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if s.aws.Region == "" {
 		return nil, usageError("no AWS region: set AWS_REGION (off EC2), or run on an instance")
 	}
-	req := userdata.Request{
-		Role:      c.role,
-		Config:    c.config,
-		EnvRole:   getenv("EIPCLAIM_ROLE"),
-		EnvConfig: getenv("EIPCLAIM_CONFIG"),
-		UserData:  o.userData,
-		TableOnly: o.tableOnly,
-	}
-	loader := &userdata.Loader{S3: s3.NewFromConfig(s.aws), Log: log, Retry: retrier.Do}
-	if req.UserData {
-		loader.IMDS = md
-	}
+	loader.S3 = s3.NewFromConfig(s.aws)
 	loaded, err := loader.Load(ctx, req)
 	if err != nil {
 		return nil, err

@@ -368,9 +368,10 @@ func lastError(stderr string) string {
 	return ""
 }
 
-// TestRoute53FaultRetried: the zone lookup and the UPSERT are each throttled
-// three times in a row, past the SDK's own attempts. The claim must retry
-// the publication and end with the CNAME, exit 0, not exit 5.
+// TestRoute53FaultRetried: the first read of the record and the UPSERT are
+// each throttled three times in a row, past the SDK's own attempts. The
+// claim must retry each call alone (not the whole publication) and end with
+// the CNAME, exit 0, not exit 5.
 func TestRoute53FaultRetried(t *testing.T) {
 	moto := testenv.SharedMoto(t)
 	world := testenv.NewTestWorld(t, moto.Config())
@@ -379,7 +380,7 @@ func TestRoute53FaultRetried(t *testing.T) {
 	c := &claimer{inst: world.NewInstance(), alloc: alloc,
 		userData: fixedRole(alloc) + "    dns:\n      route53: {zone_id: " + zoneID + ", name: db.example.internal, ttl: 60}\n"}
 	plan := func(action string, n int) faultproxy.Kind {
-		if (action == "GET /2013-04-01/hostedzone/{id}" || action == "POST /2013-04-01/hostedzone/{id}/rrset") && n <= 3 {
+		if (action == "GET /2013-04-01/hostedzone/{id}/rrset" || action == "POST /2013-04-01/hostedzone/{id}/rrset") && n <= 3 {
 			return faultproxy.Throttle
 		}
 		return faultproxy.None

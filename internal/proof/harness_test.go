@@ -84,8 +84,8 @@ type fleet struct {
 	// imdsOpts and ec2Opts make each claimer's proxies; seed is the
 	// claimer's number in the fleet, from 1.
 	imdsOpts, ec2Opts func(seed uint64) faultproxy.Options
-	// env is added to each claimer's environment.
-	env []string
+	// env is added to each claimer's environment, args to its command line.
+	env, args []string
 	// seeds counts the claimers run, across calls to run.
 	seeds uint64
 	// claiming is the time from the claimers' start to the last one's
@@ -165,7 +165,7 @@ func (f *fleet) runOne(seed uint64, c *claimer, md *testenv.IMDS) error {
 	env = append(env, f.env...)
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, f.bin, "claim", "--log-format", "json", "--timeout", f.timeout.String())
+	cmd := exec.CommandContext(ctx, f.bin, append([]string{"claim", "--log-format", "json", "--timeout", f.timeout.String()}, f.args...)...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -63,6 +64,52 @@ type Request struct {
 	TableOnly bool
 }
 
+// ReadsUserData reports whether Load reads the instance user-data for
+// req: not when it could add nothing the command uses (an explicit
+// document with the role named by flag or environment, or an explicit
+// document for a command that uses only the table). A caller may read it
+// ahead (Prefetch), alongside its other IMDS reads.
+func (req Request) ReadsUserData() bool {
+	if !req.UserData {
+		return false
+	}
+	explicit := req.Config != "" || req.EnvConfig != ""
+	role := req.Role != "" || req.EnvRole != ""
+	return !(explicit && (role || req.TableOnly))
+}
+
+// Prefetch starts reading the user-data from md at once, and returns an
+// IMDSAPI whose first GetUserData answers with that read (a retry asks md
+// again): the read overlaps whatever the caller does until Load.
+func Prefetch(ctx context.Context, md IMDSAPI) IMDSAPI {
+	p := &prefetched{md: md, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.out, p.err = md.GetUserData(ctx, &imds.GetUserDataInput{})
+	}()
+	return p
+}
+
+type prefetched struct {
+	md   IMDSAPI
+	done chan struct{}
+	used atomic.Bool
+	out  *imds.GetUserDataOutput
+	err  error
+}
+
+func (p *prefetched) GetUserData(ctx context.Context, in *imds.GetUserDataInput, optFns ...func(*imds.Options)) (*imds.GetUserDataOutput, error) {
+	if p.used.Swap(true) {
+		return p.md.GetUserData(ctx, in, optFns...)
+	}
+	select {
+	case <-p.done:
+		return p.out, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // Loaded is the effective configuration.
 type Loaded struct {
 	Config *config.Config // merged; Role is the effective role, Source the document read
@@ -106,10 +153,7 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 	if role == "" {
 		role = req.EnvRole
 	}
-	readUserData := req.UserData && l.IMDS != nil
-	if explicit != "" && (role != "" || req.TableOnly) {
-		readUserData = false
-	}
+	readUserData := req.ReadsUserData() && l.IMDS != nil
 
 	var (
 		ud      *config.Config

@@ -1,6 +1,6 @@
 // Command bench measures eipclaim against the targets of its proof (issue 7)
-// and against the aws CLI script it replaces (bench/claim.sh). Run it with
-// `make bench` (go run ./bench); it needs moto_server, the IMDS emulator
+// and against the aws CLI script it replaces (tools/bench/claim.sh). Run it with
+// `make bench` (go run ./tools/bench); it needs moto_server, the IMDS emulator
 // (scripts/tools.sh), curl and the aws CLI v1.
 //
 // On one moto server, behind a counting fault proxy that injects nothing,
@@ -193,7 +193,7 @@ func compare(ctx context.Context, o options, root, bin string, out io.Writer) er
 		return err
 	}
 
-	awsBin, script := "", filepath.Join(root, "bench", "claim.sh")
+	awsBin, script := "", filepath.Join(root, "tools", "bench", "claim.sh")
 	if !o.noScript {
 		if awsBin, err = findAWS(o.aws); err != nil {
 			return err

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # claim.sh is the claim eipclaim replaces, scripted the usual way with curl
-# and the aws CLI v1, for the benchmark in bench/main.go only: it is not a
+# and the aws CLI v1, for the benchmark in tools/bench/main.go only: it is not a
 # product, has no retries, no takeover policy and no health check.
 #
 # It reads the instance id, region and user-data from IMDS (IMDSv2), finds
 # the primary interface, associates the EIP named by allocation_id if it is
 # free (--no-allow-reassociation), reads it back, tags it as eipclaim does,
 # and UPSERTs the Route 53 CNAME of dns.route53 to the EIP's public DNS name.
-# The user-data is the subset of eipclaim's schema that bench/ writes:
+# The user-data is the subset of eipclaim's schema that tools/bench/ writes:
 #
 #   role: db
 #   roles:
