@@ -209,41 +209,6 @@ func TestClaimDryRun(t *testing.T) {
 	}
 }
 
-func TestRetryGivesUpAtDeadline(t *testing.T) {
-	f := newFake()
-	f.fail["DescribeAddresses"] = make([]error, 1000)
-	for i := range f.fail["DescribeAddresses"] {
-		f.fail["DescribeAddresses"][i] = apiErr("InternalError")
-	}
-	e, logs := newEngine(t, f)
-	clock := e.Clock.(*fakeClock)
-	ctx, cancel := context.WithDeadline(context.Background(), clock.now.Add(time.Minute))
-	defer cancel()
-	_, err := e.claimTagged(ctx, Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
-	if err == nil || !strings.Contains(err.Error(), "gave up after") || !strings.Contains(err.Error(), "InternalError") {
-		t.Fatalf("err = %v, want gave up ... InternalError", err)
-	}
-	if exitcode.Of(err) != exitcode.Failed {
-		t.Errorf("exit code %d, want 1", exitcode.Of(err))
-	}
-	if len(clock.sleeps) < 3 {
-		t.Errorf("slept %d times", len(clock.sleeps))
-	}
-	var total time.Duration
-	for _, d := range clock.sleeps {
-		total += d
-	}
-	if total > time.Minute {
-		t.Errorf("slept %v in all, past the 1m deadline", total)
-	}
-	if n := strings.Count(logs.String(), "will retry"); n != len(clock.sleeps) {
-		t.Errorf("%d retry log lines for %d sleeps", n, len(clock.sleeps))
-	}
-	if !strings.Contains(logs.String(), "error_code=InternalError") || !strings.Contains(logs.String(), "next_delay=") {
-		t.Errorf("retry lines lack error_code or next_delay:\n%s", logs)
-	}
-}
-
 func TestPool(t *testing.T) {
 	pool := &config.Pool{Tags: map[string]string{"eip-pool": "web"}}
 	newPool := func(n int) *fakeEC2 {
