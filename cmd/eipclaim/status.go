@@ -66,10 +66,10 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 		return firstErr
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tEIP\tALLOCATION\tHOLDER\tINTERFACE\tPRIVATE IP\tHEALTH\tDNS")
+	fmt.Fprintln(tw, "ROLE\tEIP\tALLOCATION\tHOLDER\tEPOCH\tINTERFACE\tPRIVATE IP\tHEALTH\tDNS")
 	for _, st := range out {
 		if st.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\terror: %s\t%s\n", st.Role, st.Error, join(st.DNS))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\terror: %s\t%s\n", st.Role, st.Error, join(st.DNS))
 		}
 		for _, a := range st.Addresses {
 			holder, health := "free", "-"
@@ -85,7 +85,7 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 					health = "DOWN: " + a.Health.Why
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, dash(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -123,8 +123,8 @@ eipclaim:
 		return err
 	}
 
-	step("a second run changes nothing: no remap, no DNS change")
-	if err := eipclaim("--timeout", "60s"); err != nil {
+	step("a second run changes nothing: no remap, no DNS change; --json prints the failover step's outcome for scripts")
+	if err := eipclaim("--timeout", "60s", "--json", "--log-level", "warn"); err != nil {
 		return err
 	}
 
@@ -139,6 +139,9 @@ eipclaim:
 		return err
 	}
 	fmt.Printf("    %s is associated (%s) with %s\n", aws.ToString(a.PublicIp), aws.ToString(a.AssociationId), aws.ToString(a.NetworkInterfaceId))
+	for _, tg := range a.Tags {
+		fmt.Printf("    tag %s = %s\n", aws.ToString(tg.Key), aws.ToString(tg.Value))
+	}
 	rrs, err := world.Route53.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
 	if err != nil {
 		return err
