@@ -29,7 +29,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/retry"
-	"github.com/eipclaim/eipclaim/internal/userdata"
+	"github.com/eipclaim/eipclaim/internal/source"
 )
 
 // session is what every command starts from: the logger, the AWS
@@ -108,7 +108,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		s.aws.Credentials = &credentialsProvider{inner: s.aws.Credentials, imds: md}
 	}
 	retrier := &retry.Retrier{Log: log}
-	req := userdata.Request{
+	req := source.Request{
 		Role:      c.role,
 		Config:    c.config,
 		EnvRole:   getenv("EIPCLAIM_ROLE"),
@@ -116,11 +116,11 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		UserData:  o.userData,
 		TableOnly: o.tableOnly,
 	}
-	loader := &userdata.Loader{Log: log, Retry: retrier.Do}
+	loader := &source.Loader{Log: log, Retry: retrier.Do}
 	if req.ReadsUserData() {
 		// The IMDS reads do not depend on each other: the user-data is
 		// read while the identity is.
-		loader.IMDS = userdata.Prefetch(ctx, md)
+		loader.IMDS = source.Prefetch(ctx, md)
 	}
 	if o.instance {
 		var regionErr error

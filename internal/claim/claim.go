@@ -616,7 +616,7 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 	}
 	var nic *types.InstanceNetworkInterface
 	switch iface := spec.Interface; {
-	case iface == "" && spec.PrivateIP != "":
+	case !iface.Set() && spec.PrivateIP != "":
 		for i := range nics {
 			if hasPrivateIP(&nics[i], spec.PrivateIP) {
 				nic = &nics[i]
@@ -625,22 +625,19 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 		if nic == nil {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("private_ip %s is not an address of instance %s (it has %s): fix private_ip or add the address to an interface", spec.PrivateIP, instance, allPrivateIPs(nics)))
 		}
-	case iface == "":
+	case !iface.Set():
 		nic = deviceIndex(nics, 0)
-	default:
-		idx, err := strconv.Atoi(iface)
-		if err == nil {
-			nic = deviceIndex(nics, int32(idx))
-		} else {
-			for i := range nics {
-				if aws.ToString(nics[i].NetworkInterfaceId) == iface {
-					nic = &nics[i]
-				}
+	case iface.ENI != "":
+		for i := range nics {
+			if aws.ToString(nics[i].NetworkInterfaceId) == iface.ENI {
+				nic = &nics[i]
 			}
 		}
-		if nic == nil {
-			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("interface %s is not attached to instance %s (it has %s): fix interface", iface, instance, describeNICs(nics)))
-		}
+	default:
+		nic = deviceIndex(nics, int32(iface.Device))
+	}
+	if nic == nil && spec.Interface.Set() {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("interface %s is not attached to instance %s (it has %s): fix interface", spec.Interface, instance, describeNICs(nics)))
 	}
 	if nic == nil {
 		return nil, fmt.Errorf("instance %s has no interface at device index 0", instance)

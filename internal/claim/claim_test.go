@@ -41,7 +41,7 @@ func newFake() *fakeEC2 {
 		instances: map[string]*fakeInstance{
 			self: {state: types.InstanceStateNameRunning, nics: []types.InstanceNetworkInterface{
 				nic("eni-00000000000self0", 0, "10.0.1.5", "10.0.1.6"),
-				nic("eni-00000000000self1", 1, "10.0.2.5"),
+				nic("eni-0000000000005e1f1", 1, "10.0.2.5"),
 			}},
 			other: {state: types.InstanceStateNameRunning, nics: []types.InstanceNetworkInterface{
 				nic("eni-0000000000other0", 0, "10.0.1.9"),
@@ -91,11 +91,11 @@ func TestClaim(t *testing.T) {
 		{name: "free", spec: config.Role{AllocationID: alloc}, wantAction: "claimed", wantENI: "eni-00000000000self0", wantIP: "10.0.1.5", wantRemaps: 1},
 		{name: "by public ip", spec: config.Role{PublicIP: "203.0.113.10"}, wantAction: "claimed", wantENI: "eni-00000000000self0", wantRemaps: 1},
 		{name: "already held", spec: config.Role{AllocationID: alloc}, setup: func(f *fakeEC2) { holdBy(f, self) }, wantAction: "already held", wantENI: "eni-00000000000self0", wantRemaps: 0},
-		{name: "ours on another interface moves", spec: config.Role{AllocationID: alloc, Interface: "1"}, setup: func(f *fakeEC2) { holdBy(f, self) }, wantAction: "claimed", wantENI: "eni-00000000000self1", wantIP: "10.0.2.5", wantRemaps: 1},
+		{name: "ours on another interface moves", spec: config.Role{AllocationID: alloc, Interface: iface("1")}, setup: func(f *fakeEC2) { holdBy(f, self) }, wantAction: "claimed", wantENI: "eni-0000000000005e1f1", wantIP: "10.0.2.5", wantRemaps: 1},
 		{name: "secondary private ip", spec: config.Role{AllocationID: alloc, PrivateIP: "10.0.1.6"}, wantAction: "claimed", wantENI: "eni-00000000000self0", wantIP: "10.0.1.6", wantRemaps: 1},
-		{name: "eni by id", spec: config.Role{AllocationID: alloc, Interface: "eni-00000000000self1"}, wantAction: "claimed", wantENI: "eni-00000000000self1", wantRemaps: 1},
+		{name: "eni by id", spec: config.Role{AllocationID: alloc, Interface: iface("eni-0000000000005e1f1")}, wantAction: "claimed", wantENI: "eni-0000000000005e1f1", wantRemaps: 1},
 		{name: "private ip elsewhere", spec: config.Role{AllocationID: alloc, PrivateIP: "10.9.9.9"}, wantCode: exitcode.Usage, wantErr: "private_ip 10.9.9.9 is not an address"},
-		{name: "interface missing", spec: config.Role{AllocationID: alloc, Interface: "2"}, wantCode: exitcode.Usage, wantErr: "interface 2 is not attached"},
+		{name: "interface missing", spec: config.Role{AllocationID: alloc, Interface: iface("2")}, wantCode: exitcode.Usage, wantErr: "interface 2 is not attached"},
 		{name: "healthy holder refused", spec: config.Role{AllocationID: alloc}, setup: func(f *fakeEC2) { holdBy(f, other) }, wantCode: exitcode.Refused, wantErr: "held by " + other + ", which is healthy (running"},
 		{name: "never", spec: config.Role{AllocationID: alloc, Takeover: config.TakeoverNever}, setup: func(f *fakeEC2) {
 			holdBy(f, other)
@@ -109,7 +109,7 @@ func TestClaim(t *testing.T) {
 			holdBy(f, other)
 			f.instances[other].status = types.SummaryStatusImpaired
 		}, wantAction: "taken over", wantRemaps: 1},
-		{name: "health check failing holder taken", spec: config.Role{AllocationID: alloc, HealthCheck: "tcp:5432"}, setup: func(f *fakeEC2) { holdBy(f, other) }, wantAction: "taken over", wantRemaps: 1},
+		{name: "health check failing holder taken", spec: config.Role{AllocationID: alloc, HealthCheck: healthCheck("tcp:5432")}, setup: func(f *fakeEC2) { holdBy(f, other) }, wantAction: "taken over", wantRemaps: 1},
 		{name: "vanished holder taken", spec: config.Role{AllocationID: alloc}, setup: func(f *fakeEC2) {
 			holdBy(f, other)
 			a := f.addr(alloc)
@@ -351,4 +351,22 @@ func TestTakeoverRace(t *testing.T) {
 	if f.associates != 1 {
 		t.Errorf("%d associations, want 1", f.associates)
 	}
+}
+
+// iface is the interface selector s, as validation parses it.
+func iface(s string) config.Interface {
+	i, err := config.ParseInterface(s)
+	if err != nil {
+		panic(err)
+	}
+	return i
+}
+
+// healthCheck is the health check s, as validation parses it.
+func healthCheck(s string) config.HealthCheck {
+	h, err := config.ParseHealthCheck(s)
+	if err != nil {
+		panic(err)
+	}
+	return h
 }

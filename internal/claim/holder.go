@@ -28,7 +28,7 @@ type Health struct {
 }
 
 // holderDown tells whether the holder of an EIP counts as down, and why.
-func (e *Engine) holderDown(ctx context.Context, holder, privateIP, healthCheck string) (bool, string, error) {
+func (e *Engine) holderDown(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (bool, string, error) {
 	h, err := e.health(ctx, holder, privateIP, healthCheck)
 	if err != nil {
 		return false, "", err
@@ -38,7 +38,7 @@ func (e *Engine) holderDown(ctx context.Context, holder, privateIP, healthCheck 
 
 // health examines the holder: its state, its status checks and the role's
 // health_check.
-func (e *Engine) health(ctx context.Context, holder, privateIP, healthCheck string) (*Health, error) {
+func (e *Engine) health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*Health, error) {
 	h := &Health{Instance: holder, PrivateIP: privateIP}
 	if holder == "" {
 		h.Why = "on an interface attached to no instance (a NAT gateway, a load balancer or a detached interface): eipclaim does not take it without --force"
@@ -103,7 +103,7 @@ func (e *Engine) health(ctx context.Context, holder, privateIP, healthCheck stri
 	if h.Status != "" {
 		reasons = append(reasons, "status checks: "+h.Status)
 	}
-	if healthCheck != "" {
+	if healthCheck.Set() {
 		ok, result := e.check(ctx, h.PrivateIP, healthCheck)
 		h.Check = result
 		if !ok {
@@ -124,15 +124,11 @@ func summary(s *types.InstanceStatusSummary) string {
 }
 
 // check runs a tcp:PORT health check against ip.
-func (e *Engine) check(ctx context.Context, ip, healthCheck string) (bool, string) {
-	port, err := config.HealthCheckPort(healthCheck)
-	if err != nil {
-		return false, err.Error()
-	}
+func (e *Engine) check(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string) {
 	if ip == "" {
-		return false, healthCheck + ": the holder has no private IP to check"
+		return false, healthCheck.String() + ": the holder has no private IP to check"
 	}
-	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	addr := net.JoinHostPort(ip, strconv.Itoa(healthCheck.Port))
 	timeout := e.HealthTimeout
 	if timeout == 0 {
 		timeout = 3 * time.Second

@@ -37,14 +37,14 @@ type Config struct {
 
 // Role is one entry of the roles table.
 type Role struct {
-	AllocationID string   `yaml:"allocation_id"`
-	PublicIP     string   `yaml:"public_ip"`
-	Pool         *Pool    `yaml:"pool"`
-	PrivateIP    string   `yaml:"private_ip"`
-	Interface    string   `yaml:"interface"` // eni-… or a device index
-	Takeover     Takeover `yaml:"takeover"`
-	HealthCheck  string   `yaml:"health_check"` // tcp:PORT
-	DNS          *DNS     `yaml:"dns"`
+	AllocationID string      `yaml:"allocation_id"`
+	PublicIP     string      `yaml:"public_ip"`
+	Pool         *Pool       `yaml:"pool"`
+	PrivateIP    string      `yaml:"private_ip"`
+	Interface    Interface   `yaml:"interface"` // eni-… or a device index
+	Takeover     Takeover    `yaml:"takeover"`
+	HealthCheck  HealthCheck `yaml:"health_check"` // tcp:PORT
+	DNS          *DNS        `yaml:"dns"`
 }
 
 // Pool selects any free EIP that carries all of Tags.
@@ -222,7 +222,11 @@ func checkKeys(node *yaml.Node, t reflect.Type, path string, lines map[string]in
 	if node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
-	switch t.Kind() {
+	kind := t.Kind()
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		kind = reflect.String // a typed scalar (Interface, HealthCheck, Duration)
+	}
+	switch kind {
 	case reflect.Struct:
 		if node.Kind != yaml.MappingNode {
 			if node.Tag != "!!null" {
@@ -286,6 +290,8 @@ func checkKeys(node *yaml.Node, t reflect.Type, path string, lines map[string]in
 		}
 	}
 }
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 func join(path, key string) string {
 	if path == "" {

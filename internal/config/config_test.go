@@ -41,7 +41,7 @@ func TestParseGood(t *testing.T) {
 	if db.AllocationID != "eipalloc-0123456789abcdef0" || db.DNS.Route53.TTL != 60 || db.DNS.RFC2136.TSIGName != "eipclaim." {
 		t.Errorf("master-db decoded wrong: %+v", db)
 	}
-	if got := c.Roles["mail"].Interface; got != "1" {
+	if got := c.Roles["mail"].Interface; got.String() != "1" || got.Device != 1 || got.ENI != "" {
 		t.Errorf("mail.interface = %q, want \"1\"", got)
 	}
 	if got := c.Roles["web"].Pool.Tags["eip-pool"]; got != "web" {

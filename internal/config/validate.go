@@ -179,20 +179,17 @@ func (v *validator) role(path, name string, r *Role) {
 			v.add(path+".private_ip", r.PrivateIP, "want a private IPv4 address of this instance, such as 10.0.1.5")
 		}
 	}
-	if r.Interface != "" && !eniIDRE.MatchString(r.Interface) {
-		if _, ok := decimal(r.Interface, 0, 31); !ok {
-			v.add(path+".interface", r.Interface, "want eni- and 8 or 17 lowercase hex digits, or a device index 0 to 31 (digits only)")
-		}
+	if r.Interface.bad != "" {
+		v.add(path+".interface", r.Interface.bad, interfaceRule)
 	}
 	switch r.Takeover {
 	case "", TakeoverNever, TakeoverIfHolderDown, TakeoverAlways:
 	default:
 		v.add(path+".takeover", string(r.Takeover), "want never, if-holder-down or always")
 	}
-	if r.HealthCheck != "" {
-		if _, err := HealthCheckPort(r.HealthCheck); err != nil {
-			v.add(path+".health_check", r.HealthCheck, err.Error())
-		}
+	if r.HealthCheck.bad != "" {
+		_, err := ParseHealthCheck(r.HealthCheck.bad)
+		v.add(path+".health_check", r.HealthCheck.bad, err.Error())
 	}
 	if r.DNS != nil {
 		v.route53(path+".dns.route53", r.DNS.Route53)
@@ -276,16 +273,6 @@ func (v *validator) ttl(path string, ttl int64) {
 	if ttl < 0 || ttl > 604800 {
 		v.add(path, strconv.FormatInt(ttl, 10), "want seconds from 1 to 604800 (0 or absent means 60)")
 	}
-}
-
-// HealthCheckPort parses a health_check value, tcp:PORT, PORT digits only.
-func HealthCheckPort(s string) (int, error) {
-	p, ok := strings.CutPrefix(s, "tcp:")
-	n, valid := decimal(p, 1, 65535)
-	if !ok || !valid {
-		return 0, fmt.Errorf("want tcp:PORT with a port from 1 to 65535 (digits only), such as tcp:5432")
-	}
-	return n, nil
 }
 
 // decimal parses s, a number from lo to hi written in digits only: no sign,

@@ -168,26 +168,15 @@ func (p *RFC2136) prepare(c *config.RFC2136, privateIP netip.Addr, publicDNS str
 	return u, nil
 }
 
-// newUpdater checks c's server, zone, name and key, and reads the secret.
+// newUpdater builds the updater of c, validated configuration (its
+// server, zone, name and key name were checked by config's validation),
+// and reads the secret.
 func (p *RFC2136) newUpdater(c *config.RFC2136) (*updater, error) {
 	if c == nil {
 		return nil, usage("rfc2136: no configuration")
 	}
-	server, err := config.ServerAddr(c.Server)
-	if err != nil {
-		return nil, usage("rfc2136 server %q: %w", c.Server, err)
-	}
-	if !config.IsDomainName(c.Zone) {
-		return nil, usage("rfc2136 zone %q: want a DNS name such as example.internal.", c.Zone)
-	}
-	if !config.IsDomainName(c.Name) || !config.InZone(c.Name, c.Zone) {
-		return nil, usage("rfc2136 name %q: want a DNS name inside zone %s", c.Name, c.Zone)
-	}
-	if !config.IsDomainName(c.TSIGName) {
-		return nil, usage("rfc2136 tsig_name %q: want the TSIG key's name, such as eipclaim.", c.TSIGName)
-	}
 	u := &updater{
-		server:  server,
+		server:  c.Addr(),
 		zone:    dns.CanonicalName(c.Zone),
 		name:    dns.CanonicalName(c.Name),
 		keyName: dns.CanonicalName(c.TSIGName),

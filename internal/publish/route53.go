@@ -205,9 +205,6 @@ func (p *Route53) Zone(ctx context.Context, c *config.Route53) (id, name string,
 	if c == nil {
 		return "", "", exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
 	}
-	if !config.IsDomainName(c.Name) {
-		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %q: want a DNS name such as master-db.example.internal", c.Name))
-	}
 	switch {
 	case c.ZoneID != "":
 		id, name, err = p.zoneByID(ctx, c)
@@ -237,9 +234,6 @@ func (p *Route53) publishZone(ctx context.Context, c *config.Route53) (string, e
 	if c.ZoneID == "" {
 		id, _, err := p.Zone(ctx, c)
 		return id, err
-	}
-	if !config.IsDomainName(c.Name) {
-		return "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %q: want a DNS name such as master-db.example.internal", c.Name))
 	}
 	return strings.TrimPrefix(c.ZoneID, "/hostedzone/"), nil
 }

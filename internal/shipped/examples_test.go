@@ -8,11 +8,11 @@ import (
 	"testing"
 
 	"github.com/eipclaim/eipclaim/internal/config"
-	"github.com/eipclaim/eipclaim/internal/userdata"
+	"github.com/eipclaim/eipclaim/internal/source"
 )
 
 // TestExamples decodes every file under examples/ the way eipclaim reads
-// it: user-data with userdata.Decode, a document fetched from S3, https or a
+// it: user-data with source.Decode, a document fetched from S3, https or a
 // file with config.Parse. Every file must be listed here, so that none rots.
 func TestExamples(t *testing.T) {
 	cases := []struct {
@@ -41,7 +41,7 @@ func TestExamples(t *testing.T) {
 			if c.document {
 				cfg, err = config.Parse(data, c.file)
 			} else {
-				cfg, err = userdata.Decode(data)
+				cfg, err = source.Decode(data)
 			}
 			if err != nil {
 				t.Fatalf("%v", err)
@@ -65,7 +65,7 @@ func TestExamples(t *testing.T) {
 
 	// The pointer's source is the fleet table: together they name a role.
 	t.Run("pointer and fleet", func(t *testing.T) {
-		pointer, err := userdata.Decode(readFile(t, "examples/user-data-pointer.yaml"))
+		pointer, err := source.Decode(readFile(t, "examples/user-data-pointer.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestExamples(t *testing.T) {
 
 	// The DNS example sets both publishers.
 	t.Run("dns publishers", func(t *testing.T) {
-		cfg, err := userdata.Decode(readFile(t, "examples/dns.yaml"))
+		cfg, err := source.Decode(readFile(t, "examples/dns.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}

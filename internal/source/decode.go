@@ -1,13 +1,15 @@
-// Package userdata finds eipclaim's configuration in the instance user-data
-// (a plain YAML or JSON document, the eipclaim: key of a #cloud-config, or a
-// part of a cloud-init MIME multipart, any of them gzip-compressed) and loads
-// the document it points at (S3, https or a local file).
+// Package source loads eipclaim's configuration from where it may come
+// from and decides which wins (Load, the one place precedence is decided):
+// the instance user-data (a plain YAML or JSON document, the eipclaim: key
+// of a #cloud-config, or a part of a cloud-init MIME multipart, any of them
+// gzip-compressed), flags and the environment, and the document they point
+// at (S3, https or a local file).
 //
 // User-data often holds secrets: nothing here logs it or puts any of it in
 // an error message, beyond key names, MIME types and line numbers; even the
 // values of eipclaim's own keys are replaced by "…" in validation messages
 // about user-data (the key path and the line say where to look).
-package userdata
+package source
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package userdata_test
+package source_test
 
 import (
 	"bytes"
@@ -19,8 +19,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/source"
 	"github.com/eipclaim/eipclaim/internal/testenv"
-	"github.com/eipclaim/eipclaim/internal/userdata"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -75,32 +75,32 @@ func TestLoadEmulators(t *testing.T) {
 	tests := []struct {
 		name        string
 		userData    []byte
-		req         userdata.Request
+		req         source.Request
 		wantRole    string
 		wantSources []string
 		wantCode    int    // for an error
 		wantErr     string // in the error
 	}{
-		{name: "user-data points at S3", userData: []byte("role: db\nsource: s3://fleet/eipclaim.yaml\n"), req: userdata.Request{UserData: true},
+		{name: "user-data points at S3", userData: []byte("role: db\nsource: s3://fleet/eipclaim.yaml\n"), req: source.Request{UserData: true},
 			wantRole: "db", wantSources: []string{"user-data", "s3://fleet/eipclaim.yaml"}},
 		{name: "gzip multipart with a shell script",
 			userData: gzipMultipart(t, "#cloud-config\npackages: [postgresql]\neipclaim:\n  role: db\n  source: s3://fleet/eipclaim.yaml\n"),
-			req:      userdata.Request{UserData: true},
+			req:      source.Request{UserData: true},
 			wantRole: "db", wantSources: []string{"user-data part 2 (text/cloud-config)", "s3://fleet/eipclaim.yaml"}},
-		{name: "no user-data, --config and --role", req: userdata.Request{UserData: true, Config: "s3://fleet/eipclaim.yaml", Role: "web"},
+		{name: "no user-data, --config and --role", req: source.Request{UserData: true, Config: "s3://fleet/eipclaim.yaml", Role: "web"},
 			wantRole: "web", wantSources: []string{"s3://fleet/eipclaim.yaml"}},
-		{name: "NoSuchKey", userData: []byte("role: db\nsource: s3://fleet/missing.yaml\n"), req: userdata.Request{UserData: true},
+		{name: "NoSuchKey", userData: []byte("role: db\nsource: s3://fleet/missing.yaml\n"), req: source.Request{UserData: true},
 			wantCode: exitcode.Usage, wantErr: "read s3://fleet/missing.yaml: bucket fleet has no key missing.yaml"},
-		{name: "NoSuchBucket", userData: []byte("role: db\nsource: s3://no-such-fleet/eipclaim.yaml\n"), req: userdata.Request{UserData: true},
+		{name: "NoSuchBucket", userData: []byte("role: db\nsource: s3://no-such-fleet/eipclaim.yaml\n"), req: source.Request{UserData: true},
 			wantCode: exitcode.Usage, wantErr: "read s3://no-such-fleet/eipclaim.yaml: no bucket no-such-fleet"},
-		{name: "no user-data, no --config", req: userdata.Request{UserData: true},
+		{name: "no user-data, no --config", req: source.Request{UserData: true},
 			wantCode: exitcode.Usage, wantErr: "no user-data and no --config"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			md := testenv.StartIMDS(t, testenv.IMDSOptions{InstanceID: "i-0123456789abcdef0", Region: "us-east-1", UserData: tc.userData})
 			var logs bytes.Buffer
-			l := &userdata.Loader{
+			l := &source.Loader{
 				IMDS: imds.New(imds.Options{Endpoint: md.Endpoint}),
 				S3:   client,
 				Log:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -151,12 +151,12 @@ func TestLoadEmulatorsErrorTypes(t *testing.T) {
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("fleet")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := (&userdata.Loader{S3: client}).Load(ctx, userdata.Request{Config: "s3://fleet/missing.yaml"})
+	_, err := (&source.Loader{S3: client}).Load(ctx, source.Request{Config: "s3://fleet/missing.yaml"})
 	var noKey *types.NoSuchKey
 	if !errors.As(err, &noKey) {
 		t.Errorf("error %v (%T) does not wrap *types.NoSuchKey", err, err)
 	}
-	_, err = (&userdata.Loader{S3: client}).Load(ctx, userdata.Request{Config: "s3://no-such-fleet/x.yaml"})
+	_, err = (&source.Loader{S3: client}).Load(ctx, source.Request{Config: "s3://no-such-fleet/x.yaml"})
 	// GetObject does not model NoSuchBucket: it arrives as a generic API
 	// error, which s3Error classifies by its code.
 	var apiErr smithy.APIError
