@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/eipclaim/eipclaim/internal/hosts"
 	"github.com/eipclaim/eipclaim/internal/table"
 	"github.com/eipclaim/eipclaim/internal/userdata"
@@ -164,7 +162,7 @@ func outError(out string, err error) error {
 func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]hosts.Entry, error) {
 	r := &table.Reader{HTTP: userdata.NewHTTPClient(s.log), Retry: s.retrier().Do}
 	if strings.HasPrefix(src, "s3://") {
-		r.S3 = s3.NewFromConfig(s.aws)
+		r.S3 = s.s3()
 	}
 	d, err := r.Read(ctx, src)
 	if err != nil {

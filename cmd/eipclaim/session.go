@@ -256,7 +256,7 @@ func (s *session) tableStore() *table.Store {
 	if s.cfg == nil || s.cfg.Repository == "" {
 		return nil
 	}
-	st, err := table.NewStore(s3.NewFromConfig(s.aws), s.cfg.Repository, s.retrier().Do, s.log)
+	st, err := table.NewStore(s.s3(), s.cfg.Repository, s.retrier().Do, s.log)
 	if err != nil {
 		return nil
 	}
@@ -270,4 +270,10 @@ func (s *session) spec() (*config.Role, error) {
 		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return r, nil
+}
+
+// s3 returns an S3 client that does not log, at every read, that S3's
+// answer carried no checksum to validate.
+func (s *session) s3() *s3.Client {
+	return s3.NewFromConfig(s.aws, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 }

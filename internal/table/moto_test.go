@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func newBucket(t *testing.T) (*s3.Client, string) {
 	t.Helper()
 	moto := testenv.SharedMoto(t)
-	api := s3.NewFromConfig(moto.Config())
+	api := s3.NewFromConfig(moto.Config(), func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	bucket := "fleet-" + strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-"))
 	if _, err := api.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("create bucket: %v", err)
