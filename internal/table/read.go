@@ -19,7 +19,7 @@ import (
 // Reader reads a table from where `hosts --from` says: s3://bucket/key,
 // https://… or a file.
 type Reader struct {
-	S3    S3API                // for s3:// (s3:GetObject only)
+	S3    S3API                 // for s3:// (s3:GetObject only)
 	HTTP  *retryablehttp.Client // for https:// (userdata.NewHTTPClient)
 	Retry RetryFunc
 }
