@@ -29,6 +29,15 @@ Where the configuration is (adds --config to both tasks): s3://bucket/key,
 https://host/path or a file. Default: the instance user-data. On Windows the
 user-data is often an EC2Launch script, so an S3 object is the usual choice.
 
+.PARAMETER HostsFrom
+Build the hosts file from the role table alone (the hosts task runs
+eipclaim hosts --from HostsFrom, without --config): s3://bucket/key (the
+machine needs only s3:GetObject on that object), https://host/path or a file.
+No EC2 permission, no instance metadata: for clients outside the cloud too.
+
+.PARAMETER HostsPublic
+The hosts task writes public addresses (--public): for clients outside the VPC.
+
 .PARAMETER NoHostsTask
 Do not register the hosts file task (and remove it if an earlier run did).
 
@@ -37,6 +46,9 @@ Start the claim task now instead of waiting for the next boot.
 
 .EXAMPLE
 .\install.ps1 -Config s3://fleet-config/eipclaim.yaml -Role master-db -StartNow
+
+.EXAMPLE
+.\install.ps1 -HostsFrom https://fleet.example.com/roles.json -HostsPublic
 
 .EXAMPLE
 .\install.ps1 -Binary .\eipclaim_windows_amd64.exe -NoHostsTask -WhatIf
@@ -48,6 +60,9 @@ param(
     [string] $Role,
     [ValidatePattern('^[^"]+$')]
     [string] $Config,
+    [ValidatePattern('^[^"]+$')]
+    [string] $HostsFrom,
+    [switch] $HostsPublic,
     [switch] $NoHostsTask,
     [switch] $StartNow
 )
@@ -190,7 +205,15 @@ Register-EipclaimTask -Name 'claim' -XmlFile 'eipclaim-task.xml' -ExtraArguments
 if ($NoHostsTask) {
     Unregister-EipclaimTask -Name 'hosts'
 } else {
-    Register-EipclaimTask -Name 'hosts' -XmlFile 'eipclaim-hosts-task.xml' -ExtraArguments $common
+    $hostsArguments = $common
+    if ($HostsFrom) {
+        # The role table alone: no configuration, no EC2, no IMDS.
+        $hostsArguments = " --from `"$HostsFrom`""
+    }
+    if ($HostsPublic) {
+        $hostsArguments += ' --public'
+    }
+    Register-EipclaimTask -Name 'hosts' -XmlFile 'eipclaim-hosts-task.xml' -ExtraArguments $hostsArguments
 }
 
 if ($StartNow -and $PSCmdlet.ShouldProcess("${TaskPath}claim", 'Start the task now')) {

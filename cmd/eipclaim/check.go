@@ -103,7 +103,7 @@ func runCheck(ctx context.Context, args []string, getenv env, stdout, stderr io.
 // key. It changes nothing.
 func (s *session) checkDNS(ctx context.Context, role string, spec *config.Role) []checkLine {
 	var lines []checkLine
-	for _, p := range s.publishers(spec, false) {
+	for _, p := range s.publishersFor(role, spec, false) {
 		l := checkLine{Role: role, What: p.Kind() + " " + p.Name()}
 		detail, err := p.Check(ctx)
 		if err != nil {

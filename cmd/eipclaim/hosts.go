@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/hosts"
+	"github.com/eipclaim/eipclaim/internal/source"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -21,13 +23,24 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	out := c.flags.String("out", hosts.DefaultPath(), "the hosts file to update")
 	public := c.flags.Bool("public", false, "write the EIPs' public addresses, for clients outside the VPC (default: the holders' private IPs)")
 	dryRun := c.flags.Bool("dry-run", false, "print the file that would be written, change nothing")
+	from := c.flags.String("from", "", "build the block from the role table alone: s3://BUCKET/KEY (s3:GetObject only), https://… or a file; no EC2, no instance metadata, no configuration")
 	c.checks = append(c.checks, func() error {
 		if *out == "" {
 			return usageError("--out must name the hosts file to update (default %s)", hosts.DefaultPath())
 		}
+		if *from != "" && c.config != "" {
+			return usageError("--from and --config: hosts --from reads the role table alone, no configuration; give one of them")
+		}
 		return nil
 	})
-	// A client with its own --config need not be an EC2 instance.
+	// A client with its own --config need not be an EC2 instance; a client
+	// with --from needs neither EC2 nor a configuration.
+	c.options = func(o *openOptions) {
+		if *from != "" {
+			// Only an s3:// table needs the AWS configuration (a region).
+			*o = openOptions{noConfig: true, aws: strings.HasPrefix(*from, "s3://")}
+		}
+	}
 	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{userData: true, tableOnly: true})
 	if s == nil {
 		return err
@@ -38,7 +51,12 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err := checkOut(*out); err != nil {
 		return err
 	}
-	entries, err := s.hostsEntries(ctx, *public)
+	var entries []hosts.Entry
+	if *from != "" {
+		entries, err = s.tableEntries(ctx, *from, *public)
+	} else {
+		entries, err = s.hostsEntries(ctx, *public)
+	}
 	if err != nil {
 		return fmt.Errorf("hosts: %w; %s left as it was", err, *out)
 	}
@@ -135,4 +153,40 @@ func outError(out string, err error) error {
 		what += " (a link to " + nr.Path + ")"
 	}
 	return usageError("%s is a %s, not a regular file: point --out at the hosts file", what, nr.Kind())
+}
+
+// tableEntries builds one entry per role of the role table at src: its
+// private address (or its public one), the DNS names it lists, its name.
+// A table that cannot be read whole, or is not valid, fails; so does one
+// with no entry to write.
+func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]hosts.Entry, error) {
+	r := &table.Reader{HTTP: source.NewHTTPClient(s.log), Retry: s.retrier().Do}
+	if strings.HasPrefix(src, "s3://") {
+		r.S3 = s.s3()
+	}
+	d, err := r.Read(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	var entries []hosts.Entry
+	for _, name := range slices.Sorted(maps.Keys(d.Roles)) {
+		e := d.Roles[name]
+		ip := e.PrivateIP
+		if public {
+			ip = e.PublicIP
+		}
+		if ip == "" {
+			s.log.Warn("hosts: the role's entry has no address of this kind; leaving the role out", "role", name, "public", public)
+			continue
+		}
+		addr, err := netip.ParseAddr(ip)
+		if err != nil {
+			return nil, fmt.Errorf("role %s: the table gives the address %q: %w", name, ip, err)
+		}
+		entries = append(entries, hosts.Entry{IP: addr, Names: e.Names, Role: name})
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("the role table %s has no role with an address to write (%d entries)", table.Redact(src), len(d.Roles))
+	}
+	return entries, nil
 }

@@ -22,7 +22,9 @@ Commands (claim is the default):
   status    show each role's EIP, holder, interface, health and DNS
   release   disassociate the role's EIP if this instance holds it
   check     preflight: configuration, permissions (EC2 DryRun), DNS zones
-  hosts     regenerate the managed block of the hosts file
+  hosts     regenerate the managed block of the hosts file (from EC2, or
+            from the role table with --from)
+  register  record a service outside the cloud in the role table
   version   print the version
 
 Run "eipclaim COMMAND -h" (or "eipclaim help COMMAND") for a command's flags.
@@ -112,6 +114,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runHosts(ctx, args, getenv, stdout, stderr)
 	case "release":
 		return runRelease(ctx, args, getenv, stdout, stderr)
+	case "register":
+		return runRegister(ctx, args, getenv, stdout, stderr)
 	case "version":
 		if help, err := parseNoArgs("version", args, stderr); help || err != nil {
 			return err
@@ -138,7 +142,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 // commands are the commands run knows.
-var commands = []string{"claim", "status", "check", "hosts", "release", "version", "help"}
+var commands = []string{"claim", "status", "check", "hosts", "release", "register", "version", "help"}
 
 // parseNoArgs parses the arguments of a command that takes none: only -h.
 func parseNoArgs(name string, args []string, stderr io.Writer) (help bool, err error) {
@@ -178,6 +182,9 @@ type command struct {
 	// checks validate the command's own flags once parsed; each returns
 	// a usage error (exit 2) before anything is read or changed.
 	checks []func() error
+	// options, when set, adjusts what the command needs once its flags
+	// are parsed (hosts --from needs no configuration).
+	options func(*openOptions)
 }
 
 func newCommand(name string, stderr io.Writer, defaultTimeout time.Duration) *command {
@@ -201,6 +208,9 @@ func (c *command) start(ctx context.Context, args []string, getenv env, stderr i
 		if err := check(); err != nil {
 			return ctx, nil, err
 		}
+	}
+	if c.options != nil {
+		c.options(&o)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	s, err := open(ctx, &c.common, getenv, stderr, o)

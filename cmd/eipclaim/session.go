@@ -30,6 +30,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/source"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // session is what every command starts from: the logger, the AWS
@@ -67,6 +68,10 @@ type openOptions struct {
 	// tableOnly: the command uses the whole roles table, never a role of
 	// this instance (hosts, on clients that need not be on EC2).
 	tableOnly bool
+	// noConfig: the command reads no configuration (hosts --from); it
+	// needs the AWS configuration only when aws is set.
+	noConfig bool
+	aws      bool
 }
 
 // open builds the session: logger, AWS configuration, identity from IMDS,
@@ -82,6 +87,9 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 			s.finish(&err)
 		}
 	}()
+	if o.noConfig && !o.aws {
+		return s, nil
+	}
 	// The instance profile's credentials come from IMDS through the same
 	// client as everything else read there; it exists once the
 	// configuration is loaded, before any credential is asked for.
@@ -153,6 +161,9 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	}
 	if s.aws.Region == "" {
 		return nil, usageError("no AWS region: set AWS_REGION (off EC2), or run on an instance")
+	}
+	if o.noConfig {
+		return s, nil
 	}
 	loader.S3 = s3.NewFromConfig(s.aws)
 	loaded, err := loader.Load(ctx, req)
@@ -226,11 +237,30 @@ func (s *session) step() *failover.Step {
 	return &failover.Step{Engine: s.engine(), Region: s.aws.Region, Log: s.log}
 }
 
-// publishers returns the publishers of a role's dns: block.
+// publishers returns the publishers of a role's dns: block, and the role
+// table's when repository: is set.
 func (s *session) publishers(spec *config.Role, waitDNS bool) []publish.Publisher {
-	return publish.For(s.role, spec, publish.Deps{
+	return s.publishersFor(s.role, spec, waitDNS)
+}
+
+func (s *session) publishersFor(role string, spec *config.Role, waitDNS bool) []publish.Publisher {
+	return publish.For(role, spec, publish.Deps{
 		Route53: route53.NewFromConfig(s.aws), Log: s.log, Retry: s.retrier().Do, WaitDNS: waitDNS,
+		Table: s.tableStore(),
 	})
+}
+
+// tableStore returns the role table of repository:, nil when none is set
+// (or it is not an s3:// address, which validation has refused).
+func (s *session) tableStore() *table.Store {
+	if s.cfg == nil || s.cfg.Repository == "" {
+		return nil
+	}
+	st, err := table.NewStore(s.s3(), s.cfg.Repository, s.retrier().Do, s.log)
+	if err != nil {
+		return nil
+	}
+	return st
 }
 
 // spec returns the effective role and its entry of the table.
@@ -240,4 +270,10 @@ func (s *session) spec() (*config.Role, error) {
 		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return r, nil
+}
+
+// s3 returns an S3 client that does not log, at every read, that S3's
+// answer carried no checksum to validate.
+func (s *session) s3() *s3.Client {
+	return s3.NewFromConfig(s.aws, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 }

@@ -117,7 +117,7 @@ func join(names []string) string {
 // lookup that fails says so in place of the value.
 func (s *session) currentDNS(ctx context.Context, role string, spec *config.Role) []string {
 	var out []string
-	for _, p := range s.publishers(spec, false) {
+	for _, p := range s.publishersFor(role, spec, false) {
 		what := p.Kind() + " " + p.Name()
 		v, err := p.Current(ctx)
 		if err != nil {

@@ -30,6 +30,9 @@ type Config struct {
 	Role   string           `yaml:"role"`   // the role this instance claims
 	Source string           `yaml:"source"` // where the roles table lives: s3://, https://, or a file
 	Roles  map[string]*Role `yaml:"roles"`
+	// Repository is the role table's S3 object (s3://bucket/key), written
+	// after every claim (internal/table).
+	Repository string `yaml:"repository"`
 
 	// lines maps a key path ("roles.db.allocation_id") to its line.
 	lines map[string]int
@@ -56,6 +59,7 @@ type Pool struct {
 type DNS struct {
 	Route53 *Route53 `yaml:"route53"`
 	RFC2136 *RFC2136 `yaml:"rfc2136"`
+	DynDNS  *DynDNS  `yaml:"dyndns"`
 }
 
 // Route53 publishes Name as a CNAME to the EIP's public DNS name.
@@ -96,6 +100,9 @@ func (r *Role) DNSNames() []string {
 	}
 	if r.DNS != nil && r.DNS.RFC2136 != nil {
 		names = append(names, r.DNS.RFC2136.Name)
+	}
+	if r.DNS != nil && r.DNS.DynDNS != nil {
+		names = append(names, r.DNS.DynDNS.Hostname)
 	}
 	return names
 }
@@ -371,7 +378,10 @@ func (c *Config) Lookup(role string) (*Role, error) {
 // and over's roles replacing base's roles of the same name (whatever its
 // case).
 func Merge(base, over *Config) *Config {
-	m := &Config{Role: base.Role, Source: base.Source, Roles: map[string]*Role{}, lines: map[string]int{}}
+	m := &Config{Role: base.Role, Source: base.Source, Repository: base.Repository, Roles: map[string]*Role{}, lines: map[string]int{}}
+	if over.Repository != "" {
+		m.Repository = over.Repository
+	}
 	if over.Role != "" {
 		m.Role = over.Role
 	}

@@ -68,6 +68,7 @@ func (c *Config) validate() []error {
 			v.add("source", src, err.Error())
 		}
 	}
+	v.repository()
 	names := make([]string, 0, len(c.Roles))
 	for n := range c.Roles {
 		names = append(names, n)
@@ -194,6 +195,7 @@ func (v *validator) role(path, name string, r *Role) {
 	if r.DNS != nil {
 		v.route53(path+".dns.route53", r.DNS.Route53)
 		v.rfc2136(path+".dns.rfc2136", r.DNS.RFC2136)
+		v.dyndns(path+".dns.dyndns", r.DNS.DynDNS)
 	}
 }
 

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // Facts say where a role's Elastic IP is now: what every publisher
@@ -83,26 +86,48 @@ type Deps struct {
 	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
 	// WaitDNS makes Route 53 publication wait until the change is INSYNC.
 	WaitDNS bool
+	// Table is the role table (the repository: key), nil when there is
+	// none: every claim writes the role's entry there.
+	Table *table.Store
+	// DynDNSHTTP is the dyndns2 publisher's HTTP client (nil: its own).
+	DynDNSHTTP *http.Client
 }
 
 // For returns the publishers of a role's dns: block, in a fixed order.
 func For(role string, r *config.Role, d Deps) []Publisher {
-	if r == nil || r.DNS == nil {
+	if r == nil {
 		return nil
 	}
 	log := logger(d.Log).With("role", role)
 	var pubs []Publisher
-	if c := r.DNS.Route53; c != nil {
+	dns := r.DNS
+	if dns == nil {
+		dns = &config.DNS{}
+	}
+	if c := dns.Route53; c != nil {
 		// Each Route 53 call is retried alone: a throttled change is not
 		// preceded by its read again.
 		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS, Retry: d.Retry}, c: c})
 	}
-	if c := r.DNS.RFC2136; c != nil {
+	if c := dns.RFC2136; c != nil {
 		var p Publisher = &rfc2136Publisher{p: &RFC2136{Log: log}, c: c}
 		if d.Retry != nil {
 			p = &retrying{Publisher: p, retry: d.Retry}
 		}
 		pubs = append(pubs, p)
+	}
+	if c := dns.DynDNS; c != nil {
+		// An update is idempotent (nochg): retried whole, on the answers
+		// that say to (dnserr, 911) and on network errors.
+		var p Publisher = &dyndnsPublisher{p: &DynDNS{HTTP: d.DynDNSHTTP, Log: log}, c: c}
+		if d.Retry != nil {
+			p = &retrying{Publisher: p, retry: d.Retry}
+		}
+		pubs = append(pubs, p)
+	}
+	if d.Table != nil {
+		// The store retries each S3 call itself.
+		pubs = append(pubs, &tablePublisher{store: d.Table, role: role, spec: r, now: time.Now})
 	}
 	return pubs
 }
@@ -128,6 +153,15 @@ func All(ctx context.Context, pubs []Publisher, f Facts) ([]Result, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		// A provider's answer that says the configuration or the
+		// credentials are wrong keeps its exit code (2 or 3): rerunning
+		// cannot help until someone fixes them.
+		for _, e := range errs {
+			var dd *DynDNSError
+			if errors.As(e, &dd) && dd.ExitCode() != exitcode.Failed {
+				return results, exitcode.With(dd.ExitCode(), fmt.Errorf("the EIP %s is held for role %s (the claim stands), but publishing its name failed: %w", f.PublicIP, f.Role, err))
+			}
+		}
 		return results, exitcode.With(exitcode.DNSFailed, fmt.Errorf("the EIP %s is held for role %s, but publishing its name failed (the claim stands; fix this and rerun eipclaim, which will not move the EIP again): %w", f.PublicIP, f.Role, err))
 	}
 	return results, nil
@@ -143,6 +177,12 @@ func DryRun(pubs []Publisher, f Facts) []Result {
 }
 
 func wouldPublish(p Publisher, f Facts) string {
+	switch q := unwrap(p).(type) {
+	case *tablePublisher:
+		return describeEntry(q.entry(f))
+	case *dyndnsPublisher:
+		return "A " + q.address(f).String()
+	}
 	if r, ok := unwrap(p).(*rfc2136Publisher); ok && !strings.EqualFold(r.c.Record, "CNAME") {
 		return "A " + f.PrivateIP.String()
 	}

@@ -27,6 +27,10 @@ var route53Actions = []string{
 }
 
 // configActions are the actions of the configuration sources.
+// tableActions: the role table (repository:) is read and written with
+// conditional writes.
+var tableActions = []string{"s3:PutObject"}
+
 var configActions = []string{"s3:GetObject"}
 
 // stringOrList is an IAM policy value: a string or a list of strings.
@@ -103,7 +107,7 @@ func TestIAMPolicyActions(t *testing.T) {
 	}
 
 	want := map[string]bool{}
-	for _, a := range slices.Concat(claim.Actions, route53Actions, configActions) {
+	for _, a := range slices.Concat(claim.Actions, route53Actions, configActions, tableActions) {
 		want[a] = true
 	}
 	for _, a := range slices.Sorted(maps.Keys(want)) {
