@@ -198,6 +198,8 @@ func (v *validator) role(path, name string, r *Role) {
 		v.route53(path+".dns.route53", r.DNS.Route53)
 		v.rfc2136(path+".dns.rfc2136", r.DNS.RFC2136)
 	}
+	v.watch(path+".watch", r.Watch)
+	v.hooks(path+".hooks", r.Hooks)
 }
 
 func (v *validator) route53(path string, d *Route53) {
