@@ -21,6 +21,8 @@ Commands (claim is the default):
   claim     claim the role's Elastic IP for this instance, then publish DNS
   status    show each role's EIP, holder, interface, health and DNS
   release   disassociate the role's EIP if this instance holds it
+  watch     stay running: hold the role's EIP, or stand by and take it over
+            when its holder fails (hooks, epochs, metrics)
   check     preflight: configuration, permissions (EC2 DryRun), DNS zones
   hosts     regenerate the managed block of the hosts file
   version   print the version
@@ -112,6 +114,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runHosts(ctx, args, getenv, stdout, stderr)
 	case "release":
 		return runRelease(ctx, args, getenv, stdout, stderr)
+	case "watch":
+		return runWatch(ctx, args, getenv, stdout, stderr)
 	case "version":
 		if help, err := parseNoArgs("version", args, stderr); help || err != nil {
 			return err
@@ -138,7 +142,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 // commands are the commands run knows.
-var commands = []string{"claim", "status", "check", "hosts", "release", "version", "help"}
+var commands = []string{"claim", "status", "check", "hosts", "release", "watch", "version", "help"}
 
 // parseNoArgs parses the arguments of a command that takes none: only -h.
 func parseNoArgs(name string, args []string, stderr io.Writer) (help bool, err error) {
