@@ -104,4 +104,3 @@ func serveMetrics(ctx context.Context, addr string, m *watch.Metrics) (stop func
 		srv.Shutdown(ctx)
 	}, nil
 }
-
