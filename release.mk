@@ -35,7 +35,7 @@ SYSCONFDIR ?= /etc
 HOST_OS := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
 
-UNITS = eipclaim.service eipclaim-hosts.service eipclaim-hosts.timer
+UNITS = eipclaim.service eipclaim-hosts.service eipclaim-hosts.timer eipclaim-watch.service
 
 # fixpaths rewrites the packaged paths of init/ files for PREFIX and SYSCONFDIR.
 fixpaths = sed -e 's|/usr/bin/eipclaim|$(BINDIR)/eipclaim|g' \
@@ -88,7 +88,7 @@ check-deb:
 		[ -e "$$deb" ] || continue; found=1; \
 		echo "== $$deb"; dpkg-deb -c "$$deb"; \
 		for f in ./usr/bin/eipclaim ./lib/systemd/system/eipclaim.service \
-			./lib/systemd/system/eipclaim-hosts.service ./lib/systemd/system/eipclaim-hosts.timer \
+			./lib/systemd/system/eipclaim-hosts.service ./lib/systemd/system/eipclaim-hosts.timer ./lib/systemd/system/eipclaim-watch.service \
 			./etc/default/eipclaim ./usr/share/doc/eipclaim/iam-policy.json; do \
 			dpkg-deb -c "$$deb" | awk '{ print $$6 }' | grep -qx "$$f" || { echo "FAIL: $$deb lacks $$f"; exit 1; }; \
 		done; \

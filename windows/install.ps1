@@ -64,6 +64,9 @@ param(
     [string] $HostsFrom,
     [switch] $HostsPublic,
     [switch] $NoHostsTask,
+    # Also install eipclaim watch as the Windows service eipclaim-watch
+    # (automatic start, restarted on failure) for automatic failover.
+    [switch] $Watch,
     [switch] $StartNow
 )
 
@@ -214,6 +217,23 @@ if ($NoHostsTask) {
         $hostsArguments += ' --public'
     }
     Register-EipclaimTask -Name 'hosts' -XmlFile 'eipclaim-hosts-task.xml' -ExtraArguments $hostsArguments
+}
+
+if ($Watch -and $PSCmdlet.ShouldProcess('eipclaim-watch', 'Install the watch service')) {
+    $svcName = 'eipclaim-watch'
+    $binPath = "`"$Exe`" watch$claimArguments --log-file `"$DataDir\watch.log`""
+    $existing = Get-Service -Name $svcName -ErrorAction SilentlyContinue
+    if ($existing) {
+        Stop-Service -Name $svcName -ErrorAction SilentlyContinue
+        & sc.exe config $svcName binPath= $binPath start= auto | Out-Null
+    } else {
+        New-Service -Name $svcName -BinaryPathName $binPath -DisplayName 'eipclaim watch' `
+            -Description 'Hold or stand by for this instance''s role Elastic IP (eipclaim watch)' -StartupType Automatic | Out-Null
+    }
+    # Restarted 5s after a failure, like Restart=always on Linux.
+    & sc.exe failure $svcName reset= 86400 actions= restart/5000/restart/5000/restart/5000 | Out-Null
+    Start-Service -Name $svcName
+    Write-Host "service $svcName running: see $DataDir\watch.log"
 }
 
 if ($StartNow -and $PSCmdlet.ShouldProcess("${TaskPath}claim", 'Start the task now')) {

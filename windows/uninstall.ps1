@@ -42,6 +42,14 @@ foreach ($name in 'claim', 'hosts') {
     }
 }
 
+# The watch service, if install.ps1 -Watch created it.
+$svc = Get-Service -Name 'eipclaim-watch' -ErrorAction SilentlyContinue
+if ($null -ne $svc -and $PSCmdlet.ShouldProcess('eipclaim-watch', 'Stop and delete the service')) {
+    Stop-Service -Name 'eipclaim-watch' -ErrorAction SilentlyContinue
+    & sc.exe delete 'eipclaim-watch' | Out-Null
+    Write-Host 'deleted the service eipclaim-watch'
+}
+
 # The \eipclaim\ task folder, if it is empty now.
 try {
     $scheduler = New-Object -ComObject Schedule.Service

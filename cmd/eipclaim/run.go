@@ -21,6 +21,8 @@ Commands (claim is the default):
   claim     claim the role's Elastic IP for this instance, then publish DNS
   status    show each role's EIP, holder, interface, health and DNS
   release   disassociate the role's EIP if this instance holds it
+  watch     stay running: hold the role's EIP, or stand by and take it over
+            when its holder fails (hooks, epochs, metrics)
   check     preflight: configuration, permissions (EC2 DryRun), DNS zones
   hosts     regenerate the managed block of the hosts file (from EC2, or
             from the role table with --from)
@@ -116,6 +118,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runRelease(ctx, args, getenv, stdout, stderr)
 	case "register":
 		return runRegister(ctx, args, getenv, stdout, stderr)
+	case "watch":
+		return runWatch(ctx, args, getenv, stdout, stderr)
 	case "version":
 		if help, err := parseNoArgs("version", args, stderr); help || err != nil {
 			return err
@@ -142,7 +146,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 // commands are the commands run knows.
-var commands = []string{"claim", "status", "check", "hosts", "release", "register", "version", "help"}
+var commands = []string{"claim", "status", "check", "hosts", "release", "register", "watch", "version", "help"}
 
 // parseNoArgs parses the arguments of a command that takes none: only -h.
 func parseNoArgs(name string, args []string, stderr io.Writer) (help bool, err error) {

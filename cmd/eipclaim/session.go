@@ -229,7 +229,7 @@ func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
 
 // engine returns the claim engine for this instance.
 func (s *session) engine() *claim.Engine {
-	return &claim.Engine{EC2: s.ec2(), InstanceID: s.instanceID, Log: s.log, Region: s.aws.Region}
+	return &claim.Engine{EC2: s.ec2(), InstanceID: s.instanceID, Log: s.log, Region: s.aws.Region, Dial: testDial}
 }
 
 // step returns the failover step for this instance.

@@ -146,3 +146,17 @@ func (e *Engine) check(ctx context.Context, ip string, healthCheck config.Health
 	conn.Close()
 	return true, fmt.Sprintf("%s on %s answered", healthCheck, ip)
 }
+
+// Health examines the holder of an EIP through the EC2 API (its state and
+// status checks) and, when healthCheck is set, its probe. It changes
+// nothing.
+func (e *Engine) Health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*Health, error) {
+	return e.health(ctx, holder, privateIP, healthCheck)
+}
+
+// Probe runs the role's health_check (tcp:PORT) against ip through Dial:
+// free, no API request. It says whether it answered, and the result in
+// words.
+func (e *Engine) Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string) {
+	return e.check(ctx, ip, healthCheck)
+}

@@ -48,6 +48,8 @@ type Role struct {
 	Takeover     Takeover    `yaml:"takeover"`
 	HealthCheck  HealthCheck `yaml:"health_check"` // tcp:PORT
 	DNS          *DNS        `yaml:"dns"`
+	Watch        *Watch      `yaml:"watch"` // eipclaim watch: see watch.go
+	Hooks        *Hooks      `yaml:"hooks"`
 }
 
 // Pool selects any free EIP that carries all of Tags.
@@ -280,6 +282,16 @@ func checkKeys(node *yaml.Node, t reflect.Type, path string, lines map[string]in
 			seen[k.Value] = true
 			lines[p] = k.Line
 			checkKeys(v, t.Elem(), p, lines, problems)
+		}
+	case reflect.Slice:
+		if node.Kind != yaml.SequenceNode {
+			if node.Tag != "!!null" {
+				*problems = append(*problems, fmt.Errorf("%s (line %d): want a list, got %s", path, node.Line, kindName(node)))
+			}
+			return
+		}
+		for _, item := range node.Content {
+			checkKeys(item, t.Elem(), path, lines, problems)
 		}
 	default:
 		if node.Kind == yaml.MappingNode || node.Kind == yaml.SequenceNode {

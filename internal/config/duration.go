@@ -14,6 +14,7 @@ import (
 // unset: the consumer applies its default.
 type Duration struct {
 	D   time.Duration
+	set bool   // a value was given (0s is a value)
 	bad string // the value as written, when it is not valid
 }
 
@@ -26,15 +27,15 @@ func ParseDuration(s string) (Duration, error) {
 	if err != nil || d < 0 {
 		return Duration{}, fmt.Errorf("%s", durationRule)
 	}
-	return Duration{D: d}, nil
+	return Duration{D: d, set: true}, nil
 }
 
-// Set reports whether a duration was given.
-func (d Duration) Set() bool { return d.D > 0 }
+// Set reports whether a duration was given ("0s" is given).
+func (d Duration) Set() bool { return d.set }
 
 // Or returns the duration, or def when it is unset.
 func (d Duration) Or(def time.Duration) time.Duration {
-	if d.D > 0 {
+	if d.set {
 		return d.D
 	}
 	return def
@@ -45,7 +46,7 @@ func (d Duration) String() string {
 	switch {
 	case d.bad != "":
 		return d.bad
-	case d.D == 0:
+	case !d.set:
 		return ""
 	}
 	return d.D.String()
@@ -76,5 +77,15 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func (v *validator) duration(path string, d Duration) {
 	if d.bad != "" {
 		v.add(path, d.bad, durationRule)
+	}
+}
+
+// durationIn checks a duration against its bounds [lo, hi], when given.
+func (v *validator) durationIn(path string, d Duration, lo, hi time.Duration, example string) {
+	switch {
+	case d.bad != "":
+		v.add(path, d.bad, durationRule+", "+example)
+	case d.set && (d.D < lo || d.D > hi):
+		v.add(path, d.String(), fmt.Sprintf("want a duration from %s to %s, %s", lo, hi, example))
 	}
 }

@@ -197,6 +197,8 @@ func (v *validator) role(path, name string, r *Role) {
 		v.rfc2136(path+".dns.rfc2136", r.DNS.RFC2136)
 		v.dyndns(path+".dns.dyndns", r.DNS.DynDNS)
 	}
+	v.watch(path+".watch", r.Watch)
+	v.hooks(path+".hooks", r.Hooks)
 }
 
 func (v *validator) route53(path string, d *Route53) {

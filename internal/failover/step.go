@@ -34,6 +34,12 @@ type Request struct {
 	Publishers []publish.Publisher // publish.For the role's dns: block
 	Force      bool                // takeover: always
 	DryRun     bool                // decide and report, change nothing
+	// Hooks, when set, run the role's on_holder hook once the EIP is this
+	// instance's and published: the state entered is holder.
+	Hooks *Hooks
+	// Reason, when set, is the driver's reason for running the step, told
+	// to the hook when the EIP did not move ("started as the holder").
+	Reason string
 }
 
 // Outcome is what the step did, for people (String) and scripts (JSON).
@@ -57,6 +63,8 @@ type Outcome struct {
 	AssociationID string           `json:"association_id,omitempty"`
 	DryRun        bool             `json:"dry_run,omitempty"`
 	Published     []publish.Result `json:"published,omitempty"`
+	// Hook is the run of the on_holder hook, when one is configured.
+	Hook *HookRun `json:"hook,omitempty"`
 }
 
 // Run claims the role's EIP as the request's policy allows, then publishes
@@ -86,6 +94,17 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	}
 	o.Published, err = publish.All(ctx, req.Publishers, f)
 	wg.Wait()
+	// The epoch is tagged (or the tag failed and was logged) before the
+	// hook hears of it. A hook's failure is logged and counted, not the
+	// step's.
+	reason := o.Reason
+	if reason == "" {
+		reason = req.Reason
+	}
+	o.Hook = req.Hooks.Run(ctx, HookEnv{
+		Event: EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID, Epoch: o.Epoch,
+		PreviousHolder: o.PreviousHolder, Holder: o.InstanceID, Reason: reason,
+	})
 	return o, err
 }
 

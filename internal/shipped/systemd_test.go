@@ -17,7 +17,7 @@ import (
 )
 
 // units are the systemd units in init/.
-var units = []string{"eipclaim.service", "eipclaim-hosts.service", "eipclaim-hosts.timer"}
+var units = []string{"eipclaim.service", "eipclaim-hosts.service", "eipclaim-hosts.timer", "eipclaim-watch.service"}
 
 // dropIn is the optional drop-in for eipclaim.service.
 const dropIn = "release-on-stop.conf"
@@ -153,6 +153,37 @@ func TestSystemdUnits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSystemdWatchUnit: the watch unit notifies, restarts, and has the
+// claim unit's sandbox, key for key.
+func TestSystemdWatchUnit(t *testing.T) {
+	claim := parseUnit(t, readFile(t, "init/eipclaim.service"))
+	watch := parseUnit(t, readFile(t, "init/eipclaim-watch.service"))
+	for key, want := range map[string]string{"Type": "notify", "Restart": "always", "WatchdogSec": "5min", "NotifyAccess": "main", "EnvironmentFile": "-/etc/default/eipclaim"} {
+		if got := watch.get("Service", key); got != want {
+			t.Errorf("[Service] %s=%q, want %q", key, got, want)
+		}
+	}
+	if got := watch.get("Service", "ExecStart"); !strings.HasPrefix(got, "/usr/bin/eipclaim watch") {
+		t.Errorf("ExecStart=%q, want /usr/bin/eipclaim watch", got)
+	}
+	if got := watch.get("Service", "ExecStop"); got != "" {
+		t.Errorf("ExecStop=%q: the watcher does not release the EIP by default", got)
+	}
+	sandbox := []string{"NoNewPrivileges", "CapabilityBoundingSet", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
+		"ProtectHostname", "ProtectClock", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+		"ProtectProc", "RestrictAddressFamilies", "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID", "LockPersonality",
+		"MemoryDenyWriteExecute", "SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber", "UMask", "ReadWritePaths", "IPAddressDeny", "PrivateNetwork"}
+	for _, key := range sandbox {
+		if c, w := strings.Join(claim["Service"][key], " | "), strings.Join(watch["Service"][key], " | "); c != w {
+			t.Errorf("[Service] %s: claim unit %q, watch unit %q: want the same sandbox", key, c, w)
+		}
+	}
+	// sd_notify needs AF_UNIX.
+	if !slices.Contains(watch.words("Service", "RestrictAddressFamilies"), "AF_UNIX") {
+		t.Error("RestrictAddressFamilies lacks AF_UNIX: READY=1 could not be sent")
 	}
 }
 

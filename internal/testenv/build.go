@@ -20,7 +20,54 @@ var build struct {
 	dir  string
 	path string
 	err  error
+	// tagged are the builds with build tags (EipclaimTestHooks), by tags.
+	tagged map[string]*taggedBuild
 }
+
+type taggedBuild struct {
+	path string
+	err  error
+}
+
+// TestHooksTag is the build tag of the test-only seams of cmd/eipclaim:
+// EIPCLAIM_TEST_DIAL maps the health checks' private IPs (moto's 10.x,
+// never dialled by a test) to loopback listeners. A release build has no
+// such seam.
+const TestHooksTag = "eipclaim_testhooks"
+
+// EipclaimTestHooks builds cmd/eipclaim with the [TestHooksTag] seams the
+// first time it is called in a test process, and returns the binary's path.
+func EipclaimTestHooks(t testing.TB) string {
+	t.Helper()
+	build.Lock()
+	defer build.Unlock()
+	if build.tagged == nil {
+		build.tagged = map[string]*taggedBuild{}
+	}
+	b := build.tagged[TestHooksTag]
+	if b == nil {
+		b = &taggedBuild{}
+		build.tagged[TestHooksTag] = b
+		began := time.Now()
+		dir, err := os.MkdirTemp("", "testenv-eipclaim-tags-")
+		if err == nil {
+			b.path, b.err = buildInto(dir, "-tags", TestHooksTag)
+			extraDirs = append(extraDirs, dir)
+		} else {
+			b.err = err
+		}
+		if b.err == nil {
+			t.Logf("testenv: built %s -tags %s in %s", EipclaimPackage, TestHooksTag, since(began))
+		}
+	}
+	if b.err != nil {
+		t.Fatalf("testenv: %v", b.err)
+	}
+	return b.path
+}
+
+// extraDirs are build directories besides build.dir, removed with it.
+var extraDirs []string
 
 // Eipclaim builds cmd/eipclaim the first time it is called in a test process
 // and returns the binary's path; later calls return the same binary, or the
@@ -53,7 +100,7 @@ func buildEipclaim() (string, error) {
 }
 
 // buildInto builds cmd/eipclaim into dir.
-func buildInto(dir string) (string, error) {
+func buildInto(dir string, flags ...string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -66,7 +113,8 @@ func buildInto(dir string) (string, error) {
 	if runtime.GOOS == "windows" {
 		out += ".exe"
 	}
-	cmd := exec.Command(goBin, "build", "-o", out, EipclaimPackage)
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.Command(goBin, append(args, EipclaimPackage)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", EipclaimPackage, err, b)
@@ -80,5 +128,8 @@ func removeBuild() {
 	defer build.Unlock()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
+	}
+	for _, d := range extraDirs {
+		os.RemoveAll(d)
 	}
 }

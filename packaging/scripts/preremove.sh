@@ -12,8 +12,8 @@ esac
 
 if command -v systemctl >/dev/null 2>&1; then
 	if [ -d /run/systemd/system ]; then
-		systemctl stop eipclaim-hosts.timer eipclaim-hosts.service || true
+		systemctl stop eipclaim-hosts.timer eipclaim-hosts.service eipclaim-watch.service || true
 	fi
-	systemctl disable eipclaim.service eipclaim-hosts.timer || true
+	systemctl disable eipclaim.service eipclaim-hosts.timer eipclaim-watch.service || true
 fi
 exit 0

@@ -1,0 +1,170 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the watcher's, in the Prometheus client library's registry:
+// served by --metrics-listen, written by --metrics-file. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	state     *prometheus.GaugeVec
+	epoch     *prometheus.GaugeVec
+	takeovers *prometheus.CounterVec
+	losses    *prometheus.CounterVec
+	hooks     *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	looks     *prometheus.CounterVec
+	probes    *prometheus.CounterVec
+	lastLook  *prometheus.GaugeVec
+}
+
+// NewMetrics registers the watcher's metrics in a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_watch_state",
+			Help: "1 for the watcher's state of the role (holder or standby), 0 for the other."}, []string{"role", "state"}),
+		epoch: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_epoch",
+			Help: "The role's EIP's eipclaim:epoch tag as last seen: it grows by one with every move."}, []string{"role"}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_takeovers_total",
+			Help: "Moves of the role's EIP to this instance made by this watcher."}, []string{"role"}),
+		losses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_losses_total",
+			Help: "Times this watcher found that the EIP it held had been moved elsewhere."}, []string{"role"}),
+		hooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_hook_runs_total",
+			Help: "Hook runs by event (holder, standby) and result (ok, failed, timeout)."}, []string{"role", "event", "result"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_aws_requests_total",
+			Help: "AWS requests (every attempt) by operation and outcome (ok, or the error code)."}, []string{"operation", "outcome"}),
+		looks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_looks_total",
+			Help: "Looks at the role's EIP by result (ok, or failed: the EC2 API did not answer)."}, []string{"role", "result"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_holder_failed_looks_total",
+			Help: "Looks at which the holder failed its probe or counted as down through the API."}, []string{"role"}),
+		lastLook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_last_successful_look_timestamp_seconds",
+			Help: "Unix time of the last look the EC2 API answered."}, []string{"role"}),
+	}
+	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook)
+	return m
+}
+
+// Role creates the role's series at zero, so that they exist before the
+// first event.
+func (m *Metrics) Role(role string) {
+	if m == nil {
+		return
+	}
+	m.state.WithLabelValues(role, StateHolder).Set(0)
+	m.state.WithLabelValues(role, StateStandby).Set(0)
+	m.takeovers.WithLabelValues(role)
+	m.losses.WithLabelValues(role)
+	for _, ev := range []string{StateHolder, StateStandby} {
+		for _, r := range []string{"ok", "failed", "timeout"} {
+			m.hooks.WithLabelValues(role, ev, r)
+		}
+	}
+}
+
+func (m *Metrics) setState(role, state string) {
+	if m == nil {
+		return
+	}
+	for _, s := range []string{StateHolder, StateStandby} {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.state.WithLabelValues(role, s).Set(v)
+	}
+}
+
+func (m *Metrics) setEpoch(role string, epoch int64) {
+	if m != nil {
+		m.epoch.WithLabelValues(role).Set(float64(epoch))
+	}
+}
+
+func (m *Metrics) takeover(role string) {
+	if m != nil {
+		m.takeovers.WithLabelValues(role).Inc()
+	}
+}
+
+func (m *Metrics) loss(role string) {
+	if m != nil {
+		m.losses.WithLabelValues(role).Inc()
+	}
+}
+
+func (m *Metrics) probeFailed(role string) {
+	if m != nil {
+		m.probes.WithLabelValues(role).Inc()
+	}
+}
+
+func (m *Metrics) look(role string, ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.looks.WithLabelValues(role, "ok").Inc()
+		m.lastLook.WithLabelValues(role).Set(float64(time.Now().UnixNano()) / 1e9)
+		return
+	}
+	m.looks.WithLabelValues(role, "failed").Inc()
+}
+
+// HookRun counts a hook run: failover.Hooks.Observe.
+func (m *Metrics) HookRun(role string) func(event, result string) {
+	return func(event, result string) {
+		if m != nil {
+			m.hooks.WithLabelValues(role, event, result).Inc()
+		}
+	}
+}
+
+// WriteFile writes the metrics in the text format to path atomically (a
+// temporary file renamed over it), for node_exporter's textfile collector.
+func (m *Metrics) WriteFile(path string) error {
+	return prometheus.WriteToTextfile(path, m.Registry)
+}
+
+// AWSRequests is an AWS SDK option (aws.Config.APIOptions) that counts
+// every attempt of every request by operation ("ec2:DescribeAddresses")
+// and outcome ("ok", or the error code).
+func (m *Metrics) AWSRequests(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("eipclaimRequestCount",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+				var ae smithy.APIError
+				if errors.As(err, &ae) && ae.ErrorCode() != "" {
+					outcome = ae.ErrorCode()
+				}
+			}
+			m.requests.WithLabelValues(serviceName(awsmiddleware.GetServiceID(ctx))+":"+awsmiddleware.GetOperationName(ctx), outcome).Inc()
+			return out, md, err
+		}), middleware.Before) // outside the deserializer: it sees the API error; inside the retryer: every attempt
+}
+
+// serviceName is the IAM prefix of a service id, as in eipclaim's op names.
+func serviceName(id string) string {
+	switch id {
+	case "EC2":
+		return "ec2"
+	case "Route 53":
+		return "route53"
+	case "S3":
+		return "s3"
+	}
+	return id
+}

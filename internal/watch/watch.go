@@ -1,0 +1,373 @@
+// Package watch is the driver of `eipclaim watch`: it looks at a role's
+// Elastic IP every interval and decides when to run the failover step
+// (internal/failover). A watcher is in one of two states, holder or
+// standby, and runs the state's hook when it enters it, including at
+// start.
+//
+// One look is one DescribeAddresses of the role's EIP. A standby also
+// examines the holder: with a health_check, by its probe against the
+// holder's private IP (free: no AWS request); without one, through the EC2
+// API (DescribeInstances and DescribeInstanceStatus). Only after Fall
+// consecutive failed looks does it run the failover step, whose engine
+// examines the holder again through the API and makes the move as a
+// compare-and-swap, so that of several standbys exactly one wins. A holder
+// seen new within HoldDown is not taken over for failing probes, unless it
+// is stopped, stopping, shutting down, terminated or gone.
+package watch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/publish"
+)
+
+// The states of a watcher.
+const (
+	StateHolder  = failover.EventHolder
+	StateStandby = failover.EventStandby
+)
+
+// Notifier tells the service manager about the watcher (systemd's
+// sd_notify); nil tells nobody.
+type Notifier interface {
+	Ready()
+	Watchdog()
+	// WatchdogEvery is how often Watchdog must be called; 0 when never.
+	WatchdogEvery() time.Duration
+}
+
+// Watcher watches one role.
+type Watcher struct {
+	Role       string
+	Spec       *config.Role
+	Settings   config.WatchSettings
+	InstanceID string // this instance
+	Engine     *claim.Engine
+	Step       *failover.Step
+	Publishers []publish.Publisher
+	Hooks      *failover.Hooks
+	Log        *slog.Logger
+	Metrics    *Metrics // nil: none
+	Notify     Notifier // nil: none
+	// AfterLook, when set, is called after every look (the metrics file).
+	AfterLook func()
+	// RepairEvery is how many looks a holder makes between two runs of
+	// the step that repair its DNS publications and audit tags;
+	// default: one a minute (at least every look).
+	RepairEvery int
+
+	state     string
+	fails     int       // consecutive failed looks at the current holder
+	assoc     string    // the association the failures count against
+	seenAt    time.Time // when that association was first seen (or tagged)
+	looks     int       // looks as holder, for RepairEvery
+	apiErrors int       // consecutive looks the API did not answer
+}
+
+// The bounds of one look and of one run of the step.
+const (
+	minLookTimeout = 15 * time.Second
+	stepTimeout    = 2 * time.Minute
+	maxBackoff     = 8 // times the interval, for an API that does not answer
+)
+
+// State returns the watcher's state: holder, standby, or "" before the
+// first look.
+func (w *Watcher) State() string { return w.state }
+
+// Run watches until ctx ends, then returns nil: a look in progress is
+// abandoned (it changes nothing), a move in progress is finished by the
+// claim engine (a claim never leaves the EIP on nobody).
+func (w *Watcher) Run(ctx context.Context) error {
+	if w.Spec.Pool != nil {
+		return errors.New("watch needs a role with allocation_id or public_ip, not a pool")
+	}
+	if w.RepairEvery <= 0 {
+		w.RepairEvery = max(1, int(time.Minute/w.Settings.Interval))
+	}
+	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
+	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
+		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck)
+	for first := true; ; first = false {
+		w.look(ctx)
+		if ctx.Err() != nil {
+			w.Log.Info("stopping: no move in progress", "state", w.state)
+			return nil
+		}
+		if w.AfterLook != nil {
+			w.AfterLook()
+		}
+		if w.Notify != nil {
+			if first {
+				w.Notify.Ready()
+			}
+			w.Notify.Watchdog()
+		}
+		if !w.wait(ctx, w.nextWait()) {
+			w.Log.Info("stopping", "state", w.state)
+			return nil
+		}
+	}
+}
+
+// nextWait is the interval, longer after looks the API did not answer
+// (throttled, unreachable): up to maxBackoff intervals.
+func (w *Watcher) nextWait() time.Duration {
+	return w.Settings.Interval << min(w.apiErrors, 3) // 1, 2, 4, 8 intervals
+}
+
+// wait sleeps d, pinging the watchdog meanwhile; false when ctx ended.
+func (w *Watcher) wait(ctx context.Context, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		step := left
+		if w.Notify != nil {
+			if every := w.Notify.WatchdogEvery(); every > 0 {
+				step = min(step, every)
+			}
+		}
+		t := time.NewTimer(step)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if w.Notify != nil {
+			w.Notify.Watchdog()
+		}
+	}
+}
+
+// look is one look at the EIP and what follows from it.
+func (w *Watcher) look(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, max(w.Settings.Interval, minLookTimeout))
+	defer cancel()
+	addrs, err := w.Engine.Addresses(lctx, w.Spec, false)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		w.apiErrors++
+		w.Metrics.look(w.Role, false)
+		w.Log.Warn("look failed: nothing changes until the EC2 API answers", "error", err, "next_look_in", w.nextWait().String())
+		return
+	}
+	w.apiErrors = 0
+	w.Metrics.look(w.Role, true)
+	a := addrs[0]
+	w.Metrics.setEpoch(w.Role, epochOf(a.Tags))
+	switch {
+	case a.Holder == w.InstanceID:
+		w.asHolder(ctx, a)
+	case a.Free():
+		w.free(ctx, a)
+	default:
+		w.heldByOther(ctx, lctx, a)
+	}
+}
+
+// asHolder: this instance holds the EIP.
+func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
+	w.fails, w.assoc = 0, a.AssociationID
+	if w.state != StateHolder {
+		reason := "the EIP was moved to this instance"
+		if w.state == "" {
+			reason = "started as the holder"
+		}
+		w.runStep(ctx, reason)
+		return
+	}
+	w.looks++
+	if w.looks%w.RepairEvery == 0 {
+		// Keep the DNS publications (and the audit tags) true: the step
+		// on an EIP already held reads and repairs, and moves nothing.
+		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers})
+		switch {
+		case err != nil && ctx.Err() == nil:
+			w.Log.Warn("repairing the DNS publications failed; will try again", "error", err)
+		case o != nil:
+			for _, p := range o.Published {
+				if p.Changed {
+					w.Log.Warn("repaired a DNS publication that had drifted", "publisher", p.Publisher, "name", p.Name, "value", p.Value)
+				}
+			}
+		}
+	}
+}
+
+// free: nobody holds the EIP.
+func (w *Watcher) free(ctx context.Context, a claim.Address) {
+	if w.Spec.EffectiveTakeover() == config.TakeoverNever {
+		w.enterStandby(ctx, a, "the EIP is free and takeover is never: this watcher only watches")
+		return
+	}
+	reason := "the EIP was free"
+	if w.state == StateHolder {
+		reason = "the EIP was released from this instance and is free"
+	}
+	w.Log.Info("the EIP is free: claiming it")
+	w.runStep(ctx, reason)
+}
+
+// heldByOther: another instance (or interface) holds the EIP.
+func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
+	holder := a.Holder
+	if holder == "" {
+		holder = a.ENI
+	}
+	if w.state == StateHolder {
+		w.Metrics.loss(w.Role)
+		w.Log.Warn("this instance no longer holds the EIP: entering standby", "holder", holder, "epoch", epochOf(a.Tags))
+		w.assoc, w.seenAt, w.fails = a.AssociationID, time.Now(), 0
+		w.enterStandbyFrom(ctx, a, w.InstanceID, "the EIP was moved to "+holder)
+		return
+	}
+	if a.AssociationID != w.assoc {
+		w.assoc, w.fails = a.AssociationID, 0
+		w.seenAt = time.Now()
+		if w.state == "" {
+			// At start, the audit tags say since when the holder has it.
+			if t, err := time.Parse(time.RFC3339, a.Tags[claim.TagClaimedAt]); err == nil && a.Tags[claim.TagHolder] == a.Holder && t.Before(w.seenAt) {
+				w.seenAt = t
+			}
+		}
+	}
+	if w.state != StateStandby {
+		w.enterStandby(ctx, a, "started as a standby: the EIP is held by "+holder)
+	}
+	if w.Spec.EffectiveTakeover() == config.TakeoverNever || a.Holder == "" {
+		return // only watch; an EIP on no instance is taken only by hand
+	}
+	failed, why, state := w.examine(lctx, a)
+	if lctx.Err() != nil && ctx.Err() != nil {
+		return
+	}
+	if !failed {
+		if w.fails > 0 {
+			w.Log.Info("the holder answers again", "holder", holder, "after_failed_looks", w.fails)
+		}
+		w.fails = 0
+		return
+	}
+	w.fails++
+	w.Metrics.probeFailed(w.Role)
+	w.Log.Info("the holder failed a look", "holder", holder, "why", why, "failed_looks", w.fails, "fall", w.Settings.Fall)
+	if w.fails < w.Settings.Fall {
+		return
+	}
+	if held := time.Since(w.seenAt); held < w.Settings.HoldDown {
+		if state == "" {
+			h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{})
+			if err != nil {
+				w.Log.Warn("could not read the holder's state during its hold-down", "error", err)
+				return
+			}
+			state = h.State
+		}
+		if !stoppedState(state) {
+			w.Log.Info("the holder is new: not taking over within hold_down for failing probes", "holder", holder, "held_for", held.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String())
+			return
+		}
+	}
+	w.runStep(ctx, why)
+}
+
+// examine tells whether the holder failed this look: its probe when a
+// health_check is configured (free), else the EC2 API's view of it. state
+// is the holder's instance state when the API was asked, "" otherwise.
+func (w *Watcher) examine(ctx context.Context, a claim.Address) (failed bool, why, state string) {
+	if hc := w.Spec.HealthCheck; hc.Set() {
+		ok, result := w.Engine.Probe(ctx, a.PrivateIP, hc)
+		return !ok, result, ""
+	}
+	h, err := w.Engine.Health(ctx, a.Holder, a.PrivateIP, config.HealthCheck{})
+	if err != nil {
+		// The API did not answer: no evidence either way.
+		w.Log.Warn("could not examine the holder through the EC2 API; this look counts for nothing", "error", err)
+		return false, "", ""
+	}
+	return h.Down, h.Why, h.State
+}
+
+// stoppedState reports an instance state that no hold-down protects.
+func stoppedState(s string) bool {
+	switch s {
+	case "stopped", "stopping", "terminated", "shutting-down", "gone":
+		return true
+	}
+	return false
+}
+
+// runStep runs the failover step (claim, publish, on_holder hook).
+func (w *Watcher) runStep(ctx context.Context, reason string) {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers, Hooks: w.Hooks, Reason: reason})
+	if o == nil {
+		w.fails = 0
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, claim.ErrRefused):
+			w.Log.Info("not taking over: the holder counts as healthy after all", "reason", err)
+		default:
+			w.Log.Warn("the failover step failed; staying standby", "error", err)
+		}
+		if w.state == "" {
+			w.state = StateStandby
+			w.Metrics.setState(w.Role, w.state)
+		}
+		return
+	}
+	if err != nil {
+		w.Log.Warn("holding the EIP, but its publication failed; will repair", "error", err)
+	}
+	moved := o.Action != "already held"
+	if moved {
+		w.Metrics.takeover(w.Role)
+	}
+	w.Log.Info("holder", "action", o.Action, "reason", o.Reason, "previous_holder", o.PreviousHolder, "epoch", o.Epoch, "public_ip", o.PublicIP)
+	w.state, w.fails, w.assoc, w.looks = StateHolder, 0, o.AssociationID, 0
+	w.Metrics.setState(w.Role, w.state)
+	w.Metrics.setEpoch(w.Role, o.Epoch)
+}
+
+func (w *Watcher) enterStandby(ctx context.Context, a claim.Address, reason string) {
+	w.enterStandbyFrom(ctx, a, "", reason)
+}
+
+// enterStandbyFrom enters standby and runs on_standby; previous is the
+// holder before (this instance when it was deposed, "" when unknown).
+func (w *Watcher) enterStandbyFrom(ctx context.Context, a claim.Address, previous, reason string) {
+	if w.state == StateStandby {
+		return
+	}
+	w.state = StateStandby
+	w.Metrics.setState(w.Role, w.state)
+	w.Log.Info("standby", "holder", a.Holder, "reason", reason, "epoch", epochOf(a.Tags))
+	w.Hooks.Run(ctx, failover.HookEnv{
+		Event: failover.EventStandby, PublicIP: a.PublicIP, AllocationID: a.AllocationID, Epoch: epochOf(a.Tags),
+		PreviousHolder: previous, Holder: a.Holder, Reason: reason,
+	})
+}
+
+func epochOf(tags map[string]string) int64 {
+	n, err := strconv.ParseInt(tags[claim.TagEpoch], 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
