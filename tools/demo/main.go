@@ -1,7 +1,10 @@
 // Command demo shows eipclaim at work without an AWS account: it starts
 // moto (EC2, S3, Route 53) and the IMDS emulator on loopback, creates an
 // instance, an Elastic IP and a hosted zone in them, and runs the real
-// eipclaim binary as that instance would at boot. Run it with `make demo`.
+// eipclaim binary as that instance would at boot; then it runs `eipclaim
+// watch` on the holder and a standby, stops the holder's instance, and
+// shows the standby take over by itself, with the hooks each ran. Run it
+// with `make demo`.
 package main
 
 import (
@@ -133,6 +136,127 @@ eipclaim:
 		return err
 	}
 
+	if err := showWorld(ctx, world, alloc, zoneID); err != nil {
+		return err
+	}
+	if err := watchDemo(ctx, &emu, world, moto, bin, dir, self, alloc, zoneID); err != nil {
+		return err
+	}
+	step("done in %s; the emulators stop now", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// watchDemo shows automatic failover: a watcher on the holder and one on a
+// standby, each with hooks; the holder's instance stops, the standby takes
+// the EIP over by itself and runs on_holder, and the deposed holder's
+// watcher runs on_standby.
+func watchDemo(ctx context.Context, emu *testenv.Emulators, world *testenv.World, moto *testenv.Moto, bin, dir string, holder testenv.Instance, alloc, zoneID string) error {
+	standby, err := world.NewInstance(ctx)
+	if err != nil {
+		return err
+	}
+	hooksLog := dir + "/hooks.log"
+	hook := func(event string) string {
+		return fmt.Sprintf(`["/bin/sh", "-c", "echo \"  hook on $0: entered %s (epoch $EIPCLAIM_EPOCH, holder $EIPCLAIM_HOLDER): $EIPCLAIM_REASON\" >> %s", "$INSTANCE"]`, event, hooksLog)
+	}
+	conf := func(inst testenv.Instance) string {
+		h := strings.ReplaceAll(hook("holder"), "$INSTANCE", inst.ID)
+		sb := strings.ReplaceAll(hook("standby"), "$INSTANCE", inst.ID)
+		return fmt.Sprintf(`#cloud-config
+eipclaim:
+  role: master-db
+  roles:
+    master-db:
+      allocation_id: %s
+      dns:
+        route53: {zone_id: %s, name: master-db.example.internal, ttl: 60}
+      watch: {interval: 1s, fall: 2, hold_down: 10s}
+      hooks:
+        on_holder: %s
+        on_standby: %s
+`, alloc, zoneID, h, sb)
+	}
+	step("automatic failover: a watcher on the holder %s and one on a new standby %s, with this user-data (the standby's):", holder.ID, standby.ID)
+	fmt.Print(indent(conf(standby)))
+	var watchers []*exec.Cmd
+	for _, inst := range []testenv.Instance{holder, standby} {
+		md, err := emu.IMDS(inst.IMDSOptions(conf(inst)))
+		if err != nil {
+			return err
+		}
+		logf, err := os.Create(dir + "/watch-" + inst.ID + ".log")
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		cmd := exec.CommandContext(ctx, bin, "watch")
+		cmd.Env = append(os.Environ(), append(moto.Env(), md.Env()...)...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		fmt.Printf("    $ eipclaim watch    (on %s, logs in %s)\n", inst.ID, logf.Name())
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		watchers = append(watchers, cmd)
+	}
+	defer func() {
+		for _, w := range watchers {
+			if w.ProcessState == nil {
+				w.Process.Kill()
+				w.Wait()
+			}
+		}
+	}()
+	printHooks := func() {
+		b, _ := os.ReadFile(hooksLog)
+		fmt.Print(string(b))
+		os.Truncate(hooksLog, 0)
+	}
+	time.Sleep(3 * time.Second)
+	step("each watcher ran the hook of the state it found at start")
+	printHooks()
+
+	step("the holder's instance %s stops; the standby takes over by itself", holder.ID)
+	stopped := time.Now()
+	if _, err := world.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{holder.ID}}); err != nil {
+		return err
+	}
+	for {
+		a, err := world.Address(ctx, alloc)
+		if err != nil {
+			return err
+		}
+		if aws.ToString(a.NetworkInterfaceId) == standby.ENI {
+			fmt.Printf("    the EIP is on the standby %s %s after %s\n", standby.ID, standby.ENI, time.Since(stopped).Round(100*time.Millisecond))
+			break
+		}
+		if time.Since(stopped) > 60*time.Second {
+			return fmt.Errorf("the standby did not take the EIP over within 60s: see %s", dir)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	step("the new holder ran on_holder; the deposed holder's watcher (still running) ran on_standby")
+	printHooks()
+
+	step("SIGTERM to both watchers: they exit 0 and leave the EIP where it is")
+	for _, w := range watchers {
+		w.Process.Signal(syscall.SIGTERM)
+	}
+	for _, w := range watchers {
+		err := w.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			return err
+		}
+		fmt.Printf("    watcher %d exited %d\n", w.Process.Pid, code)
+	}
+	return showWorld(ctx, world, alloc, zoneID)
+}
+
+// showWorld prints what EC2 and Route 53 say of the EIP and the zone.
+func showWorld(ctx context.Context, world *testenv.World, alloc, zoneID string) error {
 	step("what EC2 and Route 53 say now")
 	a, err := world.Address(ctx, alloc)
 	if err != nil {
@@ -151,7 +275,6 @@ eipclaim:
 			fmt.Printf("    %s %d CNAME %s\n", aws.ToString(rr.Name), aws.ToInt64(rr.TTL), aws.ToString(rr.ResourceRecords[0].Value))
 		}
 	}
-	step("done in %s; the emulators stop now", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
