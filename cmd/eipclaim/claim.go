@@ -37,7 +37,11 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	s.log.Info("claiming", "role", s.role, "instance_id", s.instanceID, "region", s.region,
 		"eip", describeSelector(spec), "takeover", policy, "interface", spec.Interface, "private_ip", spec.PrivateIP,
 		"dns", names, "dry_run", *dryRun)
-	o, err := s.step().Run(ctx, failover.Request{Role: s.role, Spec: spec, Publishers: pubs, Force: *force, DryRun: *dryRun})
+	// The claim enters (or confirms) the holder state: on_holder runs, as
+	// a watcher runs it at start.
+	settings := spec.WatchSettings()
+	hooks := &failover.Hooks{Role: s.role, OnHolder: settings.OnHolder, Timeout: settings.HookTimeout, Log: s.log}
+	o, err := s.step().Run(ctx, failover.Request{Role: s.role, Spec: spec, Publishers: pubs, Hooks: hooks, Force: *force, DryRun: *dryRun})
 	if o == nil {
 		return fmt.Errorf("claim role %s: %w", s.role, err)
 	}
@@ -50,6 +54,9 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return err
 	}
 	fmt.Fprintln(stdout, describe(o))
+	if o.Hook != nil {
+		fmt.Fprintf(stdout, "%s: on_holder %s: %s (%s)\n", o.Role, o.Hook.Command, o.Hook.Result, o.Hook.Took)
+	}
 	for _, p := range o.Published {
 		prefix := ""
 		if o.DryRun {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -407,5 +408,36 @@ func checkSnakeCase(t *testing.T, doc string) {
 	walk("", v)
 	if keys == 0 {
 		t.Errorf("no keys in %s", doc)
+	}
+}
+
+// TestClaimRunsOnHolder: a claim enters the holder state, so the role's
+// on_holder hook runs with the EIPCLAIM_* environment (a rerun confirms
+// the state and runs it again, as a watcher does at start); a dry run and
+// a refused claim run nothing.
+func TestClaimRunsOnHolder(t *testing.T) {
+	w := newWorld(t, "")
+	alloc, ip := w.allocate()
+	out := filepath.Join(t.TempDir(), "hook.env")
+	hook := "    hooks:\n      on_holder: [\"/bin/sh\", \"-c\", \"env | grep ^EIPCLAIM_ | sort >> " + out + "\"]\n"
+	w.withUserData(fixedRole(alloc, hook))
+	if stdout, errs, code := eipclaim(t, "--dry-run", "--timeout", "60s"); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, stdout, errs)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a dry run ran on_holder")
+	}
+	stdout, errs, code := eipclaim(t, "--timeout", "60s")
+	if code != 0 || !strings.Contains(stdout, "on_holder /bin/sh") {
+		t.Fatalf("claim: exit %d, stdout does not report the hook\n%s\n%s", code, stdout, errs)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("on_holder did not run: %v", err)
+	}
+	for _, want := range []string{"EIPCLAIM_EVENT=holder", "EIPCLAIM_ROLE=db", "EIPCLAIM_PUBLIC_IP=" + ip, "EIPCLAIM_ALLOCATION_ID=" + alloc, "EIPCLAIM_EPOCH=1", "EIPCLAIM_HOLDER=" + w.instance, "EIPCLAIM_REASON=the EIP was free"} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("the hook's environment lacks %s:\n%s", want, b)
+		}
 	}
 }
