@@ -109,6 +109,9 @@ func TestParseBad(t *testing.T) {
 		{"route53 name of one role is the rfc2136 name of another", "roles:\n  a:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: x.example.com}\n" +
 			"  b:\n    public_ip: 203.0.113.4\n    dns:\n      rfc2136: {server: 127.0.0.1, zone: example.com., name: x.example.com., tsig_name: k., tsig_secret_file: /k}\n",
 			[]string{`roles.b.dns.rfc2136.name "x.example.com." (line 9): role a publishes this name too (roles.a.dns.route53.name, line 5`}},
+		{"dyndns hostname of one role is the route53 name of another", "roles:\n  a:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: x.example.com}\n" +
+			"  b:\n    public_ip: 203.0.113.4\n    dns:\n      dyndns: {url: 'https://members.example-ddns.net/nic/update', hostname: X.example.com, username: u, password_file: /p}\n",
+			[]string{`roles.b.dns.dyndns.hostname "X.example.com" (line 9): role a publishes this name too (roles.a.dns.route53.name, line 5`}},
 		{"dns name is another role's name", "roles:\n  cache:\n    public_ip: 203.0.113.3\n  db:\n    public_ip: 203.0.113.4\n    dns:\n      route53: {zone_id: Z1, name: Cache}\n",
 			[]string{`roles.db.dns.route53.name "Cache" (line 7): role cache publishes this name too (roles.cache, line 2`}},
 		{"role name is another role's dns name", "roles:\n  app:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: CACHE.}\n  cache:\n    public_ip: 203.0.113.4\n",

@@ -100,6 +100,10 @@ func (v *validator) uniqueNames(roles []string) {
 				cands = append(cands, published{role, "roles." + role + ".dns.rfc2136.name"})
 				names = append(names, d.Name)
 			}
+			if d := r.DNS.DynDNS; d != nil && d.Hostname != "" {
+				cands = append(cands, published{role, "roles." + role + ".dns.dyndns.hostname"})
+				names = append(names, d.Hostname)
+			}
 		}
 		for i, p := range cands {
 			key := strings.ToLower(strings.TrimSuffix(names[i], "."))
