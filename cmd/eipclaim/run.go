@@ -23,6 +23,7 @@ Commands (claim is the default):
   release   disassociate the role's EIP if this instance holds it
   check     preflight: configuration, permissions (EC2 DryRun), DNS zones
   hosts     regenerate the managed block of the hosts file
+  lambda    the off-box controller, as an AWS Lambda function (also as bootstrap)
   version   print the version
 
 Run "eipclaim COMMAND -h" (or "eipclaim help COMMAND") for a command's flags.
@@ -112,6 +113,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runHosts(ctx, args, getenv, stdout, stderr)
 	case "release":
 		return runRelease(ctx, args, getenv, stdout, stderr)
+	case "lambda":
+		return runLambda(ctx, args, getenv, stderr)
 	case "version":
 		if help, err := parseNoArgs("version", args, stderr); help || err != nil {
 			return err
@@ -138,7 +141,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 // commands are the commands run knows.
-var commands = []string{"claim", "status", "check", "hosts", "release", "version", "help"}
+var commands = []string{"claim", "status", "check", "hosts", "release", "lambda", "version", "help"}
 
 // parseNoArgs parses the arguments of a command that takes none: only -h.
 func parseNoArgs(name string, args []string, stderr io.Writer) (help bool, err error) {
