@@ -519,3 +519,17 @@ func summary(s *types.InstanceStatusSummary) string {
 	}
 	return string(s.Status)
 }
+
+// Actions are the IAM actions the controller calls: the claim engine's
+// EC2 actions, the Route 53 publisher's, the configuration's S3 read and
+// the lifecycle completion. deploy/eipclaim-controller.yaml grants exactly
+// these (and the Lambda log actions); a test keeps the two in step.
+var Actions = append(append([]string{}, claim.Actions...),
+	"route53:GetHostedZone",
+	"route53:ListHostedZonesByName",
+	"route53:ListResourceRecordSets",
+	"route53:ChangeResourceRecordSets",
+	"route53:GetChange",
+	"s3:GetObject",
+	"autoscaling:CompleteLifecycleAction",
+)
