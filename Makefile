@@ -8,7 +8,7 @@ export GOTOOLCHAIN = auto
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
 FUZZTIME ?= 60s
 
-.PHONY: test tools fuzz build demo
+.PHONY: test tools fuzz build demo lambda
 
 ## test: lint, build for Windows, race tests with real emulators, short fuzz, govulncheck
 test:
@@ -26,6 +26,15 @@ fuzz:
 build:
 	mkdir -p dist
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/ ./cmd/eipclaim
+
+## lambda: the off-box controller's code, dist/eipclaim-lambda-arm64.zip and -amd64.zip (bootstrap, provided.al2023)
+lambda:
+	mkdir -p dist
+	for arch in arm64 amd64; do \
+		rm -rf dist/lambda-$$arch && mkdir -p dist/lambda-$$arch && \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -tags lambda.norpc -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/lambda-$$arch/bootstrap ./cmd/eipclaim && \
+		rm -f dist/eipclaim-lambda-$$arch.zip && (cd dist/lambda-$$arch && zip -q -X ../eipclaim-lambda-$$arch.zip bootstrap) || exit 1; \
+	done
 
 ## demo: the end-to-end demonstration against the emulators (installs them first)
 demo: tools

@@ -3,6 +3,7 @@
 # nothing that is already there. Safe to run any number of times.
 #
 #   .tools/bin/ec2-metadata-mock   AWS's IMDS emulator (AEMM), pinned
+#   .tools/bin/aws-lambda-rie      AWS's Lambda runtime interface emulator, pinned
 #   .tools/bin/staticcheck         linter, pinned
 #   .tools/bin/govulncheck         vulnerability check, pinned
 #   named, nsupdate, dig           BIND 9, from Debian's bind9 + bind9-dnsutils
@@ -14,6 +15,7 @@ ROOT=$PWD
 TOOLS_BIN="$ROOT/.tools/bin"
 
 AEMM_VERSION=v1.13.0        # github.com/aws/amazon-ec2-metadata-mock
+RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d  # github.com/aws/aws-lambda-runtime-interface-emulator (keep in step with internal/testenv/rie.go)
 STATICCHECK_VERSION=v0.8.2  # honnef.co/go/tools, the first line built for Go 1.26
 GOVULNCHECK_VERSION=v1.9.0  # golang.org/x/vuln
 PYENV_BIN="$HOME/.pyenv/versions/3.11.7/bin"
@@ -39,6 +41,8 @@ go_tool() {
 
 go_tool ec2-metadata-mock github.com/aws/amazon-ec2-metadata-mock \
 	github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock "$AEMM_VERSION"
+go_tool aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator \
+	github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie "$RIE_VERSION"
 go_tool staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
 go_tool govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
@@ -17,7 +18,13 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == "bootstrap" {
+		// The provided.al2023 runtime runs the function's executable by
+		// this name, with no arguments: it is the Lambda controller.
+		args = append([]string{"lambda"}, args...)
+	}
+	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "eipclaim:", err)

@@ -27,6 +27,7 @@ Commands (claim is the default):
   hosts     regenerate the managed block of the hosts file (from EC2, or
             from the role table with --from)
   register  record a service outside the cloud in the role table
+  lambda    the off-box controller, as an AWS Lambda function (also as bootstrap)
   version   print the version
 
 Run "eipclaim COMMAND -h" (or "eipclaim help COMMAND") for a command's flags.
@@ -120,6 +121,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runRegister(ctx, args, getenv, stdout, stderr)
 	case "watch":
 		return runWatch(ctx, args, getenv, stdout, stderr)
+	case "lambda":
+		return runLambda(ctx, args, getenv, stderr)
 	case "version":
 		if help, err := parseNoArgs("version", args, stderr); help || err != nil {
 			return err
@@ -146,7 +149,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 }
 
 // commands are the commands run knows.
-var commands = []string{"claim", "status", "check", "hosts", "release", "register", "watch", "version", "help"}
+var commands = []string{"claim", "status", "check", "hosts", "release", "register", "watch", "lambda", "version", "help"}
 
 // parseNoArgs parses the arguments of a command that takes none: only -h.
 func parseNoArgs(name string, args []string, stderr io.Writer) (help bool, err error) {

@@ -4,6 +4,8 @@
 //   - moto's server for EC2, S3 and Route 53 ([SharedMoto], [StartMoto]),
 //   - amazon-ec2-metadata-mock for IMDS ([StartIMDS]),
 //   - BIND 9's named for RFC 2136 dynamic updates ([StartBIND]),
+//   - AWS's Lambda runtime interface emulator, running eipclaim built as a
+//     Lambda function's bootstrap ([StartRIE], [Bootstrap]),
 //
 // builds the emulated world in them, instances with their interfaces, Elastic
 // IPs, hosted zones and an IMDS per instance ([World], [TestWorld], in
@@ -20,7 +22,7 @@
 // scripts/tools.sh installs everything.
 //
 // Binaries are looked up in this order: an environment variable (MOTO_SERVER,
-// AEMM_BIN, NAMED_BIN), the repository's .tools/bin, PATH, then a well-known
+// AEMM_BIN, NAMED_BIN, AWS_LAMBDA_RIE), the repository's .tools/bin, PATH, then a well-known
 // location (~/.pyenv/versions/3.11.7/bin for moto_server, /usr/sbin for named).
 package testenv
 
@@ -46,6 +48,7 @@ func Main(m *testing.M) {
 	stopShared()
 	stopAll()
 	removeBuild()
+	removeBootstrap()
 	os.Exit(code)
 }
 
