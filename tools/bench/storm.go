@@ -385,6 +385,30 @@ type stormBucket struct {
 	limit                      faultproxy.Limit
 	needed, sent, limited      int
 	firstLimited, lastAccepted time.Duration // since the start; -1 if none
+	accepted                   []time.Duration
+}
+
+// idle replays b's accepted requests through its bucket, full at the start:
+// how long it sat full before its first accepted request, and how much
+// refill it lost to being full later (in seconds of refill). A bucket-bound
+// storm ends no sooner than both plus the least time for what it accepted.
+func (b *stormBucket) idle() (first, later time.Duration) {
+	if len(b.accepted) == 0 {
+		return 0, 0
+	}
+	at := slices.Sorted(slices.Values(b.accepted))
+	burst := float64(b.limit.Burst)
+	tokens, last, lost := burst, at[0], 0.0
+	for _, t := range at {
+		tokens += t.Seconds()*b.limit.Rate - last.Seconds()*b.limit.Rate
+		if tokens > burst {
+			lost += tokens - burst
+			tokens = burst
+		}
+		tokens = max(0, tokens-1)
+		last = t
+	}
+	return max(0, at[0]), time.Duration(lost / b.limit.Rate * float64(time.Second))
 }
 
 func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start time.Time, records []faultproxy.Record, problems []string) {
@@ -463,8 +487,9 @@ func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start ti
 			if b.firstLimited < 0 || at < b.firstLimited {
 				b.firstLimited = at
 			}
-		} else if at > b.lastAccepted {
-			b.lastAccepted = at
+		} else {
+			b.accepted = append(b.accepted, at)
+			b.lastAccepted = max(b.lastAccepted, at)
 		}
 	}
 	fmt.Fprintln(out, "\nStorm requests to EC2 and Route 53, all claimers (accepted = let through by the buckets; SDK retries = attempts after the SDK's first):")
@@ -485,13 +510,14 @@ func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start ti
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", label, needed, s, l, s-l, r, limits.Bucket(serviceOf(actions[0]), actions[0]), note)
 	}
-	for _, nd := range needed {
-		b := limits.Bucket(serviceOf(nd.actions[0]), nd.actions[0])
+	need := neededCount(freshSteps)
+	for _, rq := range requests {
+		b := limits.Bucket(serviceOf(rq.actions[0]), rq.actions[0])
 		if b == "" {
 			continue // IMDS: not limited, not through this proxy
 		}
-		buckets[b].needed += nd.times * n
-		row(nd.label, nd.times*n, nd.actions, "")
+		buckets[b].needed += need[rq.label] * n
+		row(rq.label, need[rq.label]*n, rq.actions, "")
 	}
 	var extra []string
 	for a := range byAction {
@@ -501,11 +527,7 @@ func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start ti
 	}
 	sort.Strings(extra)
 	for _, a := range extra {
-		note := "REDUNDANT: not in the specification's minimum"
-		if why, ok := redundant[a]; ok {
-			note = "REDUNDANT: " + why
-		}
-		row(a, 0, []string{a}, note)
+		row(a, 0, []string{a}, "REDUNDANT: not in the specification's minimum")
 	}
 	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\t\t\n", totals[0], totals[1], totals[2], totals[3], totals[4])
 	tw.Flush()
@@ -520,7 +542,7 @@ func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start ti
 	var binding *stormBucket
 	fmt.Fprintln(out, "\nToken buckets (AWS's per account and region): the least time each takes to let through the requests needed, and those accepted")
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "bucket\tburst\trefill/s\tneeded\tleast time for them\taccepted\tleast time for them\tthrottled\tfirst throttled at\tlast accepted at")
+	fmt.Fprintln(tw, "bucket\tburst\trefill/s\tneeded\tleast time for them\taccepted\tleast time for them\tthrottled\tfirst accepted at\tfirst throttled at\trefill lost later (full)\tlast accepted at")
 	at := func(d time.Duration) string {
 		if d < 0 {
 			return "-"
@@ -533,11 +555,21 @@ func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start ti
 		if binding == nil || least > minimum {
 			minimum, binding = least, b
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%g\t%d\t%s\t%d\t%s\t%d\t%s\t%s\n", b.name, b.limit.Burst, b.limit.Rate, b.needed, ms(least),
-			accepted, ms(bucketMin(accepted, b.limit)), b.limited, at(b.firstLimited), at(b.lastAccepted))
+		first, later := b.idle()
+		if len(b.accepted) == 0 {
+			first = -1
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%g\t%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", b.name, b.limit.Burst, b.limit.Rate, b.needed, ms(least),
+			accepted, ms(bucketMin(accepted, b.limit)), b.limited, at(first), at(b.firstLimited), ms(later), at(b.lastAccepted))
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "bucket-limited minimum: %s (%s: (%d needed - %d burst) / %g per s)\n", ms(minimum), binding.name, binding.needed, binding.limit.Burst, binding.limit.Rate)
+	if first, later := binding.idle(); len(binding.accepted) > 0 {
+		accepted := len(binding.accepted)
+		fmt.Fprintf(out, "  %s: its last accepted request at %s = its first at %s (the bucket full until then) + refill lost to being full later %s + least time for the %d accepted %s + %s of refill still unused at its last request (idle at the tail)\n",
+			binding.name, ms(binding.lastAccepted), ms(first), ms(later), accepted, ms(bucketMin(accepted, binding.limit)),
+			ms(binding.lastAccepted-first-later-bucketMin(accepted, binding.limit)))
+	}
 
 	// The claim loop's own retries, from the claimers' logs.
 	retries, races := claimLoopRetries(cs)
@@ -565,7 +597,7 @@ func stormReport(out io.Writer, cs []*stormClaimer, wall time.Duration, start ti
 	if minimum > 0 {
 		ratio = float64(wall) / float64(minimum)
 	}
-	fmt.Fprintf(tw, "total time / bucket-limited minimum\t%s / %s = %.2fx\t<= %.1fx\t%s\n", ms(wall), ms(minimum), ratio, targetStorm, verdict(minimum > 0 && ratio <= targetStorm))
+	fmt.Fprintf(tw, "total time / bucket-limited minimum\t%s / %s = %sx\t<= %.1fx\t%s\n", ms(wall), ms(minimum), ratioText(ratio, targetStorm), targetStorm, verdict(minimum > 0 && ratio <= targetStorm))
 	limited := 0
 	for _, b := range bs {
 		limited += b.limited
@@ -619,4 +651,13 @@ func lastLines(s string, n int) string {
 
 func indent(s, pre string) string {
 	return pre + strings.ReplaceAll(s, "\n", "\n"+pre)
+}
+
+// ratioText prints a ratio with two decimals, three when two would round a
+// miss onto the target.
+func ratioText(ratio, target float64) string {
+	if t := fmt.Sprintf("%.2f", ratio); t != fmt.Sprintf("%.2f", target) || ratio <= target {
+		return t
+	}
+	return fmt.Sprintf("%.3f", ratio)
 }
