@@ -60,7 +60,7 @@ dist:
 		if [ "$$os" = windows ]; then ext=.exe; fi; \
 		out=$(DIST)/eipclaim_$${os}_$${arch}$$ext; \
 		echo "GOOS=$$os GOARCH=$$arch go build -o $$out"; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/eipclaim; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags $(or $(GOTAGS),lambda.norpc) -trimpath -ldflags "$(LDFLAGS)" -o $$out ./cmd/eipclaim; \
 	done
 	@$(sums)
 	@echo "$(DIST)/SHA256SUMS"

@@ -16,7 +16,7 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	dryRun := c.flags.Bool("dry-run", false, "say what would be done, change nothing")
 	waitDNS := c.flags.Bool("wait-dns", false, "wait until the Route 53 change is INSYNC (within --timeout)")
 	asJSON := c.flags.Bool("json", false, "print the outcome as JSON for scripts")
-	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true})
+	ctx, s, err := c.start(ctx, args, getenv, stderr, openOptions{instance: true, userData: true, prefetchSelf: true})
 	if s == nil {
 		return err
 	}

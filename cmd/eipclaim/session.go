@@ -41,7 +41,8 @@ type session struct {
 	instanceID string
 	region     string
 	cfg        *config.Config
-	role       string // the effective role, "" if none was given
+	role       string       // the effective role, "" if none was given
+	ec2API     claim.EC2API // set when the command prefetched this instance (claim)
 	// closeLog closes the log file, if any.
 	closeLog func()
 	logFile  bool
@@ -72,6 +73,9 @@ type openOptions struct {
 	// needs the AWS configuration only when aws is set.
 	noConfig bool
 	aws      bool
+	// prefetchSelf: the command claims, so this instance's
+	// DescribeInstances is sent while the configuration loads.
+	prefetchSelf bool
 }
 
 // open builds the session: logger, AWS configuration, identity from IMDS,
@@ -165,6 +169,9 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if o.noConfig {
 		return s, nil
 	}
+	if o.instance && o.prefetchSelf {
+		s.ec2API = prefetchSelf(ctx, ec2.NewFromConfig(s.aws), s.instanceID)
+	}
 	loader.S3 = s3.NewFromConfig(s.aws)
 	loaded, err := loader.Load(ctx, req)
 	if err != nil {
@@ -225,7 +232,14 @@ func metadata(ctx context.Context, md *imdsClient, path string) (string, error) 
 // the engine (IMDS, DNS).
 func (s *session) retrier() *retry.Retrier { return &retry.Retrier{Log: s.log} }
 
-func (s *session) ec2() *ec2.Client { return ec2.NewFromConfig(s.aws) }
+// ec2 returns the EC2 client: the one with this instance's description
+// already asked for, when the command prefetched it.
+func (s *session) ec2() claim.EC2API {
+	if s.ec2API != nil {
+		return s.ec2API
+	}
+	return ec2.NewFromConfig(s.aws)
+}
 
 // engine returns the claim engine for this instance.
 func (s *session) engine() *claim.Engine {
