@@ -48,12 +48,12 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		m.Role(s.role)
 		s.aws.APIOptions = append(s.aws.APIOptions, m.AWSRequests)
 		if *metricsListen != "" {
-			stop, err := serveMetrics(sctx, *metricsListen, m)
+			stop, addr, err := serveMetrics(sctx, *metricsListen, m)
 			if err != nil {
 				return err
 			}
 			defer stop()
-			s.log.Info("serving metrics", "url", "http://"+loopbackDefault(*metricsListen)+"/metrics")
+			s.log.Info("serving metrics", "url", "http://"+addr+"/metrics")
 		}
 		settings := spec.WatchSettings()
 		hooks := &failover.Hooks{Role: s.role, OnHolder: settings.OnHolder, OnStandby: settings.OnStandby,
@@ -87,11 +87,12 @@ func loopbackDefault(addr string) string {
 	return addr
 }
 
-// serveMetrics serves the registry on addr until stop is called.
-func serveMetrics(ctx context.Context, addr string, m *watch.Metrics) (stop func(), err error) {
+// serveMetrics serves the registry on addr until stop is called; bound is
+// the address it listens on (the port chosen when addr's is 0).
+func serveMetrics(ctx context.Context, addr string, m *watch.Metrics) (stop func(), bound string, err error) {
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", loopbackDefault(addr))
 	if err != nil {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("--metrics-listen %s: %w", addr, err))
+		return nil, "", exitcode.With(exitcode.Usage, fmt.Errorf("--metrics-listen %s: %w", addr, err))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
@@ -102,5 +103,5 @@ func serveMetrics(ctx context.Context, addr string, m *watch.Metrics) (stop func
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-	}, nil
+	}, ln.Addr().String(), nil
 }

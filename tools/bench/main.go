@@ -61,10 +61,10 @@ func main() {
 	flag.BoolVar(&o.noDNS, "no-dns", false, "claims without Route 53 publication")
 	flag.IntVar(&o.storm, "storm", 200, "claimers in the boot storm, half on fixed EIPs and half on a pool (0: no storm)")
 	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "each storm claimer's --timeout")
-	flag.StringVar(&o.only, "only", "", "run only this section: storm")
+	flag.StringVar(&o.only, "only", "", "run only this section: storm or watch")
 	flag.Parse()
-	if o.only != "" && o.only != "storm" {
-		fmt.Fprintf(os.Stderr, "bench: -only %q: the only section that runs alone is storm\n", o.only)
+	if o.only != "" && o.only != "storm" && o.only != "watch" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the sections that run alone are storm and watch\n", o.only)
 		os.Exit(2)
 	}
 	if o.storm < 0 || o.storm == 1 || (o.only == "storm" && o.storm == 0) {
@@ -72,7 +72,13 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o, os.Stdout)
+	var err error
+	if o.only != "watch" {
+		err = run(ctx, o, os.Stdout)
+	}
+	if err == nil && (o.only == "watch" || o.only == "" && !*watchSkip) {
+		err = watchBench(ctx, os.Stdout) // watch.go
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
