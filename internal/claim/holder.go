@@ -44,22 +44,7 @@ func (e *Engine) health(ctx context.Context, holder, privateIP string, healthChe
 		h.Why = "on an interface attached to no instance (a NAT gateway, a load balancer or a detached interface): eipclaim does not take it without --force"
 		return h, nil
 	}
-	var inst *types.Instance
-	err := e.retrier().Do(ctx, "ec2:DescribeInstances", func(ctx context.Context) error {
-		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{holder}})
-		if retry.Code(err) == "InvalidInstanceID.NotFound" {
-			return nil // gone for good: terminated long ago
-		}
-		if err != nil {
-			return err
-		}
-		for _, r := range out.Reservations {
-			for i := range r.Instances {
-				inst = &r.Instances[i]
-			}
-		}
-		return nil
-	})
+	inst, err := e.Instance(ctx, holder)
 	if err != nil {
 		return nil, fmt.Errorf("describe the holder %s: %w", holder, err)
 	}
@@ -159,4 +144,26 @@ func (e *Engine) Health(ctx context.Context, holder, privateIP string, healthChe
 // words.
 func (e *Engine) Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string) {
 	return e.check(ctx, ip, healthCheck)
+}
+
+// Instance describes an instance through the EC2 API; nil when the API no
+// longer knows it (terminated long ago).
+func (e *Engine) Instance(ctx context.Context, id string) (*types.Instance, error) {
+	var inst *types.Instance
+	err := e.retrier().Do(ctx, "ec2:DescribeInstances", func(ctx context.Context) error {
+		out, err := e.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if retry.Code(err) == "InvalidInstanceID.NotFound" {
+			return nil // gone for good
+		}
+		if err != nil {
+			return err
+		}
+		for _, r := range out.Reservations {
+			for i := range r.Instances {
+				inst = &r.Instances[i]
+			}
+		}
+		return nil
+	})
+	return inst, err
 }

@@ -438,22 +438,7 @@ func (c *Controller) log() *slog.Logger {
 
 // instance reads one instance; nil when EC2 no longer knows it.
 func (c *Controller) instance(ctx context.Context, id string) (*types.Instance, error) {
-	var inst *types.Instance
-	err := c.retrier().Do(ctx, "ec2:DescribeInstances", func(ctx context.Context) error {
-		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-		if retry.Code(err) == "InvalidInstanceID.NotFound" {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, r := range out.Reservations {
-			for i := range r.Instances {
-				inst = &r.Instances[i]
-			}
-		}
-		return nil
-	})
+	inst, err := c.engine(id).Instance(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("describe instance %s: %w", id, err)
 	}

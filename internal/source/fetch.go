@@ -40,7 +40,7 @@ func (l *Loader) fetchConfig(ctx context.Context, source string) (*config.Config
 		data, err = l.fetchHTTPS(ctx, source, name)
 	default:
 		name = source
-		data, err = fetchFile(source)
+		data, err = ReadFile(source)
 	}
 	if err != nil {
 		return nil, "", err
@@ -60,11 +60,15 @@ func (l *Loader) fetchConfig(ctx context.Context, source string) (*config.Config
 // readCapped reads at most MaxDocument bytes of r.
 func readCapped(r io.Reader, name string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxDocument+1))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// Fewer bytes than Content-Length: never parsed, never used.
+		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("read %s: the answer was cut short after %d bytes: %w", name, len(data), redactErr(err)))
+	}
 	if err != nil {
 		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("read %s: %w", name, redactErr(err)))
 	}
 	if len(data) > MaxDocument {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s is larger than %d bytes: a configuration document must be smaller", name, MaxDocument))
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s is larger than %d bytes: refused (eipclaim's documents are smaller)", name, MaxDocument))
 	}
 	return data, nil
 }
@@ -127,16 +131,28 @@ func s3Error(err error, bucket, key string) error {
 	return exitcode.With(exitcode.Failed, fmt.Errorf("read %s: %w", src, err))
 }
 
-func (l *Loader) fetchHTTPS(ctx context.Context, source, name string) ([]byte, error) {
-	client := l.HTTP
+func (l *Loader) fetchHTTPS(ctx context.Context, source, _ string) ([]byte, error) {
+	return GetHTTPS(ctx, l.HTTP, l.Log, source, "application/yaml, application/json, text/yaml, text/plain, */*")
+}
+
+// GetHTTPS reads the document at an https:// URL through client
+// (NewHTTPClient(log) when nil): at most MaxDocument bytes, a body cut
+// short is an error, and an error names the problem, what to check and its
+// exit code (404 → 2, 401/403 → 3, 429/5xx after retries → 1). The URL's
+// query string (a presigned URL's credentials) never appears in an error.
+// It serves every document eipclaim reads over https: the configuration,
+// the role table.
+func GetHTTPS(ctx context.Context, client *retryablehttp.Client, log *slog.Logger, url, accept string) ([]byte, error) {
 	if client == nil {
-		client = NewHTTPClient(l.Log)
+		client = NewHTTPClient(log)
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, source, nil)
+	name := redactURL(url)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s: not a valid URL: %w", name, redactErr(err)))
 	}
-	req.Header.Set("Accept", "application/yaml, application/json, text/yaml, text/plain, */*")
+	req.Header.Set("Accept", accept)
+	req.Header.Set("Cache-Control", "no-cache")
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("fetch %s: %w; check the URL and the network (a proxy, the VPC's route to the internet)", name, redactErr(err)))
@@ -155,10 +171,16 @@ func (l *Loader) fetchHTTPS(ctx context.Context, source, name string) ([]byte, e
 	default:
 		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("fetch %s: %s: want 200 OK", name, resp.Status))
 	}
+	if resp.ContentLength > MaxDocument {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s is %d bytes, larger than %d: refused", name, resp.ContentLength, MaxDocument))
+	}
 	return readCapped(resp.Body, name)
 }
 
-func fetchFile(path string) ([]byte, error) {
+// ReadFile reads a local document (the configuration, the role table): at
+// most MaxDocument bytes, with an error that says what to fix and carries
+// its exit code (missing → 2, not permitted → 3).
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
