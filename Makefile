@@ -24,7 +24,7 @@ tools:
 
 ## fuzz: run every fuzz target for FUZZTIME (default 60s) each
 fuzz:
-	FUZZTIME=$(FUZZTIME) bash scripts/test.sh fuzz
+	FUZZALL=1 FUZZTIME=$(FUZZTIME) bash scripts/test.sh fuzz
 
 ## build: static release binary in dist/
 build:

@@ -13,6 +13,7 @@ bench: tools
 ## proof: the long fault and race runs: 1000 faulted claims, 20 rounds of 50 claimers on a pool of 10, 50 fixed-EIP races
 proof: tools
 	EIPCLAIM_PROOF=1 go test -count=1 -timeout 30m -v -run '^($(PROOF_TESTS))$$' ./internal/proof/
+	FUZZALL=1 FUZZTIME=30s bash scripts/test.sh fuzz
 
 ## vulndb: a local copy of the Go vulnerability database in .tools/vulndb (GOVULNDB=file://$$PWD/.tools/vulndb)
 vulndb:

@@ -152,7 +152,7 @@ func buildBootstrap() (string, error) {
 		return "", fmt.Errorf("build bootstrap: %w", err)
 	}
 	out := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command(goBin, "build", "-tags", "lambda.norpc", "-o", out, EipclaimPackage)
+	cmd := exec.Command(goBin, "build", "-tags", ReleaseTags, "-o", out, EipclaimPackage)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
