@@ -127,9 +127,6 @@ func buildInto(dir string, flags ...string) (string, error) {
 	}
 	cmd := exec.Command(goBin, append(args, EipclaimPackage)...)
 	cmd.Dir = root
-	// As the release is built (static), and as Bootstrap builds: the
-	// builds share the compiled packages.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", EipclaimPackage, err, b)
 	}
