@@ -71,6 +71,12 @@ type Outcome struct {
 // it. A claim that fails returns no Outcome. A publication that fails
 // returns the Outcome with the error (exit code 5: the claim stands).
 func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
+	if !req.DryRun && req.Spec.Pool == nil {
+		// A Route 53 record's current value does not depend on the claim
+		// (its value is the EIP's name, whoever holds it): it is read
+		// while the claim runs. A pool's EIP is known only once claimed.
+		publish.Prefetch(ctx, req.Publishers)
+	}
 	res, err := s.Engine.Claim(ctx, claim.Request{Role: req.Role, Spec: req.Spec, Force: req.Force, DryRun: req.DryRun})
 	if err != nil {
 		return nil, err

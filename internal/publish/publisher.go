@@ -167,6 +167,17 @@ func All(ctx context.Context, pubs []Publisher, f Facts) ([]Result, error) {
 	return results, nil
 }
 
+// Prefetch sends ahead, for the publishers that can, the reads of their
+// next Publish that do not depend on the claim (a Route 53 record's
+// current value), so that the failover step overlaps them with the claim.
+func Prefetch(ctx context.Context, pubs []Publisher) {
+	for _, p := range pubs {
+		if r, ok := unwrap(p).(*route53Publisher); ok {
+			r.p.Prefetch(ctx, r.c)
+		}
+	}
+}
+
 // DryRun says what every publisher would publish, without asking anyone.
 func DryRun(pubs []Publisher, f Facts) []Result {
 	results := make([]Result, len(pubs))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,6 +48,55 @@ type Route53 struct {
 	// deadline comes (retry.Retrier.Do), so that a throttled call is
 	// retried alone, not the whole publication; nil calls it once.
 	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
+
+	// pre is the first read of a record, sent ahead (Prefetch).
+	pre *recordRead
+}
+
+// recordRead is a read of the record sets at a name, sent ahead.
+type recordRead struct {
+	zoneID, name string
+	used         atomic.Bool
+	done         chan struct{}
+	sets         []types.ResourceRecordSet
+	err          error
+}
+
+// Prefetch sends the first read of the record c names now, for the next
+// PublishCNAME of that record: the read does not depend on the claim (a
+// CNAME's value is the EIP's name, whoever holds it), so the failover step
+// overlaps it with the claim. Only a zone named by zone_id is read ahead.
+func (p *Route53) Prefetch(ctx context.Context, c *config.Route53) {
+	if c == nil || c.ZoneID == "" {
+		return
+	}
+	zoneID, err := p.publishZone(ctx, c)
+	if err != nil {
+		return
+	}
+	r := &recordRead{zoneID: zoneID, name: config.Canonical(c.Name), done: make(chan struct{})}
+	p.pre = r
+	go func() {
+		defer close(r.done)
+		r.sets, r.err = p.recordSets(ctx, r.zoneID, r.name)
+	}()
+}
+
+// firstRead returns the record sets at name: the read sent ahead, once,
+// when there is one for it, else a read now.
+func (p *Route53) firstRead(ctx context.Context, zoneID, name string) ([]types.ResourceRecordSet, error) {
+	if r := p.pre; r != nil && r.zoneID == zoneID && r.name == name && !r.used.Swap(true) {
+		select {
+		case <-r.done:
+			if r.err == nil {
+				return r.sets, nil
+			}
+			// A failed read ahead is read again, retried as usual.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return p.recordSets(ctx, zoneID, name)
 }
 
 // call makes one API call, retried.
@@ -93,7 +143,7 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 	res := CNAMEResult{Record: config.Canonical(c.Name), Value: config.Canonical(target), ZoneID: zoneID}
 	log := logger(p.Log).With("zone_id", zoneID, "record", res.Record)
 
-	have, err := p.recordSets(ctx, zoneID, res.Record)
+	have, err := p.firstRead(ctx, zoneID, res.Record)
 	if err != nil {
 		return res, err
 	}
