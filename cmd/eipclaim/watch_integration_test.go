@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,60 +27,6 @@ import (
 // health checks' private IPs (moto's 10.x) are mapped to loopback
 // listeners by the test build's EIPCLAIM_TEST_DIAL: no test dials 10.x.
 
-// service is an instance's health-checked service: a loopback listener
-// that can be stopped and started again (a dying or flapping database).
-type service struct {
-	mu   sync.Mutex
-	addr string
-	ln   net.Listener
-}
-
-func newService(t *testing.T) *service {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &service{addr: ln.Addr().String(), ln: ln}
-	go accept(ln)
-	t.Cleanup(s.stop)
-	return s
-}
-
-func accept(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Close()
-	}
-}
-
-func (s *service) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
-	}
-}
-
-func (s *service) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return err
-	}
-	s.ln = ln
-	go accept(ln)
-	return nil
-}
-
 // watcher is one `eipclaim watch` process on its own instance.
 type watcher struct {
 	inst    testenv.Instance
@@ -91,30 +34,11 @@ type watcher struct {
 	metrics string // its --metrics-file
 	ec2     *faultproxy.Proxy
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
+	stderr  *testenv.LockedBuffer
 	done    chan struct{}
 	err     error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// watchWorld is one watch test's world: moto, the role's EIP, its zone, the
-// configuration file every watcher reads, and the dial map.
 type watchWorld struct {
 	t      *testing.T
 	bin    string
@@ -157,10 +81,10 @@ roles:
 }
 
 // instance runs an instance whose health check answers on svc.
-func (w *watchWorld) instance(svc *service) testenv.Instance {
+func (w *watchWorld) instance(svc *testenv.Service) testenv.Instance {
 	w.t.Helper()
 	inst := w.tw.NewInstance()
-	w.dial = append(w.dial, inst.PrivateIP+"="+svc.addr)
+	w.dial = append(w.dial, inst.PrivateIP+"="+svc.Addr())
 	return inst
 }
 
@@ -179,7 +103,7 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { px.Close() })
-	wt := &watcher{inst: inst, hookDir: w.t.TempDir(), ec2: px, stderr: &syncBuffer{}, done: make(chan struct{})}
+	wt := &watcher{inst: inst, hookDir: w.t.TempDir(), ec2: px, stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
 	wt.metrics = filepath.Join(wt.hookDir, "metrics.prom")
 	moto := &testenv.Moto{Endpoint: px.URL}
 	env := append(os.Environ(), moto.Env()...)
@@ -277,7 +201,7 @@ const watchFast = "    watch: {interval: 1s, fall: 2, hold_down: 1s}\n"
 // environment, DNS points at it, and the old holder's watcher is standby.
 func TestWatchHolderStoppedStandbyTakesOver(t *testing.T) {
 	w := newWatchWorld(t, watchFast)
-	svcA, svcB := newService(t), newService(t)
+	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	wa, wb := w.start(a), w.start(b)
@@ -292,7 +216,7 @@ func TestWatchHolderStoppedStandbyTakesOver(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "DNS names A's EIP", func() bool { return strings.Contains(w.cname(), dashed(w.eip.PublicIP)) })
 
-	svcA.stop()
+	svcA.Stop()
 	w.stopInstance(a)
 	took := waitFor(t, 20*time.Second, "B holds the EIP", func() bool { return w.holderENI() == b.ENI })
 	t.Logf("failover: the EIP on B %s after the holder stopped (interval 1s, fall 2)", took.Round(100*time.Millisecond))
@@ -337,7 +261,7 @@ func TestWatchHolderStoppedStandbyTakesOver(t *testing.T) {
 // healthy new holder.
 func TestWatchOperatorForceElsewhere(t *testing.T) {
 	w := newWatchWorld(t, watchFast)
-	svcA, svcB := newService(t), newService(t)
+	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	wa, wb := w.start(a), w.start(b)
@@ -378,11 +302,11 @@ func TestWatchOperatorForceElsewhere(t *testing.T) {
 // Three standbys, the holder stopped: exactly one move, one on_holder.
 func TestWatchThreeStandbysOneMove(t *testing.T) {
 	w := newWatchWorld(t, watchFast)
-	svcA := newService(t)
+	svcA := testenv.StartService(t)
 	a := w.instance(svcA)
 	var insts []testenv.Instance
 	for range 3 {
-		insts = append(insts, w.instance(newService(t)))
+		insts = append(insts, w.instance(testenv.StartService(t)))
 	}
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	wa := w.start(a)
@@ -398,7 +322,7 @@ func TestWatchThreeStandbysOneMove(t *testing.T) {
 		}
 		return len(wa.hooks(t, "holder")) == 1
 	})
-	svcA.stop()
+	svcA.Stop()
 	w.stopInstance(a)
 	waitFor(t, 20*time.Second, "a standby holds the EIP", func() bool { return w.holderENI() != a.ENI && w.holderENI() != "" })
 	assoc := aws.ToString(w.tw.Address(w.eip.AllocationID).AssociationId)
@@ -427,7 +351,7 @@ func TestWatchThreeStandbysOneMove(t *testing.T) {
 // fall (3), even without a hold-down.
 func TestWatchFlappingProbeNoMove(t *testing.T) {
 	w := newWatchWorld(t, "    watch: {interval: 1s, hold_down: 0s}\n")
-	svcA, svcB := newService(t), newService(t)
+	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	w.start(a)
@@ -443,14 +367,14 @@ func TestWatchFlappingProbeNoMove(t *testing.T) {
 		defer tk.Stop()
 		for up := false; ; up = !up {
 			if up {
-				svcA.start()
+				svcA.Start()
 			} else {
-				svcA.stop()
+				svcA.Stop()
 			}
 			flaps.Add(1)
 			select {
 			case <-stop:
-				svcA.start()
+				svcA.Start()
 				return
 			case <-tk.C:
 			}
@@ -480,7 +404,7 @@ func TestWatchHookFailsAndHangs(t *testing.T) {
       on_standby: ["/bin/sh", "-c", "echo demote failed >&2; exit 3"]
       timeout: 1s
 `)
-	svcA, svcB := newService(t), newService(t)
+	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	wa := w.start(a)
@@ -527,7 +451,7 @@ func TestWatchSIGTERMMidLook(t *testing.T) {
 			return faultproxy.None
 		}}
 	}
-	svcA := newService(t)
+	svcA := testenv.StartService(t)
 	a := w.instance(svcA)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	wa := w.start(a)

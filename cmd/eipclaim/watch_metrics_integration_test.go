@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/faultproxy"
+	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // --metrics-listen :0 serves the Prometheus text format on loopback, on
@@ -34,7 +35,7 @@ func TestWatchMetricsListenAndFile(t *testing.T) {
 			return faultproxy.None
 		}}
 	}
-	svcA := newService(t)
+	svcA := testenv.StartService(t)
 	a := w.instance(svcA)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
 	wa := w.start(a, "--metrics-listen", ":0")

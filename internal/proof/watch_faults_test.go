@@ -1,15 +1,12 @@
 package proof_test
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,60 +22,6 @@ import (
 // loopback listener: no test dials 10.x), one per instance, each with its
 // own IMDS emulator and every AWS request through a fault proxy of its own.
 
-// listener is a loopback TCP service that accepts and closes: what a
-// health_check probe finds answering. It can be stopped and started again.
-type listener struct {
-	mu   sync.Mutex
-	addr string
-	ln   net.Listener
-}
-
-func newListener(t *testing.T) *listener {
-	t.Helper()
-	l := &listener{}
-	if err := l.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.stop)
-	return l
-}
-
-func (l *listener) start() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		return nil
-	}
-	addr := l.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	l.ln, l.addr = ln, ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return nil
-}
-
-func (l *listener) stop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		l.ln.Close()
-		l.ln = nil
-	}
-}
-
 // watchProc is one `eipclaim watch` process.
 type watchProc struct {
 	name    string
@@ -86,26 +29,9 @@ type watchProc struct {
 	metrics string
 	ec2     *faultproxy.Proxy
 	cmd     *exec.Cmd
-	stderr  *lockedBuffer
+	stderr  *testenv.LockedBuffer
 	done    chan struct{}
 	err     error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startWatch starts `eipclaim watch` on inst with config, every AWS request
@@ -118,7 +44,7 @@ func startWatch(t *testing.T, bin, name string, moto *testenv.Moto, w *testenv.T
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { px.Close() })
-	p := &watchProc{name: name, inst: inst, ec2: px, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &watchProc{name: name, inst: inst, ec2: px, stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
 	p.metrics = filepath.Join(t.TempDir(), "metrics.prom")
 	env := append(os.Environ(), (&testenv.Moto{Endpoint: px.URL}).Env()...)
 	env = append(env, md.Env()...)
@@ -216,7 +142,7 @@ type watchGroup struct {
 	standbys []*watchProc
 	// cut is the partitioned standby's view of the holder's health check
 	// (health_check variant only).
-	cut *listener
+	cut *testenv.Service
 }
 
 func (g *watchGroup) all() []*watchProc { return append([]*watchProc{g.holder}, g.standbys...) }
@@ -270,15 +196,15 @@ func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 		}
 		insts := world.NewInstances(3)
 		world.Associate(eip.AllocationID, insts[0].ID)
-		svc := newListener(t) // the holder's service: always answers
+		svc := testenv.StartService(t) // the holder's service: always answers
 		g := &watchGroup{name: variant.name, alloc: eip.AllocationID}
-		dial := insts[0].PrivateIP + "=" + svc.addr
+		dial := insts[0].PrivateIP + "=" + svc.Addr()
 		g.holder = startWatch(t, bin, variant.name+"/holder", moto, world, insts[0], config, dial, opts())
 		for i, in := range insts[1:] {
 			d := dial
 			if variant.healthCheck != "" && i == 1 {
-				g.cut = newListener(t)
-				d = insts[0].PrivateIP + "=" + g.cut.addr
+				g.cut = testenv.StartService(t)
+				d = insts[0].PrivateIP + "=" + g.cut.Addr()
 			}
 			g.standbys = append(g.standbys, startWatch(t, bin, fmt.Sprintf("%s/standby%d", variant.name, i+1), moto, world, in, config, d, opts()))
 		}
@@ -330,11 +256,11 @@ func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 	cut := groups[0]
 	cutProc := cut.standbys[1]
 	time.Sleep(run / 4)
-	cut.cut.stop()
+	cut.cut.Stop()
 	cutProc.ec2.GoDown(partition)
 	partitionEnd := time.Now().Add(partition)
 	time.Sleep(partition - time.Second)
-	if err := cut.cut.start(); err != nil { // the probe path heals first
+	if err := cut.cut.Start(); err != nil { // the probe path heals first
 		t.Fatal(err)
 	}
 	time.Sleep(time.Until(began.Add(run)))

@@ -11,13 +11,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -134,53 +132,17 @@ type watchWorld struct {
 	seq    int
 }
 
-// svc is a loopback listener that plays an instance's health-checked service.
-type svc struct {
-	ln   net.Listener
-	addr string
-}
-
-func newSvc() (*svc, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return &svc{ln: ln, addr: ln.Addr().String()}, nil
-}
-
-func (s *svc) stop() { s.ln.Close() }
-
 // benchWatcher is one `eipclaim watch` process.
 type benchWatcher struct {
 	cmd     *exec.Cmd
 	metrics string
 	proxy   *faultproxy.Proxy // nil: straight to moto
-	stderr  strings.Builder
-	mu      sync.Mutex
+	stderr  testenv.LockedBuffer
 	done    chan struct{}
 	err     error
 }
 
-func (b *benchWatcher) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.stderr.Write(p)
-}
-
-func (b *benchWatcher) logs() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.stderr.String()
-}
+func (b *benchWatcher) logs() string { return b.stderr.String() }
 
 func (b *benchWatcher) state() string {
 	m, _ := os.ReadFile(b.metrics)
@@ -225,7 +187,7 @@ func (w *watchWorld) start(emu *testenv.Emulators, inst testenv.Instance, config
 	env = append(env, md.Env()...)
 	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "EIPCLAIM_TEST_DIAL="+dial)
 	b.cmd = exec.Command(w.bin, "watch", "--config", config, "--log-format", "json", "--metrics-file", b.metrics)
-	b.cmd.Env, b.cmd.Stderr = env, b
+	b.cmd.Env, b.cmd.Stderr = env, &b.stderr
 	if err := b.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -309,17 +271,17 @@ func (w *watchWorld) failover(ctx context.Context, interval time.Duration, run i
 	if err != nil {
 		return 0, 0, err
 	}
-	svcA, err := newSvc()
+	svcA, err := testenv.NewService()
 	if err != nil {
 		return 0, 0, err
 	}
-	defer svcA.stop()
-	svcB, err := newSvc()
+	defer svcA.Stop()
+	svcB, err := testenv.NewService()
 	if err != nil {
 		return 0, 0, err
 	}
-	defer svcB.stop()
-	dial := a.PrivateIP + "=" + svcA.addr + "," + b.PrivateIP + "=" + svcB.addr
+	defer svcB.Stop()
+	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
 	wa, err := w.start(&emu, a, config, dial, false)
 	if err != nil {
 		return 0, 0, err
@@ -344,7 +306,7 @@ func (w *watchWorld) failover(ctx context.Context, interval time.Duration, run i
 
 	t0 := time.Now()
 	wa.cmd.Process.Kill()
-	svcA.stop()
+	svcA.Stop()
 	if _, err := w.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{a.ID}}); err != nil {
 		return 0, 0, err
 	}
@@ -417,12 +379,12 @@ func (w *watchWorld) steady(ctx context.Context, out io.Writer, interval, window
 		if err != nil {
 			return err
 		}
-		svcH, err := newSvc()
+		svcH, err := testenv.NewService()
 		if err != nil {
 			return err
 		}
-		defer svcH.stop()
-		dial := h.PrivateIP + "=" + svcH.addr
+		defer svcH.Stop()
+		dial := h.PrivateIP + "=" + svcH.Addr()
 		for _, k := range kinds {
 			if k.healthCheck != hc {
 				continue
