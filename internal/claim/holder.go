@@ -69,7 +69,7 @@ func (e *Engine) health(ctx context.Context, holder, privateIP string, healthChe
 			return err
 		}
 		for _, s := range out.InstanceStatuses {
-			inst, sys := summary(s.InstanceStatus), summary(s.SystemStatus)
+			inst, sys := StatusSummary(s.InstanceStatus), StatusSummary(s.SystemStatus)
 			h.Status = "instance " + inst + ", system " + sys
 			if inst == string(types.SummaryStatusImpaired) || sys == string(types.SummaryStatusImpaired) {
 				h.Down = true
@@ -101,7 +101,9 @@ func (e *Engine) health(ctx context.Context, holder, privateIP string, healthChe
 	return h, nil
 }
 
-func summary(s *types.InstanceStatusSummary) string {
+// StatusSummary is a status check's summary as words: ok, impaired,
+// initializing, ... ("unknown" when EC2 gave none).
+func StatusSummary(s *types.InstanceStatusSummary) string {
 	if s == nil || s.Status == "" {
 		return "unknown"
 	}

@@ -333,7 +333,7 @@ func (c *Controller) candidates(ctx context.Context, role string, spec *config.R
 			return err
 		}
 		for _, st := range out.InstanceStatuses {
-			status[aws.ToString(st.InstanceId)] = [2]string{summary(st.InstanceStatus), summary(st.SystemStatus)}
+			status[aws.ToString(st.InstanceId)] = [2]string{claim.StatusSummary(st.InstanceStatus), claim.StatusSummary(st.SystemStatus)}
 		}
 		return nil
 	})
@@ -489,13 +489,6 @@ func tag(tags []types.Tag, key string) string {
 		}
 	}
 	return ""
-}
-
-func summary(s *types.InstanceStatusSummary) string {
-	if s == nil || s.Status == "" {
-		return "unknown"
-	}
-	return string(s.Status)
 }
 
 // Actions are the IAM actions the controller calls: the claim engine's
