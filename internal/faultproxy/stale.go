@@ -70,10 +70,10 @@ type Stale struct {
 
 // staleRead is what the mode knows of one read request.
 type staleRead struct {
-	last   time.Time                                // when a client last sent it
+	last   time.Time                              // when a client last sent it
 	replay func(context.Context) (*answer, error) // re-sends the client's request
-	old    *answer                                  // the answer before the last mutation
-	until  time.Time                                // old is served until then
+	old    *answer                                // the answer before the last mutation
+	until  time.Time                              // old is served until then
 }
 
 // answer is an upstream's 200 answer, kept to be served again.
