@@ -209,11 +209,11 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		return res, nil
 	case holderENI == "" && holder == "":
 		res.Action, res.Why = "claimed", "the EIP was free"
-		return e.associate(ctx, log, req, tgt, res, "")
+		return e.associate(ctx, log, req, tgt, res, "", refusal{})
 	case holder == e.InstanceID || slices.Contains(tgt.enis, holderENI):
 		// Ours, on another interface or address: moving it is safe.
 		res.Action, res.PreviousHolder, res.Why = "claimed", holderENI, "the EIP was on another interface or address of this instance"
-		return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId))
+		return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), refusal{})
 	}
 	if holder == "" {
 		var err error
@@ -232,7 +232,7 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	}
 	switch policy {
 	case config.TakeoverNever:
-		return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s and takeover is never: release it there first, or use --force", ErrRefused, res.PublicIP, res.AllocationID, name))
+		return e.refuse(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s and takeover is never: release it there first, or use --force", ErrRefused, res.PublicIP, res.AllocationID, name)))
 	case config.TakeoverAlways:
 		res.Why = "takeover: always"
 		if req.Force {
@@ -244,13 +244,40 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 			return nil, err
 		}
 		if !down {
-			return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s, which is healthy (%s): fail over with --force only if you are sure it is not serving", ErrRefused, res.PublicIP, res.AllocationID, name, why))
+			return e.refuse(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s, which is healthy (%s): fail over with --force only if you are sure it is not serving", ErrRefused, res.PublicIP, res.AllocationID, name, why)))
 		}
 		res.Why = why
 	}
 	res.Action = "taken over"
 	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
-	return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId))
+	return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), refusal{})
+}
+
+// refuse returns refusal (the EIP is held, and the policy does not allow
+// taking it) once EC2 itself has said the EIP is held. The read that
+// showed the holder may be stale (EC2's eventual consistency: a release
+// a moment ago may not show yet), and refusing a free EIP would leave it
+// on nobody. The confirmation is an AssociateAddress with
+// AllowReassociation=false, which EC2 carries out only on a free EIP:
+// Resource.AlreadyAssociated confirms the refusal, success is the claim
+// of a free EIP, which every policy allows. A dry run refuses on the read.
+// assoc is the association the read showed.
+func (e *Engine) refuse(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, assoc string, err error) (*Result, error) {
+	if req.DryRun {
+		return nil, err
+	}
+	stale := *res
+	stale.Action, stale.PreviousHolder = "claimed", ""
+	stale.Why = "the EIP was free (the read that showed it held by " + res.PreviousHolder + " was stale)"
+	return e.associate(ctx, log, req, tgt, &stale, "", refusal{err: err, assoc: assoc})
+}
+
+// refusal is the refusal an association confirms (see refuse): err, and
+// the association the refusing read showed, which a read-back that shows
+// it shows the state before the association.
+type refusal struct {
+	err   error
+	assoc string
 }
 
 // associate makes the association and reads it back; the caller tags the
@@ -270,7 +297,10 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 // answer was lost (interrupted in flight, a network error) may still have
 // been carried out, so after a failed call the EIP's state is read again
 // to learn what happened, and that is what is reported.
-func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string) (*Result, error) {
+//
+// With confirm.err set (see refuse), the association confirms a refusal:
+// Resource.AlreadyAssociated returns confirm.err.
+func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string, confirm refusal) (*Result, error) {
 	if req.DryRun {
 		res.Action = "would be " + res.Action
 		log.Info("dry run: no change made", "action", res.Action, "reason", res.Why)
@@ -311,11 +341,19 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		in.PrivateIpAddress = aws.String(tgt.privateIP)
 	}
 	var out *ec2.AssociateAddressOutput
+	held := false
 	err := r.Do(actx, "ec2:AssociateAddress", func(ctx context.Context) error {
 		var err error
 		out, err = e.EC2.AssociateAddress(ctx, in)
+		if confirm.err != nil && retry.Code(err) == "Resource.AlreadyAssociated" {
+			held = true
+			return nil
+		}
 		return err
 	})
+	if held {
+		return nil, confirm.err
+	}
 	if err != nil {
 		assoc, err := e.afterFailedAssociate(ctx, log, req, tgt, res, oldAssoc, err)
 		if err != nil {
@@ -333,9 +371,13 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		actx, cancel = e.finishing(ctx)
 		defer cancel()
 	}
-	if err := e.readBack(actx, res); err != nil {
+	seen, err := e.readBack(actx, res, oldAssoc, confirm.assoc)
+	if err != nil {
 		return nil, err
 	}
+	// The decision's read may be stale: its tags older than the ones the
+	// read-back, which shows this association, shows.
+	res.Epoch = max(res.Epoch, epochOf(seen.Tags))
 	res.Epoch++
 	res.TagsStale = true
 	return res, nil
@@ -368,13 +410,24 @@ func (e *Engine) afterFailedDisassociate(ctx context.Context, log *slog.Logger, 
 // EIP is left free by this claim's disassociation.
 func (e *Engine) afterFailedAssociate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string, cause error) (string, error) {
 	failed := fmt.Errorf("associate %s with %s: %w", res.AllocationID, tgt.eni, cause)
-	a, err := e.lookup(ctx, res.AllocationID)
+	var until func(*types.Address) bool
+	alreadyAssociated := retry.Code(cause) == "Resource.AlreadyAssociated"
+	if alreadyAssociated {
+		// EC2 said the EIP is associated: a read that shows it free is
+		// stale (eventual consistency). Wait for one that shows who holds it.
+		until = func(a *types.Address) bool { return !free(a) }
+	}
+	a, err := e.lookupUntil(ctx, res.AllocationID, until)
 	switch {
 	case err != nil:
 		if oldAssoc != "" {
 			return "", fmt.Errorf("%w; the EIP %s (%s) may now be FREE (its state could not be read: %v): see `eipclaim status`, and run `eipclaim --role %s` to claim it", failed, res.PublicIP, res.AllocationID, err, req.Role)
 		}
 		return "", failed
+	case aws.ToString(a.NetworkInterfaceId) == tgt.eni && (tgt.privateIP == "" || aws.ToString(a.PrivateIpAddress) == tgt.privateIP) && alreadyAssociated && ctx.Err() == nil:
+		// Ours before this call (a stale read showed it free): decide
+		// again on the state now visible, which says already held.
+		return "", errRaced
 	case aws.ToString(a.NetworkInterfaceId) == tgt.eni && (tgt.privateIP == "" || aws.ToString(a.PrivateIpAddress) == tgt.privateIP):
 		log.Warn("the association was made although its call failed", "association_id", aws.ToString(a.AssociationId), "error", cause)
 		return aws.ToString(a.AssociationId), nil
@@ -394,6 +447,12 @@ func (e *Engine) afterFailedAssociate(ctx context.Context, log *slog.Logger, req
 // lookup reads the EIP's state on a context of its own, since ctx may be
 // what ended the call whose effect is to be learned.
 func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, error) {
+	return e.lookupUntil(ctx, alloc, nil)
+}
+
+// lookupUntil is lookup, reading again while until (when set) is false of
+// the state read: a state that an answer EC2 gave proves stale.
+func (e *Engine) lookupUntil(ctx context.Context, alloc string, until func(*types.Address) bool) (*types.Address, error) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.finishTimeout())
 	defer cancel()
 	var addr *types.Address
@@ -407,6 +466,9 @@ func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, erro
 		}
 		if addr == nil {
 			return retry.NotVisibleYet("EIP " + alloc + " not found")
+		}
+		if until != nil && !until(addr) {
+			return retry.NotVisibleYet("EIP " + alloc + " still shows the state before EC2's last answer")
 		}
 		return nil
 	})
@@ -477,28 +539,33 @@ func describeHolder(a *types.Address) string {
 	return aws.ToString(a.NetworkInterfaceId)
 }
 
-// readBack waits until DescribeAddresses shows the association made.
-func (e *Engine) readBack(ctx context.Context, res *Result) error {
+// readBack waits until DescribeAddresses shows the association made, and
+// returns the state that shows it. A state that shows the EIP free or
+// still on an association the claim saw before it (oldAssocs) is from before
+// the move (EC2's eventual consistency): it is read again.
+func (e *Engine) readBack(ctx context.Context, res *Result, oldAssocs ...string) (*types.Address, error) {
 	r := e.retrier()
+	var seen *types.Address
 	err := r.Do(ctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{res.AllocationID}})
 		if err != nil {
 			return err
 		}
-		for _, a := range out.Addresses {
+		for i, a := range out.Addresses {
 			if aws.ToString(a.AssociationId) == res.AssociationID && aws.ToString(a.NetworkInterfaceId) == res.ENI {
+				seen = &out.Addresses[i]
 				return nil
 			}
-			if id := aws.ToString(a.AssociationId); id != "" && id != res.AssociationID {
+			if id := aws.ToString(a.AssociationId); id != "" && id != res.AssociationID && !slices.Contains(oldAssocs, id) {
 				return fmt.Errorf("the EIP is now associated as %s with %s %s: another claimer moved it after us", id, aws.ToString(a.InstanceId), aws.ToString(a.NetworkInterfaceId))
 			}
 		}
 		return retry.NotVisibleYet("the association " + res.AssociationID + " is not visible yet")
 	})
 	if err != nil {
-		return fmt.Errorf("read back the association of %s: %w", res.AllocationID, err)
+		return nil, fmt.Errorf("read back the association of %s: %w", res.AllocationID, err)
 	}
-	return nil
+	return seen, nil
 }
 
 // Tag records on the EIP of a claim's result who holds it, since when and

@@ -33,6 +33,23 @@ type fakeEC2 struct {
 	// answer came (the answer is lost).
 	afterAssociate, afterDisassociate func() error
 	createTags, deleteTags            int // calls
+	// stale are older states DescribeAddresses answers from, the first
+	// one next, before the current state (EC2's eventual consistency);
+	// see snapshot.
+	stale [][]*types.Address
+}
+
+// snapshot copies the addresses' current state, for stale.
+func (f *fakeEC2) snapshot() []*types.Address {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s []*types.Address
+	for _, a := range f.addrs {
+		c := *a
+		c.Tags = slices.Clone(a.Tags)
+		s = append(s, &c)
+	}
+	return s
 }
 
 type fakeInstance struct {
@@ -65,7 +82,11 @@ func (f *fakeEC2) DescribeAddresses(ctx context.Context, in *ec2.DescribeAddress
 		return nil, err
 	}
 	out := &ec2.DescribeAddressesOutput{}
-	for _, a := range f.addrs {
+	addrs := f.addrs
+	if len(f.stale) > 0 {
+		addrs, f.stale = f.stale[0], f.stale[1:]
+	}
+	for _, a := range addrs {
 		if len(in.AllocationIds) > 0 && aws.ToString(a.AllocationId) != in.AllocationIds[0] {
 			continue
 		}

@@ -101,6 +101,14 @@ type Options struct {
 	// fault, [Record.Limited]) and not forwarded. The buckets are checked
 	// before the faults above are drawn, and outside an outage window.
 	Limits *Limits
+	// Stale, when set, is the stale-read mode: EC2's eventual
+	// consistency. After a mutating EC2 request, DescribeAddresses,
+	// DescribeInstances, DescribeInstanceStatus and
+	// DescribeNetworkInterfaces answer the state as it was before it, for
+	// a lag of up to StaleOptions.MaxLag (see [Stale], [NewStale]). One
+	// Stale may be shared by several proxies. Faults are drawn first: a
+	// faulted read or mutation is not forwarded, and changes nothing.
+	Stale *Stale
 }
 
 // Record is one request seen by the proxy.
@@ -114,6 +122,9 @@ type Record struct {
 	// Limited says the Throttle fault was the rate limiter's (Options.Limits):
 	// the request's bucket was empty.
 	Limited bool
+	// Stale says the answer was the stale-read mode's older one
+	// (Options.Stale), not forwarded.
+	Stale bool
 	// Status is the HTTP status the client got; 0 for a reset.
 	Status int
 	// Attempt is the AWS SDK's attempt number (Amz-Sdk-Request), 0 when
@@ -134,6 +145,8 @@ type Counts struct {
 	// Limited counts the requests throttled by the rate limiter; they are
 	// counted in Faults[Throttle] too.
 	Limited int
+	// Stale counts the stale answers served (Options.Stale).
+	Stale int
 	// Faults counts the faults injected, by kind.
 	Faults map[Kind]int
 	// Surfaced counts, by kind, the SDK operations whose last attempt got
@@ -306,6 +319,9 @@ func Count(records []Record) Counts {
 		if r.Limited {
 			c.Limited++
 			a.Limited++
+		}
+		if r.Stale {
+			c.Stale++
 		}
 		if r.Fault != None {
 			c.Faults[r.Fault]++
@@ -528,6 +544,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
+			}
+		}
+		if st := p.opts.Stale; st != nil && service == "ec2" {
+			if st.isRead(action) && rec.Fault != LostResponse {
+				if a, ok := st.old(readKey(r, body), time.Now(), p.replayer(r, body)); ok {
+					rec.Stale = true
+					a.write(sw)
+					break
+				}
+			} else if isMutation(action) {
+				defer st.beforeMutation(r.Context())()
 			}
 		}
 		tm.lost = rec.Fault == LostResponse

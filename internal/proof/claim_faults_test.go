@@ -91,6 +91,31 @@ func TestClaimsUnderFaults(t *testing.T) {
 	if proof() {
 		n = 1000
 	}
+	claimsUnderFaults(t, n, batch, nil)
+}
+
+// TestClaimsUnderFaultsAndStale is TestClaimsUnderFaults with EC2's
+// eventual consistency too: every claimer's EC2 proxy shares one
+// stale-read mode (faultproxy.Stale, lags up to 2 s), so that after any
+// claimer's AssociateAddress or CreateTags every claimer's reads may show
+// the state before it. The same assertions hold, and stale answers must
+// have been served. make test runs 40 claims, 20 at once;
+// EIPCLAIM_PROOF=1 200, 40 at once.
+func TestClaimsUnderFaultsAndStale(t *testing.T) {
+	n, batch := 40, 20
+	if proof() {
+		n, batch = 200, 40
+	}
+	st := newStale(t, 11)
+	claimsUnderFaults(t, n, batch, st)
+	if st.Served() == 0 {
+		t.Errorf("the stale-read mode served no stale answer in %d claims: the proof proves nothing", n)
+	}
+}
+
+// claimsUnderFaults runs n faulted claims, batch at once, their EC2
+// proxies sharing st when it is set.
+func claimsUnderFaults(t *testing.T, n, batch int, st *faultproxy.Stale) {
 	const rate = 0.3
 	moto := testenv.SharedMoto(t)
 	world := testenv.NewTestWorld(t, moto.Config())
@@ -105,7 +130,7 @@ func TestClaimsUnderFaults(t *testing.T) {
 			return faultproxy.Options{Rate: rate, Seed: seed, DownFor: 2 * time.Second}
 		},
 		ec2Opts: func(seed uint64) faultproxy.Options {
-			return faultproxy.Options{Rate: rate, Seed: seed + 1<<32}
+			return faultproxy.Options{Rate: rate, Seed: seed + 1<<32, Stale: st}
 		},
 	}
 	f.run(claimers, batch)
@@ -197,8 +222,12 @@ func TestClaimsUnderFaults(t *testing.T) {
 	if len(tooks) > 0 {
 		med, worst = tooks[len(tooks)/2], tooks[len(tooks)-1]
 	}
-	t.Logf("PROOF faults: %d claims (%d at once) in %s of claiming, exit codes %v; of the successful ones: %d requests, %d faulted (%v), %d operations failed after the SDK's retries, %d retry lines, %d EIPs left untagged; claim time median %s, max %s (timeout %s)",
-		n, batch, f.claiming.Round(time.Millisecond), exits, total, faults, kinds(byKind), surfaced, lines, untagged, med.Round(time.Millisecond), worst.Round(time.Millisecond), f.timeout)
+	stale := ""
+	if st != nil {
+		stale = fmt.Sprintf(" (stale reads: %d stale answers served)", st.Served())
+	}
+	t.Logf("PROOF faults%s: %d claims (%d at once) in %s of claiming, exit codes %v; of the successful ones: %d requests, %d faulted (%v), %d operations failed after the SDK's retries, %d retry lines, %d EIPs left untagged; claim time median %s, max %s (timeout %s)",
+		stale, n, batch, f.claiming.Round(time.Millisecond), exits, total, faults, kinds(byKind), surfaced, lines, untagged, med.Round(time.Millisecond), worst.Round(time.Millisecond), f.timeout)
 }
 
 func kinds(m map[faultproxy.Kind]int) string {

@@ -12,7 +12,13 @@
 //   - TestPermissionDeniedEndsAtOnce: a denied AssociateAddress exits 3 at
 //     once, after one request;
 //   - TestPoolRace, TestFixedEIPRace: many claimers at once on a pool or on
-//     one EIP; never two holders, the losers refused (exit 4).
+//     one EIP; never two holders, the losers refused (exit 4);
+//   - TestFixedEIPRaceUnderStale, TestClaimAfterReleaseUnderStale,
+//     TestPoolRaceUnderStale, TestWatchTakeoverUnderStale: the races, a
+//     claim right after a release and a watch takeover under EC2's
+//     eventual consistency (faultproxy.Stale: reads answer the state from
+//     before a mutation for up to 2 s); never two holders, no claim of a
+//     free EIP refused, no spurious takeover, no epoch handed out twice.
 //
 // `make test` runs them at a size that fits its time; `make proof`
 // (EIPCLAIM_PROOF=1) runs the long ones. docs/proof.md has the figures.

@@ -86,6 +86,8 @@ type fleet struct {
 	imdsOpts, ec2Opts func(seed uint64) faultproxy.Options
 	// env is added to each claimer's environment, args to its command line.
 	env, args []string
+	// command is the subcommand run: claim when "".
+	command string
 	// seeds counts the claimers run, across calls to run.
 	seeds uint64
 	// claiming is the time from the claimers' start to the last one's
@@ -165,7 +167,11 @@ func (f *fleet) runOne(seed uint64, c *claimer, md *testenv.IMDS) error {
 	env = append(env, f.env...)
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, f.bin, append([]string{"claim", "--log-format", "json", "--timeout", f.timeout.String()}, f.args...)...)
+	command := f.command
+	if command == "" {
+		command = "claim"
+	}
+	cmd := exec.CommandContext(ctx, f.bin, append([]string{command, "--log-format", "json", "--timeout", f.timeout.String()}, f.args...)...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
