@@ -13,6 +13,8 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // roleStatus is one role's line of `eipclaim status`.
@@ -20,7 +22,10 @@ type roleStatus struct {
 	Role      string          `json:"role"`
 	Addresses []claim.Address `json:"addresses,omitempty"`
 	DNS       []string        `json:"dns,omitempty"`
-	Error     string          `json:"error,omitempty"`
+	// Warnings say what is wrong with what names the holder
+	// (claim.Address.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -42,6 +47,14 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	// Status is for people and scripts: an EIP that does not exist is
 	// reported at once (after a look or two), and the other roles follow.
 	eng.NotFoundWait = statusNotFoundWait
+	// The role table, read once for every role: its entries are compared
+	// with the EIPs.
+	var recorded map[string]table.Entry
+	if st := s.tableStore(); st != nil {
+		if snap, err := st.ReadSnapshot(ctx); err == nil {
+			recorded = snap.Doc.Roles
+		}
+	}
 	var out []roleStatus
 	var firstErr error
 	for _, name := range roles {
@@ -55,6 +68,17 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 			}
 		}
 		st.Addresses = addrs
+		var rec *epoch.Recorded
+		if e, ok := recorded[name]; ok {
+			rec = &epoch.Recorded{Epoch: e.Epoch, Holder: e.Holder}
+		}
+		for _, a := range addrs {
+			if len(addrs) == 1 {
+				st.Warnings = append(st.Warnings, a.Warnings(rec)...)
+			} else {
+				st.Warnings = append(st.Warnings, a.Warnings(nil)...) // a pool's entry is one of its EIPs'
+			}
+		}
 		out = append(out, st)
 	}
 	if *asJSON {
@@ -90,6 +114,11 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, st := range out {
+		for _, w := range st.Warnings {
+			fmt.Fprintf(stdout, "WARNING %s: %s\n", st.Role, w)
+		}
 	}
 	return firstErr
 }
