@@ -257,6 +257,9 @@ func TestStatusWarnsOfStoppedHolder(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s\n%s", code, out, errs)
 	}
+	if !regexp.MustCompile(`\n` + "db" + ` +\S+ +` + w.alloc + ` +` + w.other.id + ` +invalid `).MatchString(out) {
+		t.Errorf("status's EPOCH column does not say invalid:\n%s", out)
+	}
 	for _, want := range []string{
 		"WARNING db: the holder " + w.other.id + " is stopped, and the EIP and the role table still name it",
 		`WARNING db: the EIP's epoch tag eipclaim:epoch: "garbage" is not an epoch`,

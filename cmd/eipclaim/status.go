@@ -109,7 +109,7 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 					health = "DOWN: " + a.Health.Why
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, dash(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, epochColumn(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -126,6 +126,18 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 // statusNotFoundWait is how long status looks for an EIP that EC2 says
 // does not exist.
 const statusNotFoundWait = 2 * time.Second
+
+// epochColumn is the EPOCH column: the tag's epoch, "-" without a tag,
+// "invalid" when it is not an epoch (a WARNING line says what it is).
+func epochColumn(tag string) string {
+	if tag == "" {
+		return "-"
+	}
+	if _, err := epoch.Parse(tag); err != nil {
+		return "invalid"
+	}
+	return tag
+}
 
 func dash(s string) string {
 	if s == "" {

@@ -273,7 +273,9 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 		return
 	}
 	if state != "" {
-		w.holderState(a, state, "it is not taken over yet")
+		// This watcher takes a stopped holder over within fall looks
+		// (or says why it cannot): the gauge, no warning.
+		w.Metrics.setHolderStopped(w.Role, claim.Stopped(state))
 	}
 	if !failed {
 		if w.fails > 0 {
