@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -101,7 +102,10 @@ func runRegister(ctx context.Context, args []string, getenv env, stdout, stderr 
 		}
 		// A registration moves the role: the epoch goes up, so that it
 		// replaces whatever was there.
-		e.Epoch = old.Epoch + 1
+		var err error
+		if e.Epoch, err = epoch.Next(old.Epoch); err != nil {
+			s.log.Warn("role table: "+err.Error(), "role", role, "table", st.URL())
+		}
 		written = e
 		return d.Set(e)
 	})

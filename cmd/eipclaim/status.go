@@ -13,6 +13,8 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // roleStatus is one role's line of `eipclaim status`.
@@ -20,7 +22,10 @@ type roleStatus struct {
 	Role      string          `json:"role"`
 	Addresses []claim.Address `json:"addresses,omitempty"`
 	DNS       []string        `json:"dns,omitempty"`
-	Error     string          `json:"error,omitempty"`
+	// Warnings say what is wrong with what names the holder
+	// (claim.Address.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -42,6 +47,14 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	// Status is for people and scripts: an EIP that does not exist is
 	// reported at once (after a look or two), and the other roles follow.
 	eng.NotFoundWait = statusNotFoundWait
+	// The role table, read once for every role: its entries are compared
+	// with the EIPs.
+	var recorded map[string]table.Entry
+	if st := s.tableStore(); st != nil {
+		if snap, err := st.ReadSnapshot(ctx); err == nil {
+			recorded = snap.Doc.Roles
+		}
+	}
 	var out []roleStatus
 	var firstErr error
 	for _, name := range roles {
@@ -55,6 +68,17 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 			}
 		}
 		st.Addresses = addrs
+		var rec *epoch.Recorded
+		if e, ok := recorded[name]; ok {
+			rec = &epoch.Recorded{Epoch: e.Epoch, Holder: e.Holder}
+		}
+		for _, a := range addrs {
+			if len(addrs) == 1 {
+				st.Warnings = append(st.Warnings, a.Warnings(rec)...)
+			} else {
+				st.Warnings = append(st.Warnings, a.Warnings(nil)...) // a pool's entry is one of its EIPs'
+			}
+		}
 		out = append(out, st)
 	}
 	if *asJSON {
@@ -85,11 +109,16 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 					health = "DOWN: " + a.Health.Why
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, dash(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, epochColumn(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, st := range out {
+		for _, w := range st.Warnings {
+			fmt.Fprintf(stdout, "WARNING %s: %s\n", st.Role, w)
+		}
 	}
 	return firstErr
 }
@@ -97,6 +126,18 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 // statusNotFoundWait is how long status looks for an EIP that EC2 says
 // does not exist.
 const statusNotFoundWait = 2 * time.Second
+
+// epochColumn is the EPOCH column: the tag's epoch, "-" without a tag,
+// "invalid" when it is not an epoch (a WARNING line says what it is).
+func epochColumn(tag string) string {
+	if tag == "" {
+		return "-"
+	}
+	if _, err := epoch.Parse(tag); err != nil {
+		return "invalid"
+	}
+	return tag
+}
 
 func dash(s string) string {
 	if s == "" {

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
@@ -90,6 +91,11 @@ type Request struct {
 	Spec   *config.Role
 	Force  bool // takeover: always
 	DryRun bool // decide and report, change nothing
+	// Recorded, when set, returns what the role table records for the
+	// role (nil: no entry, or the table could not be read): the claim's
+	// epoch goes above it (epoch.Decide). It is asked once the EIP is
+	// claimed, so that the table is read while the claim runs.
+	Recorded func() *epoch.Recorded
 }
 
 // Result says what a claim did.
@@ -107,12 +113,18 @@ type Result struct {
 	// PreviousHolder is the instance (or interface) that held the EIP
 	// before, and Why the reason it could be taken.
 	PreviousHolder, Why string
-	// Epoch is the EIP's eipclaim:epoch once the claim is tagged: one
-	// more than before for a move, the same when the EIP stays.
+	// Epoch is the EIP's eipclaim:epoch once the claim is tagged: above
+	// every epoch seen for the role (the tag's, the role table's) for a
+	// move, the same when the EIP stays (epoch.Decide).
 	Epoch int64
+	// EpochProblems say what was wrong with the epochs seen (a tag that
+	// is not an epoch, an epoch that cannot advance); they are logged too.
+	EpochProblems []string
 	// TagsStale says that the EIP's audit tags do not name this holder
 	// and epoch yet: the caller runs Tag (alongside its other work).
 	TagsStale bool
+
+	epochTag string // the EIP's eipclaim:epoch as read
 }
 
 // target is where on this instance the EIP goes.
@@ -182,7 +194,7 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		InstanceID:   e.InstanceID,
 		ENI:          tgt.eni,
 		PrivateIP:    tgt.privateIP,
-		Epoch:        epochOf(addr.Tags),
+		epochTag:     tagValue(addr.Tags, TagEpoch),
 	}
 	log = log.With("allocation_id", res.AllocationID, "public_ip", res.PublicIP)
 	holderENI := aws.ToString(addr.NetworkInterfaceId)
@@ -197,13 +209,12 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		// so a right tag costs nothing.
 		// A holder tag naming another instance means a move that was
 		// never tagged: it counts in the epoch.
-		if was := tagValue(addr.Tags, TagHolder); was != e.InstanceID {
-			res.Epoch++
+		was := tagValue(addr.Tags, TagHolder)
+		if e.settleEpoch(log, req, res, was != e.InstanceID) {
 			if req.DryRun {
 				log.Info("dry run: would repair the audit tags", "tag", TagHolder, "was", was, "epoch", res.Epoch)
 			} else {
-				log.Info("the audit tags name another holder: repairing them", "tag", TagHolder, "was", was, "epoch", res.Epoch)
-				res.TagsStale = true
+				log.Info("repairing the audit tags", "tag", TagHolder, "was", was, "epoch", res.Epoch)
 			}
 		}
 		return res, nil
@@ -303,7 +314,8 @@ type refusal struct {
 func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, tgt *target, res *Result, oldAssoc string, confirm refusal) (*Result, error) {
 	if req.DryRun {
 		res.Action = "would be " + res.Action
-		log.Info("dry run: no change made", "action", res.Action, "reason", res.Why)
+		e.settleEpoch(log, req, res, true)
+		log.Info("dry run: no change made", "action", res.Action, "reason", res.Why, "epoch", res.Epoch)
 		return res, nil
 	}
 	r := e.retrier()
@@ -376,10 +388,16 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		return nil, err
 	}
 	// The decision's read may be stale: its tags older than the ones the
-	// read-back, which shows this association, shows.
-	res.Epoch = max(res.Epoch, epochOf(seen.Tags))
-	res.Epoch++
-	res.TagsStale = true
+	// read-back, which shows this association, shows. The newer valid
+	// epoch tag of the two is the one the move counts from.
+	if rb := tagValue(seen.Tags, TagEpoch); rb != res.epochTag {
+		if n, err := epoch.Parse(rb); err == nil {
+			if old, err := epoch.Parse(res.epochTag); err != nil || n > old {
+				res.epochTag = rb
+			}
+		}
+	}
+	e.settleEpoch(log, req, res, true)
 	return res, nil
 }
 
@@ -599,14 +617,27 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 	res.TagsStale = false
 }
 
-// epochOf reads the eipclaim:epoch tag; 0 when there is none (or it is not
-// a number, which only a person can have written).
-func epochOf(tags []types.Tag) int64 {
-	n, err := strconv.ParseInt(tagValue(tags, TagEpoch), 10, 64)
-	if err != nil || n < 0 {
-		return 0
+// settleEpoch decides the claim's epoch (epoch.Decide) from the EIP's tag,
+// whether the claim moved it, and the role table's record; it logs every
+// problem with the epochs seen, and says whether the tags are to be
+// rewritten (TagsStale, except in a dry run).
+func (e *Engine) settleEpoch(log *slog.Logger, req Request, res *Result, moved bool) (retag bool) {
+	var rec *epoch.Recorded
+	if req.Recorded != nil {
+		rec = req.Recorded()
 	}
-	return n
+	d := epoch.Decide(res.epochTag, moved, rec, e.InstanceID)
+	res.Epoch = d.Epoch
+	for _, p := range d.Problems {
+		res.EpochProblems = append(res.EpochProblems, p.Error())
+		log.Warn("epoch: "+p.Error(), "tag", TagEpoch, "epoch", d.Epoch)
+	}
+	if d.TableAhead {
+		log.Warn("the role table records a greater epoch than the EIP's tag (the tag was set back or deleted, or the role has a new EIP): the epoch goes above the table's",
+			"tag", TagEpoch, "was", res.epochTag, "table_epoch", rec.Epoch, "table_holder", rec.Holder, "epoch", d.Epoch)
+	}
+	res.TagsStale = d.Retag && !req.DryRun
+	return d.Retag
 }
 
 // untag removes the audit tag eipclaim:holder from a released EIP. It

@@ -27,6 +27,17 @@ type Health struct {
 	PrivateIP string `json:"private_ip,omitempty"`
 }
 
+// Stopped reports a holder's state (Health.State) in which it does not
+// serve, whatever its probe says: stopped, stopping, shutting down,
+// terminated, or gone.
+func Stopped(state string) bool {
+	switch types.InstanceStateName(state) {
+	case types.InstanceStateNameStopped, types.InstanceStateNameStopping, types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown, "gone":
+		return true
+	}
+	return false
+}
+
 // holderDown tells whether the holder of an EIP counts as down, and why.
 func (e *Engine) holderDown(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (bool, string, error) {
 	h, err := e.health(ctx, holder, privateIP, healthCheck)
@@ -58,8 +69,7 @@ func (e *Engine) health(ctx context.Context, holder, privateIP string, healthChe
 	if h.PrivateIP == "" {
 		h.PrivateIP = aws.ToString(inst.PrivateIpAddress)
 	}
-	switch inst.State.Name {
-	case types.InstanceStateNameStopped, types.InstanceStateNameStopping, types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown:
+	if Stopped(h.State) {
 		h.Down, h.Why = true, "holder "+holder+" is "+h.State
 		return h, nil
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
@@ -27,6 +29,32 @@ type Address struct {
 
 // Free reports whether no one holds the address.
 func (a *Address) Free() bool { return a.ENI == "" && a.Holder == "" }
+
+// Warnings say what is wrong with what names the role's holder, for
+// `eipclaim status`: the EIP's epoch tag that is not an epoch, a holder
+// that is stopped (Health, when examined), and a role table entry (rec, nil
+// when none) that names another holder than the EIP's.
+func (a *Address) Warnings(rec *epoch.Recorded) []string {
+	var w []string
+	if _, err := epoch.Parse(a.Tags[TagEpoch]); err != nil {
+		w = append(w, fmt.Sprintf("the EIP's epoch tag %s: %v: the next claim takes an epoch above the role table's and rewrites it", TagEpoch, err))
+	}
+	if a.Health != nil && Stopped(a.Health.State) {
+		what := "the EIP"
+		if rec != nil && rec.Holder == a.Holder {
+			what += " and the role table"
+		}
+		w = append(w, fmt.Sprintf("the holder %s is %s, and %s still name it: claim the role on a running instance (eipclaim claim --force there)", a.Holder, a.Health.State, what))
+	}
+	if rec != nil && rec.Holder != a.Holder && strings.HasPrefix(rec.Holder, "i-") {
+		now := "the EIP is free"
+		if !a.Free() {
+			now = "the EIP is held by " + holderName(*a)
+		}
+		w = append(w, fmt.Sprintf("the role table names %s (epoch %d), but %s: clients of hosts --from are sent to %s; rerun eipclaim on the EIP's holder", rec.Holder, rec.Epoch, now, rec.Holder))
+	}
+	return w
+}
 
 // Addresses returns the state of the role's EIP (every EIP of a pool), with
 // the holders' health when withHealth is set. It changes nothing.

@@ -53,7 +53,10 @@ type Outcome struct {
 	PreviousHolder string `json:"previous_holder,omitempty"`
 	// Epoch is the EIP's eipclaim:epoch after the step: it grows by one
 	// with every move eipclaim makes.
-	Epoch         int64            `json:"epoch"`
+	Epoch int64 `json:"epoch"`
+	// EpochProblems say what was wrong with the epochs seen (the EIP's
+	// tag not an epoch, an epoch that cannot advance): see epoch.Decide.
+	EpochProblems []string         `json:"epoch_problems,omitempty"`
 	AllocationID  string           `json:"allocation_id"`
 	PublicIP      string           `json:"public_ip"`
 	PublicDNSName string           `json:"public_dns_name,omitempty"`
@@ -77,13 +80,20 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		// while the claim runs. A pool's EIP is known only once claimed.
 		publish.Prefetch(ctx, req.Publishers)
 	}
-	res, err := s.Engine.Claim(ctx, claim.Request{Role: req.Role, Spec: req.Spec, Force: req.Force, DryRun: req.DryRun})
+	creq := claim.Request{Role: req.Role, Spec: req.Spec, Force: req.Force, DryRun: req.DryRun}
+	if !req.DryRun {
+		// The role table's epoch for the role is read while the claim
+		// runs (the first read of the table's write): the claim's epoch
+		// goes above it.
+		creq.Recorded = publish.Recorded(ctx, req.Publishers, s.Log)
+	}
+	res, err := s.Engine.Claim(ctx, creq)
 	if err != nil {
 		return nil, err
 	}
 	o := &Outcome{
 		Role: res.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
-		Epoch: res.Epoch, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
+		Epoch: res.Epoch, EpochProblems: res.EpochProblems, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
 		InstanceID: res.InstanceID, ENI: res.ENI, PrivateIP: res.PrivateIP,
 		AssociationID: res.AssociationID, DryRun: req.DryRun,
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
@@ -176,6 +177,21 @@ func Prefetch(ctx context.Context, pubs []Publisher) {
 			r.p.Prefetch(ctx, r.c)
 		}
 	}
+}
+
+// Recorded starts reading, for the publishers that record epochs (the role
+// table), what they record for the role, and returns the function that
+// waits for that read (claim.Request.Recorded): the claim's epoch goes
+// above it. The read is the first of the publisher's next Publish, so it
+// costs no request. nil when no publisher records epochs.
+func Recorded(ctx context.Context, pubs []Publisher, log *slog.Logger) func() *epoch.Recorded {
+	for _, p := range pubs {
+		if t, ok := unwrap(p).(*tablePublisher); ok {
+			t.prefetch(ctx)
+			return func() *epoch.Recorded { return t.recorded(logger(log)) }
+		}
+	}
+	return nil
 }
 
 // DryRun says what every publisher would publish, without asking anyone.

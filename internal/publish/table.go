@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -19,6 +22,70 @@ type tablePublisher struct {
 	role  string
 	spec  *config.Role
 	now   func() time.Time
+
+	mu    sync.Mutex
+	ahead *tableRead // the read started by Prefetch, for the next Publish
+}
+
+// tableRead is a read of the table made ahead: done is closed once snap or
+// err is set.
+type tableRead struct {
+	done chan struct{}
+	snap *table.Snapshot
+	err  error
+}
+
+// prefetch starts reading the table, for Recorded and the next Publish.
+func (t *tablePublisher) prefetch(ctx context.Context) {
+	r := &tableRead{done: make(chan struct{})}
+	t.mu.Lock()
+	t.ahead = r
+	t.mu.Unlock()
+	go func() {
+		defer close(r.done)
+		r.snap, r.err = t.store.ReadSnapshot(ctx)
+	}()
+}
+
+// take returns the read made ahead, once done, and forgets it: nil when
+// there is none or it failed.
+func (t *tablePublisher) take() *table.Snapshot {
+	t.mu.Lock()
+	r := t.ahead
+	t.ahead = nil
+	t.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	<-r.done
+	return r.snap
+}
+
+// recorded waits for the read made ahead and returns the role's record
+// (epoch.Recorded), nil when there is no entry, no read, or the read
+// failed (logged: the epoch is then the tag's, and Publish reports the
+// table's failure).
+func (t *tablePublisher) recorded(log *slog.Logger) *epoch.Recorded {
+	t.mu.Lock()
+	r := t.ahead
+	t.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	<-r.done
+	if r.err != nil {
+		log.Warn("could not read the role table's epoch for the role: the claim's epoch is above the EIP's tag only", "table", t.store.URL(), "error", r.err)
+		return nil
+	}
+	e, ok := r.snap.Doc.Roles[t.role]
+	if !ok {
+		return nil
+	}
+	if err := epoch.Check(e.Epoch); err != nil {
+		log.Warn("the role table's entry for the role has no valid epoch: disregarded, the entry will be replaced", "table", t.store.URL(), "error", err)
+		return nil
+	}
+	return &epoch.Recorded{Epoch: e.Epoch, Holder: e.Holder}
 }
 
 func (t *tablePublisher) Kind() string { return "table" }
@@ -57,12 +124,16 @@ func dashIfEmpty(s string) string {
 func (t *tablePublisher) Publish(ctx context.Context, f Facts) (Result, error) {
 	e := t.entry(f)
 	res := Result{Value: describeEntry(e)}
-	wrote, err := t.store.Update(ctx, func(d *table.Document) (bool, error) { return d.Set(e) })
+	wrote, err := t.store.UpdateFrom(ctx, t.take(), func(d *table.Document) (bool, error) { return d.Set(e) })
 	var stale *table.StaleError
 	if errors.As(err, &stale) {
-		// A newer claim has been recorded since: its entry is the truth.
+		// A claim with a greater epoch was recorded after this one read
+		// the table: this instance may have been deposed since. Not a
+		// silent success: the table does not point here (exit 5), and a
+		// rerun on the holder records it above (its epoch goes above the
+		// table's).
 		res.Detail = fmt.Sprintf("not written: the table holds epoch %d (holder %s)", stale.Newer, stale.Holder)
-		return res, nil
+		return res, fmt.Errorf("entry not written: %w: a claim with a greater epoch was recorded meanwhile; see `eipclaim status`, and if this instance still holds the EIP rerun eipclaim here, which records it above", stale)
 	}
 	res.Changed = wrote
 	return res, err

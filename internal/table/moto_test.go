@@ -6,6 +6,7 @@ package table_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -151,6 +152,47 @@ func TestCorruptTableIsNeverOverwritten(t *testing.T) {
 	defer out.Body.Close()
 	if b, err := io.ReadAll(out.Body); err != nil || string(b) != corrupt {
 		t.Errorf("the corrupt table changed: %q (%v)", b, err)
+	}
+}
+
+// TestBadEntryStopsNoWriter: a table holding an entry whose epoch is not
+// an epoch (the negative one that eipclaim up to 0.x wrote for a tag of
+// 9223372036854775807) stops no writer: the writer of another role writes
+// its entry and keeps the bad one as it is; the bad role's own writer
+// replaces it.
+func TestBadEntryStopsNoWriter(t *testing.T) {
+	api, bucket := newBucket(t)
+	ctx := ctxFor(t)
+	bad := `{"version": 1, "roles": {"old": {"name": "old", "private_ip": "10.0.0.9", "holder": "i-old", "epoch": -9223372036854775808, "updated_at": "2025-01-02T03:04:05Z"}}}`
+	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("roles.json"), Body: strings.NewReader(bad)}); err != nil {
+		t.Fatal(err)
+	}
+	st := &table.Store{API: api, Bucket: bucket, Key: "roles.json"}
+	if wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) {
+		return d.Set(table.Entry{Name: "db", PrivateIP: "10.0.0.2", Epoch: 1})
+	}); !wrote || err != nil {
+		t.Fatalf("another role's writer: wrote=%v err=%v, want written", wrote, err)
+	}
+	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("roles.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	var stored table.Document
+	if err := json.NewDecoder(out.Body).Decode(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Roles["db"].PrivateIP != "10.0.0.2" || stored.Roles["old"].Epoch != -9223372036854775808 {
+		t.Errorf("after db's write: %+v, want db written and old kept as it was", stored.Roles)
+	}
+	if wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) {
+		return d.Set(table.Entry{Name: "old", PrivateIP: "10.0.0.3", Epoch: 1})
+	}); !wrote || err != nil {
+		t.Fatalf("the bad role's writer: wrote=%v err=%v, want its entry replaced", wrote, err)
+	}
+	d, err := st.Read(ctx)
+	if err != nil || d.Roles["old"].Epoch != 1 || d.Roles["db"].Epoch != 1 {
+		t.Errorf("after old's write: %v, %v; want a valid table", d, err)
 	}
 }
 

@@ -177,6 +177,20 @@ func conflict(err error) bool {
 // read returns the stored document and its ETag, a new empty one and ""
 // when there is none yet.
 func (s *Store) read(ctx context.Context) (*Document, string, error) {
+	d, etag, err := s.readForWrite(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if problems := d.Invalid(); len(problems) > 0 {
+		return nil, "", exitcode.With(exitcode.Usage, fmt.Errorf("role table %s: %s", s.URL(), strings.Join(problems, "; ")))
+	}
+	return d, etag, nil
+}
+
+// readForWrite is read for a writer: an entry that is not valid is kept
+// as it is, with a warning naming it, so that it stops no writer of
+// another role (a writer replaces its own role's entry).
+func (s *Store) readForWrite(ctx context.Context) (*Document, string, error) {
 	data, etag, err := s.Get(ctx)
 	if errors.Is(err, ErrNotFound) {
 		return New(), "", nil
@@ -184,13 +198,33 @@ func (s *Store) read(ctx context.Context) (*Document, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	d, err := Parse(data, s.URL())
+	d, err := decode(data, s.URL())
 	if err != nil {
 		// Never overwrite a table that cannot be read: the entries of
 		// the other roles would be lost.
 		return nil, "", fmt.Errorf("%w; nothing was written", err)
 	}
+	for _, p := range d.Invalid() {
+		s.log().Warn("role table: an entry is not valid; kept as it is (fix it with eipclaim register, or rerun eipclaim on its holder)", "table", s.URL(), "problem", p)
+	}
 	return d, etag, nil
+}
+
+// Snapshot is the stored table as read, with its ETag: the first read of a
+// write (UpdateFrom) when it was made ahead.
+type Snapshot struct {
+	Doc  *Document
+	ETag string
+}
+
+// ReadSnapshot reads the stored table as a writer does (readForWrite), for
+// UpdateFrom.
+func (s *Store) ReadSnapshot(ctx context.Context) (*Snapshot, error) {
+	d, etag, err := s.readForWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Doc: d, ETag: etag}, nil
 }
 
 // Read returns the stored table (an empty one when there is none yet).
@@ -211,9 +245,19 @@ const maxConflicts = 50
 // again: it must find nothing to do (else the write was lost, and it goes
 // round again). Update reports whether it wrote.
 func (s *Store) Update(ctx context.Context, change func(*Document) (bool, error)) (wrote bool, err error) {
+	return s.UpdateFrom(ctx, nil, change)
+}
+
+// UpdateFrom is Update starting from first, a read made ahead
+// (ReadSnapshot), when it is not nil: if the table changed since, the
+// compare-and-swap fails and the table is read again.
+func (s *Store) UpdateFrom(ctx context.Context, first *Snapshot, change func(*Document) (bool, error)) (wrote bool, err error) {
 	for attempt := 0; ; attempt++ {
-		d, etag, err := s.read(ctx)
-		if err != nil {
+		var d *Document
+		var etag string
+		if attempt == 0 && first != nil {
+			d, etag = first.Doc, first.ETag
+		} else if d, etag, err = s.readForWrite(ctx); err != nil {
 			return wrote, err
 		}
 		changed, err := change(d)

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
 
@@ -98,10 +99,15 @@ func (e *StaleError) Error() string {
 
 // Set puts e in d unless d's entry for the role has a greater epoch (a
 // *StaleError then). It reports whether d changed: not when the entry
-// already says the same (its time aside).
+// already says the same (its time aside). An entry whose epoch is not an
+// epoch (epoch.Check) is refused; a stored one is replaced whatever its
+// epoch says.
 func (d *Document) Set(e Entry) (changed bool, err error) {
+	if err := epoch.Check(e.Epoch); err != nil {
+		return false, exitcode.With(exitcode.Failed, fmt.Errorf("role %s: epoch: %w: not written", e.Name, err))
+	}
 	old, ok := d.Roles[e.Name]
-	if ok && old.Epoch > e.Epoch {
+	if ok && epoch.Check(old.Epoch) == nil && old.Epoch > e.Epoch {
 		return false, &StaleError{Role: e.Name, Epoch: e.Epoch, Newer: old.Epoch, Holder: old.Holder}
 	}
 	if ok && sameBut(old, e) {
@@ -139,6 +145,20 @@ func (d *Document) Marshal() ([]byte, error) {
 // not JSON or cut short, another version, unknown keys, an entry whose name
 // is not its key or whose addresses are not addresses.
 func Parse(data []byte, origin string) (*Document, error) {
+	d, err := decode(data, origin)
+	if err != nil {
+		return nil, err
+	}
+	if problems := d.Invalid(); len(problems) > 0 {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("role table %s: %s", origin, strings.Join(problems, "; ")))
+	}
+	return d, nil
+}
+
+// decode is Parse but for the entries' checks: a writer keeps an entry
+// that is not valid as it is (one bad entry must not stop the writers of
+// every other role), and replaces its own.
+func decode(data []byte, origin string) (*Document, error) {
 	bad := func(format string, args ...any) error {
 		return exitcode.With(exitcode.Usage, fmt.Errorf("role table %s: "+format, append([]any{origin}, args...)...))
 	}
@@ -181,16 +201,19 @@ func Parse(data []byte, origin string) (*Document, error) {
 	if d.Roles == nil {
 		d.Roles = map[string]Entry{}
 	}
+	return d, nil
+}
+
+// Invalid says what is wrong with each entry that is not valid, in the
+// order of the roles.
+func (d *Document) Invalid() []string {
 	var problems []string
 	for _, key := range slices.Sorted(maps.Keys(d.Roles)) {
 		if err := d.Roles[key].check(key); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
-	if len(problems) > 0 {
-		return nil, bad("%s", strings.Join(problems, "; "))
-	}
-	return d, nil
+	return problems
 }
 
 // check validates the entry stored under key.
@@ -217,8 +240,8 @@ func (e Entry) check(key string) error {
 			return fmt.Errorf("role %s: %q is not a DNS name", key, n)
 		}
 	}
-	if e.Epoch < 0 {
-		return fmt.Errorf("role %s: epoch %d is negative", key, e.Epoch)
+	if err := epoch.Check(e.Epoch); err != nil {
+		return fmt.Errorf("role %s: epoch: %w", key, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package table
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -76,5 +77,27 @@ func TestSetOlderEpochNeverReplacesNewer(t *testing.T) {
 	}
 	if changed, _ := d.Set(Entry{Name: "db", PrivateIP: "10.0.0.4", Holder: "i-next", Epoch: 6}); !changed || d.Roles["db"].Holder != "i-next" {
 		t.Error("newer epoch: not changed")
+	}
+}
+
+// TestSetRefusesWhatIsNotAnEpoch: an entry whose epoch is negative or
+// above epoch.Max is never written (the error names the role); a stored
+// entry with such an epoch is replaced by any valid one, and the reader
+// refuses both.
+func TestSetRefusesWhatIsNotAnEpoch(t *testing.T) {
+	for _, n := range []int64{-1, -9223372036854775808, 1 << 53, 9223372036854775807} {
+		d := New()
+		changed, err := d.Set(Entry{Name: "db", PrivateIP: "10.0.0.1", Epoch: n})
+		if changed || err == nil || !strings.Contains(err.Error(), "role db") || len(d.Roles) != 0 {
+			t.Errorf("Set epoch %d: changed=%v err=%v, want refused naming role db", n, changed, err)
+		}
+		d.Roles["db"] = Entry{Name: "db", PrivateIP: "10.0.0.1", Epoch: n}
+		if changed, err := d.Set(Entry{Name: "db", PrivateIP: "10.0.0.2", Epoch: 1}); !changed || err != nil {
+			t.Errorf("Set epoch 1 over a stored %d: changed=%v err=%v, want replaced", n, changed, err)
+		}
+		doc := fmt.Sprintf(`{"version": 1, "roles": {"db": {"name": "db", "private_ip": "10.0.0.1", "epoch": %d, "updated_at": "2025-01-02T03:04:05Z"}}}`, n)
+		if _, err := Parse([]byte(doc), "t"); err == nil || !strings.Contains(err.Error(), "role db: epoch") {
+			t.Errorf("Parse epoch %d: %v, want refused naming role db", n, err)
+		}
 	}
 }

@@ -26,6 +26,10 @@ type Metrics struct {
 	looks     *prometheus.CounterVec
 	probes    *prometheus.CounterVec
 	lastLook  *prometheus.GaugeVec
+
+	epochInvalid  *prometheus.GaugeVec
+	tableDrops    *prometheus.CounterVec
+	holderStopped *prometheus.GaugeVec
 }
 
 // NewMetrics registers the watcher's metrics in a registry of their own.
@@ -50,8 +54,15 @@ func NewMetrics() *Metrics {
 			Help: "Looks at which the holder failed its probe or counted as down through the API."}, []string{"role"}),
 		lastLook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_last_successful_look_timestamp_seconds",
 			Help: "Unix time of the last look the EC2 API answered."}, []string{"role"}),
+		epochInvalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_epoch_invalid",
+			Help: "1 when the role's EIP's eipclaim:epoch tag, as last seen, is not an epoch (not an integer from 0 to 2^53-1)."}, []string{"role"}),
+		tableDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_table_writes_dropped_total",
+			Help: "Role table writes of this holder's entry dropped because the table held a greater epoch."}, []string{"role"}),
+		holderStopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_holder_stopped",
+			Help: "1 while the EIP's holder is stopped, terminated or gone and still holds it (the EIP, DNS and role table name it)."}, []string{"role"}),
 	}
-	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook)
+	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook,
+		m.epochInvalid, m.tableDrops, m.holderStopped)
 	return m
 }
 
@@ -65,6 +76,9 @@ func (m *Metrics) Role(role string) {
 	m.state.WithLabelValues(role, StateStandby).Set(0)
 	m.takeovers.WithLabelValues(role)
 	m.losses.WithLabelValues(role)
+	m.epochInvalid.WithLabelValues(role).Set(0)
+	m.tableDrops.WithLabelValues(role)
+	m.holderStopped.WithLabelValues(role).Set(0)
 	for _, ev := range []string{StateHolder, StateStandby} {
 		for _, r := range []string{"ok", "failed", "timeout"} {
 			m.hooks.WithLabelValues(role, ev, r)
@@ -89,6 +103,31 @@ func (m *Metrics) setEpoch(role string, epoch int64) {
 	if m != nil {
 		m.epoch.WithLabelValues(role).Set(float64(epoch))
 	}
+}
+
+func (m *Metrics) setEpochInvalid(role string, invalid bool) {
+	if m != nil {
+		m.epochInvalid.WithLabelValues(role).Set(b2f(invalid))
+	}
+}
+
+func (m *Metrics) tableDropped(role string) {
+	if m != nil {
+		m.tableDrops.WithLabelValues(role).Inc()
+	}
+}
+
+func (m *Metrics) setHolderStopped(role string, stopped bool) {
+	if m != nil {
+		m.holderStopped.WithLabelValues(role).Set(b2f(stopped))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (m *Metrics) takeover(role string) {

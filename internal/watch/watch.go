@@ -19,13 +19,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // The states of a watcher.
@@ -63,12 +64,15 @@ type Watcher struct {
 	// default: one a minute (at least every look).
 	RepairEvery int
 
-	state     string
-	fails     int       // consecutive failed looks at the current holder
-	assoc     string    // the association the failures count against
-	seenAt    time.Time // when that association was first seen (or tagged)
-	looks     int       // looks as holder, for RepairEvery
-	apiErrors int       // consecutive looks the API did not answer
+	state      string
+	fails      int       // consecutive failed looks at the current holder
+	assoc      string    // the association the failures count against
+	seenAt     time.Time // when that association was first seen (or tagged)
+	looks      int       // looks as holder, for RepairEvery
+	apiErrors  int       // consecutive looks the API did not answer
+	badEpoch   string    // the EIP's epoch tag last reported as not an epoch
+	stopped    string    // the stopped holder last reported, left in place
+	otherLooks int       // looks as standby, for the holder's state when not taking over
 }
 
 // The bounds of one look and of one run of the step.
@@ -167,7 +171,7 @@ func (w *Watcher) look(ctx context.Context) {
 	w.apiErrors = 0
 	w.Metrics.look(w.Role, true)
 	a := addrs[0]
-	w.Metrics.setEpoch(w.Role, epochOf(a.Tags))
+	w.epochOf(a)
 	switch {
 	case a.Holder == w.InstanceID:
 		w.asHolder(ctx, a)
@@ -197,6 +201,8 @@ func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
 		defer cancel()
 		o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers})
 		switch {
+		case err != nil && ctx.Err() == nil && o != nil:
+			w.publicationFailed(err)
 		case err != nil && ctx.Err() == nil:
 			w.Log.Warn("repairing the DNS publications failed; will try again", "error", err)
 		case o != nil:
@@ -231,7 +237,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 	}
 	if w.state == StateHolder {
 		w.Metrics.loss(w.Role)
-		w.Log.Warn("this instance no longer holds the EIP: entering standby", "holder", holder, "epoch", epochOf(a.Tags))
+		w.Log.Warn("this instance no longer holds the EIP: entering standby", "holder", holder, "epoch", w.epochOf(a))
 		w.assoc, w.seenAt, w.fails = a.AssociationID, time.Now(), 0
 		w.enterStandbyFrom(ctx, a, w.InstanceID, "the EIP was moved to "+holder)
 		return
@@ -250,11 +256,26 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 		w.enterStandby(ctx, a, "started as a standby: the EIP is held by "+holder)
 	}
 	if w.Spec.EffectiveTakeover() == config.TakeoverNever || a.Holder == "" {
-		return // only watch; an EIP on no instance is taken only by hand
+		// Only watch (an EIP on no instance is taken only by hand), but
+		// say when what names the holder (the EIP, its DNS names, the
+		// role table) names a stopped instance: once a minute, through
+		// the API.
+		if a.Holder != "" && w.otherLooks%w.RepairEvery == 0 {
+			if h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{}); err == nil {
+				w.holderState(a, h.State, "this watcher does not take over (takeover: never)")
+			}
+		}
+		w.otherLooks++
+		return
 	}
 	failed, why, state := w.examine(lctx, a)
 	if lctx.Err() != nil && ctx.Err() != nil {
 		return
+	}
+	if state != "" {
+		// This watcher takes a stopped holder over within fall looks
+		// (or says why it cannot): the gauge, no warning.
+		w.Metrics.setHolderStopped(w.Role, claim.Stopped(state))
 	}
 	if !failed {
 		if w.fails > 0 {
@@ -278,7 +299,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 			}
 			state = h.State
 		}
-		if !stoppedState(state) {
+		if !claim.Stopped(state) {
 			w.Log.Info("the holder is new: not taking over within hold_down for failing probes", "holder", holder, "held_for", held.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String())
 			return
 		}
@@ -303,15 +324,6 @@ func (w *Watcher) examine(ctx context.Context, a claim.Address) (failed bool, wh
 	return h.Down, h.Why, h.State
 }
 
-// stoppedState reports an instance state that no hold-down protects.
-func stoppedState(s string) bool {
-	switch s {
-	case "stopped", "stopping", "terminated", "shutting-down", "gone":
-		return true
-	}
-	return false
-}
-
 // runStep runs the failover step (claim, publish, on_holder hook).
 func (w *Watcher) runStep(ctx context.Context, reason string) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
@@ -333,8 +345,10 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 		return
 	}
 	if err != nil {
-		w.Log.Warn("holding the EIP, but its publication failed; will repair", "error", err)
+		w.publicationFailed(err)
 	}
+	w.stopped = ""
+	w.Metrics.setHolderStopped(w.Role, false)
 	moved := o.Action != "already held"
 	if moved {
 		w.Metrics.takeover(w.Role)
@@ -357,17 +371,63 @@ func (w *Watcher) enterStandbyFrom(ctx context.Context, a claim.Address, previou
 	}
 	w.state = StateStandby
 	w.Metrics.setState(w.Role, w.state)
-	w.Log.Info("standby", "holder", a.Holder, "reason", reason, "epoch", epochOf(a.Tags))
+	n := w.epochOf(a)
+	w.Log.Info("standby", "holder", a.Holder, "reason", reason, "epoch", n)
 	w.Hooks.Run(ctx, failover.HookEnv{
-		Event: failover.EventStandby, PublicIP: a.PublicIP, AllocationID: a.AllocationID, Epoch: epochOf(a.Tags),
+		Event: failover.EventStandby, PublicIP: a.PublicIP, AllocationID: a.AllocationID, Epoch: n,
 		PreviousHolder: previous, Holder: a.Holder, Reason: reason,
 	})
 }
 
-func epochOf(tags map[string]string) int64 {
-	n, err := strconv.ParseInt(tags[claim.TagEpoch], 10, 64)
-	if err != nil || n < 0 {
+// epochOf reads the EIP's epoch tag (epoch.Parse) and records it in the
+// metrics. A tag that is not an epoch is reported (a warning when its
+// value changes, eipclaim_epoch_invalid) and read as 0: the next claim
+// takes an epoch above the role table's and rewrites it.
+func (w *Watcher) epochOf(a claim.Address) int64 {
+	v := a.Tags[claim.TagEpoch]
+	n, err := epoch.Parse(v)
+	w.Metrics.setEpochInvalid(w.Role, err != nil)
+	if err != nil {
+		if v != w.badEpoch {
+			w.badEpoch = v
+			w.Log.Warn("the EIP's epoch tag: "+err.Error()+": the next claim takes an epoch above the role table's and rewrites it",
+				"allocation_id", a.AllocationID, "tag", claim.TagEpoch)
+		}
 		return 0
 	}
+	w.badEpoch = ""
+	w.Metrics.setEpoch(w.Role, n)
 	return n
+}
+
+// publicationFailed reports a step whose publication failed: a role table
+// write dropped because the table holds a greater epoch is counted
+// (eipclaim_table_writes_dropped_total).
+func (w *Watcher) publicationFailed(err error) {
+	var stale *table.StaleError
+	if errors.As(err, &stale) {
+		w.Metrics.tableDropped(w.Role)
+		w.Log.Warn("holding the EIP, but the role table holds a greater epoch: this instance's entry was not written; will record it above at the next repair",
+			"table_epoch", stale.Newer, "table_holder", stale.Holder, "epoch", stale.Epoch, "error", err)
+		return
+	}
+	w.Log.Warn("holding the EIP, but its publication failed; will repair", "error", err)
+}
+
+// holderState reports a holder left in place in a stopped state (stopped,
+// terminated, gone: stoppedState), which the EIP, its DNS names and the
+// role table still name: a warning when it is first seen, and
+// eipclaim_holder_stopped while it lasts.
+func (w *Watcher) holderState(a claim.Address, state, why string) {
+	if !claim.Stopped(state) {
+		w.stopped = ""
+		w.Metrics.setHolderStopped(w.Role, false)
+		return
+	}
+	w.Metrics.setHolderStopped(w.Role, true)
+	if w.stopped != a.Holder {
+		w.stopped = a.Holder
+		w.Log.Warn("the holder is "+state+", and "+why+": the EIP, its DNS names and the role table name a holder that does not serve; claim the role on a running instance (eipclaim claim --force)",
+			"holder", a.Holder, "allocation_id", a.AllocationID, "state", state)
+	}
 }

@@ -1,0 +1,127 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/table"
+)
+
+// memS3 is one S3 object in memory, with S3's conditional writes.
+type memS3 struct {
+	mu         sync.Mutex
+	body       []byte // nil: no object
+	version    int
+	gets, puts int
+}
+
+var _ table.S3API = (*memS3)(nil)
+
+func (m *memS3) etag() string { return fmt.Sprintf("\"v%d\"", m.version) }
+
+func (m *memS3) GetObject(ctx context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gets++
+	if m.body == nil {
+		return nil, &s3types.NoSuchKey{}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(m.body)), ETag: aws.String(m.etag()), ContentLength: aws.Int64(int64(len(m.body)))}, nil
+}
+
+func (m *memS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.puts++
+	if (in.IfNoneMatch != nil && m.body != nil) || (in.IfMatch != nil && (m.body == nil || *in.IfMatch != m.etag())) {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed"}
+	}
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	m.body, m.version = b, m.version+1
+	return &s3.PutObjectOutput{ETag: aws.String(m.etag())}, nil
+}
+
+func (m *memS3) seed(t *testing.T, entries ...table.Entry) {
+	t.Helper()
+	d := table.New()
+	for _, e := range entries {
+		d.Roles[e.Name] = e
+	}
+	b, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.body, m.version = b, m.version+1
+}
+
+func tableFacts(epoch int64) Facts {
+	return Facts{Role: "db", InstanceID: "i-old", Epoch: epoch, PrivateIP: netip.MustParseAddr("10.0.0.6"), PublicIP: netip.MustParseAddr("203.0.113.10")}
+}
+
+// TestTableWriteDroppedIsNotSilent: a claim whose entry the table refuses
+// because it holds a greater epoch fails its publication (exit 5), and
+// says so, with what to do, in the line people read.
+func TestTableWriteDroppedIsNotSilent(t *testing.T) {
+	api := &memS3{}
+	api.seed(t, table.Entry{Name: "db", PrivateIP: "10.0.0.7", Holder: "i-new", Epoch: 9, UpdatedAt: time.Now().UTC()})
+	before := api.version
+	p := &tablePublisher{store: &table.Store{API: api, Bucket: "b", Key: "roles.json"}, role: "db", now: time.Now}
+	results, err := All(context.Background(), []Publisher{p}, tableFacts(8))
+	var stale *table.StaleError
+	if !errors.As(err, &stale) || exitcode.Of(err) != exitcode.DNSFailed {
+		t.Fatalf("All: %v (exit %d), want a StaleError with exit %d", err, exitcode.Of(err), exitcode.DNSFailed)
+	}
+	line := results[0].String()
+	for _, want := range []string{"FAILED", "not written", "epoch 9", "i-new", "rerun eipclaim"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the result's line does not say %q: %s", want, line)
+		}
+	}
+	if api.version != before {
+		t.Error("the table was rewritten")
+	}
+}
+
+// TestTableRecorded: the role table's record of the role is read while the
+// claim runs, and that read is the first of the table's write: the epoch
+// floor costs no request. A record that is not an epoch counts for nothing.
+func TestTableRecorded(t *testing.T) {
+	api := &memS3{}
+	api.seed(t, table.Entry{Name: "db", PrivateIP: "10.0.0.7", Holder: "i-new", Epoch: 9, UpdatedAt: time.Now().UTC()})
+	p := &tablePublisher{store: &table.Store{API: api, Bucket: "b", Key: "roles.json"}, role: "db", now: time.Now}
+	rec := Recorded(context.Background(), []Publisher{p}, nil)
+	if r := rec(); r == nil || r.Epoch != 9 || r.Holder != "i-new" {
+		t.Fatalf("Recorded = %+v, want epoch 9 of i-new", r)
+	}
+	if _, err := All(context.Background(), []Publisher{p}, tableFacts(10)); err != nil {
+		t.Fatal(err)
+	}
+	// The read ahead, the conditional write, the read back.
+	if api.gets != 2 || api.puts != 1 {
+		t.Errorf("%d GETs and %d PUTs, want 2 and 1", api.gets, api.puts)
+	}
+	if Recorded(context.Background(), []Publisher{&route53Publisher{}}, nil) != nil {
+		t.Error("Recorded without a table publisher is not nil")
+	}
+	api.seed(t, table.Entry{Name: "db", PrivateIP: "10.0.0.7", Holder: "i-new", Epoch: -3})
+	if r := Recorded(context.Background(), []Publisher{p}, nil)(); r != nil {
+		t.Errorf("Recorded of a negative entry = %+v, want nil", r)
+	}
+}
