@@ -36,7 +36,9 @@ type Decision struct {
 }
 
 // Allowed reports whether the request is allowed.
-func (d Decision) Allowed() bool { return d.Error == "" && d.Decision == "Allowed" && len(d.Ignored) == 0 }
+func (d Decision) Allowed() bool {
+	return d.Error == "" && d.Decision == "Allowed" && len(d.Ignored) == 0
+}
 
 type evalRequest struct {
 	ID       int64           `json:"id"`

@@ -453,4 +453,3 @@ func checkDenials(t testing.TB, g *gate, n int, expected map[string]int) {
 		}
 	}
 }
-
