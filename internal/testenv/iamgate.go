@@ -217,6 +217,10 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, c := range req.checks {
 		d := ev.evaluate(policy, c.Action, c.Resource, c.Context)
 		report(caller, c, d)
+		if !d.Allowed() && d.Error == "" && service == "s3" && !g.bucketExists(req.bucket) {
+			// S3 answers NoSuchBucket before it evaluates the policy.
+			break
+		}
 		if !d.Allowed() {
 			why := fmt.Sprintf("%s does not allow %s (%s)", caller.PolicyFile(), c.Action, d.Decision)
 			switch {
@@ -289,6 +293,19 @@ func (g *gate) forward(w http.ResponseWriter, r *http.Request, body []byte, serv
 	g.proxy.ServeHTTP(w, r)
 }
 
+// bucketExists asks moto, directly, whether bucket exists.
+func (g *gate) bucketExists(bucket string) bool {
+	if bucket == "" {
+		return true
+	}
+	resp, err := http.Head(g.target.String() + "/" + bucket)
+	if err != nil {
+		return true
+	}
+	resp.Body.Close()
+	return resp.StatusCode != http.StatusNotFound
+}
+
 // missingKey reports whether a 404 of an object read means "no such key"
 // (not "no such bucket").
 func (g *gate) missingKey(r *http.Request, rec *captured) bool {
@@ -296,12 +313,7 @@ func (g *gate) missingKey(r *http.Request, rec *captured) bool {
 		return bytes.Contains(rec.body.Bytes(), []byte("NoSuchKey"))
 	}
 	bucket, _ := s3Object(r.URL.Path)
-	resp, err := http.Head(g.target.String() + "/" + bucket)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return g.bucketExists(bucket)
 }
 
 func (g *gate) objectLock(name string) *sync.Mutex {

@@ -274,6 +274,7 @@ func mapS3(req *request, r *http.Request) error {
 	if bucket == "" {
 		return errors.New("S3 request without a bucket (ListBuckets?)")
 	}
+	req.bucket = bucket
 	q := r.URL.Query()
 	q.Del("x-id") // the SDK names the operation; not a sub-resource
 	if key == "" {
@@ -291,7 +292,7 @@ func mapS3(req *request, r *http.Request) error {
 	if len(q) > 0 {
 		return fmt.Errorf("S3 %s %s/%s with sub-resource %v: the gate does not map it", r.Method, bucket, key, q)
 	}
-	req.bucket, req.key = bucket, key
+	req.key = key
 	obj := "arn:aws:s3:::" + bucket + "/" + key
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
