@@ -62,6 +62,7 @@ func TestTemplateCreatesInMoto(t *testing.T) {
 			{ParameterKey: aws.String("CodeBucket"), ParameterValue: aws.String("code-bucket")},
 			{ParameterKey: aws.String("CodeKey"), ParameterValue: aws.String("eipclaim-lambda-arm64.zip")},
 			{ParameterKey: aws.String("ConfigBucket"), ParameterValue: aws.String("fleet-config")},
+			{ParameterKey: aws.String("HostedZoneIds"), ParameterValue: aws.String("Z0123456789ABCDEFGHIJ,Z1111111111111111111")},
 		},
 	})
 	if err != nil {
