@@ -136,19 +136,11 @@ func (g *gate) denialCount() int {
 	return len(g.denials)
 }
 
-// authorization is one check AWS makes for a request: action on resource
-// with the request's context keys.
-type authorization struct {
-	Action   string
-	Resource string // an ARN, or * for actions without resource types
-	Context  map[string]any
-}
-
 // request is what the gate understood of one request.
 type request struct {
 	service string // ec2, route53, s3, autoscaling, ...
 	summary string // METHOD path and the action's name, for messages
-	checks  []authorization
+	checks  []Authorization
 	// S3 object requests
 	bucket, key string
 	s3read      bool // GetObject or HeadObject
@@ -269,7 +261,7 @@ func (g *gate) forward(w http.ResponseWriter, r *http.Request, body []byte, serv
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		g.proxy.ServeHTTP(rec, r2)
 		if rec.status == http.StatusNotFound && g.missingKey(r, rec) {
-			list := authorization{Action: "s3:ListBucket", Resource: "arn:aws:s3:::" + req.bucket,
+			list := Authorization{Action: "s3:ListBucket", Resource: "arn:aws:s3:::" + req.bucket,
 				Context: map[string]any{"s3:prefix": req.key}}
 			policy, err := g.policy(caller)
 			if err == nil {
@@ -405,7 +397,7 @@ func s3Object(path string) (bucket, key string) {
 }
 
 // report appends a distinct evaluation to $IAMGATE_REPORT.
-func report(caller Caller, c authorization, d Decision) {
+func report(caller Caller, c Authorization, d Decision) {
 	file := os.Getenv("IAMGATE_REPORT")
 	if file == "" {
 		return

@@ -96,7 +96,7 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 		return errors.New("EC2 request without Action")
 	case strings.HasPrefix(action, "Describe"):
 		// EC2's Describe* actions have no resource-level permissions.
-		req.checks = append(req.checks, authorization{Action: "ec2:" + action, Resource: "*"})
+		req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: "*"})
 		return nil
 	case action == "AssociateAddress":
 		var arns []string
@@ -114,7 +114,7 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 		}
 		req.summary += " " + form.Get("AllocationId")
 		for _, a := range arns {
-			req.checks = append(req.checks, authorization{Action: "ec2:AssociateAddress", Resource: a})
+			req.checks = append(req.checks, Authorization{Action: "ec2:AssociateAddress", Resource: a})
 		}
 		return nil
 	case action == "DisassociateAddress":
@@ -127,7 +127,7 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 			return err
 		}
 		req.summary += " " + assoc
-		req.checks = append(req.checks, authorization{Action: "ec2:DisassociateAddress", Resource: ec2ARN + "elastic-ip/" + alloc})
+		req.checks = append(req.checks, Authorization{Action: "ec2:DisassociateAddress", Resource: ec2ARN + "elastic-ip/" + alloc})
 		return nil
 	case action == "CreateTags" || action == "DeleteTags":
 		var ids []string
@@ -167,7 +167,7 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 			if err != nil {
 				return err
 			}
-			req.checks = append(req.checks, authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
+			req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
 		}
 		return nil
 	}
@@ -207,18 +207,18 @@ func mapRoute53(req *request, r *http.Request, body []byte) error {
 	switch {
 	case r.Method == http.MethodGet && p == "/2013-04-01/hostedzonesbyname":
 		req.summary = "Route 53 ListHostedZonesByName"
-		req.checks = append(req.checks, authorization{Action: "route53:ListHostedZonesByName", Resource: "*"})
+		req.checks = append(req.checks, Authorization{Action: "route53:ListHostedZonesByName", Resource: "*"})
 	case r.Method == http.MethodGet && p == "/2013-04-01/hostedzone":
 		req.summary = "Route 53 ListHostedZones"
-		req.checks = append(req.checks, authorization{Action: "route53:ListHostedZones", Resource: "*"})
+		req.checks = append(req.checks, Authorization{Action: "route53:ListHostedZones", Resource: "*"})
 	case r.Method == http.MethodGet && r53ZoneRE.MatchString(p):
 		id := r53ZoneRE.FindStringSubmatch(p)[1]
 		req.summary = "Route 53 GetHostedZone " + id
-		req.checks = append(req.checks, authorization{Action: "route53:GetHostedZone", Resource: r53ARN + "hostedzone/" + id})
+		req.checks = append(req.checks, Authorization{Action: "route53:GetHostedZone", Resource: r53ARN + "hostedzone/" + id})
 	case r.Method == http.MethodGet && r53RRSetRE.MatchString(p):
 		id := r53RRSetRE.FindStringSubmatch(p)[1]
 		req.summary = "Route 53 ListResourceRecordSets " + id
-		req.checks = append(req.checks, authorization{Action: "route53:ListResourceRecordSets", Resource: r53ARN + "hostedzone/" + id})
+		req.checks = append(req.checks, Authorization{Action: "route53:ListResourceRecordSets", Resource: r53ARN + "hostedzone/" + id})
 	case r.Method == http.MethodPost && r53RRSetRE.MatchString(p):
 		id := r53RRSetRE.FindStringSubmatch(p)[1]
 		var batch struct {
@@ -246,7 +246,7 @@ func mapRoute53(req *request, r *http.Request, body []byte) error {
 		slices.Sort(types)
 		slices.Sort(names)
 		req.summary = fmt.Sprintf("Route 53 ChangeResourceRecordSets %s %v %v %v", id, actions, types, names)
-		req.checks = append(req.checks, authorization{Action: "route53:ChangeResourceRecordSets", Resource: r53ARN + "hostedzone/" + id,
+		req.checks = append(req.checks, Authorization{Action: "route53:ChangeResourceRecordSets", Resource: r53ARN + "hostedzone/" + id,
 			Context: map[string]any{
 				"route53:ChangeResourceRecordSetsActions":               slices.Compact(actions),
 				"route53:ChangeResourceRecordSetsRecordTypes":           slices.Compact(types),
@@ -255,7 +255,7 @@ func mapRoute53(req *request, r *http.Request, body []byte) error {
 	case r.Method == http.MethodGet && r53ChangeRE.MatchString(p):
 		id := r53ChangeRE.FindStringSubmatch(p)[1]
 		req.summary = "Route 53 GetChange " + id
-		req.checks = append(req.checks, authorization{Action: "route53:GetChange", Resource: r53ARN + "change/" + id})
+		req.checks = append(req.checks, Authorization{Action: "route53:GetChange", Resource: r53ARN + "change/" + id})
 	default:
 		return fmt.Errorf("Route 53 %s %s: the gate does not map it", r.Method, p)
 	}
@@ -284,7 +284,7 @@ func mapS3(req *request, r *http.Request) error {
 			if q.Has("prefix") {
 				ctx["s3:prefix"] = q.Get("prefix")
 			}
-			req.checks = append(req.checks, authorization{Action: "s3:ListBucket", Resource: "arn:aws:s3:::" + bucket, Context: ctx})
+			req.checks = append(req.checks, Authorization{Action: "s3:ListBucket", Resource: "arn:aws:s3:::" + bucket, Context: ctx})
 			return nil
 		}
 		return fmt.Errorf("S3 %s of bucket %s with %v: the gate does not map it", r.Method, bucket, q)
@@ -302,7 +302,7 @@ func mapS3(req *request, r *http.Request) error {
 		}
 		req.summary = "S3 " + op + " " + bucket + "/" + key
 		req.s3read = true
-		req.checks = append(req.checks, authorization{Action: "s3:GetObject", Resource: obj})
+		req.checks = append(req.checks, Authorization{Action: "s3:GetObject", Resource: obj})
 	case http.MethodPut:
 		if r.Header.Get("X-Amz-Copy-Source") != "" {
 			return errors.New("S3 CopyObject: the gate does not map it")
@@ -315,10 +315,10 @@ func mapS3(req *request, r *http.Request) error {
 			req.summary += " If-None-Match " + v
 		}
 		req.s3write = true
-		req.checks = append(req.checks, authorization{Action: "s3:PutObject", Resource: obj})
+		req.checks = append(req.checks, Authorization{Action: "s3:PutObject", Resource: obj})
 	case http.MethodDelete:
 		req.summary = "S3 DeleteObject " + bucket + "/" + key
-		req.checks = append(req.checks, authorization{Action: "s3:DeleteObject", Resource: obj})
+		req.checks = append(req.checks, Authorization{Action: "s3:DeleteObject", Resource: obj})
 	default:
 		return fmt.Errorf("S3 %s %s/%s: the gate does not map it", r.Method, bucket, key)
 	}
@@ -338,7 +338,7 @@ func mapAutoScaling(req *request, body []byte) error {
 	group := form.Get("AutoScalingGroupName")
 	// The group's ARN holds a UUID the request does not carry; moto's
 	// groups are named, and the policy's pattern matches any UUID.
-	req.checks = append(req.checks, authorization{Action: "autoscaling:CompleteLifecycleAction",
+	req.checks = append(req.checks, Authorization{Action: "autoscaling:CompleteLifecycleAction",
 		Resource: "arn:aws:autoscaling:" + MotoRegion + ":" + motoAccount + ":autoScalingGroup:00000000-0000-0000-0000-000000000000:autoScalingGroupName/" + group})
 	return nil
 }

@@ -340,3 +340,29 @@ func cfnSub(arg any, params map[string]any) (any, error) {
 		s = s[i+j+1:]
 	}
 }
+
+// Authorization is one check AWS makes for a request: Action on Resource
+// (an ARN, or * for actions without resource types) with the request's
+// condition keys.
+type Authorization struct {
+	Action   string
+	Resource string
+	Context  map[string]any // string or []string values
+}
+
+// Evaluate says what caller c's shipped policy, instantiated with v, decides
+// for a, by the IAM evaluator the gate uses. An error means the policy
+// cannot be read or the evaluator does not run; a request the evaluator
+// cannot evaluate (an unknown action, a resource of no type the action
+// takes) comes back as a Decision with Error set.
+func Evaluate(c Caller, v PolicyValues, a Authorization) (Decision, error) {
+	policy, err := Policy(c, v)
+	if err != nil {
+		return Decision{}, err
+	}
+	ev, err := sharedEvaluator()
+	if err != nil {
+		return Decision{}, err
+	}
+	return ev.evaluate(policy, a.Action, a.Resource, a.Context), nil
+}
