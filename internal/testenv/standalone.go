@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -130,3 +132,26 @@ func (m *Moto) config(key string) aws.Config {
 
 // Build builds cmd/eipclaim into dir and returns the binary's path.
 func Build(dir string) (string, error) { return buildInto(dir) }
+
+// GateError returns an error naming the requests the IAM gates of e's moto
+// servers denied (see [Moto.Denials]), nil when there were none: a program
+// that is not a test (the demo, the benchmark) fails with it, as a test
+// would.
+func (e *Emulators) GateError() error {
+	e.mu.Lock()
+	gates := slices.Clone(e.gates)
+	e.mu.Unlock()
+	var msgs []string
+	for _, g := range gates {
+		for _, d := range g.denialsSince(0) {
+			msgs = append(msgs, d.Message)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if len(msgs) > 10 {
+		msgs = append(msgs[:10], fmt.Sprintf("… and %d more", len(msgs)-10))
+	}
+	return fmt.Errorf("the IAM gate denied %d request(s) the shipped policies should allow:\n%s", len(msgs), strings.Join(msgs, "\n"))
+}
