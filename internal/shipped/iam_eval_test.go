@@ -92,9 +92,7 @@ var needed = map[testenv.Caller][]testenv.Authorization{
 func init() {
 	// The controller sends what an instance sends, in its zones, and
 	// completes lifecycle actions.
-	for _, a := range needed[testenv.CallerInstance] {
-		needed[testenv.CallerController] = append(needed[testenv.CallerController], a)
-	}
+	needed[testenv.CallerController] = append(needed[testenv.CallerController], needed[testenv.CallerInstance]...)
 	needed[testenv.CallerController] = append(needed[testenv.CallerController],
 		testenv.Authorization{Action: "autoscaling:CompleteLifecycleAction", Resource: asg})
 }

@@ -257,7 +257,7 @@ func mapRoute53(req *request, r *http.Request, body []byte) error {
 		req.summary = "Route 53 GetChange " + id
 		req.checks = append(req.checks, Authorization{Action: "route53:GetChange", Resource: r53ARN + "change/" + id})
 	default:
-		return fmt.Errorf("Route 53 %s %s: the gate does not map it", r.Method, p)
+		return fmt.Errorf("route53 %s %s: the gate does not map it", r.Method, p)
 	}
 	return nil
 }
@@ -328,12 +328,12 @@ func mapS3(req *request, r *http.Request) error {
 func mapAutoScaling(req *request, body []byte) error {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return fmt.Errorf("Auto Scaling query body: %w", err)
+		return fmt.Errorf("autoscaling query body: %w", err)
 	}
 	action := form.Get("Action")
 	req.summary = "Auto Scaling " + action
 	if action != "CompleteLifecycleAction" {
-		return fmt.Errorf("Auto Scaling action %q: the gate does not map it", action)
+		return fmt.Errorf("autoscaling action %q: the gate does not map it", action)
 	}
 	group := form.Get("AutoScalingGroupName")
 	// The group's ARN holds a UUID the request does not carry; moto's

@@ -196,7 +196,7 @@ func controllerPolicy(template []byte, v PolicyValues) (any, error) {
 	}
 	pols, _ := role.Properties["Policies"].([]any)
 	if len(pols) != 1 {
-		return nil, fmt.Errorf("Role has %d inline policies, want 1", len(pols))
+		return nil, fmt.Errorf("the Role has %d inline policies, want 1", len(pols))
 	}
 	p, _ := pols[0].(map[string]any)
 	return resolveCFN(p["PolicyDocument"], params)
@@ -226,7 +226,7 @@ func resolveCFN(v any, params map[string]any) (any, error) {
 					name, _ := arg.(string)
 					r, ok := params[name]
 					if !ok {
-						return nil, fmt.Errorf("Ref %q: no such parameter", name)
+						return nil, fmt.Errorf("a Ref of %q: no such parameter", name)
 					}
 					return r, nil
 				case "Fn::Sub":
