@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
@@ -80,7 +81,9 @@ func startGate(motoURL string) (*gate, error) {
 	}
 	g := &gate{target: target, ln: ln, policies: map[Caller]json.RawMessage{}, objects: map[string]*sync.Mutex{}}
 	g.proxy = httputil.NewSingleHostReverseProxy(target)
-	g.proxy.ErrorLog = nil
+	// A client that gives up mid-request (a timeout, a killed process) is
+	// no news: the proxy's log would only clutter the test's output.
+	g.proxy.ErrorLog = log.New(io.Discard, "", 0)
 	g.srv = &http.Server{Handler: g}
 	go g.srv.Serve(ln)
 	return g, nil
