@@ -211,7 +211,7 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, c := range req.checks {
 		d := ev.evaluate(policy, c.Action, c.Resource, c.Context)
-		report(caller, c, d)
+		report(caller, c, d, g.isExpected(c.Action))
 		if !d.Allowed() && d.Error == "" && service == "s3" && !g.bucketExists(req.bucket) {
 			// S3 answers NoSuchBucket before it evaluates the policy.
 			break
@@ -271,7 +271,7 @@ func (g *gate) forward(w http.ResponseWriter, r *http.Request, body []byte, serv
 				ev, e2 := sharedEvaluator()
 				if e2 == nil {
 					d := ev.evaluate(policy, list.Action, list.Resource, list.Context)
-					report(caller, list, d)
+					report(caller, list, d, false)
 					if !d.Allowed() {
 						// AWS: "If you don't have the s3:ListBucket
 						// permission, Amazon S3 returns an HTTP status
@@ -399,8 +399,19 @@ func s3Object(path string) (bucket, key string) {
 	return bucket, key
 }
 
-// report appends a distinct evaluation to $IAMGATE_REPORT.
-func report(caller Caller, c Authorization, d Decision) {
+// isExpected reports whether the current test declared denials of action
+// (Moto.ExpectDenied).
+func (g *gate) isExpected(action string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.expected[action]
+	return ok
+}
+
+// report appends a distinct evaluation to $IAMGATE_REPORT; expected marks
+// a denial the test declared (a test of the gate or of a denial's
+// handling), which no product request of a passing test meets otherwise.
+func report(caller Caller, c Authorization, d Decision, expected bool) {
 	file := os.Getenv("IAMGATE_REPORT")
 	if file == "" {
 		return
@@ -415,6 +426,9 @@ func report(caller Caller, c Authorization, d Decision) {
 	decision := d.Decision
 	if d.Error != "" {
 		decision = "Error"
+	}
+	if expected && decision != "Allowed" {
+		decision += " (declared by the test)"
 	}
 	rt := d.ResourceType
 	if rt == "" {

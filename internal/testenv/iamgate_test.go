@@ -69,6 +69,7 @@ func TestGateDeniesLikeAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := m.gate.denialCount()
+	m.ExpectDenied(t, "ec2:CreateTags", "route53:ChangeResourceRecordSets", "s3:GetObject", "?")
 
 	e := ec2.NewFromConfig(m.ConfigAs(CallerInstance))
 	_, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{inst.ID}, Tags: []ec2types.Tag{{Key: aws.String("eipclaim:holder"), Value: aws.String("x")}}})
@@ -144,7 +145,6 @@ func TestGateDeniesLikeAWS(t *testing.T) {
 	if len(rec.errs) != 1 || !strings.Contains(rec.errs[0], "expected a denial of s3:PutObject") {
 		t.Errorf("with the denials declared: %q, want only the missing s3:PutObject denial", rec.errs)
 	}
-	m.ExpectDenied(t, "ec2:CreateTags", "route53:ChangeResourceRecordSets", "s3:GetObject", "?")
 }
 
 // TestGateSerializesConditionalWrites: concurrent conditional writes of
