@@ -10,6 +10,8 @@
 # Environment: FUZZTIME (default 5s) per fuzz target; FUZZALL=1 fuzzes the
 # targets of packages that link the AWS SDK too (make fuzz, make proof); GOVULNDB, a
 # vulnerability database URL for govulncheck -db (default vuln.go.dev);
+# IAMGATE_REPORT (default .tools/iamgate-report.tsv), where the IAM gate in
+# front of moto records each distinct evaluated request (summarized below);
 # VULNCHECK=require makes an unreachable database an error, not a warning.
 set -euo pipefail
 
@@ -118,6 +120,21 @@ fuzz() {
 	elapsed "$t0"
 }
 
+# iam_report prints, per shipped policy, the distinct requests the IAM gate
+# evaluated in the tests: action, resource type, context keys, decision.
+iam_report() {
+	step "IAM gate: the distinct requests evaluated, per policy ($IAMGATE_REPORT)"
+	if [[ ! -s "$IAMGATE_REPORT" ]]; then
+		echo "    none"
+		return
+	fi
+	sort -u "$IAMGATE_REPORT" | awk -F'\t' '
+		$1 != policy { policy = $1; printf "  %s\n", policy }
+		{ d = ($5 == "Allowed" ? "allowed" : "DENIED"); if ($5 ~ /declared/) d = "denied*"
+		  printf "    %-8s %-40s %-18s %s\n", d, $2, $3, ($4 == "" ? "-" : $4) }
+		END { print "  (denied*: a denial its test declares, Moto.ExpectDenied; DENIED s3:ListBucket: the 403 for a missing key)" }'
+}
+
 step "tools"
 bash scripts/tools.sh
 
@@ -152,8 +169,11 @@ elapsed "$t0"
 
 step "go test -race"
 t0=$SECONDS
+export IAMGATE_REPORT=${IAMGATE_REPORT:-$ROOT/.tools/iamgate-report.tsv}
+: >"$IAMGATE_REPORT"
 go test -race -count=1 -timeout 15m ./...
 elapsed "$t0"
+iam_report
 
 fuzz
 

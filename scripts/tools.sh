@@ -6,6 +6,8 @@
 #   .tools/bin/aws-lambda-rie      AWS's Lambda runtime interface emulator, pinned
 #   .tools/bin/staticcheck         linter, pinned
 #   .tools/bin/govulncheck         vulnerability check, pinned
+#   .tools/iamgate/node_modules    the IAM gate's evaluator, @cloud-copilot/iam-simulate,
+#                                  pinned by tools/iamgate/package-lock.json (npm ci)
 #   named, nsupdate, dig           BIND 9, from Debian's bind9 + bind9-dnsutils
 #   moto_server                    checked only: it comes from PyPI
 set -euo pipefail
@@ -45,6 +47,21 @@ go_tool aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator \
 	github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie "$RIE_VERSION"
 go_tool staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
 go_tool govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
+
+# The IAM evaluator of the test world's gate (internal/testenv/iamgate.go),
+# installed with npm ci from the lock file; again only when the lock changed.
+IAMGATE="$ROOT/.tools/iamgate"
+command -v node >/dev/null && command -v npm >/dev/null ||
+	{ say "node and npm are needed for the IAM gate's evaluator (apt-get install nodejs npm)"; exit 1; }
+if cmp -s tools/iamgate/package-lock.json "$IAMGATE/package-lock.json" &&
+	[[ -f "$IAMGATE/node_modules/@cloud-copilot/iam-simulate/package.json" ]]; then
+	say "ok        iam-simulate $(node -p 'require(process.argv[1]).version' "$IAMGATE/node_modules/@cloud-copilot/iam-simulate/package.json") (.tools/iamgate)"
+else
+	mkdir -p "$IAMGATE"
+	cp tools/iamgate/package.json tools/iamgate/package-lock.json "$IAMGATE/"
+	(cd "$IAMGATE" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+	say "installed iam-simulate into .tools/iamgate (npm ci)"
+fi
 
 # BIND 9 for the RFC 2136 tests; systemd-analyze for the unit files' test.
 have_named() { [[ -n "${NAMED_BIN:-}" && -x "${NAMED_BIN}" ]] || command -v named >/dev/null || [[ -x /usr/sbin/named ]]; }

@@ -46,6 +46,17 @@ func newWorld(t *testing.T, userData string) *world {
 	return w.withUserData(userData)
 }
 
+// as makes the in-process eipclaim run with caller c's credentials (the
+// IAM gate judges its requests with c's shipped policy); newWorld starts
+// as the instance.
+func (w *world) as(c testenv.Caller) {
+	w.t.Helper()
+	for _, kv := range w.moto.EnvAs(c) {
+		k, v, _ := strings.Cut(kv, "=")
+		w.t.Setenv(k, v)
+	}
+}
+
 // runInstance creates another instance and returns its id.
 func (w *world) runInstance() string {
 	w.t.Helper()

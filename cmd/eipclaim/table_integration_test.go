@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // TestRoleTable: a claim writes its role's entry in the role table,
@@ -45,13 +47,19 @@ func TestRoleTable(t *testing.T) {
 	wg.Go(func() {
 		_, claimErr, claimCode = eipclaim(t, "claim", "--role", "db", "--config", conf, "--timeout", "90s")
 	})
+	// The registers are clients off EC2, with their own credentials (the
+	// IAM gate judges them with docs/iam-client-policy.json): the real
+	// binary, since the in-process claim holds the process's environment.
+	bin := testenv.Eipclaim(t)
 	regErrs := make([]string, externals)
 	for i := range externals {
 		wg.Go(func() {
-			_, errs, code := eipclaim(t, "register", "--role", fmt.Sprintf("ext%d", i), "--address", fmt.Sprintf("192.0.2.%d", i+1),
+			cmd := exec.Command(bin, "register", "--role", fmt.Sprintf("ext%d", i), "--address", fmt.Sprintf("192.0.2.%d", i+1),
 				"--public-address", fmt.Sprintf("198.51.100.%d", i+1), "--config", conf, "--timeout", "60s")
-			if code != 0 {
-				regErrs[i] = fmt.Sprintf("register ext%d: exit %d: %s", i, code, errs)
+			cmd.Env = append(os.Environ(), w.moto.EnvAs(testenv.CallerClient)...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				regErrs[i] = fmt.Sprintf("register ext%d: %v: %s", i, err, out)
 			}
 		})
 	}
@@ -72,6 +80,7 @@ func TestRoleTable(t *testing.T) {
 	}
 
 	// From here on, this is a client with no EC2 and no IMDS.
+	w.as(testenv.CallerClient)
 	t.Setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
 	hostsPath := filepath.Join(dir, "hosts")
@@ -140,10 +149,13 @@ func TestRoleTable(t *testing.T) {
 	if _, err := s3api.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("fleet-config"), Key: aws.String("bad.json"), Body: strings.NewReader(`{"version": 9, "roles": {}}`)}); err != nil {
 		t.Fatal(err)
 	}
+	// (A client whose policy names that table.)
+	w.moto.SetPolicyValues(testenv.PolicyValues{TableObject: "fleet-config/bad.json"})
 	_, errs, code = eipclaim(t, "hosts", "--from", "s3://fleet-config/bad.json", "--out", hostsPath)
 	if code != exitcode.Usage || !strings.Contains(errs, "version 9") {
 		t.Errorf("hosts --from a version-9 table: exit %d\n%s", code, errs)
 	}
+	w.moto.SetPolicyValues(testenv.DefaultPolicyValues)
 	if after, _ := os.ReadFile(hostsPath); string(after) != string(before) {
 		t.Error("the hosts file changed on a wrong-version table")
 	}

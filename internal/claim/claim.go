@@ -48,6 +48,15 @@ const (
 	TagEpoch = "eipclaim:epoch"
 )
 
+// TagsWritten are the tag keys a claim writes on its EIP (Engine.Tag), and
+// TagsDeleted the ones a release deletes (untag): the shipped IAM policies
+// allow ec2:CreateTags and ec2:DeleteTags for these keys only
+// (internal/shipped checks them against this list).
+var (
+	TagsWritten = []string{TagHolder, TagClaimedAt, TagEpoch}
+	TagsDeleted = []string{TagHolder}
+)
+
 // ErrRefused means the EIP is held by another instance that counts as
 // healthy, and the takeover policy does not allow taking it.
 var ErrRefused = errors.New("refused")

@@ -58,15 +58,16 @@ func (h *hookedEC2) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, o .
 // motoWorld is moto with two instances: self (the claimer) and another.
 type motoWorld struct {
 	t           *testing.T
-	ec2         *hookedEC2
+	ec2         *hookedEC2  // the engine's: the instance's caller, judged by the IAM gate
+	admin       *ec2.Client // the test's: seeding and inspection
 	self, other string
 }
 
 func newMotoWorld(t *testing.T) *motoWorld {
 	t.Helper()
 	moto := testenv.SharedMoto(t)
-	w := &motoWorld{t: t, ec2: &hookedEC2{Client: ec2.NewFromConfig(moto.Config())}}
-	out, err := w.ec2.Client.RunInstances(context.Background(), &ec2.RunInstancesInput{
+	w := &motoWorld{t: t, ec2: &hookedEC2{Client: ec2.NewFromConfig(moto.ConfigAs(testenv.CallerInstance))}, admin: ec2.NewFromConfig(moto.Config())}
+	out, err := w.admin.RunInstances(context.Background(), &ec2.RunInstancesInput{
 		ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(2), MaxCount: aws.Int32(2), InstanceType: types.InstanceTypeT3Micro,
 	})
 	if err != nil {
@@ -101,7 +102,7 @@ func (w *motoWorld) allocate(tags map[string]string) string {
 		}
 		in.TagSpecifications = []types.TagSpecification{spec}
 	}
-	out, err := w.ec2.Client.AllocateAddress(context.Background(), in)
+	out, err := w.admin.AllocateAddress(context.Background(), in)
 	if err != nil {
 		w.t.Fatalf("AllocateAddress: %v", err)
 	}
@@ -110,14 +111,14 @@ func (w *motoWorld) allocate(tags map[string]string) string {
 
 func (w *motoWorld) associate(alloc, instance string) {
 	w.t.Helper()
-	if _, err := w.ec2.Client.AssociateAddress(context.Background(), &ec2.AssociateAddressInput{AllocationId: aws.String(alloc), InstanceId: aws.String(instance)}); err != nil {
+	if _, err := w.admin.AssociateAddress(context.Background(), &ec2.AssociateAddressInput{AllocationId: aws.String(alloc), InstanceId: aws.String(instance)}); err != nil {
 		w.t.Fatalf("AssociateAddress: %v", err)
 	}
 }
 
 func (w *motoWorld) setTag(alloc, k, v string) {
 	w.t.Helper()
-	if _, err := w.ec2.Client.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{alloc}, Tags: []types.Tag{{Key: aws.String(k), Value: aws.String(v)}}}); err != nil {
+	if _, err := w.admin.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: []string{alloc}, Tags: []types.Tag{{Key: aws.String(k), Value: aws.String(v)}}}); err != nil {
 		w.t.Fatalf("CreateTags: %v", err)
 	}
 }
@@ -126,7 +127,7 @@ func (w *motoWorld) setTag(alloc, k, v string) {
 // reports no InstanceId for an EIP associated with an interface.)
 func (w *motoWorld) primaryENI(instance string) string {
 	w.t.Helper()
-	out, err := w.ec2.Client.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
+	out, err := w.admin.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func (w *motoWorld) primaryENI(instance string) string {
 // address returns the EIP as moto reports it.
 func (w *motoWorld) address(alloc string) *types.Address {
 	w.t.Helper()
-	out, err := w.ec2.Client.DescribeAddresses(context.Background(), &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
+	out, err := w.admin.DescribeAddresses(context.Background(), &ec2.DescribeAddressesInput{AllocationIds: []string{alloc}})
 	if err != nil || len(out.Addresses) != 1 {
 		w.t.Fatalf("DescribeAddresses %s: %v", alloc, err)
 	}

@@ -492,8 +492,8 @@ func tag(tags []types.Tag, key string) string {
 }
 
 // Actions are the IAM actions the controller calls: the claim engine's
-// EC2 actions, the Route 53 publisher's, the configuration's S3 read and
-// the lifecycle completion. deploy/eipclaim-controller.yaml grants exactly
+// EC2 actions, the Route 53 publisher's, the configuration's S3 read, the
+// role table's read and write, and the lifecycle completion. deploy/eipclaim-controller.yaml grants exactly
 // these (and the Lambda log actions); a test keeps the two in step.
 var Actions = append(append([]string{}, claim.Actions...),
 	"route53:GetHostedZone",
@@ -502,5 +502,6 @@ var Actions = append(append([]string{}, claim.Actions...),
 	"route53:ChangeResourceRecordSets",
 	"route53:GetChange",
 	"s3:GetObject",
+	"s3:PutObject",
 	"autoscaling:CompleteLifecycleAction",
 )

@@ -3,8 +3,16 @@ package controller_test
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -62,6 +71,7 @@ func TestTemplateCreatesInMoto(t *testing.T) {
 			{ParameterKey: aws.String("CodeBucket"), ParameterValue: aws.String("code-bucket")},
 			{ParameterKey: aws.String("CodeKey"), ParameterValue: aws.String("eipclaim-lambda-arm64.zip")},
 			{ParameterKey: aws.String("ConfigBucket"), ParameterValue: aws.String("fleet-config")},
+			{ParameterKey: aws.String("HostedZoneIds"), ParameterValue: aws.String("Z0123456789ABCDEFGHIJ,Z1111111111111111111")},
 		},
 	})
 	if err != nil {
@@ -94,6 +104,80 @@ func TestTemplateCreatesInMoto(t *testing.T) {
 			t.Errorf("the stack has no %s (it has %v)", want, types)
 		}
 	}
+
+	// The role's policy as CloudFormation made it is the one the IAM gate
+	// judges the controller with (testenv.Policy resolves the template
+	// itself): same statements, the zones of HostedZoneIds, the two objects.
+	var roleName string
+	for _, r := range res.StackResources {
+		if aws.ToString(r.LogicalResourceId) == "Role" {
+			roleName = aws.ToString(r.PhysicalResourceId)
+		}
+	}
+	body2 := iamQuery(t, moto, url.Values{"Action": {"GetRolePolicy"}, "RoleName": {roleName}, "PolicyName": {"eipclaim-controller"}})
+	var out struct {
+		Document string `xml:"GetRolePolicyResult>PolicyDocument"`
+	}
+	if err := xml.Unmarshal(body2, &out); err != nil {
+		t.Fatalf("GetRolePolicy %s: %v\n%s", roleName, err, body2)
+	}
+	doc, err := url.QueryUnescape(out.Document)
+	if err != nil {
+		doc = out.Document
+	}
+	gate, err := testenv.Policy(testenv.CallerController, testenv.PolicyValues{
+		ConfigObject: "fleet-config/eipclaim.yaml", TableObject: "fleet-config/roles.json",
+		ZoneIDs: []string{"Z0123456789ABCDEFGHIJ", "Z1111111111111111111"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// moto stores a policy made by CloudFormation as Python's repr of it:
+	// single quotes (the policy holds no other quote).
+	if strings.HasPrefix(doc, "{'") {
+		doc = strings.ReplaceAll(doc, "'", `"`)
+	}
+	var fromStack, fromGate any
+	if err := json.Unmarshal([]byte(doc), &fromStack); err != nil {
+		t.Fatalf("the role's policy %q: %v", doc, err)
+	}
+	if err := json.Unmarshal(gate, &fromGate); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromStack, fromGate) {
+		t.Errorf("the stack's role policy differs from the gate's:\nstack: %s\ngate:  %s", doc, gate)
+	}
+}
+
+// iamQuery sends a signed IAM query-protocol request to moto as the admin
+// (the SDK's IAM client is not a dependency of eipclaim).
+func iamQuery(t *testing.T, moto *testenv.Moto, form url.Values) []byte {
+	t.Helper()
+	form.Set("Version", "2010-05-08")
+	body := form.Encode()
+	req, err := http.NewRequest(http.MethodPost, moto.Endpoint+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	sum := sha256.Sum256([]byte(body))
+	creds, err := moto.Config().Credentials.Retrieve(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v4.NewSigner().SignHTTP(t.Context(), creds, req, hex.EncodeToString(sum[:]), "iam", testenv.MotoRegion, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("IAM %s: %v", form.Get("Action"), err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("IAM %s: %s\n%s", form.Get("Action"), resp.Status, b)
+	}
+	return b
 }
 
 // TestTemplatePolicyMatchesCode: the function's role grants exactly the

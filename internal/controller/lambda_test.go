@@ -58,6 +58,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.zone = f.w.NewZone("example.internal", true)
+	// The template's parameters, as the stack of this world would have
+	// them: the IAM gate judges the function with the template's role.
+	moto.SetPolicyValues(testenv.PolicyValues{ConfigObject: bucket + "/" + configKey, TableObject: bucket + "/roles.json", ZoneIDs: []string{f.zone}})
 	return f
 }
 
@@ -137,7 +140,7 @@ func dnsName(t *testing.T, publicIP string) string {
 // (see lifecycleStandIn).
 func (f *fixture) lambdaFn(extraEnv ...string) *testenv.RIE {
 	f.t.Helper()
-	env := append(f.moto.Env(), "EIPCLAIM_CONFIG="+source)
+	env := append(f.moto.EnvAs(testenv.CallerController), "EIPCLAIM_CONFIG="+source)
 	return testenv.StartRIE(f.t, testenv.Bootstrap(f.t), append(env, extraEnv...)...)
 }
 

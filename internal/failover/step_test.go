@@ -44,7 +44,7 @@ func setup(t *testing.T) (*testenv.TestWorld, *failover.Step, testenv.Instance, 
 	inst := w.NewInstance()
 	eip := w.NewEIP(nil)
 	step := &failover.Step{
-		Engine: &claim.Engine{EC2: ec2.NewFromConfig(moto.Config()), InstanceID: inst.ID, Region: "us-east-1", Log: slog.New(slog.DiscardHandler)},
+		Engine: &claim.Engine{EC2: ec2.NewFromConfig(moto.ConfigAs(testenv.CallerInstance)), InstanceID: inst.ID, Region: "us-east-1", Log: slog.New(slog.DiscardHandler)},
 		Region: "us-east-1",
 	}
 	return w, step, inst, eip

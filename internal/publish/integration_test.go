@@ -41,10 +41,14 @@ func testContext(t *testing.T) context.Context {
 
 // --- Route 53 against moto ---
 
-// motoWorld returns the emulated world of a freshly reset shared moto.
-func motoWorld(t *testing.T) *testenv.TestWorld {
+// motoWorld returns the emulated world of a freshly reset shared moto (the
+// test's view: seeding and inspection), and the Route 53 client of the
+// publisher under test, an instance's: the IAM gate judges its requests
+// with docs/iam-policy.json.
+func motoWorld(t *testing.T) (*testenv.TestWorld, *route53.Client) {
 	t.Helper()
-	return testenv.NewTestWorld(t, testenv.SharedMoto(t).Config())
+	moto := testenv.SharedMoto(t)
+	return testenv.NewTestWorld(t, moto.Config()), route53.NewFromConfig(moto.ConfigAs(testenv.CallerInstance))
 }
 
 // recordSets returns every record set of the zone.
@@ -84,10 +88,10 @@ func wantCNAME(t *testing.T, sets []types.ResourceRecordSet, target string, ttl 
 
 func TestRoute53PublishCNAMEMoto(t *testing.T) {
 	ctx := testContext(t)
-	w := motoWorld(t)
+	w, instance := motoWorld(t)
 	api := w.Route53
 	zoneID := w.NewZone("example.internal.", false)
-	p := &publish.Route53{API: api, Log: testLogger(t)}
+	p := &publish.Route53{API: instance, Log: testLogger(t)}
 	c := &config.Route53{ZoneID: zoneID, Name: "master-db.example.internal", TTL: 120}
 	target := publish.PublicDNSName(netip.MustParseAddr("127.0.0.5"), "us-east-1")
 
@@ -123,11 +127,11 @@ func TestRoute53PublishCNAMEMoto(t *testing.T) {
 
 func TestRoute53ByNameAndWaitMoto(t *testing.T) {
 	ctx := testContext(t)
-	w := motoWorld(t)
+	w, instance := motoWorld(t)
 	api := w.Route53
 	publicID := w.NewZone("example.internal.", false)
 	privateID := w.NewZone("example.internal.", true)
-	p := &publish.Route53{API: api, Log: testLogger(t), Wait: true, Poll: 10 * time.Millisecond}
+	p := &publish.Route53{API: instance, Log: testLogger(t), Wait: true, Poll: 10 * time.Millisecond}
 	target := "ec2-127-0-0-5.compute-1.amazonaws.com"
 
 	ambiguous := &config.Route53{Zone: "example.internal", Name: "db.example.internal"}
@@ -151,7 +155,7 @@ func TestRoute53ByNameAndWaitMoto(t *testing.T) {
 
 func TestRoute53RefusalsMoto(t *testing.T) {
 	ctx := testContext(t)
-	w := motoWorld(t)
+	w, instance := motoWorld(t)
 	api := w.Route53
 	zoneID := w.NewZone("example.internal.", false)
 	_, err := api.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
@@ -167,7 +171,7 @@ func TestRoute53RefusalsMoto(t *testing.T) {
 	if err != nil {
 		t.Fatalf("seed an A record: %v", err)
 	}
-	p := &publish.Route53{API: api, Log: testLogger(t)}
+	p := &publish.Route53{API: instance, Log: testLogger(t)}
 	target := "ec2-127-0-0-5.compute-1.amazonaws.com"
 
 	t.Run("other type at the name", func(t *testing.T) {

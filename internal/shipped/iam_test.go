@@ -129,7 +129,7 @@ func TestIAMPolicyActions(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && (d.Name() == "testdata" || d.Name() == "shipped") {
+			if d.IsDir() && (d.Name() == "testdata" || d.Name() == "shipped" || d.Name() == "testenv") {
 				return filepath.SkipDir
 			}
 			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
@@ -169,9 +169,19 @@ func TestIAMPolicyConditions(t *testing.T) {
 			t.Errorf("Resource %q, want only elastic-ip ARNs", s.Resource)
 		}
 		got := slices.Sorted(slices.Values(s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]))
-		want := slices.Sorted(slices.Values([]string{claim.TagHolder, claim.TagClaimedAt}))
+		want := slices.Sorted(slices.Values(claim.TagsWritten))
 		if !slices.Equal(got, want) {
-			t.Errorf("aws:TagKeys %q, want %q (the tags claim writes)", got, want)
+			t.Errorf("aws:TagKeys %q, want %q (claim.TagsWritten, the tags a claim writes)", got, want)
+		}
+	})
+	t.Run("DeleteTags only the tags a release deletes, on EIPs", func(t *testing.T) {
+		s := p.Statement[statementOf["ec2:DeleteTags"]]
+		if !slices.Equal(s.Resource, stringOrList{"arn:aws:ec2:*:*:elastic-ip/*"}) {
+			t.Errorf("Resource %q, want only elastic-ip ARNs", s.Resource)
+		}
+		got := slices.Sorted(slices.Values(s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]))
+		if want := slices.Sorted(slices.Values(claim.TagsDeleted)); !slices.Equal(got, want) {
+			t.Errorf("aws:TagKeys %q, want %q (claim.TagsDeleted)", got, want)
 		}
 	})
 	t.Run("Associate and Disassociate on EIP, instance and ENI ARNs", func(t *testing.T) {

@@ -69,8 +69,10 @@ func TestLoadEmulators(t *testing.T) {
 	if _, err := seed.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("fleet"), Key: aws.String("eipclaim.yaml"), Body: strings.NewReader(fleetTable)}); err != nil {
 		t.Fatalf("put object: %v", err)
 	}
-	// The client under test is built as cmd/ builds it.
-	client := s3.NewFromConfig(moto.AWSConfig(t), func(o *s3.Options) { o.UsePathStyle = true })
+	// The client under test is built as cmd/ builds it, with an
+	// instance's credentials: the IAM gate judges its requests with
+	// docs/iam-policy.json, whose configuration object is the case's.
+	client := s3.NewFromConfig(moto.ConfigAs(testenv.CallerInstance), func(o *s3.Options) { o.UsePathStyle = true })
 
 	tests := []struct {
 		name        string
@@ -80,6 +82,7 @@ func TestLoadEmulators(t *testing.T) {
 		wantSources []string
 		wantCode    int    // for an error
 		wantErr     string // in the error
+		object      string // the policy's configuration object; default fleet/eipclaim.yaml
 	}{
 		{name: "user-data points at S3", userData: []byte("role: db\nsource: s3://fleet/eipclaim.yaml\n"), req: source.Request{UserData: true},
 			wantRole: "db", wantSources: []string{"user-data", "s3://fleet/eipclaim.yaml"}},
@@ -89,8 +92,10 @@ func TestLoadEmulators(t *testing.T) {
 			wantRole: "db", wantSources: []string{"user-data part 2 (text/cloud-config)", "s3://fleet/eipclaim.yaml"}},
 		{name: "no user-data, --config and --role", req: source.Request{UserData: true, Config: "s3://fleet/eipclaim.yaml", Role: "web"},
 			wantRole: "web", wantSources: []string{"s3://fleet/eipclaim.yaml"}},
-		{name: "NoSuchKey", userData: []byte("role: db\nsource: s3://fleet/missing.yaml\n"), req: source.Request{UserData: true},
-			wantCode: exitcode.Usage, wantErr: "read s3://fleet/missing.yaml: bucket fleet has no key missing.yaml"},
+		// Without s3:ListBucket (the shipped policy grants none), S3
+		// answers a missing key 403 AccessDenied.
+		{name: "missing key", userData: []byte("role: db\nsource: s3://fleet/missing.yaml\n"), req: source.Request{UserData: true}, object: "fleet/missing.yaml",
+			wantCode: exitcode.Denied, wantErr: "without s3:ListBucket S3 also answers AccessDenied for a missing key"},
 		{name: "NoSuchBucket", userData: []byte("role: db\nsource: s3://no-such-fleet/eipclaim.yaml\n"), req: source.Request{UserData: true},
 			wantCode: exitcode.Usage, wantErr: "read s3://no-such-fleet/eipclaim.yaml: no bucket no-such-fleet"},
 		{name: "no user-data, no --config", req: source.Request{UserData: true},
@@ -98,6 +103,7 @@ func TestLoadEmulators(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			moto.SetPolicyValues(testenv.PolicyValues{ConfigObject: tc.object})
 			md := testenv.StartIMDS(t, testenv.IMDSOptions{InstanceID: "i-0123456789abcdef0", Region: "us-east-1", UserData: tc.userData})
 			var logs bytes.Buffer
 			l := &source.Loader{
@@ -142,7 +148,8 @@ func TestLoadEmulators(t *testing.T) {
 }
 
 // TestLoadEmulatorsErrorTypes checks how moto's answers reach Load through
-// the SDK, since Load classifies them by type and code.
+// the SDK, since Load classifies them by type and code. The client is the
+// admin's: a caller with s3:ListBucket, to whom S3 answers NoSuchKey.
 func TestLoadEmulatorsErrorTypes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

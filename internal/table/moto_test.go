@@ -27,17 +27,30 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// newBucket returns an S3 client of a freshly reset moto and a new bucket.
+// newBucket returns a freshly reset moto's S3 client for the table's
+// writers (an instance's: the IAM gate judges it with docs/iam-policy.json,
+// whose table object is BUCKET/roles.json), and a new bucket. The test's
+// own reads and writes go through admin(t).
 func newBucket(t *testing.T) (*s3.Client, string) {
 	t.Helper()
 	moto := testenv.SharedMoto(t)
-	api := s3.NewFromConfig(moto.Config(), func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	bucket := "fleet-" + strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-"))
-	if _, err := api.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+	moto.SetPolicyValues(testenv.PolicyValues{TableObject: bucket + "/roles.json"})
+	admins[t.Name()] = s3Client(moto.Config())
+	if _, err := admin(t).CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
-	return api, bucket
+	return s3Client(moto.ConfigAs(testenv.CallerInstance)), bucket
 }
+
+func s3Client(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+}
+
+// admins are the tests' own S3 clients (not judged by the gate), by test.
+var admins = map[string]*s3.Client{}
+
+func admin(t *testing.T) *s3.Client { return admins[t.Name()] }
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -109,14 +122,14 @@ func TestOlderEpochNeverReplacesNewer(t *testing.T) {
 	if wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) { return d.Set(newer) }); !wrote || err != nil {
 		t.Fatalf("write epoch 7: wrote=%v err=%v", wrote, err)
 	}
-	before := etag(t, api, bucket)
+	before := etag(t, admin(t), bucket)
 	older := table.Entry{Name: "db", PrivateIP: "10.0.0.6", Holder: "i-old", Epoch: 6, UpdatedAt: time.Now().UTC()}
 	wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) { return d.Set(older) })
 	var stale *table.StaleError
 	if wrote || !errors.As(err, &stale) {
 		t.Fatalf("write epoch 6: wrote=%v err=%v, want a StaleError and no write", wrote, err)
 	}
-	if after := etag(t, api, bucket); after != before {
+	if after := etag(t, admin(t), bucket); after != before {
 		t.Errorf("the object was rewritten (ETag %s -> %s)", before, after)
 	}
 	d, _ := st.Read(ctx)
@@ -135,7 +148,7 @@ func TestCorruptTableIsNeverOverwritten(t *testing.T) {
 	api, bucket := newBucket(t)
 	ctx := ctxFor(t)
 	corrupt := `{"version": 1, "roles": {"web": {"name": "web", "private_ip": "10.0.0.1"`
-	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("roles.json"), Body: strings.NewReader(corrupt)}); err != nil {
+	if _, err := admin(t).PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("roles.json"), Body: strings.NewReader(corrupt)}); err != nil {
 		t.Fatal(err)
 	}
 	st := &table.Store{API: api, Bucket: bucket, Key: "roles.json"}
@@ -145,7 +158,7 @@ func TestCorruptTableIsNeverOverwritten(t *testing.T) {
 	if err == nil || exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "cut short") || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("Update on a corrupt table: %v (exit %d), want exit 2 saying it is cut short and nothing was written", err, exitcode.Of(err))
 	}
-	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("roles.json")})
+	out, err := admin(t).GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("roles.json")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +206,29 @@ func TestBadEntryStopsNoWriter(t *testing.T) {
 	d, err := st.Read(ctx)
 	if err != nil || d.Roles["old"].Epoch != 1 || d.Roles["db"].Epoch != 1 {
 		t.Errorf("after old's write: %v, %v; want a valid table", d, err)
+	}
+}
+
+// TestFirstWriteWithoutListBucket: with the shipped policy (no
+// s3:ListBucket), S3 answers the first writer's read of the missing table
+// 403 AccessDenied, not 404: the writer creates the table (If-None-Match:
+// *) all the same. (TestWriteOnlyCallerIsDenied: a caller that may write
+// the table but not read it.)
+func TestFirstWriteWithoutListBucket(t *testing.T) {
+	api, bucket := newBucket(t)
+	ctx := ctxFor(t)
+	st := &table.Store{API: api, Bucket: bucket, Key: "roles.json"}
+	e := table.Entry{Name: "db", PrivateIP: "10.0.0.5", Holder: "i-1", Epoch: 1, UpdatedAt: time.Now().UTC()}
+	// The gate answers as S3 does: the read of the missing table is 403.
+	if _, _, err := st.Get(ctx); exitcode.Of(err) != exitcode.Denied {
+		t.Fatalf("Get of the missing table: %v (exit %d), want AccessDenied (exit 3) as S3 answers without s3:ListBucket", err, exitcode.Of(err))
+	}
+	if wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) { return d.Set(e) }); !wrote || err != nil {
+		t.Fatalf("first write: wrote=%v err=%v, want the table created", wrote, err)
+	}
+	d, err := st.Read(ctx)
+	if err != nil || d.Roles["db"].PrivateIP != "10.0.0.5" {
+		t.Fatalf("read back: %+v, %v", d, err)
 	}
 }
 

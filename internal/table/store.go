@@ -77,6 +77,12 @@ func (s *Store) log() *slog.Logger {
 // ErrNotFound: the table's object does not exist yet.
 var ErrNotFound = errors.New("no role table yet")
 
+// errAccessDenied: GetObject answered 403 AccessDenied. S3 answers so both
+// when reading the object is not permitted and, to a caller without
+// s3:ListBucket on the bucket (the shipped policies grant none), when the
+// object does not exist: Update then tries to create it (see Update).
+var errAccessDenied = errors.New("S3 answered AccessDenied: reading it is not permitted, or, for a caller without s3:ListBucket on the bucket, it does not exist")
+
 // errConflict: a conditional write lost to another writer.
 var errConflict = errors.New("the table changed since it was read")
 
@@ -88,6 +94,9 @@ func (s *Store) Get(ctx context.Context) (data []byte, etag string, err error) {
 		if err != nil {
 			if notFound(err) {
 				return exitcode.With(exitcode.Usage, ErrNotFound) // not retried; handled below
+			}
+			if retry.Code(err) == "AccessDenied" {
+				return exitcode.With(exitcode.Denied, fmt.Errorf("%w (s3:GetObject: %w)", errAccessDenied, err))
 			}
 			return err
 		}
@@ -215,12 +224,20 @@ func (s *Store) readForWrite(ctx context.Context) (*Document, string, error) {
 type Snapshot struct {
 	Doc  *Document
 	ETag string
+	// denied: the read answered 403 AccessDenied, and Doc is empty (see
+	// UpdateFrom): the table may be missing, or not readable.
+	denied bool
 }
 
 // ReadSnapshot reads the stored table as a writer does (readForWrite), for
 // UpdateFrom.
 func (s *Store) ReadSnapshot(ctx context.Context) (*Snapshot, error) {
 	d, etag, err := s.readForWrite(ctx)
+	if errors.Is(err, errAccessDenied) {
+		// Missing, for a caller without s3:ListBucket, or not readable:
+		// UpdateFrom tells which by creating it.
+		return &Snapshot{Doc: New(), denied: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +261,12 @@ const maxConflicts = 50
 // is written. After writing, Update reads the table back and applies change
 // again: it must find nothing to do (else the write was lost, and it goes
 // round again). Update reports whether it wrote.
+//
+// A read answered 403 AccessDenied is taken for a missing object (as S3
+// answers a caller without s3:ListBucket): Update creates the table with
+// If-None-Match: *. If that answers 412, the object exists (another
+// writer may just have created it): Update reads it again, and a 403 then
+// means reading it is truly not permitted: exit 3, saying so.
 func (s *Store) Update(ctx context.Context, change func(*Document) (bool, error)) (wrote bool, err error) {
 	return s.UpdateFrom(ctx, nil, change)
 }
@@ -252,17 +275,32 @@ func (s *Store) Update(ctx context.Context, change func(*Document) (bool, error)
 // (ReadSnapshot), when it is not nil: if the table changed since, the
 // compare-and-swap fails and the table is read again.
 func (s *Store) UpdateFrom(ctx context.Context, first *Snapshot, change func(*Document) (bool, error)) (wrote bool, err error) {
+	exists := false // a create answered 412 after a read answered 403
 	for attempt := 0; ; attempt++ {
 		var d *Document
 		var etag string
+		denied := false
 		if attempt == 0 && first != nil {
-			d, etag = first.Doc, first.ETag
-		} else if d, etag, err = s.readForWrite(ctx); err != nil {
-			return wrote, err
+			d, etag, denied = first.Doc, first.ETag, first.denied
+		} else {
+			d, etag, err = s.readForWrite(ctx)
+			denied = errors.Is(err, errAccessDenied)
+			if denied && exists {
+				return wrote, exitcode.With(exitcode.Denied, fmt.Errorf("read the role table %s: S3 answered AccessDenied, and the object exists (a create with If-None-Match: * answered that it does): reading it is not permitted; allow s3:GetObject on arn:aws:s3:::%s/%s to this caller (docs/iam.md)", s.URL(), s.Bucket, s.Key))
+			}
+			if denied {
+				d, etag = New(), ""
+			} else if err != nil {
+				return wrote, err
+			}
 		}
-		changed, err := change(d)
-		if err != nil || !changed {
-			return wrote, err
+		changed, cerr := change(d)
+		if denied && cerr == nil && !changed {
+			// Nothing to create: whether the table exists is unknown.
+			return wrote, exitcode.With(exitcode.Denied, fmt.Errorf("read the role table %s: %w", s.URL(), errAccessDenied))
+		}
+		if cerr != nil || !changed {
+			return wrote, cerr
 		}
 		if attempt >= maxConflicts {
 			return wrote, exitcode.With(exitcode.Failed, fmt.Errorf("write the role table %s: lost the race to other writers %d times in a row; try again", s.URL(), attempt))
@@ -273,6 +311,7 @@ func (s *Store) UpdateFrom(ctx context.Context, first *Snapshot, change func(*Do
 		}
 		err = s.put(ctx, data, etag)
 		if errors.Is(err, errConflict) {
+			exists = exists || denied
 			delay := time.Duration(rand.Int64N(int64(min(20*time.Millisecond<<min(attempt, 6), time.Second)) + 1))
 			s.log().Debug("role table: another writer came first; reading it again", "table", s.URL(), "attempt", attempt+1, "delay", delay)
 			select {

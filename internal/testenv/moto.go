@@ -14,8 +14,20 @@ import (
 // Moto is a running moto server, which emulates EC2, S3 and Route 53 (and
 // the rest of AWS) on one endpoint.
 type Moto struct {
-	// Endpoint is the server's base URL, http://127.0.0.1:PORT.
+	// Endpoint is the base URL of the IAM gate in front of the server
+	// (iamgate.go), http://127.0.0.1:PORT: every AWS request goes there.
 	Endpoint string
+	direct   string // moto itself
+	gate     *gate
+}
+
+// newMoto puts an IAM gate in front of the moto server at direct.
+func newMoto(direct string) (*Moto, error) {
+	g, err := startGate(direct)
+	if err != nil {
+		return nil, err
+	}
+	return &Moto{Endpoint: g.url(), direct: direct, gate: g}, nil
 }
 
 // MotoRegion is the region that [Moto.Env] and [Moto.AWSConfig] use.
@@ -59,6 +71,7 @@ func SharedMoto(t testing.TB) *Moto {
 	if err := shared.moto.reset(); err != nil {
 		t.Fatalf("testenv: %v\n--- last output of moto_server ---\n%s", err, shared.proc.tail())
 	}
+	shared.moto.watchDenials(t)
 	return shared.moto
 }
 
@@ -70,6 +83,8 @@ func StartMoto(t testing.TB) *Moto {
 		t.Fatalf("testenv: %v", err)
 	}
 	cleanupProcess(t, p)
+	t.Cleanup(m.gate.close)
+	m.watchDenials(t)
 	return m
 }
 
@@ -79,6 +94,7 @@ func stopShared() {
 	defer shared.Unlock()
 	if shared.proc != nil {
 		shared.proc.stop()
+		shared.moto.gate.close()
 		shared.proc, shared.moto = nil, nil
 	}
 }
@@ -96,8 +112,13 @@ func startMoto(t testing.TB) (*process, *Moto, error) {
 		return nil, nil, err
 	}
 	go func() { <-p.done; os.RemoveAll(dir) }()
-	t.Logf("testenv: moto_server ready on 127.0.0.1:%d in %s", port, since(began))
-	return p, &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
+	m, err := newMoto(fmt.Sprintf("http://127.0.0.1:%d", port))
+	if err != nil {
+		p.stop()
+		return nil, nil, err
+	}
+	t.Logf("testenv: moto_server ready on 127.0.0.1:%d in %s, behind the IAM gate on %s", port, since(began), m.Endpoint)
+	return p, m, nil
 }
 
 // motoLaunch starts moto_server with dir as its working directory, and
@@ -121,24 +142,34 @@ func motoLaunch(dir string, extraEnv ...string) launch {
 
 // reset clears every resource moto holds.
 func (m *Moto) reset() error {
-	if err := httpOK(http.MethodPost, m.Endpoint+"/moto-api/reset", nil, 30*time.Second); err != nil {
-		return fmt.Errorf("reset moto at %s: %w", m.Endpoint, err)
+	if err := httpOK(http.MethodPost, m.direct+"/moto-api/reset", nil, 30*time.Second); err != nil {
+		return fmt.Errorf("reset moto at %s: %w", m.direct, err)
 	}
+	m.gate.reset()
 	return nil
 }
 
-// Env returns the environment that points the AWS SDK's default chain at
-// this server with test credentials. Append it to os.Environ() (later
-// entries win) for a child process, or t.Setenv each entry. It also hides
-// the host's shared config files and profile, so nothing of the developer's
-// AWS account can leak into a test. IMDS is separate: see [IMDS.Env].
-func (m *Moto) Env() []string {
+// Env returns the environment of eipclaim on an instance
+// ([CallerInstance]): it points the AWS SDK's default chain at this server
+// (through the IAM gate) with that caller's keys. Append it to os.Environ()
+// (later entries win) for a child process, or t.Setenv each entry. It also
+// hides the host's shared config files and profile, so nothing of the
+// developer's AWS account can leak into a test. IMDS is separate: see
+// [IMDS.Env].
+func (m *Moto) Env() []string { return m.EnvAs(CallerInstance) }
+
+// EnvAs is [Moto.Env] for caller c.
+func (m *Moto) EnvAs(c Caller) []string {
+	key, ok := accessKeys[c]
+	if !ok {
+		panic(fmt.Sprintf("testenv: no caller %q", c))
+	}
 	return []string{
 		"AWS_ENDPOINT_URL=" + m.Endpoint,
 		"AWS_REGION=" + MotoRegion,
 		"AWS_DEFAULT_REGION=" + MotoRegion,
-		"AWS_ACCESS_KEY_ID=testing",
-		"AWS_SECRET_ACCESS_KEY=testing",
+		"AWS_ACCESS_KEY_ID=" + key,
+		"AWS_SECRET_ACCESS_KEY=" + key,
 		"AWS_SESSION_TOKEN=",
 		"AWS_PROFILE=",
 		"AWS_CONFIG_FILE=" + os.DevNull,
@@ -147,13 +178,49 @@ func (m *Moto) Env() []string {
 }
 
 // AWSConfig returns an SDK configuration for seeding and inspecting this
-// server's state from a test: static credentials, region us-east-1, and
-// BaseEndpoint set to the server. It reads nothing from the environment.
-// S3 needs no UsePathStyle: for an IP-address endpoint the SDK sends
-// path-style requests by itself.
+// server's state from a test: the admin's static credentials, region
+// us-east-1, and BaseEndpoint set to the server. It reads nothing from the
+// environment. S3 needs no UsePathStyle: for an IP-address endpoint the SDK
+// sends path-style requests by itself.
 func (m *Moto) AWSConfig(t testing.TB) aws.Config {
 	t.Helper()
 	return m.Config()
+}
+
+// SetPolicyValues makes the IAM gate judge the callers with the shipped
+// policies instantiated with v (the test's bucket, keys and zones) until
+// the next [SharedMoto].
+func (m *Moto) SetPolicyValues(v PolicyValues) { m.gate.setValues(v) }
+
+// ExpectDenied declares that the test sends requests the shipped policy
+// denies for these actions (e.g. "s3:GetObject"): the gate still answers
+// them with AccessDenied, and the test fails if none of them was denied.
+// Other denials fail the test as always.
+func (m *Moto) ExpectDenied(t testing.TB, actions ...string) {
+	t.Helper()
+	m.gate.mu.Lock()
+	defer m.gate.mu.Unlock()
+	for _, a := range actions {
+		if _, ok := m.gate.expected[a]; !ok {
+			m.gate.expected[a] = 0
+		}
+	}
+}
+
+// Denials returns every request the IAM gate denied so far, for programs
+// that are not tests (the demo, the benchmark): each is a defect.
+func (m *Moto) Denials() []Denial { return m.gate.denialsSince(0) }
+
+// watchDenials fails t, when it ends, for each request the gate denied
+// from now on that t did not expect.
+func (m *Moto) watchDenials(t testing.TB) {
+	t.Helper()
+	n := m.gate.denialCount()
+	m.gate.mu.Lock()
+	m.gate.expected = map[string]int{}
+	exp := m.gate.expected
+	m.gate.mu.Unlock()
+	t.Cleanup(func() { checkDenials(t, m.gate, n, exp) })
 }
 
 // probeTimeout bounds one readiness probe; the probes repeat until the

@@ -33,6 +33,19 @@ func StartMotoEnv(t testing.TB, env ...string) *Moto {
 	}
 	go func() { <-p.done; os.RemoveAll(dir) }()
 	cleanupProcess(t, p)
-	t.Logf("testenv: moto_server ready on 127.0.0.1:%d in %s (with %s)", port, since(began), strings.Join(env, " "))
-	return &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	m, err := newMoto(fmt.Sprintf("http://127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(m.gate.close)
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "INITIAL_NO_AUTH_ACTION_COUNT=") {
+			// moto enforces IAM itself: the keys of its IAM users are
+			// its to judge, not the gate's.
+			m.gate.motoJudgesUnknownKeys = true
+		}
+	}
+	m.watchDenials(t)
+	t.Logf("testenv: moto_server ready on 127.0.0.1:%d in %s (with %s), behind the IAM gate on %s", port, since(began), strings.Join(env, " "), m.Endpoint)
+	return m
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +19,7 @@ type Emulators struct {
 	mu    sync.Mutex
 	procs []*process
 	dirs  []string
+	gates []*gate
 }
 
 // Moto starts a moto server.
@@ -30,7 +33,14 @@ func (e *Emulators) Moto() (*Moto, error) {
 		return nil, err
 	}
 	e.add(p)
-	return &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
+	m, err := newMoto(fmt.Sprintf("http://127.0.0.1:%d", port))
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.gates = append(e.gates, m.gate)
+	e.mu.Unlock()
+	return m, nil
 }
 
 // IMDS starts an IMDS emulator serving o.
@@ -58,10 +68,13 @@ func (e *Emulators) Close() {
 	for _, p := range e.procs {
 		p.stop()
 	}
+	for _, g := range e.gates {
+		g.close()
+	}
 	for _, d := range e.dirs {
 		os.RemoveAll(d)
 	}
-	e.procs, e.dirs = nil, nil
+	e.procs, e.dirs, e.gates = nil, nil, nil
 }
 
 func (e *Emulators) add(p *process) {
@@ -91,15 +104,54 @@ func writeAEMMConfig(dir string, o IMDSOptions) (string, error) {
 	return conf, os.WriteFile(conf, b, 0o600)
 }
 
-// Config is an SDK configuration for this server: static test
-// credentials, region us-east-1, BaseEndpoint set to the server.
+// Config is the admin's SDK configuration for this server, for seeding and
+// inspecting it: static credentials the IAM gate lets through unevaluated
+// ([AdminAccessKey]), region us-east-1, BaseEndpoint set to the server.
+// Product code gets [Moto.ConfigAs] instead.
 func (m *Moto) Config() aws.Config {
+	return m.config(AdminAccessKey)
+}
+
+// ConfigAs is the SDK configuration of caller c (see [Caller]), whose
+// requests the IAM gate judges with c's shipped policy.
+func (m *Moto) ConfigAs(c Caller) aws.Config {
+	key, ok := accessKeys[c]
+	if !ok {
+		panic(fmt.Sprintf("testenv: no caller %q", c))
+	}
+	return m.config(key)
+}
+
+func (m *Moto) config(key string) aws.Config {
 	return aws.Config{
 		Region:       MotoRegion,
-		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(key, key, "")),
 		BaseEndpoint: aws.String(m.Endpoint),
 	}
 }
 
 // Build builds cmd/eipclaim into dir and returns the binary's path.
 func Build(dir string) (string, error) { return buildInto(dir) }
+
+// GateError returns an error naming the requests the IAM gates of e's moto
+// servers denied (see [Moto.Denials]), nil when there were none: a program
+// that is not a test (the demo, the benchmark) fails with it, as a test
+// would.
+func (e *Emulators) GateError() error {
+	e.mu.Lock()
+	gates := slices.Clone(e.gates)
+	e.mu.Unlock()
+	var msgs []string
+	for _, g := range gates {
+		for _, d := range g.denialsSince(0) {
+			msgs = append(msgs, d.Message)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if len(msgs) > 10 {
+		msgs = append(msgs[:10], fmt.Sprintf("… and %d more", len(msgs)-10))
+	}
+	return fmt.Errorf("the IAM gate denied %d request(s) the shipped policies should allow:\n%s", len(msgs), strings.Join(msgs, "\n"))
+}

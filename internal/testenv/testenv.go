@@ -2,6 +2,11 @@
 // run against, on free loopback ports, and stops them afterwards:
 //
 //   - moto's server for EC2, S3 and Route 53 ([SharedMoto], [StartMoto]),
+//     always behind the IAM gate (iamgate.go), which judges every request
+//     of a product caller ([Caller]: [Moto.Env], [Moto.EnvAs],
+//     [Moto.ConfigAs]) with that caller's shipped IAM policy, evaluated by
+//     @cloud-copilot/iam-simulate under node (evaluator.go), and fails the
+//     test that owns a denied request,
 //   - amazon-ec2-metadata-mock for IMDS ([StartIMDS]),
 //   - BIND 9's named for RFC 2136 dynamic updates ([StartBIND]),
 //   - AWS's Lambda runtime interface emulator, running eipclaim built as a

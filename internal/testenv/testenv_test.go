@@ -71,10 +71,12 @@ func TestSharedMotoEC2AndReset(t *testing.T) {
 }
 
 // TestMotoEnv checks that Env alone points the SDK's default configuration
-// chain at moto, for S3 and Route 53, as it will for the eipclaim binary.
+// chain at moto (through the IAM gate, as the instance's caller), for S3 and
+// Route 53, as it will for the eipclaim binary.
 func TestMotoEnv(t *testing.T) {
 	ctx := t.Context()
 	m := testenv.SharedMoto(t)
+	m.SetPolicyValues(testenv.PolicyValues{ConfigObject: "fleet-config/eipclaim.yaml"})
 	for _, kv := range m.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
@@ -87,18 +89,20 @@ func TestMotoEnv(t *testing.T) {
 		t.Errorf("Region = %q, want %q", cfg.Region, testenv.MotoRegion)
 	}
 
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.DisableLogOutputChecksumValidationSkipped = true
-	})
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("fleet-config")}); err != nil {
+	// The test seeds as the admin.
+	admin := s3.NewFromConfig(m.Config(), func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("fleet-config")}); err != nil {
 		t.Fatalf("CreateBucket: %v", err)
 	}
 	want := "role: master-db\n"
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{
+	if _, err := admin.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String("fleet-config"), Key: aws.String("eipclaim.yaml"), Body: strings.NewReader(want),
 	}); err != nil {
 		t.Fatalf("PutObject: %v", err)
 	}
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
 	obj, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("fleet-config"), Key: aws.String("eipclaim.yaml")})
 	if err != nil {
 		t.Fatalf("GetObject: %v", err)
@@ -109,17 +113,16 @@ func TestMotoEnv(t *testing.T) {
 		t.Errorf("GetObject body = %q, %v; want %q", got, err, want)
 	}
 
-	world := testenv.NewWorld(cfg)
-	zoneID, err := world.NewZone(ctx, "example.internal.", false)
+	zoneID, err := testenv.NewWorld(m.Config()).NewZone(ctx, "example.internal.", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zones, err := world.Route53.ListHostedZones(ctx, &route53.ListHostedZonesInput{})
+	zones, err := route53.NewFromConfig(cfg).ListHostedZonesByName(ctx, &route53.ListHostedZonesByNameInput{DNSName: aws.String("example.internal.")})
 	if err != nil {
-		t.Fatalf("ListHostedZones: %v", err)
+		t.Fatalf("ListHostedZonesByName: %v", err)
 	}
 	if len(zones.HostedZones) != 1 || strings.TrimPrefix(aws.ToString(zones.HostedZones[0].Id), "/hostedzone/") != zoneID {
-		t.Errorf("ListHostedZones = %d zones, want only %s", len(zones.HostedZones), zoneID)
+		t.Errorf("ListHostedZonesByName = %d zones, want only %s", len(zones.HostedZones), zoneID)
 	}
 }
 

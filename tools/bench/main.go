@@ -307,7 +307,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 // compare times fresh claims by eipclaim and by the aws CLI script, and
 // eipclaim's reruns, and reports them against the targets.
-func compare(ctx context.Context, o options, root, bin string, out io.Writer) error {
+func compare(ctx context.Context, o options, root, bin string, out io.Writer) (err error) {
 	fi, err := os.Stat(bin)
 	if err != nil {
 		return err
@@ -328,6 +328,13 @@ func compare(ctx context.Context, o options, root, bin string, out io.Writer) er
 
 	var emu testenv.Emulators
 	defer emu.Close()
+	// Every request the gate in front of moto denied is a defect of a
+	// shipped policy (or of the code), as in the tests.
+	defer func() {
+		if err == nil {
+			err = emu.GateError()
+		}
+	}()
 	moto, err := emu.Moto()
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ var readmePerHour = map[string]string{
 // eipclaim (-tags eipclaim_testhooks), whose only difference is
 // EIPCLAIM_TEST_DIAL: it maps the holder's private IP (moto's 10.x, never
 // dialled from here) to a loopback listener that plays its service.
-func watchBench(ctx context.Context, out io.Writer) error {
+func watchBench(ctx context.Context, out io.Writer) (err error) {
 	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return err
@@ -68,6 +68,13 @@ func watchBench(ctx context.Context, out io.Writer) error {
 	}
 	var emu testenv.Emulators
 	defer emu.Close()
+	// Every request the gate in front of moto denied is a defect of a
+	// shipped policy (or of the code), as in the tests.
+	defer func() {
+		if err == nil {
+			err = emu.GateError()
+		}
+	}()
 	moto, err := emu.Moto()
 	if err != nil {
 		return err

@@ -39,9 +39,16 @@ func step(format string, args ...any) {
 	fmt.Printf("\n==> "+format+"\n", args...)
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context) (err error) {
 	var emu testenv.Emulators
 	defer emu.Close()
+	// Every request the gate in front of moto denied is a defect of a
+	// shipped policy (or of the code), as in the tests.
+	defer func() {
+		if err == nil {
+			err = emu.GateError()
+		}
+	}()
 
 	step("building eipclaim")
 	dir, err := os.MkdirTemp("", "eipclaim-demo-")
