@@ -117,6 +117,29 @@ func (r *Role) EffectiveTakeover() Takeover {
 	return r.Takeover
 }
 
+// TopKeys returns the top-level keys of an eipclaim document, in the
+// order of Config's fields: the one list of them (internal/source asks it
+// which user-data documents are eipclaim's).
+func TopKeys() []string { return slices.Clone(topKeys) }
+
+// topKeys is read once from Config's yaml tags.
+var topKeys = func() []string {
+	var keys []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}()
+
+// wantMapping says what a document is, for the message about one that is
+// not: "a mapping with role, source, roles or repository".
+func wantMapping() string {
+	return "a mapping with " + strings.Join(topKeys[:len(topKeys)-1], ", ") + " or " + topKeys[len(topKeys)-1]
+}
+
 // Parse decodes and validates one whole YAML (or JSON) document. origin
 // names where it came from, for messages ("user-data", a path, a URL).
 // A second document in data ("---") is an error: eipclaim reads one.
@@ -126,7 +149,7 @@ func Parse(data []byte, origin string) (*Config, error) {
 		return nil, fmt.Errorf("%s: not YAML: %s", origin, cleanYAMLError(err))
 	}
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: the document is empty: want a mapping with role, source or roles", origin)
+		return nil, fmt.Errorf("%s: the document is empty: want %s", origin, wantMapping())
 	}
 	c, err := Decode(docs[0].Content[0], origin)
 	if len(docs) == 1 {
@@ -184,7 +207,7 @@ func SecondDocument(doc *yaml.Node) error {
 // document). Line numbers in messages are node's.
 func Decode(node *yaml.Node, origin string) (*Config, error) {
 	if node.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s (line %d): want a mapping with role, source or roles, got %s", origin, node.Line, kindName(node))
+		return nil, fmt.Errorf("%s (line %d): want %s, got %s", origin, node.Line, wantMapping(), kindName(node))
 	}
 	c := &Config{lines: map[string]int{}}
 	var problems []error
