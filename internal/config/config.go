@@ -94,20 +94,40 @@ type RFC2136 struct {
 // DefaultTTL is the TTL of published records when none is configured.
 const DefaultTTL = 60
 
-// DNSNames lists the names the role publishes, as configured.
-func (r *Role) DNSNames() []string {
+// HostNames returns the host names of the role named role, the one list
+// every writer of them uses (a claim's role table entry, eipclaim register,
+// eipclaim hosts): its DNS names (route53, rfc2136, dyndns, in that order)
+// as host names (HostName: without a final dot), each once whatever its
+// case, without the role's own name (hosts files write it after them).
+func (r *Role) HostNames(role string) []string {
+	if r == nil || r.DNS == nil {
+		return nil
+	}
+	var dns []string
+	if d := r.DNS.Route53; d != nil {
+		dns = append(dns, d.Name)
+	}
+	if d := r.DNS.RFC2136; d != nil {
+		dns = append(dns, d.Name)
+	}
+	if d := r.DNS.DynDNS; d != nil {
+		dns = append(dns, d.Hostname)
+	}
 	var names []string
-	if r.DNS != nil && r.DNS.Route53 != nil {
-		names = append(names, r.DNS.Route53.Name)
-	}
-	if r.DNS != nil && r.DNS.RFC2136 != nil {
-		names = append(names, r.DNS.RFC2136.Name)
-	}
-	if r.DNS != nil && r.DNS.DynDNS != nil {
-		names = append(names, r.DNS.DynDNS.Hostname)
+	for _, n := range dns {
+		n = HostName(n)
+		if n == "" || strings.EqualFold(n, role) || slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
+			continue
+		}
+		names = append(names, n)
 	}
 	return names
 }
+
+// HostName returns the host name of a DNS name: without its final dot,
+// which DNS names may have and host names (hosts files, the role table)
+// may not.
+func HostName(dnsName string) string { return strings.TrimSuffix(dnsName, ".") }
 
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.
 func (r *Role) EffectiveTakeover() Takeover {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -276,4 +277,37 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("Parse returned both a config and an error")
 		}
 	})
+}
+
+// TestHostNames: a role's host names are its DNS names without the final
+// dot, each once whatever its case, without the role's own name.
+func TestHostNames(t *testing.T) {
+	r := &Role{DNS: &DNS{
+		Route53: &Route53{Name: "legacy-db.example.internal."},
+		RFC2136: &RFC2136{Name: "Legacy-DB.example.internal"},
+		DynDNS:  &DynDNS{Hostname: "legacy."},
+	}}
+	if got, want := r.HostNames("legacy"), []string{"legacy-db.example.internal"}; !slices.Equal(got, want) {
+		t.Errorf("HostNames = %q, want %q", got, want)
+	}
+	if got := (*Role)(nil).HostNames("x"); got != nil {
+		t.Errorf("nil role: %q", got)
+	}
+}
+
+// TestCheckHostAddress: the addresses the role table and hosts files take.
+func TestCheckHostAddress(t *testing.T) {
+	for s, want := range map[string]string{
+		"10.0.0.5": "", "2001:db8::1": "", "203.0.113.10": "",
+		"fe80::1%eth0": "zone", "fe80::1%eth0\nx": "zone", "0.0.0.0": "unspecified", "::": "unspecified",
+		"224.0.0.1": "multicast", "ff02::1": "multicast", "255.255.255.255": "broadcast", "10.0.0.300": "not an IP address",
+	} {
+		_, err := ParseHostAddress(s)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", s, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error saying %q", s, err, want)
+		}
+	}
 }

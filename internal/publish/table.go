@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
@@ -33,13 +32,7 @@ func (t *tablePublisher) entry(f Facts) table.Entry {
 	if f.PublicIP.IsValid() {
 		e.PublicIP = f.PublicIP.String()
 	}
-	if t.spec != nil {
-		for _, n := range t.spec.DNSNames() {
-			if n = strings.TrimSuffix(n, "."); n != "" && !strings.EqualFold(n, t.role) {
-				e.Names = append(e.Names, n)
-			}
-		}
-	}
+	e.Names = t.spec.HostNames(t.role)
 	return e
 }
 
