@@ -311,3 +311,21 @@ func TestCheckHostAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedEIPRefused: two roles naming one allocation_id, or one
+// public_ip, are refused, the message naming both roles and their lines.
+func TestSharedEIPRefused(t *testing.T) {
+	for _, c := range []struct{ name, doc, want string }{
+		{"allocation_id", "roles:\n  db:\n    allocation_id: eipalloc-0123456789abcdef0\n  web:\n    allocation_id: eipalloc-0123456789abcdef0\n    takeover: always\n",
+			`roles.web.allocation_id "eipalloc-0123456789abcdef0" (line 5): roles.db.allocation_id (line 3) names this EIP too`},
+		{"public_ip", "roles:\n  db:\n    public_ip: 203.0.113.10\n  web:\n    public_ip: 203.0.113.10\n",
+			`roles.web.public_ip "203.0.113.10" (line 5): roles.db.public_ip (line 3) names this EIP too`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc), "t")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Parse: %v\nwant an error saying %q", err, c.want)
+			}
+		})
+	}
+}

@@ -78,6 +78,7 @@ func (c *Config) validate() []error {
 		v.role("roles."+n, n, c.Roles[n])
 	}
 	v.uniqueNames(names)
+	v.uniqueAddresses(names)
 	return v.problems
 }
 
@@ -126,6 +127,33 @@ func (v *validator) uniqueNames(roles []string) {
 					"cannot write one name for two addresses); give role %s or role %s another name",
 					what, prev.role, prev.path, v.line(prev.path), role, prev.role))
 			}
+		}
+	}
+}
+
+// uniqueAddresses reports an EIP that two roles name (one allocation_id,
+// or one public_ip): each claim would take it from the other (a takeover:
+// always role at once).
+func (v *validator) uniqueAddresses(roles []string) {
+	seen := map[string]string{} // allocation id or address -> the key path that gave it first
+	for _, role := range roles {
+		r := v.c.Roles[role]
+		if r == nil {
+			continue
+		}
+		for _, k := range []struct{ key, value string }{{"allocation_id", r.AllocationID}, {"public_ip", r.PublicIP}} {
+			if k.value == "" {
+				continue
+			}
+			path := "roles." + role + "." + k.key
+			key := k.key + " " + k.value
+			prev, ok := seen[key]
+			if !ok {
+				seen[key] = path
+				continue
+			}
+			v.add(path, k.value, fmt.Sprintf("%s (line %d) names this EIP too: two roles cannot share one EIP "+
+				"(each claim would take it from the other); give each role its own", prev, v.line(prev)))
 		}
 	}
 }
