@@ -288,9 +288,10 @@ func TestWatchOperatorForceElsewhere(t *testing.T) {
 	if got := w.tw.Address(w.eip.AllocationID); aws.ToString(got.AssociationId) != assoc || aws.ToString(got.NetworkInterfaceId) != b.ENI {
 		t.Errorf("the EIP moved after the operator's claim: %s on %s", aws.ToString(got.AssociationId), aws.ToString(got.NetworkInterfaceId))
 	}
-	// B's watcher learnt it holds the EIP (moved to it) and ran on_holder.
-	if hs := wb.hooks(t, "holder"); len(hs) != 1 || hs[0]["EIPCLAIM_REASON"] != "the EIP was moved to this instance" {
-		t.Errorf("B's on_holder runs: %v", hs)
+	// B's watcher learnt it holds the EIP (moved to it) and ran on_holder,
+	// told who held it before (the claim that moved it tagged B).
+	if hs := wb.hooks(t, "holder"); len(hs) != 1 || hs[0]["EIPCLAIM_REASON"] != "the EIP was moved to this instance" || hs[0]["EIPCLAIM_PREVIOUS_HOLDER"] != a.ID {
+		t.Errorf("B's on_holder runs: %v, want one, moved to this instance from %s", hs, a.ID)
 	}
 	if hs := wa.hooks(t, "holder"); len(hs) != 1 {
 		t.Errorf("A ran on_holder %d times, want once (at start)", len(hs))

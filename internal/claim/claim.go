@@ -105,7 +105,9 @@ type Result struct {
 	// or with DryRun "would claim", "would take over".
 	Action string
 	// PreviousHolder is the instance (or interface) that held the EIP
-	// before, and Why the reason it could be taken.
+	// before (for an EIP already held, the one its holder tag names when
+	// that is another: it was moved here untagged), and Why the reason it
+	// could be taken.
 	PreviousHolder, Why string
 	// Epoch is the EIP's eipclaim:epoch once the claim is tagged: one
 	// more than before for a move, the same when the EIP stays.
@@ -198,6 +200,9 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		// A holder tag naming another instance means a move that was
 		// never tagged: it counts in the epoch.
 		if was := tagValue(addr.Tags, TagHolder); was != e.InstanceID {
+			// It was moved here by something that did not tag it (an
+			// operator's AssociateAddress): the tag names who held it.
+			res.PreviousHolder = was
 			res.Epoch++
 			if req.DryRun {
 				log.Info("dry run: would repair the audit tags", "tag", TagHolder, "was", was, "epoch", res.Epoch)

@@ -69,6 +69,7 @@ type Watcher struct {
 	seenAt    time.Time // when that association was first seen (or tagged)
 	looks     int       // looks as holder, for RepairEvery
 	apiErrors int       // consecutive looks the API did not answer
+	other     string    // the other holder the last look saw, "" when none
 }
 
 // The bounds of one look and of one run of the step.
@@ -187,6 +188,7 @@ func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
 			reason = "started as the holder"
 		}
 		w.runStep(ctx, reason)
+		w.other = ""
 		return
 	}
 	w.looks++
@@ -215,6 +217,7 @@ func (w *Watcher) free(ctx context.Context, a claim.Address) {
 		w.enterStandby(ctx, a, "the EIP is free and takeover is never: this watcher only watches")
 		return
 	}
+	w.other = ""
 	reason := "the EIP was free"
 	if w.state == StateHolder {
 		reason = "the EIP was released from this instance and is free"
@@ -229,6 +232,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 	if holder == "" {
 		holder = a.ENI
 	}
+	w.other = holder
 	if w.state == StateHolder {
 		w.Metrics.loss(w.Role)
 		w.Log.Warn("this instance no longer holds the EIP: entering standby", "holder", holder, "epoch", epochOf(a.Tags))
@@ -316,7 +320,9 @@ func stoppedState(s string) bool {
 func (w *Watcher) runStep(ctx context.Context, reason string) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers, Hooks: w.Hooks, Reason: reason})
+	// The holder this watcher saw before is the hook's previous holder
+	// when the EIP was moved here by the controller or an operator.
+	o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers, Hooks: w.Hooks, Reason: reason, PreviousHolder: w.other})
 	if o == nil {
 		w.fails = 0
 		switch {
