@@ -50,6 +50,7 @@ type watchWorld struct {
 	dial   []string
 	ec2    func(seed uint64) faultproxy.Options
 	seeds  uint64
+	run    string // RUNTIME_DIRECTORY of every watcher of this world (their locks)
 }
 
 // hookScript writes the hook's EIPCLAIM_* environment to a new file in
@@ -108,7 +109,10 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 	moto := &testenv.Moto{Endpoint: px.URL}
 	env := append(os.Environ(), moto.Env()...)
 	env = append(env, md.Env()...)
-	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "HOOK_DIR="+wt.hookDir,
+	if w.run == "" {
+		w.run = w.t.TempDir()
+	}
+	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "HOOK_DIR="+wt.hookDir, "RUNTIME_DIRECTORY="+w.run,
 		"EIPCLAIM_TEST_DIAL="+strings.Join(w.dial, ","))
 	wt.cmd = exec.Command(w.bin, append([]string{"watch", "--config", w.config, "--log-format", "json", "--timeout", "60s", "--metrics-file", wt.metrics}, args...)...)
 	wt.cmd.Env = env
@@ -515,4 +519,32 @@ func lookCount(t *testing.T, path string) int {
 		}
 	}
 	return 0
+}
+
+// A second watcher of the role on the same instance refuses to start
+// (exit 2, naming the first's PID): two would both run on_holder.
+func TestWatchSecondWatcherRefused(t *testing.T) {
+	w := newWatchWorld(t, watchFast)
+	svcA := testenv.StartService(t)
+	a := w.instance(svcA)
+	w.tw.Associate(w.eip.AllocationID, a.ID)
+	first := w.start(a)
+	waitFor(t, 20*time.Second, "the first watcher is the holder", func() bool { return len(first.hooks(t, "holder")) == 1 })
+	second := w.start(a)
+	select {
+	case <-second.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second watcher is still running")
+	}
+	var ee *exec.ExitError
+	if !errors.As(second.err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("second watcher: %v, want exit 2", second.err)
+	}
+	if want := fmt.Sprintf("(PID %d) already watches role db on this instance", first.cmd.Process.Pid); !strings.Contains(second.stderr.String(), want) {
+		t.Errorf("second watcher's stderr:\n%s\nwant %q", second.stderr.String(), want)
+	}
+	if n := len(second.hooks(t, "holder")); n != 0 {
+		t.Errorf("the second watcher ran on_holder %d times", n)
+	}
+	first.stopTerm(t, 5*time.Second)
 }
