@@ -548,3 +548,52 @@ func TestWatchSecondWatcherRefused(t *testing.T) {
 	}
 	first.stopTerm(t, 5*time.Second)
 }
+
+// A running watcher says when its configuration changes on disk (it
+// applies nothing: a restart does): a warning and eipclaim_config_changed
+// 1, for a change of its role; nothing for a change of another role.
+func TestWatchConfigChangedOnDisk(t *testing.T) {
+	t.Setenv("EIPCLAIM_TEST_CONFIG_EVERY", "300ms")
+	w := newWatchWorld(t, watchFast)
+	svcA := testenv.StartService(t)
+	a := w.instance(svcA)
+	w.tw.Associate(w.eip.AllocationID, a.ID)
+	wa := w.start(a)
+	waitFor(t, 20*time.Second, "A holder", func() bool { return len(wa.hooks(t, "holder")) == 1 })
+	orig, err := os.ReadFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another role added: not this watcher's business.
+	other := string(orig) + "  web:\n    public_ip: 203.0.113.99\n"
+	if err := os.WriteFile(w.config, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if strings.Contains(wa.stderr.String(), "configuration changed on disk") || !metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 0`) {
+		t.Errorf("a change of another role was reported:\n%s", wa.stderr.String())
+	}
+	// takeover: never on the watched role (the README's advice during a
+	// probe problem): warned, once, and the metric says so.
+	changed := strings.Replace(other, "    health_check: tcp:5432\n", "    health_check: tcp:5432\n    takeover: never\n", 1)
+	if err := os.WriteFile(w.config, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the change reported", func() bool {
+		return strings.Contains(wa.stderr.String(), "configuration changed on disk; restart the watcher to apply it") &&
+			metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 1`)
+	})
+	time.Sleep(1 * time.Second)
+	if n := strings.Count(wa.stderr.String(), "configuration changed on disk"); n != 1 {
+		t.Errorf("the change was reported %d times, want once", n)
+	}
+	if !strings.Contains(wa.stderr.String(), `"changed":"roles.db"`) {
+		t.Errorf("the warning does not name roles.db:\n%s", wa.stderr.String())
+	}
+	// Put back: the metric returns to 0.
+	if err := os.WriteFile(w.config, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the metric back to 0", func() bool { return metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 0`) })
+	wa.stopTerm(t, 5*time.Second)
+}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/eipclaim/eipclaim/internal/config"
 )
 
 // TestLock: a second lock of one role on one instance is refused, naming
@@ -38,5 +40,31 @@ func TestLock(t *testing.T) {
 	again()
 	if _, err := Lock(dir, "../x", "i-1"); err == nil {
 		t.Error("a role with a path in it was accepted")
+	}
+}
+
+// TestConfigDiff: what differs for the watcher of one role, and only that.
+func TestConfigDiff(t *testing.T) {
+	parse := func(doc string) *config.Config {
+		t.Helper()
+		c, err := config.Parse([]byte(doc), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	const base = "role: db\nroles:\n  db:\n    allocation_id: eipalloc-0123456789abcdef0\n"
+	was := parse(base)
+	for _, c := range []struct{ doc, want string }{
+		{base, ""},
+		{base + "  web:\n    public_ip: 203.0.113.9\n", ""},
+		{base + "    takeover: never\n", "roles.db"},
+		{"role: web\nroles:\n  db:\n    allocation_id: eipalloc-0123456789abcdef0\n", "role"},
+		{base + "repository: s3://b/roles.json\n", "repository"},
+		{"role: db\nroles:\n  web:\n    public_ip: 203.0.113.9\n", "roles.db"},
+	} {
+		if got := ConfigDiff(was, parse(c.doc), "db"); got != c.want {
+			t.Errorf("%q: diff %q, want %q", c.doc, got, c.want)
+		}
 	}
 }

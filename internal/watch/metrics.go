@@ -26,6 +26,7 @@ type Metrics struct {
 	looks     *prometheus.CounterVec
 	probes    *prometheus.CounterVec
 	lastLook  *prometheus.GaugeVec
+	changed   *prometheus.GaugeVec
 }
 
 // NewMetrics registers the watcher's metrics in a registry of their own.
@@ -50,8 +51,10 @@ func NewMetrics() *Metrics {
 			Help: "Looks at which the holder failed its probe or counted as down through the API."}, []string{"role"}),
 		lastLook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_last_successful_look_timestamp_seconds",
 			Help: "Unix time of the last look the EC2 API answered."}, []string{"role"}),
+		changed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_config_changed",
+			Help: "1 when the configuration on disk differs from the one the watcher runs with (restart it to apply it), else 0."}, []string{"role"}),
 	}
-	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook)
+	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook, m.changed)
 	return m
 }
 
@@ -65,6 +68,7 @@ func (m *Metrics) Role(role string) {
 	m.state.WithLabelValues(role, StateStandby).Set(0)
 	m.takeovers.WithLabelValues(role)
 	m.losses.WithLabelValues(role)
+	m.changed.WithLabelValues(role).Set(0)
 	for _, ev := range []string{StateHolder, StateStandby} {
 		for _, r := range []string{"ok", "failed", "timeout"} {
 			m.hooks.WithLabelValues(role, ev, r)
@@ -89,6 +93,17 @@ func (m *Metrics) setEpoch(role string, epoch int64) {
 	if m != nil {
 		m.epoch.WithLabelValues(role).Set(float64(epoch))
 	}
+}
+
+func (m *Metrics) setConfigChanged(role string, changed bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if changed {
+		v = 1
+	}
+	m.changed.WithLabelValues(role).Set(v)
 }
 
 func (m *Metrics) takeover(role string) {

@@ -58,6 +58,13 @@ type Watcher struct {
 	Notify     Notifier // nil: none
 	// AfterLook, when set, is called after every look (the metrics file).
 	AfterLook func()
+	// Config is the configuration the watcher was started with, and
+	// Reload, when set, reads it again from where it came from: every
+	// ConfigEvery (default DefaultConfigEvery) the watcher compares them
+	// and warns when they differ (it applies nothing: a restart does).
+	Config      *config.Config
+	Reload      func(context.Context) (*config.Config, error)
+	ConfigEvery time.Duration
 	// RepairEvery is how many looks a holder makes between two runs of
 	// the step that repair its DNS publications and audit tags;
 	// default: one a minute (at least every look).
@@ -96,6 +103,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
 	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
 		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck)
+	if w.Reload != nil && w.Config != nil {
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); w.watchConfig(cctx) }()
+		defer func() { stop(); <-done }()
+	}
 	for first := true; ; first = false {
 		w.look(ctx)
 		if ctx.Err() != nil {
