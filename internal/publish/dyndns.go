@@ -139,7 +139,7 @@ func (p *DynDNS) Update(ctx context.Context, c *config.DynDNS, ip netip.Addr) (c
 		return false, exitcode.With(exitcode.Usage, errors.New("dyndns url: not a URL"))
 	}
 	q := u.Query()
-	q.Set("hostname", strings.TrimSuffix(c.Hostname, "."))
+	q.Set("hostname", config.HostName(c.Hostname))
 	q.Set("myip", ip.String())
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
