@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -429,11 +430,32 @@ func (c *Config) Lookup(role string) (*Role, error) {
 	return r, nil
 }
 
+// CheckMerged checks what no single document can: that the roles of a
+// configuration merged from several (Merge) do not share a published name
+// or an EIP. origin names the documents, for the message.
+func (c *Config) CheckMerged(origin string) error {
+	v := &validator{c: c}
+	names := slices.Sorted(maps.Keys(c.Roles))
+	v.uniqueNames(names)
+	v.uniqueAddresses(names)
+	if len(v.problems) > 0 {
+		return &Error{Origin: origin, Problems: v.problems}
+	}
+	return nil
+}
+
 // Merge returns base overridden by over: over's role and source when set,
 // and over's roles replacing base's roles of the same name (whatever its
 // case).
 func Merge(base, over *Config) *Config {
 	m := &Config{Role: base.Role, Source: base.Source, Repository: base.Repository, Roles: map[string]*Role{}, lines: map[string]int{}}
+	// Each key keeps the line it had in its own document.
+	for k, l := range base.lines {
+		m.lines[k] = l
+	}
+	for k, l := range over.lines {
+		m.lines[k] = l
+	}
 	if over.Repository != "" {
 		m.Repository = over.Repository
 	}
