@@ -75,6 +75,9 @@ func (t *tablePublisher) Current(ctx context.Context) (string, error) {
 		return "", err
 	}
 	e, ok := d.Roles[t.role]
+	if err := d.Invalid(t.role); err != nil {
+		return "an entry that is not valid, which clients leave out (" + err.Error() + "); the next claim rewrites it", nil
+	}
 	if !ok {
 		return "no entry", nil
 	}

@@ -100,6 +100,15 @@ func (d *Document) Skipped() []error {
 	return errs
 }
 
+// Invalid returns what is wrong with the stored entry of role when Parse
+// left it out (see Skipped), nil otherwise.
+func (d *Document) Invalid(role string) error {
+	if e, ok := d.skipped[role]; ok {
+		return e.err
+	}
+	return nil
+}
+
 // sameBut reports whether a and b say the same thing, whatever their times.
 func sameBut(a, b Entry) bool {
 	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}

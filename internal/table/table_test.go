@@ -180,3 +180,18 @@ func TestSetRefusesWhatReadersRefuse(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidNamesTheRole: Invalid says what is wrong with a skipped
+// entry, for status; nil for a valid one or none.
+func TestInvalidNamesTheRole(t *testing.T) {
+	d, err := Parse([]byte(`{"version": 1, "roles": {"db": {"name": "db", "private_ip": "0.0.0.0", "epoch": 1, "updated_at": "2025-01-02T03:04:05Z"}, "web": {"name": "web", "private_ip": "10.0.0.2", "epoch": 1, "updated_at": "2025-01-02T03:04:05Z"}}}`), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Invalid("db"); err == nil || !strings.Contains(err.Error(), "unspecified") {
+		t.Errorf("Invalid(db) = %v", err)
+	}
+	if d.Invalid("web") != nil || d.Invalid("none") != nil {
+		t.Errorf("Invalid of a valid entry or none: %v, %v", d.Invalid("web"), d.Invalid("none"))
+	}
+}
