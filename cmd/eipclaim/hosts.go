@@ -114,11 +114,7 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 		if err != nil {
 			return nil, fmt.Errorf("role %s: EC2 gave the address %q: %w", name, ip, err)
 		}
-		var names []string
-		for _, n := range spec.DNSNames() {
-			names = append(names, strings.TrimSuffix(n, "."))
-		}
-		entries = append(entries, hosts.Entry{IP: addr, Names: names, Role: name})
+		entries = append(entries, hosts.Entry{IP: addr, Names: spec.HostNames(name), Role: name})
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("no role has an address to write (%d roles in the configuration)", len(s.cfg.Roles))
@@ -157,8 +153,11 @@ func outError(out string, err error) error {
 
 // tableEntries builds one entry per role of the role table at src: its
 // private address (or its public one), the DNS names it lists, its name.
-// A table that cannot be read whole, or is not valid, fails; so does one
-// with no entry to write.
+// A table that cannot be read whole, or is not a table, fails; so does one
+// with no entry to write. An entry that is not valid (table.Parse) or
+// that cannot be written beside the others (hosts.Usable) is left out with
+// a warning naming it: one bad entry must not stop every client from
+// getting the others.
 func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]hosts.Entry, error) {
 	r := &table.Reader{HTTP: source.NewHTTPClient(s.log), Retry: s.retrier().Do}
 	if strings.HasPrefix(src, "s3://") {
@@ -168,25 +167,30 @@ func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]
 	if err != nil {
 		return nil, err
 	}
+	name := table.Redact(src)
+	for _, err := range d.Skipped() {
+		s.log.Warn("hosts: leaving out an entry of the role table that is not valid; write the role again (its next claim, or eipclaim register) or take it out (eipclaim register --remove)", "table", name, "error", err)
+	}
 	var entries []hosts.Entry
-	for _, name := range slices.Sorted(maps.Keys(d.Roles)) {
-		e := d.Roles[name]
+	for _, role := range slices.Sorted(maps.Keys(d.Roles)) {
+		e := d.Roles[role]
 		ip := e.PrivateIP
 		if public {
 			ip = e.PublicIP
 		}
 		if ip == "" {
-			s.log.Warn("hosts: the role's entry has no address of this kind; leaving the role out", "role", name, "public", public)
+			s.log.Warn("hosts: the role's entry has no address of this kind; leaving the role out", "role", role, "public", public)
 			continue
 		}
-		addr, err := netip.ParseAddr(ip)
-		if err != nil {
-			return nil, fmt.Errorf("role %s: the table gives the address %q: %w", name, ip, err)
-		}
-		entries = append(entries, hosts.Entry{IP: addr, Names: e.Names, Role: name})
+		// table.Parse checked the address (config.CheckHostAddress).
+		entries = append(entries, hosts.Entry{IP: netip.MustParseAddr(ip), Names: e.Names, Role: role})
+	}
+	entries, skipped := hosts.Usable(entries)
+	for _, err := range skipped {
+		s.log.Warn("hosts: leaving out an entry of the role table that cannot be written beside the others", "table", name, "error", err)
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("the role table %s has no role with an address to write (%d entries)", table.Redact(src), len(d.Roles))
+		return nil, fmt.Errorf("the role table %s has no role with an address to write (%d entries, %d left out as not valid)", name, len(d.Roles), len(d.Skipped()))
 	}
 	return entries, nil
 }

@@ -78,7 +78,8 @@ func TestHostsRoleNames(t *testing.T) {
 	}
 
 	// Each document is valid alone; together they give one name to two
-	// roles on two addresses. hosts refuses the table naming both roles.
+	// roles on two addresses. The merged configuration is refused (exit 2)
+	// naming both roles, before anything is looked up.
 	t.Run("user-data and its source", func(t *testing.T) {
 		fleet := filepath.Join(dir, "fleet.yaml")
 		if err := os.WriteFile(fleet, []byte("roles:\n  primary:\n    allocation_id: "+allocA+"\n"+route53("db.example.internal")), 0o600); err != nil {
@@ -86,10 +87,11 @@ func TestHostsRoleNames(t *testing.T) {
 		}
 		w.withUserData("source: " + fleet + "\nroles:\n  replica:\n    allocation_id: " + allocB + "\n" + route53("db.example.internal"))
 		out, errs, code := eipclaim(t, "hosts", "--out", hostsPath, "--timeout", "60s")
-		if code == exitcode.OK {
-			t.Fatalf("exit 0, want a failure\nstdout: %s\nstderr: %s", out, errs)
+		if code != exitcode.Usage {
+			t.Fatalf("exit %d, want 2\nstdout: %s\nstderr: %s", code, out, errs)
 		}
-		if !strings.Contains(errs, `role replica (`) || !strings.Contains(errs, `name "db.example.internal" is also given for `) || !strings.Contains(errs, "(role primary)") {
+		if !strings.Contains(errs, `invalid configuration in user-data merged with `+fleet) ||
+			!strings.Contains(errs, `roles.replica.dns.route53.name "db.example.internal" (line 6): role primary publishes this name too (roles.primary.dns.route53.name, line 5`) {
 			t.Errorf("stderr does not name both roles:\n%s", errs)
 		}
 		if strings.Contains(errs, "entry ") {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
@@ -47,13 +49,13 @@ func runRegister(ctx context.Context, args []string, getenv env, stdout, stderr 
 		if *address == "" {
 			return usageError("register needs --address IP (or --remove)")
 		}
-		if addr, err = netip.ParseAddr(*address); err != nil {
-			return usageError("--address %q is not an IP address", *address)
+		if addr, err = config.ParseHostAddress(*address); err != nil {
+			return usageError("--address %v", err)
 		}
 		pub = addr
 		if *publicAddress != "" {
-			if pub, err = netip.ParseAddr(*publicAddress); err != nil {
-				return usageError("--public-address %q is not an IP address", *publicAddress)
+			if pub, err = config.ParseHostAddress(*publicAddress); err != nil {
+				return usageError("--public-address %v", err)
 			}
 		}
 		return nil
@@ -88,15 +90,19 @@ func runRegister(ctx context.Context, args []string, getenv env, stdout, stderr 
 	if h, err := os.Hostname(); err == nil && h != "" {
 		holder += "@" + h
 	}
-	var names []string
-	if spec := s.cfg.Roles[role]; spec != nil {
-		names = spec.DNSNames()
+	// Role names are the same whatever their case: the configuration's
+	// spelling is the role's.
+	for name := range s.cfg.Roles {
+		if name != role && strings.EqualFold(name, role) {
+			return usageError("--role %s: the configuration's role is %s (role names are host names, the same whatever their case): use --role %s", role, name, name)
+		}
 	}
+	names := s.cfg.Roles[role].HostNames(role)
 	var written table.Entry
 	wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) {
 		e := table.Entry{Name: role, PrivateIP: addr.String(), PublicIP: pub.String(), Names: names, Holder: holder, UpdatedAt: time.Now().UTC()}
 		old, ok := d.Roles[role]
-		if ok && old.PrivateIP == e.PrivateIP && old.PublicIP == e.PublicIP && old.Holder == e.Holder && old.PublicDNSName == "" {
+		if ok && old.PrivateIP == e.PrivateIP && old.PublicIP == e.PublicIP && old.Holder == e.Holder && old.PublicDNSName == "" && slices.Equal(old.Names, e.Names) {
 			written = old
 			return false, nil
 		}

@@ -47,6 +47,9 @@ type session struct {
 	closeLog func()
 	logFile  bool
 	cancel   func() // ends the command's deadline context
+	// reload reads the configuration again from where it came from,
+	// quietly (watch compares it with cfg).
+	reload func(context.Context) (*config.Config, error)
 }
 
 // finish ends the session: with --log-file, the command's error goes to
@@ -179,6 +182,18 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	}
 	s.cfg = loaded.Config
 	s.role = loaded.Config.Role
+	s.reload = func(ctx context.Context) (*config.Config, error) {
+		quiet := slog.New(slog.DiscardHandler)
+		l := &source.Loader{Log: quiet, Retry: (&retry.Retrier{Log: quiet}).Do, S3: loader.S3}
+		if req.ReadsUserData() {
+			l.IMDS = md
+		}
+		loaded, err := l.Load(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return loaded.Config, nil
+	}
 	return s, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 )
 
 // In the test build only: EIPCLAIM_TEST_DIAL maps the health checks' target
@@ -15,6 +16,7 @@ import (
 // test) to loopback listeners, "10.0.0.5=127.0.0.1:40001,10.0.0.6=...".
 // Any other address is refused without a dial.
 func init() {
+	testConfigEvery, _ = time.ParseDuration(os.Getenv("EIPCLAIM_TEST_CONFIG_EVERY"))
 	spec := os.Getenv("EIPCLAIM_TEST_DIAL")
 	if spec == "" {
 		return

@@ -44,6 +44,13 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		if spec.Pool != nil {
 			return usageError("role %s has a pool: eipclaim watch needs a role with one EIP (allocation_id or public_ip)", s.role)
 		}
+		// One watcher per role on an instance: a second would run the
+		// hooks too.
+		release, err := watch.Lock(watch.RuntimeDir(getenv), s.role, s.instanceID)
+		if err != nil {
+			return exitcode.With(exitcode.Usage, err)
+		}
+		defer release()
 		m := watch.NewMetrics()
 		m.Role(s.role)
 		s.aws.APIOptions = append(s.aws.APIOptions, m.AWSRequests)
@@ -61,7 +68,7 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		w := &watch.Watcher{
 			Role: s.role, Spec: spec, Settings: settings, InstanceID: s.instanceID,
 			Engine: s.engine(), Step: s.step(), Publishers: s.publishers(spec, false), Hooks: hooks,
-			Log: s.log, Metrics: m,
+			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery,
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
 			w.Notify = n

@@ -50,6 +50,7 @@ type watchWorld struct {
 	dial   []string
 	ec2    func(seed uint64) faultproxy.Options
 	seeds  uint64
+	run    string // RUNTIME_DIRECTORY of every watcher of this world (their locks)
 }
 
 // hookScript writes the hook's EIPCLAIM_* environment to a new file in
@@ -108,7 +109,10 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 	moto := &testenv.Moto{Endpoint: px.URL}
 	env := append(os.Environ(), moto.Env()...)
 	env = append(env, md.Env()...)
-	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "HOOK_DIR="+wt.hookDir,
+	if w.run == "" {
+		w.run = w.t.TempDir()
+	}
+	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "HOOK_DIR="+wt.hookDir, "RUNTIME_DIRECTORY="+w.run,
 		"EIPCLAIM_TEST_DIAL="+strings.Join(w.dial, ","))
 	wt.cmd = exec.Command(w.bin, append([]string{"watch", "--config", w.config, "--log-format", "json", "--timeout", "60s", "--metrics-file", wt.metrics}, args...)...)
 	wt.cmd.Env = env
@@ -288,9 +292,10 @@ func TestWatchOperatorForceElsewhere(t *testing.T) {
 	if got := w.tw.Address(w.eip.AllocationID); aws.ToString(got.AssociationId) != assoc || aws.ToString(got.NetworkInterfaceId) != b.ENI {
 		t.Errorf("the EIP moved after the operator's claim: %s on %s", aws.ToString(got.AssociationId), aws.ToString(got.NetworkInterfaceId))
 	}
-	// B's watcher learnt it holds the EIP (moved to it) and ran on_holder.
-	if hs := wb.hooks(t, "holder"); len(hs) != 1 || hs[0]["EIPCLAIM_REASON"] != "the EIP was moved to this instance" {
-		t.Errorf("B's on_holder runs: %v", hs)
+	// B's watcher learnt it holds the EIP (moved to it) and ran on_holder,
+	// told who held it before (the claim that moved it tagged B).
+	if hs := wb.hooks(t, "holder"); len(hs) != 1 || hs[0]["EIPCLAIM_REASON"] != "the EIP was moved to this instance" || hs[0]["EIPCLAIM_PREVIOUS_HOLDER"] != a.ID {
+		t.Errorf("B's on_holder runs: %v, want one, moved to this instance from %s", hs, a.ID)
 	}
 	if hs := wa.hooks(t, "holder"); len(hs) != 1 {
 		t.Errorf("A ran on_holder %d times, want once (at start)", len(hs))
@@ -514,4 +519,81 @@ func lookCount(t *testing.T, path string) int {
 		}
 	}
 	return 0
+}
+
+// A second watcher of the role on the same instance refuses to start
+// (exit 2, naming the first's PID): two would both run on_holder.
+func TestWatchSecondWatcherRefused(t *testing.T) {
+	w := newWatchWorld(t, watchFast)
+	svcA := testenv.StartService(t)
+	a := w.instance(svcA)
+	w.tw.Associate(w.eip.AllocationID, a.ID)
+	first := w.start(a)
+	waitFor(t, 20*time.Second, "the first watcher is the holder", func() bool { return len(first.hooks(t, "holder")) == 1 })
+	second := w.start(a)
+	select {
+	case <-second.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second watcher is still running")
+	}
+	var ee *exec.ExitError
+	if !errors.As(second.err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("second watcher: %v, want exit 2", second.err)
+	}
+	if want := fmt.Sprintf("(PID %d) already watches role db on this instance", first.cmd.Process.Pid); !strings.Contains(second.stderr.String(), want) {
+		t.Errorf("second watcher's stderr:\n%s\nwant %q", second.stderr.String(), want)
+	}
+	if n := len(second.hooks(t, "holder")); n != 0 {
+		t.Errorf("the second watcher ran on_holder %d times", n)
+	}
+	first.stopTerm(t, 5*time.Second)
+}
+
+// A running watcher says when its configuration changes on disk (it
+// applies nothing: a restart does): a warning and eipclaim_config_changed
+// 1, for a change of its role; nothing for a change of another role.
+func TestWatchConfigChangedOnDisk(t *testing.T) {
+	t.Setenv("EIPCLAIM_TEST_CONFIG_EVERY", "300ms")
+	w := newWatchWorld(t, watchFast)
+	svcA := testenv.StartService(t)
+	a := w.instance(svcA)
+	w.tw.Associate(w.eip.AllocationID, a.ID)
+	wa := w.start(a)
+	waitFor(t, 20*time.Second, "A holder", func() bool { return len(wa.hooks(t, "holder")) == 1 })
+	orig, err := os.ReadFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another role added: not this watcher's business.
+	other := string(orig) + "  web:\n    public_ip: 203.0.113.99\n"
+	if err := os.WriteFile(w.config, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if strings.Contains(wa.stderr.String(), "configuration changed on disk") || !metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 0`) {
+		t.Errorf("a change of another role was reported:\n%s", wa.stderr.String())
+	}
+	// takeover: never on the watched role (the README's advice during a
+	// probe problem): warned, once, and the metric says so.
+	changed := strings.Replace(other, "    health_check: tcp:5432\n", "    health_check: tcp:5432\n    takeover: never\n", 1)
+	if err := os.WriteFile(w.config, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the change reported", func() bool {
+		return strings.Contains(wa.stderr.String(), "configuration changed on disk; restart the watcher to apply it") &&
+			metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 1`)
+	})
+	time.Sleep(1 * time.Second)
+	if n := strings.Count(wa.stderr.String(), "configuration changed on disk"); n != 1 {
+		t.Errorf("the change was reported %d times, want once", n)
+	}
+	if !strings.Contains(wa.stderr.String(), `"changed":"roles.db"`) {
+		t.Errorf("the warning does not name roles.db:\n%s", wa.stderr.String())
+	}
+	// Put back: the metric returns to 0.
+	if err := os.WriteFile(w.config, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the metric back to 0", func() bool { return metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 0`) })
+	wa.stopTerm(t, 5*time.Second)
 }

@@ -120,7 +120,9 @@ type Result struct {
 	// or with DryRun "would claim", "would take over".
 	Action string
 	// PreviousHolder is the instance (or interface) that held the EIP
-	// before, and Why the reason it could be taken.
+	// before (for an EIP already held, the one its holder tag names when
+	// that is another: it was moved here untagged), and Why the reason it
+	// could be taken.
 	PreviousHolder, Why string
 	// Epoch is the EIP's eipclaim:epoch once the claim is tagged: above
 	// every epoch seen for the role (the tag's, the role table's) for a
@@ -219,6 +221,11 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		// A holder tag naming another instance means a move that was
 		// never tagged: it counts in the epoch.
 		was := tagValue(addr.Tags, TagHolder)
+		if was != e.InstanceID && was != "" {
+			// It was moved here by something that did not tag it (an
+			// operator's AssociateAddress): the tag names who held it.
+			res.PreviousHolder = was
+		}
 		if e.settleEpoch(log, req, res, was != e.InstanceID) {
 			if req.DryRun {
 				log.Info("dry run: would repair the audit tags", "tag", TagHolder, "was", was, "epoch", res.Epoch)

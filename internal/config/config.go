@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -94,20 +95,40 @@ type RFC2136 struct {
 // DefaultTTL is the TTL of published records when none is configured.
 const DefaultTTL = 60
 
-// DNSNames lists the names the role publishes, as configured.
-func (r *Role) DNSNames() []string {
+// HostNames returns the host names of the role named role, the one list
+// every writer of them uses (a claim's role table entry, eipclaim register,
+// eipclaim hosts): its DNS names (route53, rfc2136, dyndns, in that order)
+// as host names (HostName: without a final dot), each once whatever its
+// case, without the role's own name (hosts files write it after them).
+func (r *Role) HostNames(role string) []string {
+	if r == nil || r.DNS == nil {
+		return nil
+	}
+	var dns []string
+	if d := r.DNS.Route53; d != nil {
+		dns = append(dns, d.Name)
+	}
+	if d := r.DNS.RFC2136; d != nil {
+		dns = append(dns, d.Name)
+	}
+	if d := r.DNS.DynDNS; d != nil {
+		dns = append(dns, d.Hostname)
+	}
 	var names []string
-	if r.DNS != nil && r.DNS.Route53 != nil {
-		names = append(names, r.DNS.Route53.Name)
-	}
-	if r.DNS != nil && r.DNS.RFC2136 != nil {
-		names = append(names, r.DNS.RFC2136.Name)
-	}
-	if r.DNS != nil && r.DNS.DynDNS != nil {
-		names = append(names, r.DNS.DynDNS.Hostname)
+	for _, n := range dns {
+		n = HostName(n)
+		if n == "" || strings.EqualFold(n, role) || slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
+			continue
+		}
+		names = append(names, n)
 	}
 	return names
 }
+
+// HostName returns the host name of a DNS name: without its final dot,
+// which DNS names may have and host names (hosts files, the role table)
+// may not.
+func HostName(dnsName string) string { return strings.TrimSuffix(dnsName, ".") }
 
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.
 func (r *Role) EffectiveTakeover() Takeover {
@@ -115,6 +136,29 @@ func (r *Role) EffectiveTakeover() Takeover {
 		return TakeoverIfHolderDown
 	}
 	return r.Takeover
+}
+
+// TopKeys returns the top-level keys of an eipclaim document, in the
+// order of Config's fields: the one list of them (internal/source asks it
+// which user-data documents are eipclaim's).
+func TopKeys() []string { return slices.Clone(topKeys) }
+
+// topKeys is read once from Config's yaml tags.
+var topKeys = func() []string {
+	var keys []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}()
+
+// wantMapping says what a document is, for the message about one that is
+// not: "a mapping with role, source, roles or repository".
+func wantMapping() string {
+	return "a mapping with " + strings.Join(topKeys[:len(topKeys)-1], ", ") + " or " + topKeys[len(topKeys)-1]
 }
 
 // Parse decodes and validates one whole YAML (or JSON) document. origin
@@ -126,7 +170,7 @@ func Parse(data []byte, origin string) (*Config, error) {
 		return nil, fmt.Errorf("%s: not YAML: %s", origin, cleanYAMLError(err))
 	}
 	if len(docs) == 0 {
-		return nil, fmt.Errorf("%s: the document is empty: want a mapping with role, source or roles", origin)
+		return nil, fmt.Errorf("%s: the document is empty: want %s", origin, wantMapping())
 	}
 	c, err := Decode(docs[0].Content[0], origin)
 	if len(docs) == 1 {
@@ -184,7 +228,7 @@ func SecondDocument(doc *yaml.Node) error {
 // document). Line numbers in messages are node's.
 func Decode(node *yaml.Node, origin string) (*Config, error) {
 	if node.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s (line %d): want a mapping with role, source or roles, got %s", origin, node.Line, kindName(node))
+		return nil, fmt.Errorf("%s (line %d): want %s, got %s", origin, node.Line, wantMapping(), kindName(node))
 	}
 	c := &Config{lines: map[string]int{}}
 	var problems []error
@@ -386,11 +430,32 @@ func (c *Config) Lookup(role string) (*Role, error) {
 	return r, nil
 }
 
+// CheckMerged checks what no single document can: that the roles of a
+// configuration merged from several (Merge) do not share a published name
+// or an EIP. origin names the documents, for the message.
+func (c *Config) CheckMerged(origin string) error {
+	v := &validator{c: c}
+	names := slices.Sorted(maps.Keys(c.Roles))
+	v.uniqueNames(names)
+	v.uniqueAddresses(names)
+	if len(v.problems) > 0 {
+		return &Error{Origin: origin, Problems: v.problems}
+	}
+	return nil
+}
+
 // Merge returns base overridden by over: over's role and source when set,
 // and over's roles replacing base's roles of the same name (whatever its
 // case).
 func Merge(base, over *Config) *Config {
 	m := &Config{Role: base.Role, Source: base.Source, Repository: base.Repository, Roles: map[string]*Role{}, lines: map[string]int{}}
+	// Each key keeps the line it had in its own document.
+	for k, l := range base.lines {
+		m.lines[k] = l
+	}
+	for k, l := range over.lines {
+		m.lines[k] = l
+	}
 	if over.Repository != "" {
 		m.Repository = over.Repository
 	}

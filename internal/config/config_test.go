@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -276,4 +277,55 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("Parse returned both a config and an error")
 		}
 	})
+}
+
+// TestHostNames: a role's host names are its DNS names without the final
+// dot, each once whatever its case, without the role's own name.
+func TestHostNames(t *testing.T) {
+	r := &Role{DNS: &DNS{
+		Route53: &Route53{Name: "legacy-db.example.internal."},
+		RFC2136: &RFC2136{Name: "Legacy-DB.example.internal"},
+		DynDNS:  &DynDNS{Hostname: "legacy."},
+	}}
+	if got, want := r.HostNames("legacy"), []string{"legacy-db.example.internal"}; !slices.Equal(got, want) {
+		t.Errorf("HostNames = %q, want %q", got, want)
+	}
+	if got := (*Role)(nil).HostNames("x"); got != nil {
+		t.Errorf("nil role: %q", got)
+	}
+}
+
+// TestCheckHostAddress: the addresses the role table and hosts files take.
+func TestCheckHostAddress(t *testing.T) {
+	for s, want := range map[string]string{
+		"10.0.0.5": "", "2001:db8::1": "", "203.0.113.10": "",
+		"fe80::1%eth0": "zone", "fe80::1%eth0\nx": "zone", "0.0.0.0": "unspecified", "::": "unspecified",
+		"224.0.0.1": "multicast", "ff02::1": "multicast", "255.255.255.255": "broadcast", "10.0.0.300": "not an IP address",
+	} {
+		_, err := ParseHostAddress(s)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", s, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error saying %q", s, err, want)
+		}
+	}
+}
+
+// TestSharedEIPRefused: two roles naming one allocation_id, or one
+// public_ip, are refused, the message naming both roles and their lines.
+func TestSharedEIPRefused(t *testing.T) {
+	for _, c := range []struct{ name, doc, want string }{
+		{"allocation_id", "roles:\n  db:\n    allocation_id: eipalloc-0123456789abcdef0\n  web:\n    allocation_id: eipalloc-0123456789abcdef0\n    takeover: always\n",
+			`roles.web.allocation_id "eipalloc-0123456789abcdef0" (line 5): roles.db.allocation_id (line 3) names this EIP too`},
+		{"public_ip", "roles:\n  db:\n    public_ip: 203.0.113.10\n  web:\n    public_ip: 203.0.113.10\n",
+			`roles.web.public_ip "203.0.113.10" (line 5): roles.db.public_ip (line 3) names this EIP too`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc), "t")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Parse: %v\nwant an error saying %q", err, c.want)
+			}
+		})
+	}
 }

@@ -78,6 +78,7 @@ func (c *Config) validate() []error {
 		v.role("roles."+n, n, c.Roles[n])
 	}
 	v.uniqueNames(names)
+	v.uniqueAddresses(names)
 	return v.problems
 }
 
@@ -106,7 +107,7 @@ func (v *validator) uniqueNames(roles []string) {
 			}
 		}
 		for i, p := range cands {
-			key := strings.ToLower(strings.TrimSuffix(names[i], "."))
+			key := strings.ToLower(HostName(names[i]))
 			prev, ok := seen[key]
 			switch {
 			case !ok:
@@ -126,6 +127,33 @@ func (v *validator) uniqueNames(roles []string) {
 					"cannot write one name for two addresses); give role %s or role %s another name",
 					what, prev.role, prev.path, v.line(prev.path), role, prev.role))
 			}
+		}
+	}
+}
+
+// uniqueAddresses reports an EIP that two roles name (one allocation_id,
+// or one public_ip): each claim would take it from the other (a takeover:
+// always role at once).
+func (v *validator) uniqueAddresses(roles []string) {
+	seen := map[string]string{} // allocation id or address -> the key path that gave it first
+	for _, role := range roles {
+		r := v.c.Roles[role]
+		if r == nil {
+			continue
+		}
+		for _, k := range []struct{ key, value string }{{"allocation_id", r.AllocationID}, {"public_ip", r.PublicIP}} {
+			if k.value == "" {
+				continue
+			}
+			path := "roles." + role + "." + k.key
+			key := k.key + " " + k.value
+			prev, ok := seen[key]
+			if !ok {
+				seen[key] = path
+				continue
+			}
+			v.add(path, k.value, fmt.Sprintf("%s (line %d) names this EIP too: two roles cannot share one EIP "+
+				"(each claim would take it from the other); give each role its own", prev, v.line(prev)))
 		}
 	}
 }
@@ -224,7 +252,7 @@ func (v *validator) route53(path string, d *Route53) {
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal")
 		return
 	}
-	if err := CheckHostName(strings.TrimSuffix(d.Name, ".")); err != nil {
+	if err := CheckHostName(HostName(d.Name)); err != nil {
 		v.add(path+".name", d.Name, err.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
 		return
 	}
@@ -249,7 +277,7 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 	if !zoneOK {
 		v.add(path+".zone", d.Zone, "want the zone's DNS name such as example.internal.")
 	}
-	hostErr := CheckHostName(strings.TrimSuffix(d.Name, "."))
+	hostErr := CheckHostName(HostName(d.Name))
 	switch {
 	case !IsDomainName(d.Name):
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal.")
@@ -405,6 +433,44 @@ func CheckHostName(name string) error {
 		return fmt.Errorf("last label %q is all digits: resolvers would read the name as an IP address", last)
 	}
 	return nil
+}
+
+// CheckHostAddress reports why a cannot be a role's address in the role
+// table and in hosts files: the one rule of those addresses, which every
+// writer (a claim's table entry, eipclaim register) and every reader
+// (internal/table, internal/hosts) applies. An address is a unicast
+// address a client can connect to: valid, without an IPv6 zone (fe80::1%eth0
+// names an interface of the machine that wrote it, and a hosts file cannot
+// hold one), not the unspecified address (0.0.0.0, ::), not multicast, not
+// the IPv4 broadcast address 255.255.255.255.
+func CheckHostAddress(a netip.Addr) error {
+	switch {
+	case !a.IsValid():
+		return errors.New("not an IP address")
+	case a.Zone() != "":
+		return errors.New("has an IPv6 zone (%…): give the address without it, a zone names an interface of one machine")
+	case a.IsUnspecified():
+		return errors.New("is the unspecified address, not a host's address")
+	case a.IsMulticast():
+		return errors.New("is a multicast address, not a host's address")
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return errors.New("is the broadcast address, not a host's address")
+	}
+	return nil
+}
+
+// ParseHostAddress parses s, an address written in the role table or given
+// to eipclaim register, and checks it (CheckHostAddress). The error quotes
+// s.
+func ParseHostAddress(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	if err := CheckHostAddress(a); err != nil {
+		return netip.Addr{}, fmt.Errorf("%q %w", s, err)
+	}
+	return a, nil
 }
 
 // CheckRoleName reports why name cannot be a role name. A role name is

@@ -40,6 +40,10 @@ type Request struct {
 	// Reason, when set, is the driver's reason for running the step, told
 	// to the hook when the EIP did not move ("started as the holder").
 	Reason string
+	// PreviousHolder, when set, is the holder the driver saw before the
+	// EIP came to this instance (moved by the controller or an operator),
+	// told to the hook when the claim itself moved nothing.
+	PreviousHolder string
 }
 
 // Outcome is what the step did, for people (String) and scripts (JSON).
@@ -117,9 +121,13 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if reason == "" {
 		reason = req.Reason
 	}
+	previous := o.PreviousHolder
+	if previous == "" {
+		previous = req.PreviousHolder
+	}
 	o.Hook = req.Hooks.Run(ctx, HookEnv{
 		Event: EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID, Epoch: o.Epoch,
-		PreviousHolder: o.PreviousHolder, Holder: o.InstanceID, Reason: reason,
+		PreviousHolder: previous, Holder: o.InstanceID, Reason: reason,
 	})
 	return o, err
 }

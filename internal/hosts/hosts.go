@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
@@ -70,7 +72,8 @@ const tempPattern = ".hosts-eipclaim-*"
 // for the same address is written once.
 //
 // Render returns an error, and no output, when entries is empty; when an
-// entry has an invalid, zoned or unspecified IP, or no names; when a name is
+// entry has an IP that is not a host's (config.CheckHostAddress: invalid,
+// zoned, unspecified, multicast, broadcast), or no names; when a name is
 // not a valid host name (config.CheckHostName: RFC 952/1123 labels of
 // letters, digits and '-', at most 63 characters each, at most 253 in all,
 // no trailing dot, not all digits in the last label) or a role is not a
@@ -114,6 +117,69 @@ func Render(existing []byte, entries []Entry) ([]byte, error) {
 	}
 	writeBlock(&out, rows, eol)
 	return out.Bytes(), nil
+}
+
+// Usable returns the entries Render can write, in their order, and one
+// error for each entry it leaves out, naming it: an entry with a problem
+// of its own (see Render), and every entry that gives a name another
+// entry gives for another address (which address is right is unknown).
+// It is for a source that gathers entries written by many (the role
+// table): one bad entry must not stop the others from being written.
+func Usable(entries []Entry) (usable []Entry, skipped []error) {
+	bad := make([]bool, len(entries))
+	for i, e := range entries {
+		if _, err := buildRows([]Entry{e}); err != nil {
+			bad[i] = true
+			skipped = append(skipped, err)
+		}
+	}
+	type owner struct {
+		ip netip.Addr
+		i  int
+	}
+	owners := map[string][]owner{}
+	for i, e := range entries {
+		if bad[i] {
+			continue
+		}
+		for _, n := range append(slices.Clip(e.Names), e.Role) {
+			if n != "" {
+				key := strings.ToLower(n)
+				owners[key] = append(owners[key], owner{e.IP, i})
+			}
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(owners)) {
+		all := owners[key]
+		for _, o := range all {
+			if bad[o.i] {
+				continue
+			}
+			for _, p := range all {
+				if p.ip != o.ip {
+					bad[o.i] = true
+					skipped = append(skipped, fmt.Errorf("%s (%s): name %q is also given for %s (%s): one name, one address",
+						entries[o.i].label(o.i), o.ip, key, p.ip, entries[p.i].label(p.i)))
+					break
+				}
+			}
+		}
+	}
+	for i, e := range entries {
+		if !bad[i] {
+			usable = append(usable, e)
+		}
+	}
+	return usable, skipped
+}
+
+// addrText writes a in messages: quoted when it has a zone, which may hold
+// any character.
+func addrText(a netip.Addr) string {
+	if a.Zone() != "" {
+		return strconv.Quote(a.String())
+	}
+	return a.String()
 }
 
 // findBlock locates the managed block in b: the offset of the first byte of
@@ -200,11 +266,8 @@ func buildRows(entries []Entry) ([]row, error) {
 		case !e.IP.IsValid():
 			errs = append(errs, fmt.Errorf("%s: invalid IP address", who))
 			continue
-		case e.IP.Zone() != "":
-			errs = append(errs, fmt.Errorf("%s: IP %s has a zone: a hosts file takes plain addresses", who, e.IP))
-			continue
-		case e.IP.IsUnspecified():
-			errs = append(errs, fmt.Errorf("%s: IP %s is the unspecified address, not a holder's address", who, e.IP))
+		case config.CheckHostAddress(e.IP) != nil:
+			errs = append(errs, fmt.Errorf("%s: IP %s %w", who, addrText(e.IP), config.CheckHostAddress(e.IP)))
 			continue
 		case len(e.Names) == 0 && e.Role == "":
 			errs = append(errs, fmt.Errorf("%s (%s): no names", who, e.IP))

@@ -1,9 +1,11 @@
 package hosts
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,5 +156,38 @@ func TestWriteRoleErrorLeavesFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != original {
 		t.Errorf("the file changed:\n%s", b)
+	}
+}
+
+// TestUsable: an entry Render would refuse is left out with an error
+// naming it, and so is every entry giving a name another entry gives for
+// another address; the others are kept, in order, and render.
+func TestUsable(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	entries := []Entry{
+		{IP: a("10.0.0.1"), Names: []string{"db.example.internal"}, Role: "db"},
+		{IP: a("fe80::1%eth0"), Role: "zoned"},
+		{IP: a("224.0.0.1"), Role: "multi"},
+		{IP: a("10.0.0.2"), Names: []string{"legacy.example.internal."}, Role: "legacy"},
+		{IP: a("10.0.0.3"), Role: "web"},
+		{IP: a("10.0.0.4"), Role: "WEB"},
+		{IP: a("10.0.0.1"), Names: []string{"DB.example.internal"}, Role: "db-alias"},
+	}
+	usable, skipped := Usable(entries)
+	var got []string
+	for _, e := range usable {
+		got = append(got, e.Role)
+	}
+	if want := []string{"db", "db-alias"}; !slices.Equal(got, want) {
+		t.Errorf("usable %v, want %v", got, want)
+	}
+	msg := errors.Join(skipped...).Error()
+	for _, want := range []string{"role zoned", "zone", "role multi", "multicast", "role legacy", "trailing dot", `role web (10.0.0.3): name "web" is also given for 10.0.0.4`, "role WEB"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("skipped:\n%s\nwant it to say %q", msg, want)
+		}
+	}
+	if _, err := Render(nil, usable); err != nil {
+		t.Errorf("Render(usable): %v", err)
 	}
 }

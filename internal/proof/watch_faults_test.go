@@ -48,7 +48,9 @@ func startWatch(t *testing.T, bin, name string, moto *testenv.Moto, w *testenv.T
 	p.metrics = filepath.Join(t.TempDir(), "metrics.prom")
 	env := append(os.Environ(), (&testenv.Moto{Endpoint: px.URL}).Env()...)
 	env = append(env, md.Env()...)
-	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "EIPCLAIM_TEST_DIAL="+dial)
+	// The watcher's lock (internal/watch.Lock) beside its metrics, not
+	// in /run/eipclaim, which may not be writable here.
+	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "EIPCLAIM_TEST_DIAL="+dial, "RUNTIME_DIRECTORY="+filepath.Dir(p.metrics))
 	p.cmd = exec.Command(bin, "watch", "--config", config, "--log-format", "json", "--timeout", "120s", "--metrics-file", p.metrics)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr

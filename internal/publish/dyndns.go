@@ -139,7 +139,7 @@ func (p *DynDNS) Update(ctx context.Context, c *config.DynDNS, ip netip.Addr) (c
 		return false, exitcode.With(exitcode.Usage, errors.New("dyndns url: not a URL"))
 	}
 	q := u.Query()
-	q.Set("hostname", strings.TrimSuffix(c.Hostname, "."))
+	q.Set("hostname", config.HostName(c.Hostname))
 	q.Set("myip", ip.String())
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -168,7 +168,9 @@ func (p *DynDNS) Update(ctx context.Context, c *config.DynDNS, ip netip.Addr) (c
 	log.Debug("dyndns2 answer", "status", resp.StatusCode, "answer", answer)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		if answer == "" || answer == "good" || answer == "nochg" {
+		// Refused whatever the body says (often an HTML page), unless it
+		// is one of the protocol's own refusals, which says more.
+		if _, known := dyndnsAnswers[answer]; !known {
 			answer = "badauth"
 		}
 	case resp.StatusCode == http.StatusTooManyRequests:
@@ -179,16 +181,38 @@ func (p *DynDNS) Update(ctx context.Context, c *config.DynDNS, ip netip.Addr) (c
 		return false, &DynDNSError{Answer: fmt.Sprintf("http %d", resp.StatusCode), Hostname: c.Hostname, class: retry.Fatal, advice: "not a dyndns2 answer: check url"}
 	}
 	switch answer {
-	case "good":
+	case "good", "nochg":
+		// The answer's address, when it gives one, is what the name now
+		// points at: another than the one sent means the provider ignored
+		// myip (it took the address the request came from, say).
+		if got, ok := answerAddress(string(body)); ok && got != ip.Unmap() {
+			return false, &DynDNSError{Answer: answer + " " + got.String(), Hostname: c.Hostname, class: retry.Fatal,
+				advice: fmt.Sprintf("the name points at %s, not at %s, the address sent: check that the provider honours myip (some take the address the request comes from)", got, ip)}
+		}
+		if answer == "nochg" {
+			return false, nil
+		}
 		log.Info("dyndns2 record updated", "address", ip.String())
 		return true, nil
-	case "nochg":
-		return false, nil
 	}
 	if a, ok := dyndnsAnswers[answer]; ok {
 		return false, &DynDNSError{Answer: answer, Hostname: c.Hostname, class: a.class, advice: a.advice}
 	}
 	return false, &DynDNSError{Answer: answer, Hostname: c.Hostname, class: retry.Fatal, advice: "not a dyndns2 answer: check url"}
+}
+
+// answerAddress returns the address a good or nochg answer gives after
+// its first word, if it gives one.
+func answerAddress(body string) (netip.Addr, bool) {
+	f := strings.Fields(body)
+	if len(f) < 2 {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(f[1])
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
 
 // firstWord returns the answer's first word, at most 32 printable

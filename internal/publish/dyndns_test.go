@@ -201,3 +201,63 @@ func TestDynDNSConfig(t *testing.T) {
 		t.Errorf("bad hostname and address: %v", err)
 	}
 }
+
+// TestDynDNSAnswerChecks: an answer naming another address than the one
+// sent is a failure (exit 5, both addresses named); a 401 or 403 is
+// badauth (exit 3) whatever its body, an HTML page included.
+func TestDynDNSAnswerChecks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("hostname") {
+		case "other.example-ddns.net":
+			fmt.Fprint(w, "good 8.8.8.8")
+		case "nochg-other.example-ddns.net":
+			fmt.Fprint(w, "nochg 8.8.8.8\n")
+		case "same.example-ddns.net":
+			fmt.Fprintf(w, "good %s\n", r.URL.Query().Get("myip"))
+		case "html401.example-ddns.net":
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, "<html><body><h1>401 Unauthorized</h1></body></html>")
+		case "html403.example-ddns.net":
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, "<!DOCTYPE html>\n<title>Forbidden</title>")
+		}
+	}))
+	defer srv.Close()
+	pwFile := filepath.Join(t.TempDir(), "dyndns.secret")
+	if err := os.WriteFile(pwFile, []byte(ddnsPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	retrier := &retry.Retrier{Log: log, Backoff: retry.Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}}
+	facts := publish.Facts{Role: "db", PublicIP: netip.MustParseAddr("203.0.113.10"), PrivateIP: netip.MustParseAddr("10.0.1.5")}
+	publishTo := func(host string) ([]publish.Result, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		spec := &config.Role{DNS: &config.DNS{DynDNS: &config.DynDNS{URL: srv.URL + "/nic/update", Hostname: host, Username: "fleet", PasswordFile: pwFile}}}
+		return publish.All(ctx, publish.For("db", spec, publish.Deps{Log: log, Retry: retrier.Do}), facts)
+	}
+	if res, err := publishTo("same.example-ddns.net"); err != nil || !res[0].Changed {
+		t.Errorf("good with the address sent: %+v %v, want changed", res, err)
+	}
+	for _, c := range []struct {
+		host string
+		code int
+		want []string
+	}{
+		{"other.example-ddns.net", exitcode.DNSFailed, []string{"8.8.8.8", "10.0.1.5"}},
+		{"nochg-other.example-ddns.net", exitcode.DNSFailed, []string{"8.8.8.8", "10.0.1.5"}},
+		{"html401.example-ddns.net", exitcode.Denied, []string{"refused the username and password"}},
+		{"html403.example-ddns.net", exitcode.Denied, []string{"refused the username and password"}},
+	} {
+		_, err := publishTo(c.host)
+		if err == nil || exitcode.Of(err) != c.code {
+			t.Errorf("%s: %v (exit %d), want exit %d", c.host, err, exitcode.Of(err), c.code)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want it to say %q", c.host, err, w)
+			}
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,13 +99,7 @@ func (t *tablePublisher) entry(f Facts) table.Entry {
 	if f.PublicIP.IsValid() {
 		e.PublicIP = f.PublicIP.String()
 	}
-	if t.spec != nil {
-		for _, n := range t.spec.DNSNames() {
-			if n = strings.TrimSuffix(n, "."); n != "" && !strings.EqualFold(n, t.role) {
-				e.Names = append(e.Names, n)
-			}
-		}
-	}
+	e.Names = t.spec.HostNames(t.role)
 	return e
 }
 
@@ -153,6 +146,9 @@ func (t *tablePublisher) Current(ctx context.Context) (string, error) {
 		return "", err
 	}
 	e, ok := d.Roles[t.role]
+	if err := d.Invalid(t.role); err != nil {
+		return "an entry that is not valid, which clients leave out (" + err.Error() + "); the next claim rewrites it", nil
+	}
 	if !ok {
 		return "no entry", nil
 	}

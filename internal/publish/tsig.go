@@ -7,10 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
 
+	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
 
@@ -222,20 +224,17 @@ func parseKeyStatement(toks []token) (tsigKey, error) {
 	return k, nil
 }
 
-// tsigAlgorithms maps tsig_algorithm values to miekg/dns's names.
-var tsigAlgorithms = map[string]string{
-	"hmac-sha1":   dns.HmacSHA1,
-	"hmac-sha224": dns.HmacSHA224,
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha384": dns.HmacSHA384,
-	"hmac-sha512": dns.HmacSHA512,
-}
-
 // DefaultTSIGAlgorithm is the TSIG algorithm used when none is configured.
 const DefaultTSIGAlgorithm = "hmac-sha256"
 
-// tsigAlgorithm returns miekg/dns's name for a tsig_algorithm value.
+// tsigAlgorithm returns miekg/dns's name for a tsig_algorithm value (or a
+// BIND key statement's algorithm): one of config.TSIGAlgorithms, the one
+// list of them, which miekg/dns names with a final dot (dns.HmacSHA256 is
+// "hmac-sha256.").
 func tsigAlgorithm(s string) (string, bool) {
-	a, ok := tsigAlgorithms[strings.TrimSuffix(strings.ToLower(s), ".")]
-	return a, ok
+	a := strings.TrimSuffix(strings.ToLower(s), ".")
+	if !slices.Contains(config.TSIGAlgorithms, a) {
+		return "", false
+	}
+	return dns.Fqdn(a), true
 }

@@ -161,7 +161,8 @@ func TestSystemdUnits(t *testing.T) {
 func TestSystemdWatchUnit(t *testing.T) {
 	claim := parseUnit(t, readFile(t, "init/eipclaim.service"))
 	watch := parseUnit(t, readFile(t, "init/eipclaim-watch.service"))
-	for key, want := range map[string]string{"Type": "notify", "Restart": "always", "WatchdogSec": "5min", "NotifyAccess": "main", "EnvironmentFile": "-/etc/default/eipclaim"} {
+	for key, want := range map[string]string{"Type": "notify", "Restart": "always", "WatchdogSec": "5min", "NotifyAccess": "main", "EnvironmentFile": "-/etc/default/eipclaim",
+		"RuntimeDirectory": "eipclaim", "RuntimeDirectoryPreserve": "yes"} { // the per-role lock: internal/watch.RuntimeDir
 		if got := watch.get("Service", key); got != want {
 			t.Errorf("[Service] %s=%q, want %q", key, got, want)
 		}

@@ -43,8 +43,9 @@ var ErrNoConfig = errors.New("no eipclaim configuration")
 // document whatever its keys.
 const ContentType = "text/x-eipclaim-config"
 
-// topKeys are the top-level keys of an eipclaim document.
-var topKeys = []string{"role", "source", "roles"}
+// topKeys are the top-level keys of an eipclaim document: config's list,
+// the one home of the schema.
+var topKeys = config.TopKeys()
 
 const (
 	maxDepth = 4   // nested multipart or gzip levels
@@ -70,7 +71,7 @@ func decode(raw []byte) (*config.Config, string, error) {
 	}
 	switch len(d.found) {
 	case 0:
-		hint := "put eipclaim's document (role, source, roles) in the user-data, or under an eipclaim: key of its #cloud-config, or pass --config SRC"
+		hint := "put eipclaim's document (" + strings.Join(topKeys, ", ") + ") in the user-data, or under an eipclaim: key of its #cloud-config, or pass --config SRC"
 		switch {
 		case d.cloudConfig == "user-data":
 			hint = "add an eipclaim: key to the #cloud-config, or pass --config SRC"

@@ -398,3 +398,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeWholeConfiguration: user-data that is the whole configuration,
+// with every top-level key config knows (repository: among them), is
+// eipclaim's document; the decoder has no list of its own to fall behind.
+func TestDecodeWholeConfiguration(t *testing.T) {
+	ud := "role: db\nrepository: s3://bucket/roles.json\nsource: s3://bucket/eipclaim.yaml\nroles:\n  db:\n    allocation_id: eipalloc-0123456789abcdef0\n"
+	c, err := Decode([]byte(ud))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if c.Repository != "s3://bucket/roles.json" || c.Role != "db" {
+		t.Errorf("repository, role = %q, %q", c.Repository, c.Role)
+	}
+	// A document of one top-level key, whichever, is recognised.
+	for _, k := range config.TopKeys() {
+		doc := map[string]string{
+			"role": "role: db\n", "source": "source: s3://bucket/eipclaim.yaml\n",
+			"repository": "repository: s3://bucket/roles.json\n",
+			"roles":      "roles:\n  db:\n    allocation_id: eipalloc-0123456789abcdef0\n",
+		}[k]
+		if doc == "" {
+			t.Errorf("top-level key %s: no sample here; add one", k)
+			continue
+		}
+		if _, err := Decode([]byte(doc)); err != nil {
+			t.Errorf("user-data of %s: alone: %v", k, err)
+		}
+	}
+}

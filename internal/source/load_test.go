@@ -180,6 +180,12 @@ func TestLoadPrecedence(t *testing.T) {
 			wantErr: nested + " (line 1): source: is not allowed in the document that user-data or --config points at (one level only)", wantCode: exitcode.Usage},
 		{name: "bad user-data even with --config", userData: "role: db\nroles: {db: {public_ip: nope}}\n", req: Request{UserData: true, Config: local},
 			wantErr: `roles.db.public_ip "nope" (line 2)`, wantCode: exitcode.Usage},
+		// Each document is valid alone; merged, two roles share an EIP or
+		// a name.
+		{name: "merged roles share an EIP", userData: "role: db\nsource: s3://fleet/eipclaim.yaml\nroles:\n  cache: {public_ip: 203.0.113.2}\n", req: Request{UserData: true},
+			wantErr: `roles.web.public_ip "203.0.113.2" (line 4): roles.cache.public_ip (line 4) names this EIP too`, wantCode: exitcode.Usage},
+		{name: "merged roles share a name", userData: "role: db\nroles:\n  cache: {public_ip: 203.0.113.77, dns: {route53: {zone_id: Z1, name: Web.}}}\n", req: Request{UserData: true, Config: "s3://fleet/eipclaim.yaml"},
+			wantErr: `roles.web (line 4): role name "web": role cache publishes this name too`, wantCode: exitcode.Usage},
 		{name: "http --config", req: Request{Config: "http://example.com/x?sig=1"},
 			wantErr: `--config "http://example.com/x": want s3://bucket/key`, wantCode: exitcode.Usage},
 		{name: "bad EIPCLAIM_CONFIG", req: Request{EnvConfig: "s3://bucket-only"},

@@ -190,9 +190,6 @@ func (s *Store) read(ctx context.Context) (*Document, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if problems := d.Invalid(); len(problems) > 0 {
-		return nil, "", exitcode.With(exitcode.Usage, fmt.Errorf("role table %s: %s", s.URL(), strings.Join(problems, "; ")))
-	}
 	return d, etag, nil
 }
 
@@ -213,7 +210,7 @@ func (s *Store) readForWrite(ctx context.Context) (*Document, string, error) {
 		// the other roles would be lost.
 		return nil, "", fmt.Errorf("%w; nothing was written", err)
 	}
-	for _, p := range d.Invalid() {
+	for _, p := range d.Skipped() {
 		s.log().Warn("role table: an entry is not valid; kept as it is (fix it with eipclaim register, or rerun eipclaim on its holder)", "table", s.URL(), "problem", p)
 	}
 	return d, etag, nil

@@ -30,6 +30,7 @@ type Metrics struct {
 	epochInvalid  *prometheus.GaugeVec
 	tableDrops    *prometheus.CounterVec
 	holderStopped *prometheus.GaugeVec
+	changed       *prometheus.GaugeVec
 }
 
 // NewMetrics registers the watcher's metrics in a registry of their own.
@@ -60,9 +61,11 @@ func NewMetrics() *Metrics {
 			Help: "Role table writes of this holder's entry dropped because the table held a greater epoch."}, []string{"role"}),
 		holderStopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_holder_stopped",
 			Help: "1 while the EIP's holder is stopped, terminated or gone and still holds it (the EIP, DNS and role table name it)."}, []string{"role"}),
+		changed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_config_changed",
+			Help: "1 when the configuration on disk differs from the one the watcher runs with (restart it to apply it), else 0."}, []string{"role"}),
 	}
 	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook,
-		m.epochInvalid, m.tableDrops, m.holderStopped)
+		m.epochInvalid, m.tableDrops, m.holderStopped, m.changed)
 	return m
 }
 
@@ -79,6 +82,7 @@ func (m *Metrics) Role(role string) {
 	m.epochInvalid.WithLabelValues(role).Set(0)
 	m.tableDrops.WithLabelValues(role)
 	m.holderStopped.WithLabelValues(role).Set(0)
+	m.changed.WithLabelValues(role).Set(0)
 	for _, ev := range []string{StateHolder, StateStandby} {
 		for _, r := range []string{"ok", "failed", "timeout"} {
 			m.hooks.WithLabelValues(role, ev, r)
@@ -128,6 +132,12 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+func (m *Metrics) setConfigChanged(role string, changed bool) {
+	if m != nil {
+		m.changed.WithLabelValues(role).Set(b2f(changed))
+	}
 }
 
 func (m *Metrics) takeover(role string) {

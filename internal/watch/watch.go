@@ -59,6 +59,13 @@ type Watcher struct {
 	Notify     Notifier // nil: none
 	// AfterLook, when set, is called after every look (the metrics file).
 	AfterLook func()
+	// Config is the configuration the watcher was started with, and
+	// Reload, when set, reads it again from where it came from: every
+	// ConfigEvery (default DefaultConfigEvery) the watcher compares them
+	// and warns when they differ (it applies nothing: a restart does).
+	Config      *config.Config
+	Reload      func(context.Context) (*config.Config, error)
+	ConfigEvery time.Duration
 	// RepairEvery is how many looks a holder makes between two runs of
 	// the step that repair its DNS publications and audit tags;
 	// default: one a minute (at least every look).
@@ -73,6 +80,7 @@ type Watcher struct {
 	badEpoch   string    // the EIP's epoch tag last reported as not an epoch
 	stopped    string    // the stopped holder last reported, left in place
 	otherLooks int       // looks as standby, for the holder's state when not taking over
+	other      string    // the other holder the last look saw, "" when none
 }
 
 // The bounds of one look and of one run of the step.
@@ -99,6 +107,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
 	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
 		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck)
+	if w.Reload != nil && w.Config != nil {
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); w.watchConfig(cctx) }()
+		defer func() { stop(); <-done }()
+	}
 	for first := true; ; first = false {
 		w.look(ctx)
 		if ctx.Err() != nil {
@@ -191,6 +205,7 @@ func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
 			reason = "started as the holder"
 		}
 		w.runStep(ctx, reason)
+		w.other = ""
 		return
 	}
 	w.looks++
@@ -221,6 +236,7 @@ func (w *Watcher) free(ctx context.Context, a claim.Address) {
 		w.enterStandby(ctx, a, "the EIP is free and takeover is never: this watcher only watches")
 		return
 	}
+	w.other = ""
 	reason := "the EIP was free"
 	if w.state == StateHolder {
 		reason = "the EIP was released from this instance and is free"
@@ -235,6 +251,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 	if holder == "" {
 		holder = a.ENI
 	}
+	w.other = holder
 	if w.state == StateHolder {
 		w.Metrics.loss(w.Role)
 		w.Log.Warn("this instance no longer holds the EIP: entering standby", "holder", holder, "epoch", w.epochOf(a))
@@ -328,7 +345,9 @@ func (w *Watcher) examine(ctx context.Context, a claim.Address) (failed bool, wh
 func (w *Watcher) runStep(ctx context.Context, reason string) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers, Hooks: w.Hooks, Reason: reason})
+	// The holder this watcher saw before is the hook's previous holder
+	// when the EIP was moved here by the controller or an operator.
+	o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers, Hooks: w.Hooks, Reason: reason, PreviousHolder: w.other})
 	if o == nil {
 		w.fails = 0
 		switch {

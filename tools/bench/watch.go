@@ -192,7 +192,9 @@ func (w *watchWorld) start(emu *testenv.Emulators, inst testenv.Instance, config
 	}
 	env := append(os.Environ(), (&testenv.Moto{Endpoint: endpoint}).Env()...)
 	env = append(env, md.Env()...)
-	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "EIPCLAIM_TEST_DIAL="+dial)
+	// The watcher's lock (internal/watch.Lock) beside its metrics, not
+	// in /run/eipclaim, which may not be writable here.
+	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "EIPCLAIM_TEST_DIAL="+dial, "RUNTIME_DIRECTORY="+filepath.Dir(b.metrics))
 	b.cmd = exec.Command(w.bin, "watch", "--config", config, "--log-format", "json", "--metrics-file", b.metrics)
 	b.cmd.Env, b.cmd.Stderr = env, &b.stderr
 	if err := b.cmd.Start(); err != nil {
