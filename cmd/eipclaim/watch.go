@@ -12,6 +12,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/watch"
 )
 
@@ -58,9 +59,15 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		settings := spec.WatchSettings()
 		hooks := &failover.Hooks{Role: s.role, OnHolder: settings.OnHolder, OnStandby: settings.OnStandby,
 			Timeout: settings.HookTimeout, Log: s.log, Observe: m.HookRun(s.role)}
+		pubs := s.publishers(spec, false)
+		// A secret file that is missing is known now: exit 2 at start,
+		// not a takeover whose publication fails.
+		if err := publish.CheckLocal(pubs); err != nil {
+			return fmt.Errorf("role %s: %w", s.role, err)
+		}
 		w := &watch.Watcher{
 			Role: s.role, Spec: spec, Settings: settings, InstanceID: s.instanceID,
-			Engine: s.engine(), Step: s.step(), Publishers: s.publishers(spec, false), Hooks: hooks,
+			Engine: s.engine(), Step: s.step(), Publishers: pubs, Hooks: hooks,
 			Log: s.log, Metrics: m,
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
