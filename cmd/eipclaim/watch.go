@@ -72,6 +72,8 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
 			w.Notify = n
+			// A hook may run longer than the watchdog's timeout.
+			hooks.Heartbeat, hooks.HeartbeatEvery = n.Watchdog, n.WatchdogEvery()
 		}
 		if *metricsFile != "" {
 			w.AfterLook = func() {
