@@ -24,6 +24,14 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	metricsFile := c.flags.String("metrics-file", "", "write the metrics in the Prometheus text format to this file after every look, atomically (node_exporter's textfile collector)")
 	metricsListen := c.flags.String("metrics-listen", "", "serve the metrics on http://ADDR/metrics; a bare :PORT listens on 127.0.0.1")
 	c.checks = append(c.checks, func() error {
+		if *metricsFile == "" {
+			return nil
+		}
+		if err := watch.CheckMetricsFile(*metricsFile); err != nil {
+			return usageError("--metrics-file %s: %v", *metricsFile, err)
+		}
+		return nil
+	}, func() error {
 		if *metricsListen == "" {
 			return nil
 		}

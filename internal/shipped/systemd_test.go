@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/testenv"
+	"github.com/eipclaim/eipclaim/internal/watch"
 )
 
 // units are the systemd units in init/.
@@ -335,4 +339,35 @@ func TestRCLocal(t *testing.T) {
 	}
 	// The flags rc.local passes exist.
 	acceptsArgs(t, []string{"claim", "--timeout", "5m", "--log-format", "json"})
+}
+
+// unitDuration parses a systemd time span as the units write them: "5min",
+// "45s", "90s", "2min 30s".
+func unitDuration(t *testing.T, v string) time.Duration {
+	t.Helper()
+	r := strings.NewReplacer("min", "m", "sec", "s", " ", "")
+	d, err := time.ParseDuration(r.Replace(v))
+	if err != nil {
+		t.Fatalf("time span %q: %v", v, err)
+	}
+	return d
+}
+
+// TestSystemdWatchUnitTimeouts: the watch unit's watchdog cannot kill a
+// watcher that does what its limits allow (the loop pings it at least
+// every watch.MaxSilence; hooks, up to an hour, ping it while they run),
+// and its stop timeout leaves a move caught by the stop the time to
+// finish, be published and run its on_holder hook (default timeout).
+func TestSystemdWatchUnitTimeouts(t *testing.T) {
+	u := parseUnit(t, readFile(t, "init/eipclaim-watch.service"))
+	if wd := unitDuration(t, u.get("Service", "WatchdogSec")); wd <= watch.MaxSilence {
+		t.Errorf("WatchdogSec=%s: the watch loop may go %s without a ping: want it longer", wd, watch.MaxSilence)
+	}
+	need := claim.DefaultFinishTimeout + config.DefaultHookTimeout
+	if stop := unitDuration(t, u.get("Service", "TimeoutStopSec")); stop < need+10*time.Second {
+		t.Errorf("TimeoutStopSec=%s: a move caught by the stop needs its finishing window (%s) and its on_holder hook (%s by default), and some margin", stop, claim.DefaultFinishTimeout, config.DefaultHookTimeout)
+	}
+	if config.DefaultHookTimeout > time.Hour || failover.DefaultStopGrace > config.DefaultHookTimeout {
+		t.Errorf("hook defaults: timeout %s, stop grace %s", config.DefaultHookTimeout, failover.DefaultStopGrace)
+	}
 }
