@@ -371,3 +371,24 @@ func TestSystemdWatchUnitTimeouts(t *testing.T) {
 		t.Errorf("hook defaults: timeout %s, stop grace %s", config.DefaultHookTimeout, failover.DefaultStopGrace)
 	}
 }
+
+// TestSystemdClaimUnitTimeout: the boot claim's unit lets a claim run its
+// whole --timeout, finish a move caught by it and run the move's on_holder
+// hook (default timeout) before systemd kills it.
+func TestSystemdClaimUnitTimeout(t *testing.T) {
+	u := parseUnit(t, readFile(t, "init/eipclaim.service"))
+	// eipclaim claim's --timeout default, as its -h says.
+	help, _ := exec.Command(testenv.Eipclaim(t), "claim", "-h").CombinedOutput()
+	m := regexp.MustCompile(`(?m)-timeout duration\n[^\n]*\(default ([0-9hms.]+)\)`).FindSubmatch(help)
+	if m == nil {
+		t.Fatalf("claim -h does not say --timeout's default:\n%s", help)
+	}
+	defaultTimeout, err := time.ParseDuration(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := defaultTimeout + claim.DefaultFinishTimeout + config.DefaultHookTimeout
+	if got := unitDuration(t, u.get("Service", "TimeoutStartSec")); got <= need {
+		t.Errorf("TimeoutStartSec=%s: want more than --timeout (%s) + the finishing window (%s) + the on_holder hook (%s)", got, defaultTimeout, claim.DefaultFinishTimeout, config.DefaultHookTimeout)
+	}
+}
