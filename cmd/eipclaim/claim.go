@@ -8,6 +8,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/publish"
 )
 
 func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -26,6 +27,10 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return err
 	}
 	pubs := s.publishers(spec, *waitDNS)
+	// A secret file that is missing is known now: exit 2 before any change.
+	if err := publish.CheckLocal(pubs); err != nil {
+		return fmt.Errorf("role %s: %w", s.role, err)
+	}
 	policy := string(spec.EffectiveTakeover())
 	if *force {
 		policy = "always (--force)"

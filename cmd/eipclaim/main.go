@@ -17,7 +17,10 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (a closed terminal, a `kill -HUP` meant as "reload") stops
+	// eipclaim as SIGTERM does, gracefully: a move in progress is finished
+	// and published, its hook run; it does not reload the configuration.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	args := os.Args[1:]
 	if filepath.Base(os.Args[0]) == "bootstrap" {
 		// The provided.al2023 runtime runs the function's executable by

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
@@ -201,5 +203,23 @@ func TestFallbackWriter(t *testing.T) {
 	w.closed(&fs.PathError{Op: "close", Path: "/var/log/eipclaim.log", Err: syscall.EIO})
 	if want := "eipclaim: closing the log file /var/log/eipclaim.log failed: input/output error; its last lines may be lost\n"; errb.String() != want {
 		t.Errorf("stderr = %q, want %q", errb.String(), want)
+	}
+}
+
+// TestWatchMetricsFileRefused: --metrics-file in a directory that does not
+// exist is refused at start, exit 2, before anything is read (issue 17: a
+// warning at every look, forever).
+func TestWatchMetricsFileRefused(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "textfile_collector", "eipclaim.prom")
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := run(ctx, []string{"watch", "--metrics-file", missing, "--timeout", "20s"}, func(string) string { return "" }, &out, &errb)
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(fmt.Sprint(err), "--metrics-file "+missing+": directory "+filepath.Dir(missing)+" does not exist") {
+		t.Fatalf("exit %d: %v, want 2 naming the missing directory", exitcode.Of(err), err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("took %s, want at once", took)
 	}
 }

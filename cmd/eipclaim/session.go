@@ -156,10 +156,10 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		})
 		wg.Wait()
 		if err != nil {
-			return nil, identityError("read this instance's id from the instance metadata service", err)
+			return nil, identityError(ctx, c.timeout, "read this instance's id from the instance metadata service", err)
 		}
 		if regionErr != nil {
-			return nil, identityError("read the region from the instance metadata service", regionErr)
+			return nil, identityError(ctx, c.timeout, "read the region from the instance metadata service", regionErr)
 		}
 		if s.aws.Region != "" && s.aws.Region != s.region {
 			log.Warn("AWS_REGION differs from this instance's region; using the instance's", "aws_region", s.aws.Region, "region", s.region)
@@ -197,10 +197,14 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	return s, nil
 }
 
-// identityError says which IMDS read failed. An error that says what to do
-// itself (IMDS disabled, or refusing tokens) is not given the generic
-// advice.
-func identityError(what string, err error) error {
+// identityError says which IMDS read failed. When the command's own
+// deadline (--timeout) expired, it says so, not that IMDS failed. An error
+// that says what to do itself (IMDS disabled, or refusing tokens) is not
+// given the generic advice.
+func identityError(ctx context.Context, timeout time.Duration, what string, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return exitcode.With(exitcode.Failed, fmt.Errorf("--timeout %s expired while trying to %s: give the command more time: %w", timeout, what, err))
+	}
 	var classed retry.Classed
 	if errors.As(err, &classed) {
 		return fmt.Errorf("%s: %w", what, err)

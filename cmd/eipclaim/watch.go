@@ -12,6 +12,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/watch"
 )
 
@@ -23,6 +24,14 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	metricsFile := c.flags.String("metrics-file", "", "write the metrics in the Prometheus text format to this file after every look, atomically (node_exporter's textfile collector)")
 	metricsListen := c.flags.String("metrics-listen", "", "serve the metrics on http://ADDR/metrics; a bare :PORT listens on 127.0.0.1")
 	c.checks = append(c.checks, func() error {
+		if *metricsFile == "" {
+			return nil
+		}
+		if err := watch.CheckMetricsFile(*metricsFile); err != nil {
+			return usageError("--metrics-file %s: %v", *metricsFile, err)
+		}
+		return nil
+	}, func() error {
 		if *metricsListen == "" {
 			return nil
 		}
@@ -65,13 +74,21 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		settings := spec.WatchSettings()
 		hooks := &failover.Hooks{Role: s.role, OnHolder: settings.OnHolder, OnStandby: settings.OnStandby,
 			Timeout: settings.HookTimeout, Log: s.log, Observe: m.HookRun(s.role)}
+		pubs := s.publishers(spec, false)
+		// A secret file that is missing is known now: exit 2 at start,
+		// not a takeover whose publication fails.
+		if err := publish.CheckLocal(pubs); err != nil {
+			return fmt.Errorf("role %s: %w", s.role, err)
+		}
 		w := &watch.Watcher{
 			Role: s.role, Spec: spec, Settings: settings, InstanceID: s.instanceID,
-			Engine: s.engine(), Step: s.step(), Publishers: s.publishers(spec, false), Hooks: hooks,
+			Engine: s.engine(), Step: s.step(), Publishers: pubs, Hooks: hooks,
 			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery,
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
 			w.Notify = n
+			// A hook may run longer than the watchdog's timeout.
+			hooks.Heartbeat, hooks.HeartbeatEvery = n.Watchdog, n.WatchdogEvery()
 		}
 		if *metricsFile != "" {
 			w.AfterLook = func() {

@@ -85,10 +85,13 @@ type Engine struct {
 	FinishTimeout time.Duration
 }
 
+// DefaultFinishTimeout is the Engine's FinishTimeout when zero.
+const DefaultFinishTimeout = 30 * time.Second
+
 // The defaults of the Engine's durations.
 const (
 	defaultNotFoundWait  = 15 * time.Second
-	defaultFinishTimeout = 30 * time.Second
+	defaultFinishTimeout = DefaultFinishTimeout
 	// selfNotFoundFactor: this instance, which IMDS names, is given
 	// longer than a configured EIP to become visible.
 	selfNotFoundFactor = 4
@@ -357,7 +360,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 			log.Info("disassociated from the previous holder", "holder", res.PreviousHolder, "association_id", oldAssoc)
 		}
 		var cancel context.CancelFunc
-		actx, cancel = e.finishing(ctx)
+		actx, cancel = e.Finishing(ctx)
 		defer cancel()
 	}
 	in := &ec2.AssociateAddressInput{
@@ -370,7 +373,12 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 	}
 	var out *ec2.AssociateAddressOutput
 	held := false
-	err := r.Do(actx, "ec2:AssociateAddress", func(ctx context.Context) error {
+	// The retries of the association leave a part of the finishing
+	// window to learn what they did (afterFailedAssociate), so that the
+	// outcome reported is what EC2 says, not "unknown".
+	rctx, cancelR := e.reserve(actx)
+	defer cancelR()
+	err := r.Do(rctx, "ec2:AssociateAddress", func(ctx context.Context) error {
 		var err error
 		out, err = e.EC2.AssociateAddress(ctx, in)
 		if confirm.err != nil && retry.Code(err) == "Resource.AlreadyAssociated" {
@@ -396,7 +404,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 	// even if ctx ends now.
 	if actx == ctx {
 		var cancel context.CancelFunc
-		actx, cancel = e.finishing(ctx)
+		actx, cancel = e.Finishing(ctx)
 		defer cancel()
 	}
 	seen, err := e.readBack(actx, res, oldAssoc, confirm.assoc)
@@ -479,7 +487,9 @@ func (e *Engine) afterFailedAssociate(ctx context.Context, log *slog.Logger, req
 }
 
 // lookup reads the EIP's state on a context of its own, since ctx may be
-// what ended the call whose effect is to be learned.
+// what ended the call whose effect is to be learned: one that ctx's
+// cancellation does not end, bounded by FinishTimeout and, like the
+// finishing of a move, by ctx's deadline plus FinishTimeout.
 func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, error) {
 	return e.lookupUntil(ctx, alloc, nil)
 }
@@ -487,7 +497,9 @@ func (e *Engine) lookup(ctx context.Context, alloc string) (*types.Address, erro
 // lookupUntil is lookup, reading again while until (when set) is false of
 // the state read: a state that an answer EC2 gave proves stale.
 func (e *Engine) lookupUntil(ctx context.Context, alloc string, until func(*types.Address) bool) (*types.Address, error) {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.finishTimeout())
+	fctx, cancelF := e.Finishing(ctx)
+	defer cancelF()
+	lctx, cancel := context.WithTimeout(fctx, e.finishTimeout())
 	defer cancel()
 	var addr *types.Address
 	err := e.retrier().Do(lctx, "ec2:DescribeAddresses", func(ctx context.Context) error {
@@ -512,12 +524,14 @@ func (e *Engine) lookupUntil(ctx context.Context, alloc string, until func(*type
 	return addr, nil
 }
 
-// finishing returns the context that finishes a move once it has changed
+// Finishing returns the context that finishes a move once it has changed
 // something: it is not ended by ctx's cancellation or deadline, but only
 // FinishTimeout after either (and never later than ctx's deadline plus
 // FinishTimeout), so that it stays bounded when a service manager stops
-// eipclaim.
-func (e *Engine) finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+// eipclaim. A driver whose process ends at a hard deadline (a Lambda
+// invocation) gives ctx a deadline FinishTimeout before it. The failover
+// step publishes a move on it too.
+func (e *Engine) Finishing(ctx context.Context) (context.Context, context.CancelFunc) {
 	grace := e.finishTimeout()
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if dl, ok := ctx.Deadline(); ok {
@@ -541,6 +555,16 @@ func (e *Engine) finishing(ctx context.Context) (context.Context, context.Cancel
 		}
 	}()
 	return fctx, cancel
+}
+
+// reserve returns ctx ended a quarter of FinishTimeout before its
+// deadline (ctx itself when it has none, or too little left).
+func (e *Engine) reserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, dl.Add(-e.finishTimeout()/4))
 }
 
 func (e *Engine) finishTimeout() time.Duration {
@@ -611,7 +635,7 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 	if !res.TagsStale {
 		return
 	}
-	ctx, cancel := e.finishing(ctx)
+	ctx, cancel := e.Finishing(ctx)
 	defer cancel()
 	log := e.Log.With("role", res.Role, "allocation_id", res.AllocationID)
 	err := e.retrier().Do(ctx, "ec2:CreateTags", func(ctx context.Context) error {

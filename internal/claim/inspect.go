@@ -148,7 +148,7 @@ func (e *Engine) Release(ctx context.Context, role string, spec *config.Role, dr
 		}
 		log.Info("released the EIP", "association_id", a.AssociationID)
 		// Released: the EIP no longer names a holder, even if ctx ends now.
-		fctx, cancel := e.finishing(ctx)
+		fctx, cancel := e.Finishing(ctx)
 		defer cancel()
 		e.untag(fctx, log, a.AllocationID, a.Tags[TagHolder])
 		return fmt.Sprintf("released %s (%s) from %s", a.PublicIP, a.AllocationID, a.ENI), nil

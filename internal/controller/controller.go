@@ -64,6 +64,10 @@ type Controller struct {
 	HealthTimeout time.Duration // one probe; 3s when zero
 	Clock         retry.Clock   // retry.RealClock when nil
 	Backoff       retry.Backoff // retry.DefaultBackoff when zero
+	// FinishTimeout bounds the finishing of a move (claim.Engine's),
+	// claim.DefaultFinishTimeout when zero. Handle shortens it to fit the
+	// time the invocation has left (see budget).
+	FinishTimeout time.Duration
 }
 
 // Decision is what the controller decided for one role (or one event that
@@ -94,7 +98,15 @@ type Result struct {
 // The error is the first decision's that failed, with its exit code, so
 // that Lambda reports the invocation failed and EventBridge retries it
 // (which is safe: decisions are re-made on fresh state).
+//
+// Lambda ends the invocation at its context's deadline, whatever runs: a
+// move cut off there would leave the EIP on nobody, unreported. So the
+// invocation's work gets a deadline that leaves, before Lambda's, the
+// finishing window of a move and a margin to log the decisions and return
+// them (see budget).
 func (c *Controller) Handle(ctx context.Context, raw []byte) (*Result, error) {
+	ctx, c, cancel := c.budget(ctx)
+	defer cancel()
 	ev, err := parse(raw)
 	if err != nil {
 		return nil, err
@@ -142,6 +154,37 @@ func (c *Controller) Handle(ctx context.Context, raw []byte) (*Result, error) {
 		return res, errs[0]
 	}
 	return res, nil
+}
+
+// The margin an invocation keeps before Lambda's deadline to log its
+// decisions and return them: a tenth of the time it has, within these.
+const (
+	minMargin = 500 * time.Millisecond
+	maxMargin = 3 * time.Second
+)
+
+// budget fits the invocation's work in the time ctx has left (Lambda's
+// deadline, when ctx has one): it returns the context of the work, whose
+// deadline comes a margin and a finishing window before Lambda's, and the
+// controller for this invocation, whose FinishTimeout is that window (at
+// most a third of the time left after the margin). The claim engine
+// finishes a move within its window after the work's deadline (see
+// claim.Engine.Finishing), the failover step publishes it there, so all
+// of it ends, and is logged, before Lambda ends the invocation.
+func (c *Controller) budget(ctx context.Context) (context.Context, *Controller, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, c, func() {}
+	}
+	inv := *c
+	finish := cmp.Or(c.FinishTimeout, claim.DefaultFinishTimeout)
+	left := time.Until(dl)
+	margin := min(max(left/10, minMargin), maxMargin)
+	finish = max(min(finish, (left-margin)/3), 0)
+	inv.FinishTimeout = max(finish, time.Millisecond) // 0 would mean the default
+	wctx, cancel := context.WithDeadline(ctx, dl.Add(-margin-finish))
+	inv.log().Debug("invocation budget", "time_left", left.String(), "finish_window", finish.String(), "margin", margin.String())
+	return wctx, &inv, cancel
 }
 
 // situation is what an event says: the instance it is about, and how.
@@ -422,7 +465,7 @@ func (c *Controller) complete(ctx context.Context, l *Lifecycle, res *Result) {
 // engine is the claim engine acting on behalf of instance.
 func (c *Controller) engine(instance string) *claim.Engine {
 	return &claim.Engine{EC2: c.EC2, InstanceID: instance, Log: c.log(), Region: c.Region,
-		Dial: c.Dial, HealthTimeout: c.HealthTimeout, Clock: c.Clock, Backoff: c.Backoff}
+		Dial: c.Dial, HealthTimeout: c.HealthTimeout, Clock: c.Clock, Backoff: c.Backoff, FinishTimeout: c.FinishTimeout}
 }
 
 func (c *Controller) retrier() *retry.Retrier {

@@ -107,12 +107,27 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		o.Published = publish.DryRun(req.Publishers, f)
 		return o, nil
 	}
+	// Once the EIP has moved, the new holder must be published and
+	// promoted even if ctx ends now (a SIGTERM, a SIGHUP, the deadline):
+	// an EIP serving a holder whose names still point elsewhere, or whose
+	// service was never promoted, is worse than a stop that waits. The
+	// publications run on the engine's finishing context (not ended by
+	// ctx's cancellation, bounded by FinishTimeout after it, and by ctx's
+	// deadline plus FinishTimeout), the hook on a context ctx does not
+	// end, bounded by the hook's own timeout.
+	pctx, hctx := ctx, ctx
+	if moved(res.Action) {
+		var cancel context.CancelFunc
+		pctx, cancel = s.Engine.Finishing(ctx)
+		defer cancel()
+		hctx = context.WithoutCancel(ctx)
+	}
 	// The audit tags and the publications do not depend on each other.
 	var wg sync.WaitGroup
 	if res.TagsStale {
-		wg.Go(func() { s.Engine.Tag(ctx, res) })
+		wg.Go(func() { s.Engine.Tag(pctx, res) })
 	}
-	o.Published, err = publish.All(ctx, req.Publishers, f)
+	o.Published, err = publish.All(pctx, req.Publishers, f)
 	wg.Wait()
 	// The epoch is tagged (or the tag failed and was logged) before the
 	// hook hears of it. A hook's failure is logged and counted, not the
@@ -125,11 +140,16 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if previous == "" {
 		previous = req.PreviousHolder
 	}
-	o.Hook = req.Hooks.Run(ctx, HookEnv{
+	o.Hook = req.Hooks.Run(hctx, HookEnv{
 		Event: EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID, Epoch: o.Epoch,
 		PreviousHolder: previous, Holder: o.InstanceID, Reason: reason,
 	})
 	return o, err
+}
+
+// moved reports whether a claim's action moved the EIP.
+func moved(action string) bool {
+	return action == "claimed" || action == "taken over"
 }
 
 // facts are what the publishers publish, from what the claim learnt.

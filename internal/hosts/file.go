@@ -6,38 +6,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/eipclaim/eipclaim/internal/localfile"
 )
 
 // NotRegularError is the error for a hosts file path that holds something
 // other than a regular file: a named pipe, a device, a directory, a socket.
 // Write refuses it before opening it: opening a named pipe for reading
 // blocks until a writer comes, and no deadline or signal ends that wait.
-type NotRegularError struct {
-	Path string // the file, after following symbolic links
-	Mode fs.FileMode
-}
-
-func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s is a %s, not a regular file", e.Path, e.Kind())
-}
-
-// Kind names what the path is: "named pipe", "character device", ...
-func (e *NotRegularError) Kind() string {
-	switch t := e.Mode.Type(); {
-	case t&fs.ModeDir != 0:
-		return "directory"
-	case t&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case t&fs.ModeCharDevice != 0:
-		return "character device"
-	case t&fs.ModeDevice != 0:
-		return "device"
-	case t&fs.ModeSocket != 0:
-		return "socket"
-	default:
-		return "special file (" + t.String() + ")"
-	}
-}
+// It is internal/localfile's, which opens every file eipclaim reads.
+type NotRegularError = localfile.NotRegularError
 
 // CheckRegular returns a *NotRegularError, naming the file the symbolic
 // links lead to, if path exists and is not a regular file. It opens nothing.

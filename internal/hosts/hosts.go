@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/localfile"
 )
 
 // Entry is one line of the managed block: an address and the names that
@@ -447,21 +448,17 @@ func resolve(path string) (string, error) {
 // or nil and nil if it does not exist. It opens path without blocking (on
 // Unix), so that a named pipe put there since CheckRegular is refused too.
 func readFile(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, info, err := localfile.Open(path)
+	var nr *NotRegularError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
-	}
-	if err != nil {
+	case errors.As(err, &nr):
+		return nil, nil, err
+	case err != nil:
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, nil, &NotRegularError{Path: path, Mode: info.Mode()}
-	}
 	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)

@@ -16,8 +16,5 @@ func chown(*os.File, fs.FileInfo) error { return nil }
 // syncDir does nothing on systems where directories cannot be fsynced.
 func syncDir(string) error { return nil }
 
-// openNonblock is 0 on these systems.
-const openNonblock = 0
-
 // isMountPoint is false on these systems.
 func isMountPoint(error) bool { return false }

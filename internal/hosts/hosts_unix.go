@@ -41,10 +41,6 @@ func syncDir(dir string) error {
 	return errors.Join(err, d.Close())
 }
 
-// openNonblock makes opening a named pipe return at once instead of
-// waiting for a writer; it changes nothing for a regular file.
-const openNonblock = syscall.O_NONBLOCK
-
 // isMountPoint reports whether err is a rename's failure over a mount point:
 // EBUSY, as for a bind-mounted file.
 func isMountPoint(err error) bool { return errors.Is(err, syscall.EBUSY) }

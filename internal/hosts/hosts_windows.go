@@ -24,8 +24,5 @@ func chown(*os.File, fs.FileInfo) error { return nil }
 // the rename is os.Rename's MoveFileEx.
 func syncDir(string) error { return nil }
 
-// openNonblock is 0: on Windows, opening a file never waits for a writer.
-const openNonblock = 0
-
 // isMountPoint is false: Windows does not mount a file over another.
 func isMountPoint(error) bool { return false }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/localfile"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
@@ -93,16 +94,13 @@ func (p *DynDNS) client() *http.Client {
 // password reads the password file: its first line, trimmed. A file that
 // others may read is used, with a warning.
 func (p *DynDNS) password(c *config.DynDNS) (string, error) {
-	f, err := os.Open(c.PasswordFile)
+	f, st, err := localfile.Open(c.PasswordFile)
 	if err != nil {
-		code := exitcode.Usage
-		if errors.Is(err, os.ErrPermission) {
-			code = exitcode.Denied
-		}
-		return "", exitcode.With(code, fmt.Errorf("dyndns password_file %s: %w: create it with the password alone (mode 0600)", c.PasswordFile, unwrapPathError(err)))
+		// Missing or not a regular file: exit 2; not readable: 3.
+		return "", fmt.Errorf("%w (it holds the password alone, mode 0600)", localfile.Describe("dyndns password_file", c.PasswordFile, err))
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
 		logger(p.Log).Warn("the dyndns password file may be read by others: chmod 600 it", "path", c.PasswordFile, "mode", st.Mode().Perm().String())
 	}
 	line, err := bufio.NewReader(io.LimitReader(f, 4096)).ReadString('\n')
@@ -276,6 +274,12 @@ func (d *dyndnsPublisher) Check(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return "password file readable; the credentials cannot be verified without changing the record (the dyndns2 protocol has no read-only request): the first claim proves them", nil
+}
+
+// CheckLocal reads the password file (see CheckLocal).
+func (d *dyndnsPublisher) CheckLocal() error {
+	_, err := d.p.password(d.c)
+	return err
 }
 
 // Current cannot read the record through dyndns2: it says so.

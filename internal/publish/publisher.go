@@ -194,6 +194,36 @@ func Recorded(ctx context.Context, pubs []Publisher, log *slog.Logger) func() *e
 	return nil
 }
 
+// localChecker is a publisher that reads local files (a secret): it can
+// tell, before anything is changed anywhere, whether they are usable.
+type localChecker interface {
+	CheckLocal() error
+}
+
+// CheckLocal proves, without any request, what every publisher can prove
+// of its local files (a dyndns password_file, a tsig_secret_file: present,
+// a regular file, readable, well formed). A driver calls it before the
+// claim, so that a file that is missing is an exit 2 before any EC2 change,
+// not a publication retried to the deadline after a move. The errors
+// carry their exit codes (2, or 3 when not readable).
+func CheckLocal(pubs []Publisher) error {
+	var errs []error
+	for _, p := range pubs {
+		if c, ok := unwrap(p).(localChecker); ok {
+			if err := c.CheckLocal(); err != nil {
+				errs = append(errs, fmt.Errorf("%s %s: %w", p.Kind(), p.Name(), err))
+			}
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return exitcode.With(exitcode.Of(errs[0]), errors.Join(errs...))
+}
+
 // DryRun says what every publisher would publish, without asking anyone.
 func DryRun(pubs []Publisher, f Facts) []Result {
 	results := make([]Result, len(pubs))
@@ -305,6 +335,14 @@ func (r *rfc2136Publisher) Check(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return "server " + r.c.Server + " is primary for " + r.c.Zone + " and knows the key", nil
+}
+
+// CheckLocal reads the tsig_secret_file and matches it with tsig_name and
+// tsig_algorithm (see CheckLocal); the warning about its mode is the
+// publication's.
+func (r *rfc2136Publisher) CheckLocal() error {
+	_, err := (&RFC2136{}).newUpdater(r.c)
+	return err
 }
 
 func (r *rfc2136Publisher) Current(ctx context.Context) (string, error) {

@@ -4,9 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/localfile"
 )
 
 // tsigKey is what a tsig_secret_file holds.
@@ -41,16 +40,11 @@ const maxKeyFile = 64 << 10
 // so that the same file can serve the server and eipclaim. Errors name the
 // file and never quote its content.
 func readTSIGKey(path string) (tsigKey, error) {
-	f, err := os.Open(path)
+	data, more, err := localfile.Read(path, maxKeyFile)
 	if err != nil {
 		return tsigKey{}, keyFileError(path, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return tsigKey{}, keyFileError(path, err)
-	}
-	if len(data) > maxKeyFile {
+	if more {
 		return tsigKey{}, exitcode.With(exitcode.Usage, fmt.Errorf("tsig_secret_file %s: larger than %d bytes: want the base64 secret or a BIND key statement", path, maxKeyFile))
 	}
 	k, err := parseTSIGKey(data)
@@ -60,14 +54,13 @@ func readTSIGKey(path string) (tsigKey, error) {
 	return k, nil
 }
 
+// keyFileError says what is wrong with the tsig_secret_file (missing, not
+// a regular file: exit 2; not readable: exit 3).
 func keyFileError(path string, err error) error {
-	switch {
-	case errors.Is(err, fs.ErrPermission):
+	if errors.Is(err, fs.ErrPermission) {
 		return exitcode.With(exitcode.Denied, fmt.Errorf("tsig_secret_file %s: permission denied: make it readable by the user eipclaim runs as (and by no one else): %w", path, err))
-	case errors.Is(err, fs.ErrNotExist):
-		return exitcode.With(exitcode.Usage, fmt.Errorf("tsig_secret_file %s: no such file: %w", path, err))
 	}
-	return exitcode.With(exitcode.Usage, fmt.Errorf("tsig_secret_file %s: %w", path, err))
+	return localfile.Describe("tsig_secret_file", path, err)
 }
 
 // parseTSIGKey parses the content of a tsig_secret_file (see readTSIGKey).

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
 
 // Class is what to do with an error.
@@ -177,6 +179,18 @@ func Classify(op string, err error) (Class, string) {
 	var t *transient
 	if errors.As(err, &t) {
 		return Retry, "NotVisibleYet"
+	}
+	// eipclaim already judged it bad configuration or not permitted (a
+	// local file that is missing, a secret that does not parse): final,
+	// whatever it wraps (a syscall.Errno is a net.Error).
+	var coded *exitcode.Error
+	if errors.As(err, &coded) {
+		switch coded.Code {
+		case exitcode.Usage:
+			return Invalid, ""
+		case exitcode.Denied:
+			return Denied, ""
+		}
 	}
 	var sc statusCoder
 	hasStatus := errors.As(err, &sc) && sc.HTTPStatusCode() != 0

@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/testenv"
+	"github.com/eipclaim/eipclaim/internal/watch"
 )
 
 // units are the systemd units in init/.
@@ -336,4 +340,56 @@ func TestRCLocal(t *testing.T) {
 	}
 	// The flags rc.local passes exist.
 	acceptsArgs(t, []string{"claim", "--timeout", "5m", "--log-format", "json"})
+}
+
+// unitDuration parses a systemd time span as the units write them: "5min",
+// "45s", "90s", "2min 30s".
+func unitDuration(t *testing.T, v string) time.Duration {
+	t.Helper()
+	r := strings.NewReplacer("min", "m", "sec", "s", " ", "")
+	d, err := time.ParseDuration(r.Replace(v))
+	if err != nil {
+		t.Fatalf("time span %q: %v", v, err)
+	}
+	return d
+}
+
+// TestSystemdWatchUnitTimeouts: the watch unit's watchdog cannot kill a
+// watcher that does what its limits allow (the loop pings it at least
+// every watch.MaxSilence; hooks, up to an hour, ping it while they run),
+// and its stop timeout leaves a move caught by the stop the time to
+// finish, be published and run its on_holder hook (default timeout).
+func TestSystemdWatchUnitTimeouts(t *testing.T) {
+	u := parseUnit(t, readFile(t, "init/eipclaim-watch.service"))
+	if wd := unitDuration(t, u.get("Service", "WatchdogSec")); wd <= watch.MaxSilence {
+		t.Errorf("WatchdogSec=%s: the watch loop may go %s without a ping: want it longer", wd, watch.MaxSilence)
+	}
+	need := claim.DefaultFinishTimeout + config.DefaultHookTimeout
+	if stop := unitDuration(t, u.get("Service", "TimeoutStopSec")); stop < need+10*time.Second {
+		t.Errorf("TimeoutStopSec=%s: a move caught by the stop needs its finishing window (%s) and its on_holder hook (%s by default), and some margin", stop, claim.DefaultFinishTimeout, config.DefaultHookTimeout)
+	}
+	if config.DefaultHookTimeout > time.Hour || failover.DefaultStopGrace > config.DefaultHookTimeout {
+		t.Errorf("hook defaults: timeout %s, stop grace %s", config.DefaultHookTimeout, failover.DefaultStopGrace)
+	}
+}
+
+// TestSystemdClaimUnitTimeout: the boot claim's unit lets a claim run its
+// whole --timeout, finish a move caught by it and run the move's on_holder
+// hook (default timeout) before systemd kills it.
+func TestSystemdClaimUnitTimeout(t *testing.T) {
+	u := parseUnit(t, readFile(t, "init/eipclaim.service"))
+	// eipclaim claim's --timeout default, as its -h says.
+	help, _ := exec.Command(testenv.Eipclaim(t), "claim", "-h").CombinedOutput()
+	m := regexp.MustCompile(`(?m)-timeout duration\n[^\n]*\(default ([0-9hms.]+)\)`).FindSubmatch(help)
+	if m == nil {
+		t.Fatalf("claim -h does not say --timeout's default:\n%s", help)
+	}
+	defaultTimeout, err := time.ParseDuration(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := defaultTimeout + claim.DefaultFinishTimeout + config.DefaultHookTimeout
+	if got := unitDuration(t, u.get("Service", "TimeoutStartSec")); got <= need {
+		t.Errorf("TimeoutStartSec=%s: want more than --timeout (%s) + the finishing window (%s) + the on_holder hook (%s)", got, defaultTimeout, claim.DefaultFinishTimeout, config.DefaultHookTimeout)
+	}
 }

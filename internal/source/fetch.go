@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -21,11 +19,13 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/localfile"
 )
 
-// fetchConfig reads and parses the document at source, returning it and
-// the name to show for source (a URL without its query string).
-func (l *Loader) fetchConfig(ctx context.Context, source string) (*config.Config, string, error) {
+// fetchConfig reads and parses the document at source, which key (a flag,
+// a variable, a key) named, returning it and the name to show for source
+// (a URL without its query string).
+func (l *Loader) fetchConfig(ctx context.Context, key, source string) (*config.Config, string, error) {
 	var (
 		data []byte
 		name string
@@ -40,7 +40,7 @@ func (l *Loader) fetchConfig(ctx context.Context, source string) (*config.Config
 		data, err = l.fetchHTTPS(ctx, source, name)
 	default:
 		name = source
-		data, err = ReadFile(source)
+		data, err = ReadFile(key, source)
 	}
 	if err != nil {
 		return nil, "", err
@@ -178,23 +178,20 @@ func GetHTTPS(ctx context.Context, client *retryablehttp.Client, log *slog.Logge
 }
 
 // ReadFile reads a local document (the configuration, the role table): at
-// most MaxDocument bytes, with an error that says what to fix and carries
-// its exit code (missing → 2, not permitted → 3).
-func ReadFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("read %s: no such file: check the path: %w", path, err))
-	case errors.Is(err, fs.ErrPermission):
-		return nil, exitcode.With(exitcode.Denied, fmt.Errorf("read %s: permission denied: run as a user that may read it, or fix its mode: %w", path, err))
-	case err != nil:
-		return nil, exitcode.With(exitcode.Failed, fmt.Errorf("read %s: %w", path, err))
+// most MaxDocument bytes of a regular file, opened without waiting
+// (internal/localfile: a named pipe or a device is refused at once), with
+// an error that names key (the flag or key that gave the path), says what
+// to fix and carries its exit code (missing or not a regular file → 2,
+// not permitted → 3).
+func ReadFile(key, path string) ([]byte, error) {
+	data, more, err := localfile.Read(path, MaxDocument)
+	if err != nil {
+		return nil, localfile.Describe(key, path, err)
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("read %s: a directory: want a file", path))
+	if more {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s %s is larger than %d bytes: refused (eipclaim's documents are smaller)", key, path, MaxDocument))
 	}
-	return readCapped(f, path)
+	return data, nil
 }
 
 // NewHTTPClient returns the client Load uses for https:// sources when

@@ -187,7 +187,7 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 	var merged *config.Config
 	switch {
 	case explicit != "":
-		doc, name, err := l.fetchPointed(ctx, explicit)
+		doc, name, err := l.fetchPointed(ctx, explicitName, explicit)
 		if err != nil {
 			return nil, err
 		}
@@ -202,7 +202,7 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 		}
 		merged.Source = explicit
 	case ud != nil && ud.Source != "":
-		doc, name, err := l.fetchPointed(ctx, ud.Source)
+		doc, name, err := l.fetchPointed(ctx, "user-data's source:", ud.Source)
 		if err != nil {
 			return nil, err
 		}
@@ -230,9 +230,9 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 }
 
 // fetchPointed reads the document that --config, EIPCLAIM_CONFIG or
-// user-data's source: names, which must not point further.
-func (l *Loader) fetchPointed(ctx context.Context, source string) (*config.Config, string, error) {
-	doc, name, err := l.fetchRetried(ctx, source)
+// user-data's source: (key) names, which must not point further.
+func (l *Loader) fetchPointed(ctx context.Context, key, source string) (*config.Config, string, error) {
+	doc, name, err := l.fetchRetried(ctx, key, source)
 	if err != nil {
 		return nil, "", err
 	}
@@ -248,9 +248,9 @@ func (l *Loader) fetchPointed(ctx context.Context, source string) (*config.Confi
 // a reason other than the configuration's (exit code 1: a timeout, a
 // network error, a 5xx after the client's own retries, no credentials)
 // given to l.Retry, which retries what is transient within the deadline.
-func (l *Loader) fetchRetried(ctx context.Context, source string) (*config.Config, string, error) {
+func (l *Loader) fetchRetried(ctx context.Context, key, source string) (*config.Config, string, error) {
 	if l.Retry == nil || !(strings.HasPrefix(source, "s3://") || strings.HasPrefix(source, "https://")) {
-		return l.fetchConfig(ctx, source)
+		return l.fetchConfig(ctx, key, source)
 	}
 	var (
 		doc   *config.Config
@@ -263,7 +263,7 @@ func (l *Loader) fetchRetried(ctx context.Context, source string) (*config.Confi
 	}
 	err := l.Retry(ctx, op, func(ctx context.Context) error {
 		var err error
-		doc, name, err = l.fetchConfig(ctx, source)
+		doc, name, err = l.fetchConfig(ctx, key, source)
 		if err != nil && exitcode.Of(err) != exitcode.Failed {
 			final = err // the configuration's fault, or not permitted: as it is
 			return nil

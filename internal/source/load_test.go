@@ -488,6 +488,7 @@ func TestLoadFileErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "doc.yaml.gz"), gzipBytes(t, []byte(fleetDoc)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	fifo := runtime.GOOS != "windows" && mkfifo(filepath.Join(dir, "fifo")) == nil
 	tests := []struct {
 		name     string
 		file     string
@@ -495,7 +496,10 @@ func TestLoadFileErrors(t *testing.T) {
 		want     string
 	}{
 		{"missing", "nope.yaml", exitcode.Usage, "no such file: check the path"},
-		{"directory", ".", exitcode.Usage, "a directory: want a file"},
+		{"directory", ".", exitcode.Usage, ": a directory, not a regular file: point --config at a file"},
+		// A named pipe with no writer: refused at once, not waited on past
+		// --timeout and SIGTERM (issue 17).
+		{"named pipe", "fifo", exitcode.Usage, "a named pipe, not a regular file: point --config at a file"},
 		{"invalid", "bad.yaml", exitcode.Usage, "roles.db (line 2): want exactly one of allocation_id, public_ip or pool"},
 		{"permission denied", "secret.yaml", exitcode.Denied, "permission denied"},
 		{"gzip", "doc.yaml.gz", exitcode.OK, ""},
@@ -505,8 +509,25 @@ func TestLoadFileErrors(t *testing.T) {
 			if tc.name == "permission denied" && (runtime.GOOS == "windows" || os.Geteuid() == 0) {
 				t.Skip("file modes do not stop root or Windows")
 			}
+			if tc.name == "named pipe" && !fifo {
+				t.Skip("no named pipes here")
+			}
 			path := filepath.Join(dir, tc.file)
-			_, err := (&Loader{}).Load(context.Background(), Request{Config: path})
+			done := make(chan error, 1)
+			go func() {
+				_, err := (&Loader{}).Load(context.Background(), Request{Config: path})
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Errorf("Load(%s) still waiting after 5s", tc.file)
+				if f, oerr := os.OpenFile(path, os.O_RDWR, 0); oerr == nil { // release the open
+					f.Close()
+				}
+				err = <-done
+			}
 			if got := exitcode.Of(err); got != tc.wantCode {
 				t.Errorf("exit code = %d, want %d (%v)", got, tc.wantCode, err)
 			}

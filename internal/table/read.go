@@ -67,7 +67,7 @@ func (r *Reader) Read(ctx context.Context, src string) (*Document, error) {
 	case strings.Contains(src, "://"):
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("--from %s: want s3://BUCKET/KEY, https://… or a file path", name))
 	default:
-		data, err = source.ReadFile(src)
+		data, err = source.ReadFile("--from", src)
 	}
 	if err != nil {
 		return nil, err

@@ -3,6 +3,10 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -181,8 +185,33 @@ func (m *Metrics) HookRun(role string) func(event, result string) {
 
 // WriteFile writes the metrics in the text format to path atomically (a
 // temporary file renamed over it), for node_exporter's textfile collector.
+//
+// CheckMetricsFile says at start whether it can.
 func (m *Metrics) WriteFile(path string) error {
 	return prometheus.WriteToTextfile(path, m.Registry)
+}
+
+// CheckMetricsFile proves that WriteFile can write path: its directory
+// exists and a file can be created in it (WriteFile writes a temporary
+// file there, then renames it). A watcher checks at start, rather than
+// warning at every look forever.
+func CheckMetricsFile(path string) error {
+	dir := filepath.Dir(path)
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist: create it (node_exporter's textfile directory) or fix the path", dir)
+	case err != nil:
+		return err
+	case !info.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".eipclaim-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot create a file in %s: %w: give the user eipclaim runs as write access to it", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // AWSRequests is an AWS SDK option (aws.Config.APIOptions) that counts

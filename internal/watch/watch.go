@@ -86,9 +86,19 @@ type Watcher struct {
 // The bounds of one look and of one run of the step.
 const (
 	minLookTimeout = 15 * time.Second
+	maxLookTimeout = time.Minute
 	stepTimeout    = 2 * time.Minute
 	maxBackoff     = 8 // times the interval, for an API that does not answer
 )
+
+// MaxSilence bounds how long the watch loop goes without pinging the
+// service manager's watchdog: one look (its reads), then one run of the
+// step, whose move is finished within the claim engine's finishing window
+// past the step's deadline. Hooks, however long their timeout, ping it
+// while they run (the watcher wires failover.Hooks.Heartbeat), and so does
+// the wait between looks. The shipped unit's WatchdogSec is longer (a test
+// keeps them in step).
+const MaxSilence = maxLookTimeout + stepTimeout + claim.DefaultFinishTimeout
 
 // State returns the watcher's state: holder, standby, or "" before the
 // first look.
@@ -96,7 +106,11 @@ func (w *Watcher) State() string { return w.state }
 
 // Run watches until ctx ends, then returns nil: a look in progress is
 // abandoned (it changes nothing), a move in progress is finished by the
-// claim engine (a claim never leaves the EIP on nobody).
+// claim engine (a claim never leaves the EIP on nobody), and once the EIP
+// has moved here the step's publications and the on_holder hook finish
+// too (see failover.Step.Run) before Run returns. A hook that does not
+// follow a move is sent SIGTERM, then SIGKILL after its grace (see
+// failover.Hooks).
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.Spec.Pool != nil {
 		return errors.New("watch needs a role with allocation_id or public_ip, not a pool")
@@ -116,7 +130,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for first := true; ; first = false {
 		w.look(ctx)
 		if ctx.Err() != nil {
-			w.Log.Info("stopping: no move in progress", "state", w.state)
+			w.Log.Info("stopping: nothing in progress", "state", w.state)
 			return nil
 		}
 		if w.AfterLook != nil {
@@ -170,7 +184,7 @@ func (w *Watcher) wait(ctx context.Context, d time.Duration) bool {
 
 // look is one look at the EIP and what follows from it.
 func (w *Watcher) look(ctx context.Context) {
-	lctx, cancel := context.WithTimeout(ctx, max(w.Settings.Interval, minLookTimeout))
+	lctx, cancel := context.WithTimeout(ctx, min(max(w.Settings.Interval, minLookTimeout), maxLookTimeout))
 	defer cancel()
 	addrs, err := w.Engine.Addresses(lctx, w.Spec, false)
 	if err != nil {
