@@ -4,7 +4,7 @@
 
 .PHONY: bench proof vulndb
 
-PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace|TestWatchHealthyHolderUnderFaults|TestFixedEIPRaceUnderStale|TestClaimAfterReleaseUnderStale|TestPoolRaceUnderStale|TestWatchTakeoverUnderStale
+PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace|TestWatchHealthyHolderUnderFaults|TestFixedEIPRaceUnderStale|TestClaimAfterReleaseUnderStale|TestPoolRaceUnderStale|TestWatchTakeoverUnderStale|TestWatchHolderStaleReadsUnderStale
 
 ## bench: time eipclaim against its targets and against the aws CLI script, then the 200-claimer boot storm against AWS's rate limits (tools/bench/), PASS/MISS per target
 bench: tools
