@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -15,14 +16,26 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
+// poolSettle is how long a pool that looks exhausted is read again before
+// the claim is refused: a read may be stale (EC2's eventual consistency),
+// showing an EIP released a moment ago still held. One read of the whole
+// pool costs one DescribeAddresses whatever the pool's size, where
+// confirming each EIP with an AssociateAddress would cost one mutating
+// request per EIP.
+const poolSettle = 5 * time.Second
+
 // claimPool claims any free EIP of the pool, or keeps the one this
-// instance already holds.
+// instance already holds. A pool that looks exhausted is read again, with
+// backoff, until poolSettle has passed since it first looked so: only
+// then is the claim refused.
 func (e *Engine) claimPool(ctx context.Context, log *slog.Logger, req Request, tgt *target) (*Result, error) {
 	pool := describePool(req.Spec.Pool)
 	tried := map[string]bool{}
-	for {
+	var exhausted missingSince
+	for attempt := 1; ; attempt++ {
 		addrs, err := e.poolAddresses(ctx, req.Spec.Pool)
 		if err != nil {
 			return nil, err
@@ -42,7 +55,20 @@ func (e *Engine) claimPool(ctx context.Context, log *slog.Logger, req Request, t
 			}
 		}
 		if len(free) == 0 {
-			return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: pool %s is exhausted: all %d EIPs are held by other instances; add EIPs to the pool", ErrRefused, pool, len(addrs)))
+			now := e.clock().Now()
+			if now.Sub(exhausted.first(now)) < poolSettle && !req.DryRun {
+				b := e.Backoff
+				if b.Base == 0 {
+					b = retry.DefaultBackoff
+				}
+				delay := b.Delay(attempt)
+				log.Debug("the pool looks exhausted; reading it again, as the read may be stale", "next_delay", delay.Round(time.Millisecond).String())
+				if err := e.clock().Sleep(ctx, delay); err != nil {
+					return nil, fmt.Errorf("pool %s looks exhausted (all %d EIPs held by other instances), and the claim ended before a later read could confirm it: %w", pool, len(addrs), err)
+				}
+				continue
+			}
+			return nil, exitcode.With(exitcode.Refused, fmt.Errorf("%w: pool %s is exhausted: all %d EIPs are held by other instances (read again for %s); add EIPs to the pool", ErrRefused, pool, len(addrs), poolSettle))
 		}
 		a := spread(free, e.InstanceID)[0]
 		res, err := e.claimOne(ctx, log, req, tgt, &a)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -147,5 +148,54 @@ func TestStaleReadBackShowsReplacedAssociation(t *testing.T) {
 	}
 	if res.Action != "taken over" || aws.ToString(f.addr(alloc).InstanceId) != self {
 		t.Errorf("action %q, holder %s; want taken over by %s", res.Action, aws.ToString(f.addr(alloc).InstanceId), self)
+	}
+}
+
+// TestStalePoolReadNotExhausted: a pool of one EIP, released by its holder
+// a moment ago, but the claimer's first read still shows it held: the pool
+// looks exhausted. No AssociateAddress can confirm that (the pool names no
+// one EIP), so the pool is read again for a while before the claim is
+// refused; the later read shows the EIP free and the claim takes it.
+// Before the fix: refused at once as exhausted (exit 4), the EIP left on
+// nobody.
+func TestStalePoolReadNotExhausted(t *testing.T) {
+	pool := &config.Pool{Tags: map[string]string{"eip-pool": "web"}}
+	f := newFake()
+	f.addr(alloc).Tags = []types.Tag{{Key: aws.String("eip-pool"), Value: aws.String("web")}, {Key: aws.String(TagEpoch), Value: aws.String("2")}}
+	holdBy(f, other)
+	held := f.snapshot()
+	a := f.addr(alloc)
+	a.AssociationId, a.NetworkInterfaceId, a.InstanceId, a.PrivateIpAddress = nil, nil, aws.String(""), nil // released
+	f.stale = [][]*types.Address{held, held}
+	e, _ := newEngine(t, f)
+	res, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+	if err != nil {
+		t.Fatalf("claim of a pool whose only EIP was released, read stale: %v (exit %d), want it claimed", err, exitcode.Of(err))
+	}
+	if got := aws.ToString(f.addr(alloc).InstanceId); got != self || res.Action != "claimed" || res.Epoch != 3 {
+		t.Errorf("holder %s, action %q, epoch %d; want %s, claimed, 3", got, res.Action, res.Epoch, self)
+	}
+}
+
+// TestStalePoolExhaustedConfirmed: the pool's only EIP really is held:
+// the claim is refused as exhausted once the pool has looked so for
+// poolSettle (on the engine's clock), nothing changed, reads only.
+func TestStalePoolExhaustedConfirmed(t *testing.T) {
+	pool := &config.Pool{Tags: map[string]string{"eip-pool": "web"}}
+	f := newFake()
+	f.addr(alloc).Tags = []types.Tag{{Key: aws.String("eip-pool"), Value: aws.String("web")}}
+	holdBy(f, other)
+	e, _ := newEngine(t, f)
+	clock := e.Clock.(*fakeClock)
+	start := clock.now
+	_, err := e.claimTagged(context.Background(), Request{Role: "web", Spec: &config.Role{Pool: pool}})
+	if exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "exhausted") {
+		t.Fatalf("%v (exit %d), want refused as exhausted", err, exitcode.Of(err))
+	}
+	if waited := clock.now.Sub(start); waited < 5*time.Second || len(clock.sleeps) < 2 {
+		t.Errorf("refused after %s and %d re-reads, want at least %s of them", waited, len(clock.sleeps), 5*time.Second)
+	}
+	if f.associates != 0 || f.createTags != 0 || aws.ToString(f.addr(alloc).AssociationId) != "eipassoc-old" {
+		t.Errorf("the EIP changed: %+v, %d associations, %d CreateTags", f.addr(alloc), f.associates, f.createTags)
 	}
 }

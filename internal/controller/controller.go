@@ -251,6 +251,14 @@ func (c *Controller) reconcile(ctx context.Context, cfg *config.Config, role str
 		return d, err
 	}
 	a := addrs[0]
+	if !a.Free() && a.Holder == s.down && !s.leaving && !a.Health.Down {
+		// EC2's event says the holder is stopping or stopped, the read says
+		// it runs: the read may be older than the event (EC2's eventual
+		// consistency). The API decides, once it has caught up.
+		if a.Health, err = c.confirmDown(ctx, spec, a); err != nil {
+			return d, err
+		}
+	}
 	switch {
 	case !a.Free() && a.Holder == s.down && s.leaving:
 		// Auto Scaling terminates the holder: it is healthy until the
@@ -290,6 +298,40 @@ func (c *Controller) reconcile(ctx context.Context, cfg *config.Config, role str
 		return d, nil
 	}
 	return c.step(ctx, cfg, d, cands[0], spec, false, "", why)
+}
+
+// eventConfirm bounds how long the holder's health is read again when an
+// event says it is down and the API does not show it yet.
+const eventConfirm = 10 * time.Second
+
+// confirmDown reads the health of a's holder, which an event says is
+// stopping or stopped, again with backoff until the API shows it down too,
+// for at most eventConfirm: EC2 documents that a read after a change may
+// show the state before it. It returns the last health read: still up
+// when the API never showed the change (an event delivered late, the
+// instance started again since: EventBridge may deliver an event late or
+// twice), and the decision is then made on it.
+func (c *Controller) confirmDown(ctx context.Context, spec *config.Role, a claim.Address) (*claim.Health, error) {
+	h := a.Health
+	cctx, cancel := context.WithTimeout(ctx, eventConfirm)
+	defer cancel()
+	err := c.retrier().Do(cctx, "ec2:DescribeInstances", func(ctx context.Context) error {
+		got, err := c.engine("").Health(ctx, a.Holder, a.PrivateIP, spec.HealthCheck)
+		if err != nil {
+			return err
+		}
+		if h = got; !h.Down {
+			return retry.NotVisibleYet("holder " + a.Holder + " is " + h.State + " in the API, stopping or stopped in EC2's event")
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, err
+	}
+	if err != nil {
+		c.log().Info("the event says the holder is down, the API still says otherwise: deciding on the API's answer", "holder", a.Holder, "state", h.State, "error", err)
+	}
+	return h, nil
 }
 
 // step runs the failover step on behalf of instance.

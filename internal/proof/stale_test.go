@@ -197,15 +197,20 @@ func TestClaimAfterReleaseUnderStale(t *testing.T) {
 // TestPoolRaceUnderStale is TestPoolRace under stale reads: claimers at
 // once on a pool, each reading a pool whose EIPs others are taking. Every
 // EIP of the pool ends on one claimer, nobody holds two, each winner's
-// epoch is 1, the others are refused as exhausted only. make test runs 2
-// rounds of 20 claimers on 5 EIPs, EIPCLAIM_PROOF=1 10 rounds of 50 on 10.
+// epoch is 1, the others are refused as exhausted only. Then, turn by
+// turn, a winner releases its EIP and at once a refused claimer claims
+// again, while the pool's reads may still show the EIP held (a pool that
+// looks exhausted): it must take the released EIP, epoch 2. make test runs
+// 2 rounds of 20 claimers on 5 EIPs and 2 such turns, EIPCLAIM_PROOF=1 10
+// rounds of 50 on 10 and 5 turns.
 func TestPoolRaceUnderStale(t *testing.T) {
-	rounds, claimers, pool := 2, 20, 5
+	rounds, claimers, pool, releaseTurns := 2, 20, 5, 2
 	if proof() {
-		rounds, claimers, pool = 10, 50, 10
+		rounds, claimers, pool, releaseTurns = 10, 50, 10, 5
 	}
 	bin := testenv.Eipclaim(t)
 	totalServed, doubles, badRefusals, badEpochs := 0, 0, 0, 0
+	claimedAfterRelease, refusedAfterRelease := 0, 0
 	for round := 1; round <= rounds; round++ {
 		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
 			moto := testenv.SharedMoto(t) // reset
@@ -263,14 +268,63 @@ func TestPoolRaceUnderStale(t *testing.T) {
 			if won != pool || refused != claimers-pool || len(holders) != pool {
 				t.Errorf("%d won, %d refused, %d distinct holders; want %d, %d, %d", won, refused, len(holders), pool, claimers-pool, pool)
 			}
+			// Claims right after a release: a winner releases its EIP,
+			// and at once a refused claimer claims again, while the
+			// reads of the pool may still show the EIP held (the pool
+			// then looks exhausted). It must take the released EIP, with
+			// epoch 2.
+			var winners, losers []*claimer
+			for _, c := range cs {
+				if c.code == 0 {
+					winners = append(winners, c)
+				} else {
+					losers = append(losers, c)
+				}
+			}
+			rel := staleFleet(t, moto, st, 60*time.Second)
+			rel.bin, rel.command = bin, "release"
+			again := staleFleet(t, moto, st, 60*time.Second)
+			again.bin, again.args = bin, []string{"--json"}
+			after := []*claimer{}
+			for i := range min(releaseTurns, len(winners), len(losers)) {
+				w := winners[i]
+				released := ""
+				for _, alloc := range allocs {
+					if aws.ToString(world.Addresses()[alloc].NetworkInterfaceId) == w.inst.ENI {
+						released = alloc
+					}
+				}
+				r := &claimer{inst: w.inst, userData: poolRole}
+				rel.run([]*claimer{r}, 1)
+				c := &claimer{inst: losers[i].inst, userData: poolRole}
+				again.run([]*claimer{c}, 1)
+				after = append(after, r, c)
+				if r.code != 0 || !strings.Contains(r.stdout, "released") {
+					t.Fatalf("release by %s: exit %d, want 0 and released\n%s", w.inst.ID, r.code, r)
+				}
+				if c.code != 0 {
+					refusedAfterRelease++
+					t.Errorf("claim right after %s released %s: exit %d, want 0\n%s\n%s", w.inst.ID, released, c.code, c, describeOps(c))
+					continue
+				}
+				if got := aws.ToString(world.Addresses()[released].NetworkInterfaceId); got != c.inst.ENI {
+					t.Errorf("the released %s is on %q, want the claimer's %s", released, got, c.inst.ENI)
+				}
+				if o := outcomeOf(t, c); o.Epoch != 2 {
+					badEpochs++
+					t.Errorf("%s took the released %s with epoch %d, want 2", c.inst.ID, released, o.Epoch)
+				}
+				claimedAfterRelease++
+			}
 			served := staleServed(cs...)
-			totalServed += served
-			t.Logf("round %d: %d claimers on %d EIPs: %d won, %d refused (exhausted), %d stale answers served", round, claimers, pool, won, refused, served)
+			servedAfter := staleServed(after...)
+			totalServed += served + servedAfter
+			t.Logf("round %d: %d claimers on %d EIPs: %d won, %d refused (exhausted), %d stale answers served; then %d claims right after a release, %d stale answers served", round, claimers, pool, won, refused, served, len(after)/2, servedAfter)
 		})
 	}
 	if totalServed == 0 {
 		t.Errorf("the stale-read mode served no stale answer in %d rounds: the proof proves nothing", rounds)
 	}
-	t.Logf("PROOF stale pool race: %d rounds of %d claimers on %d EIPs, %d stale answers served, %d double holders, %d wrong refusals or EIPs left free, %d wrong epochs",
-		rounds, claimers, pool, totalServed, doubles, badRefusals, badEpochs)
+	t.Logf("PROOF stale pool race: %d rounds of %d claimers on %d EIPs, then %d claims right after a release; %d stale answers served, %d double holders, %d wrong refusals or EIPs left free, %d claims refused right after a release, %d wrong epochs",
+		rounds, claimers, pool, claimedAfterRelease+refusedAfterRelease, totalServed, doubles, badRefusals, refusedAfterRelease, badEpochs)
 }

@@ -13,6 +13,11 @@
 // compare-and-swap, so that of several standbys exactly one wins. A holder
 // seen new within HoldDown is not taken over for failing probes, unless it
 // is stopped, stopping, shutting down, terminated or gone.
+//
+// A holder stands down only on a loss it has confirmed: a look that shows
+// the EIP elsewhere or free may be stale (EC2's eventual consistency), so
+// the EIP is read again after lossConfirm's delays, and one read that
+// shows it here keeps this instance holder.
 package watch
 
 import (
@@ -44,13 +49,21 @@ type Notifier interface {
 	WatchdogEvery() time.Duration
 }
 
+// Looker is what the watcher learns from the EC2 API and the holder's
+// probe; *claim.Engine has it.
+type Looker interface {
+	Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]claim.Address, error)
+	Health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*claim.Health, error)
+	Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string)
+}
+
 // Watcher watches one role.
 type Watcher struct {
 	Role       string
 	Spec       *config.Role
 	Settings   config.WatchSettings
 	InstanceID string // this instance
-	Engine     *claim.Engine
+	Engine     Looker
 	Step       *failover.Step
 	Publishers []publish.Publisher
 	Hooks      *failover.Hooks
@@ -81,7 +94,18 @@ type Watcher struct {
 	stopped    string    // the stopped holder last reported, left in place
 	otherLooks int       // looks as standby, for the holder's state when not taking over
 	other      string    // the other holder the last look saw, "" when none
+	// lossConfirm are the delays before the reads that confirm a loss;
+	// lossConfirmDelays when nil (tests shorten them).
+	lossConfirm []time.Duration
 }
+
+// lossConfirmDelays: a holder that sees the EIP elsewhere or free reads
+// it again 1s, then 2s more later, and stands down only if every read
+// shows the loss. EC2 documents no bound on its eventual consistency; a
+// mutation typically shows within a second or two (the proofs' stale-read
+// mode: 2s), and 3s keeps a real loss followed promptly, at the cost of
+// two DescribeAddresses per suspected loss.
+var lossConfirmDelays = []time.Duration{time.Second, 2 * time.Second}
 
 // The bounds of one look and of one run of the step.
 const (
@@ -199,6 +223,12 @@ func (w *Watcher) look(ctx context.Context) {
 	w.apiErrors = 0
 	w.Metrics.look(w.Role, true)
 	a := addrs[0]
+	if w.state == StateHolder && a.Holder != w.InstanceID {
+		var ok bool
+		if a, ok = w.confirmLoss(ctx, lctx, a); !ok {
+			return
+		}
+	}
 	w.epochOf(a)
 	switch {
 	case a.Holder == w.InstanceID:
@@ -208,6 +238,50 @@ func (w *Watcher) look(ctx context.Context) {
 	default:
 		w.heldByOther(ctx, lctx, a)
 	}
+}
+
+// confirmLoss reads the EIP again, after each of lossConfirm's delays,
+// when the holder's look showed it elsewhere or free (a). A read may be
+// stale (EC2's eventual consistency: different reads may be answered by
+// replicas that have not seen the latest association yet): the loss counts
+// only if every read shows it. It returns the latest state read; false
+// when the look ends unconfirmed (ctx ended, or the API did not answer:
+// this look counts for nothing, and the next one looks again).
+func (w *Watcher) confirmLoss(ctx, lctx context.Context, a claim.Address) (claim.Address, bool) {
+	delays := w.lossConfirm
+	if delays == nil {
+		delays = lossConfirmDelays
+	}
+	first := holderName(a)
+	for i, d := range delays {
+		if !w.wait(lctx, d) {
+			return a, false
+		}
+		addrs, err := w.Engine.Addresses(lctx, w.Spec, false)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.Log.Warn("could not confirm that this instance lost the EIP; staying holder until a look confirms it", "seen_holder", first, "error", err)
+			}
+			return a, false
+		}
+		if addrs[0].Holder == w.InstanceID {
+			w.Log.Info("a stale read showed the EIP elsewhere (EC2's eventual consistency): a later read shows it here; staying holder", "seen_holder", first, "reads", i+2)
+			return addrs[0], true
+		}
+		a = addrs[0]
+	}
+	return a, true
+}
+
+// holderName names who holds a: the instance, else the interface, else free.
+func holderName(a claim.Address) string {
+	switch {
+	case a.Holder != "":
+		return a.Holder
+	case a.ENI != "":
+		return a.ENI
+	}
+	return "free"
 }
 
 // asHolder: this instance holds the EIP.
@@ -268,7 +342,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 	w.other = holder
 	if w.state == StateHolder {
 		w.Metrics.loss(w.Role)
-		w.Log.Warn("this instance no longer holds the EIP: entering standby", "holder", holder, "epoch", w.epochOf(a))
+		w.Log.Warn("this instance no longer holds the EIP (confirmed by reading it again): entering standby", "holder", holder, "epoch", w.epochOf(a))
 		w.assoc, w.seenAt, w.fails = a.AssociationID, time.Now(), 0
 		w.enterStandbyFrom(ctx, a, w.InstanceID, "the EIP was moved to "+holder)
 		return
