@@ -30,7 +30,7 @@ func TestStepHookKnowsThePreviousHolder(t *testing.T) {
 	eip := w.NewEIP(nil)
 	stepOf := func(inst testenv.Instance) *failover.Step {
 		return &failover.Step{
-			Engine: &claim.Engine{EC2: ec2.NewFromConfig(moto.Config()), InstanceID: inst.ID, Region: "us-east-1", Log: slog.New(slog.DiscardHandler)},
+			Engine: &claim.Engine{EC2: ec2.NewFromConfig(moto.ConfigAs(testenv.CallerInstance)), InstanceID: inst.ID, Region: "us-east-1", Log: slog.New(slog.DiscardHandler)},
 			Region: "us-east-1",
 		}
 	}
