@@ -52,7 +52,7 @@ func TestLambdaHolderStoppedUnderStale(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer testProxy.Close()
-		fn := testenv.StartRIE(t, testenv.Bootstrap(t), append((&testenv.Moto{Endpoint: fnProxy.URL}).Env(), "EIPCLAIM_CONFIG="+source)...)
+		fn := testenv.StartRIE(t, testenv.Bootstrap(t), append((&testenv.Moto{Endpoint: fnProxy.URL}).EnvAs(testenv.CallerController), "EIPCLAIM_CONFIG="+source)...)
 		// The cold start: the schedule tags the holder's EIP (epoch 1).
 		cold, _ := invoke(t, fn, scheduled)
 		if len(cold.Decisions) != 1 || cold.Decisions[0].Action != "already held" {
