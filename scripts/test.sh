@@ -132,7 +132,7 @@ iam_report() {
 		$1 != policy { policy = $1; printf "  %s\n", policy }
 		{ d = ($5 == "Allowed" ? "allowed" : "DENIED"); if ($5 ~ /declared/) d = "denied*"
 		  printf "    %-8s %-40s %-18s %s\n", d, $2, $3, ($4 == "" ? "-" : $4) }
-		END { print "  (denied*: a denial its test declares, Moto.ExpectDenied; DENIED s3:ListBucket: the 403 for a missing key)" }'
+		END { print "  (denied*: a denial its test declares, Moto.ExpectDenied; DENIED s3:ListBucket: the 403 for a missing key; DENIED s3:GetObject: an object of a bucket that does not exist, answered NoSuchBucket before the policy as S3 does)" }'
 }
 
 step "tools"
