@@ -56,6 +56,7 @@ type gate struct {
 	values   PolicyValues
 	policies map[Caller]json.RawMessage
 	denials  []Denial
+	judged   map[Caller]int         // requests evaluated and allowed, by caller
 	expected map[string]int         // the current test's expected denials, by action
 	objects  map[string]*sync.Mutex // bucket/key -> writes of that object
 	// motoJudgesUnknownKeys: moto enforces IAM (StartMotoEnv with
@@ -230,6 +231,12 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	g.mu.Lock()
+	if g.judged == nil {
+		g.judged = map[Caller]int{}
+	}
+	g.judged[caller]++
+	g.mu.Unlock()
 	g.forward(w, r, body, service, caller, req)
 }
 

@@ -3,6 +3,7 @@ package testenv
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -132,6 +133,31 @@ func (m *Moto) config(key string) aws.Config {
 
 // Build builds cmd/eipclaim into dir and returns the binary's path.
 func Build(dir string) (string, error) { return buildInto(dir) }
+
+// GateSummary says how many requests the IAM gates of e's moto servers
+// evaluated and allowed, per caller and the policy it was judged by, e.g.
+// "41 requests judged by docs/iam-policy.json (instance)".
+func (e *Emulators) GateSummary() string {
+	e.mu.Lock()
+	gates := slices.Clone(e.gates)
+	e.mu.Unlock()
+	n := map[Caller]int{}
+	for _, g := range gates {
+		g.mu.Lock()
+		for c, k := range g.judged {
+			n[c] += k
+		}
+		g.mu.Unlock()
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%d requests judged by %s (%s)", n[c], c.PolicyFile(), c))
+	}
+	if len(parts) == 0 {
+		return "no request judged"
+	}
+	return strings.Join(parts, ", ")
+}
 
 // GateError returns an error naming the requests the IAM gates of e's moto
 // servers denied (see [Moto.Denials]), nil when there were none: a program

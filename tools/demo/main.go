@@ -48,6 +48,10 @@ func run(ctx context.Context) (err error) {
 		if err == nil {
 			err = emu.GateError()
 		}
+		if err == nil {
+			step("every AWS request eipclaim sent was judged by an IAM evaluator against the policy it ships")
+			fmt.Println("    " + emu.GateSummary() + "; none denied")
+		}
 	}()
 
 	step("building eipclaim")
@@ -241,7 +245,14 @@ eipclaim:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(2 * time.Second)
+	// The deposed holder stands down once it has read the loss again (a
+	// holder confirms a loss over about 3s: EC2's reads may be stale).
+	for began := time.Now(); time.Since(began) < 20*time.Second; time.Sleep(200 * time.Millisecond) {
+		b, _ := os.ReadFile(hooksLog)
+		if strings.Contains(string(b), "hook on "+holder.ID+": entered standby") && strings.Contains(string(b), "hook on "+standby.ID+": entered holder") {
+			break
+		}
+	}
 	step("the new holder ran on_holder; the deposed holder's watcher (still running) ran on_standby")
 	printHooks()
 
