@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // TestRegisterWritesWhatClientsRead: what register writes, every client
@@ -22,12 +23,15 @@ import (
 func TestRegisterWritesWhatClientsRead(t *testing.T) {
 	w := newWorld(t, "")
 	s3api := s3.NewFromConfig(w.moto.Config(), func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
-	if _, err := s3api.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("fleet")}); err != nil {
+	if _, err := s3api.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("fleet-config")}); err != nil {
 		t.Fatal(err)
 	}
+	// register and hosts --from run off EC2: the IAM gate judges them by
+	// docs/iam-client-policy.json (the table object fleet-config/roles.json).
+	w.as(testenv.CallerClient)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "eipclaim.yaml")
-	doc := "repository: s3://fleet/roles.json\nroles:\n  legacy:\n    public_ip: 203.0.113.10\n" +
+	doc := "repository: s3://fleet-config/roles.json\nroles:\n  legacy:\n    public_ip: 203.0.113.10\n" +
 		"    dns:\n      route53: {zone_id: Z123, name: legacy-db.example.internal.}\n"
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -39,7 +43,7 @@ func TestRegisterWritesWhatClientsRead(t *testing.T) {
 	}
 	table := func() string {
 		t.Helper()
-		obj, err := s3api.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("fleet"), Key: aws.String("roles.json")})
+		obj, err := s3api.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("fleet-config"), Key: aws.String("roles.json")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +51,7 @@ func TestRegisterWritesWhatClientsRead(t *testing.T) {
 		return string(b)
 	}
 	hostsPath := filepath.Join(dir, "hosts")
-	out, errs, code := eipclaim(t, "hosts", "--from", "s3://fleet/roles.json", "--out", hostsPath)
+	out, errs, code := eipclaim(t, "hosts", "--from", "s3://fleet-config/roles.json", "--out", hostsPath)
 	if code != 0 {
 		t.Fatalf("hosts --from after register: exit %d\n%s%s\ntable:\n%s", code, out, errs, table())
 	}
@@ -85,7 +89,7 @@ func TestRegisterWritesWhatClientsRead(t *testing.T) {
 	// others are written; a register of another role keeps it as it is.
 	bad := strings.Replace(before, `"roles": {`, `"roles": {
     "broken": {"name": "broken", "private_ip": "fe80::1%eth0", "epoch": 1, "updated_at": "2025-01-02T03:04:05Z"},`, 1)
-	if _, err := s3api.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("fleet"), Key: aws.String("roles.json"), Body: strings.NewReader(bad)}); err != nil {
+	if _, err := s3api.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("fleet-config"), Key: aws.String("roles.json"), Body: strings.NewReader(bad)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, errs, code := eipclaim(t, "register", "--role", "third", "--address", "192.0.2.12", "--config", conf); code != 0 {
@@ -94,7 +98,7 @@ func TestRegisterWritesWhatClientsRead(t *testing.T) {
 	if got := table(); !strings.Contains(got, `"broken"`) || !strings.Contains(got, `"third"`) {
 		t.Errorf("after a register beside a bad entry:\n%s", got)
 	}
-	out, errs, code = eipclaim(t, "hosts", "--from", "s3://fleet/roles.json", "--out", hostsPath)
+	out, errs, code = eipclaim(t, "hosts", "--from", "s3://fleet-config/roles.json", "--out", hostsPath)
 	if code != 0 || !strings.Contains(errs, "broken") || !strings.Contains(errs, "zone") {
 		t.Fatalf("hosts --from with a bad entry: exit %d\n%s%s\nwant exit 0 and a warning naming role broken", code, out, errs)
 	}

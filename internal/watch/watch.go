@@ -107,6 +107,18 @@ type Watcher struct {
 // two DescribeAddresses per suspected loss.
 var lossConfirmDelays = []time.Duration{time.Second, 2 * time.Second}
 
+// LossConfirmation is how long a holder takes, after the look that first
+// sees the EIP elsewhere, to confirm the loss and stand down (the sum of
+// the confirming reads' delays): a deposed holder runs on_standby within
+// an interval plus this.
+func LossConfirmation() time.Duration {
+	var d time.Duration
+	for _, x := range lossConfirmDelays {
+		d += x
+	}
+	return d
+}
+
 // The bounds of one look and of one run of the step.
 const (
 	minLookTimeout = 15 * time.Second
