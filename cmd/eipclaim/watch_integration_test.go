@@ -182,6 +182,17 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) t
 	return time.Since(began)
 }
 
+// eventually polls cond every 100ms until it holds (true) or limit passes
+// (false).
+func eventually(limit time.Duration, cond func() bool) bool {
+	for began := time.Now(); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Since(began) > limit {
+			return false
+		}
+	}
+	return true
+}
+
 // holderENI is the interface that holds the EIP now.
 func (w *watchWorld) holderENI() string {
 	return aws.ToString(w.tw.Address(w.eip.AllocationID).NetworkInterfaceId)
@@ -251,10 +262,16 @@ func TestWatchHolderStoppedStandbyTakesOver(t *testing.T) {
 	if h := wa.hooks(t, "standby")[0]; h["EIPCLAIM_PREVIOUS_HOLDER"] != a.ID || h["EIPCLAIM_HOLDER"] != b.ID || h["EIPCLAIM_EPOCH"] != "2" {
 		t.Errorf("A's on_standby: %v", h)
 	}
-	if !metricHas(t, wb.metrics, `eipclaim_takeovers_total{role="db"} 1`, `eipclaim_watch_state{role="db",state="holder"} 1`, `eipclaim_epoch{role="db"} 2`) {
+	// The metrics file is rewritten at the end of the look whose hook ran:
+	// wait for it.
+	if !eventually(5*time.Second, func() bool {
+		return metricHas(t, wb.metrics, `eipclaim_takeovers_total{role="db"} 1`, `eipclaim_watch_state{role="db",state="holder"} 1`, `eipclaim_epoch{role="db"} 2`)
+	}) {
 		t.Errorf("B's metrics:\n%s", readFile(t, wb.metrics))
 	}
-	if !metricHas(t, wa.metrics, `eipclaim_losses_total{role="db"} 1`, `eipclaim_watch_state{role="db",state="standby"} 1`) {
+	if !eventually(5*time.Second, func() bool {
+		return metricHas(t, wa.metrics, `eipclaim_losses_total{role="db"} 1`, `eipclaim_watch_state{role="db",state="standby"} 1`)
+	}) {
 		t.Errorf("A's metrics:\n%s", readFile(t, wa.metrics))
 	}
 	wa.stopTerm(t, 5*time.Second)
