@@ -388,6 +388,14 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 		return err
 	})
 	if held {
+		// AlreadyAssociated: held, as the decision's read said, unless it
+		// is held by this instance (a retried call whose first one went
+		// through, or a stale read of a move made here meanwhile): then
+		// decide again on the state EC2 shows.
+		a, err := e.lookupUntil(ctx, res.AllocationID, func(a *types.Address) bool { return !free(a) })
+		if err == nil && aws.ToString(a.NetworkInterfaceId) == tgt.eni {
+			return nil, errRaced
+		}
 		return nil, confirm.err
 	}
 	if err != nil {
@@ -557,14 +565,15 @@ func (e *Engine) Finishing(ctx context.Context) (context.Context, context.Cancel
 	return fctx, cancel
 }
 
-// reserve returns ctx ended a quarter of FinishTimeout before its
-// deadline (ctx itself when it has none, or too little left).
+// reserve returns ctx ended before its deadline by a quarter of
+// FinishTimeout, or of the time left when that is less, so that a call
+// always gets most of what is left (ctx itself when it has no deadline).
 func (e *Engine) reserve(ctx context.Context) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return ctx, func() {}
 	}
-	return context.WithDeadline(ctx, dl.Add(-e.finishTimeout()/4))
+	return context.WithDeadline(ctx, dl.Add(-min(e.finishTimeout(), time.Until(dl))/4))
 }
 
 func (e *Engine) finishTimeout() time.Duration {

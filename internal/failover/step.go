@@ -116,7 +116,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	// deadline plus FinishTimeout), the hook on a context ctx does not
 	// end, bounded by the hook's own timeout.
 	pctx, hctx := ctx, ctx
-	if moved(res.Action) {
+	if moved(res) {
 		var cancel context.CancelFunc
 		pctx, cancel = s.Engine.Finishing(ctx)
 		defer cancel()
@@ -125,7 +125,9 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	// The audit tags and the publications do not depend on each other.
 	var wg sync.WaitGroup
 	if res.TagsStale {
-		wg.Go(func() { s.Engine.Tag(pctx, res) })
+		// Tag makes its own finishing context from ctx (a second one
+		// over pctx would outlive ctx's deadline by two windows).
+		wg.Go(func() { s.Engine.Tag(ctx, res) })
 	}
 	o.Published, err = publish.All(pctx, req.Publishers, f)
 	wg.Wait()
@@ -147,9 +149,11 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	return o, err
 }
 
-// moved reports whether a claim's action moved the EIP.
-func moved(action string) bool {
-	return action == "claimed" || action == "taken over"
+// moved reports whether the EIP moved to this instance: by the claim, or,
+// for one already held, by something that did not tag it (an operator's
+// or the controller's move: the holder tag names another instance).
+func moved(res *claim.Result) bool {
+	return res.Action == "claimed" || res.Action == "taken over" || res.PreviousHolder != ""
 }
 
 // facts are what the publishers publish, from what the claim learnt.

@@ -53,11 +53,29 @@ func (t *tablePublisher) take() *table.Snapshot {
 	r := t.ahead
 	t.ahead = nil
 	t.mu.Unlock()
-	if r == nil {
+	if r == nil || !r.wait() {
 		return nil
 	}
-	<-r.done
 	return r.snap
+}
+
+// aheadWait bounds how long a claim waits for the table's read made ahead
+// (a slow or failing S3 must not hold up a move's tags, publications and
+// hook): past it, the epoch is the tag's and Publish reads the table
+// again (its compare-and-swap protects the write all the same).
+const aheadWait = 5 * time.Second
+
+// wait waits for the read made ahead, at most aheadWait; it reports
+// whether the read is done.
+func (r *tableRead) wait() bool {
+	t := time.NewTimer(aheadWait)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // recorded waits for the read made ahead and returns the role's record
@@ -71,7 +89,10 @@ func (t *tablePublisher) recorded(log *slog.Logger) *epoch.Recorded {
 	if r == nil {
 		return nil
 	}
-	<-r.done
+	if !r.wait() {
+		log.Warn("the role table's read is slow: the claim's epoch is above the EIP's tag only", "table", t.store.URL(), "waited", aheadWait)
+		return nil
+	}
 	if r.err != nil {
 		log.Warn("could not read the role table's epoch for the role: the claim's epoch is above the EIP's tag only", "table", t.store.URL(), "error", r.err)
 		return nil

@@ -107,6 +107,8 @@ var foreign = []testenv.Authorization{
 	{Action: "ec2:DeleteTags", Resource: eip, Context: map[string]any{"aws:TagKeys": []string{"eipclaim-role"}}},      // delete a foreign tag
 	{Action: "ec2:DeleteTags", Resource: eip, Context: map[string]any{"aws:TagKeys": []string{claim.TagEpoch}}},       // delete the epoch
 	{Action: "ec2:DeleteTags", Resource: instance, Context: map[string]any{"aws:TagKeys": []string{claim.TagHolder}}}, // untag an instance
+	{Action: "ec2:DeleteTags", Resource: eip},                                                                         // no keys: delete every tag of the EIP (ForAllValues is true of an empty set)
+	{Action: "ec2:CreateTags", Resource: eip},                                                                         // no keys (the same hole, for symmetry)
 	{Action: "ec2:AllocateAddress", Resource: eip},
 	{Action: "ec2:ReleaseAddress", Resource: eip},
 	{Action: "ec2:TerminateInstances", Resource: instance},
