@@ -199,3 +199,27 @@ func TestStalePoolExhaustedConfirmed(t *testing.T) {
 		t.Errorf("the EIP changed: %+v, %d associations, %d CreateTags", f.addr(alloc), f.associates, f.createTags)
 	}
 }
+
+// TestStaleHeldReadOfOwnEIP: this instance holds the EIP (moved here a
+// moment ago, by its watcher or an operator), a stale read shows the
+// previous holder: the confirming AssociateAddress is refused
+// (Resource.AlreadyAssociated) because the EIP is ours. The claim must end
+// "already held", not refused as held by the previous holder (exit 4, and
+// nothing tagged, published or hooked). Before the fix: exit 4.
+func TestStaleHeldReadOfOwnEIP(t *testing.T) {
+	f := newFake()
+	holdBy(f, other)
+	held := f.snapshot()
+	holdBy(f, self)
+	a := f.addr(alloc)
+	a.Tags = setTag(setTag(a.Tags, TagHolder, self), TagEpoch, "5")
+	f.stale = [][]*types.Address{held}
+	e, _ := newEngine(t, f)
+	res, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}})
+	if err != nil {
+		t.Fatalf("%v (exit %d), want already held", err, exitcode.Of(err))
+	}
+	if res.Action != "already held" || res.Epoch != 5 || aws.ToString(f.addr(alloc).InstanceId) != self {
+		t.Errorf("action %q, epoch %d, holder %s; want already held, 5, %s", res.Action, res.Epoch, aws.ToString(f.addr(alloc).InstanceId), self)
+	}
+}

@@ -138,7 +138,7 @@ func (c *Controller) Handle(ctx context.Context, raw []byte) (*Result, error) {
 		}
 	case kindStateChange:
 		s := situation{subject: ev.state.InstanceID, state: ev.state.State}
-		if down(ev.state.State) {
+		if claim.Stopped(ev.state.State) {
 			s.down = ev.state.InstanceID
 		}
 		c.forSubject(ctx, cfg, s, add)
@@ -194,17 +194,6 @@ type situation struct {
 	down      string // an instance that must not hold the EIP (stopping, terminating)
 	leaving   bool   // down is being terminated by Auto Scaling: hand over even if healthy
 	launching bool   // subject is being launched by Auto Scaling (status checks still initializing)
-}
-
-// down reports whether an instance in state is down for good or for a
-// while: its EIP must move.
-func down(state string) bool {
-	switch types.InstanceStateName(state) {
-	case types.InstanceStateNameStopping, types.InstanceStateNameStopped,
-		types.InstanceStateNameShuttingDown, types.InstanceStateNameTerminated:
-		return true
-	}
-	return false
 }
 
 // forSubject reconciles the role of the event's instance, found by its

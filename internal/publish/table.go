@@ -62,8 +62,9 @@ func (t *tablePublisher) take() *table.Snapshot {
 // aheadWait bounds how long a claim waits for the table's read made ahead
 // (a slow or failing S3 must not hold up a move's tags, publications and
 // hook): past it, the epoch is the tag's and Publish reads the table
-// again (its compare-and-swap protects the write all the same).
-const aheadWait = 5 * time.Second
+// again (its compare-and-swap protects the write all the same). A
+// variable for tests.
+var aheadWait = 5 * time.Second
 
 // wait waits for the read made ahead, at most aheadWait; it reports
 // whether the read is done.

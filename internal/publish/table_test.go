@@ -125,3 +125,35 @@ func TestTableRecorded(t *testing.T) {
 		t.Errorf("Recorded of a negative entry = %+v, want nil", r)
 	}
 }
+
+// slowS3 is an S3 whose GetObject waits until its context ends (an S3
+// that does not answer, retried to the step's deadline).
+type slowS3 struct{ memS3 }
+
+func (m *slowS3) GetObject(ctx context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestTableRecordedSlowS3: a table read that does not come back never
+// holds up the claim (its tags, publications and the new holder's hook)
+// past aheadWait: Recorded gives up and says so. Before the fix it waited
+// for the read, up to the step's deadline (minutes).
+func TestTableRecordedSlowS3(t *testing.T) {
+	defer func(d time.Duration) { aheadWait = d }(aheadWait)
+	aheadWait = 50 * time.Millisecond
+	p := &tablePublisher{store: &table.Store{API: &slowS3{}, Bucket: "b", Key: "roles.json"}, role: "db", now: time.Now}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec := Recorded(ctx, []Publisher{p}, nil)
+	began := time.Now()
+	if r := rec(); r != nil {
+		t.Errorf("Recorded = %+v, want nil", r)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("Recorded waited %s for a table read that does not answer, want at most aheadWait (%s)", took, aheadWait)
+	}
+	if snap := p.take(); snap != nil {
+		t.Errorf("take = %+v, want nil (Publish reads the table again)", snap)
+	}
+}

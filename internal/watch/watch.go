@@ -332,11 +332,11 @@ func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
 
 // free: nobody holds the EIP.
 func (w *Watcher) free(ctx context.Context, a claim.Address) {
+	w.other = "" // nobody holds it: a later move here names no previous holder
 	if w.Spec.EffectiveTakeover() == config.TakeoverNever {
 		w.enterStandby(ctx, a, "the EIP is free and takeover is never: this watcher only watches")
 		return
 	}
-	w.other = ""
 	reason := "the EIP was free"
 	if w.state == StateHolder {
 		reason = "the EIP was released from this instance and is free"
