@@ -101,28 +101,39 @@ const DefaultTTL = 60
 // as host names (HostName: without a final dot), each once whatever its
 // case, without the role's own name (hosts files write it after them).
 func (r *Role) HostNames(role string) []string {
-	if r == nil || r.DNS == nil {
-		return nil
-	}
-	var dns []string
-	if d := r.DNS.Route53; d != nil {
-		dns = append(dns, d.Name)
-	}
-	if d := r.DNS.RFC2136; d != nil {
-		dns = append(dns, d.Name)
-	}
-	if d := r.DNS.DynDNS; d != nil {
-		dns = append(dns, d.Hostname)
-	}
 	var names []string
-	for _, n := range dns {
-		n = HostName(n)
+	for _, d := range r.dnsNames() {
+		n := HostName(d.name)
 		if n == "" || strings.EqualFold(n, role) || slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
 			continue
 		}
 		names = append(names, n)
 	}
 	return names
+}
+
+// keyedName is a DNS name a role publishes, with its key under
+// roles.ROLE (dns.route53.name...).
+type keyedName struct{ key, name string }
+
+// dnsNames lists the DNS names the role publishes, as configured, each
+// with its key: the one list HostNames and the validation of names that
+// two roles cannot share read.
+func (r *Role) dnsNames() []keyedName {
+	if r == nil || r.DNS == nil {
+		return nil
+	}
+	var out []keyedName
+	if d := r.DNS.Route53; d != nil && d.Name != "" {
+		out = append(out, keyedName{"dns.route53.name", d.Name})
+	}
+	if d := r.DNS.RFC2136; d != nil && d.Name != "" {
+		out = append(out, keyedName{"dns.rfc2136.name", d.Name})
+	}
+	if d := r.DNS.DynDNS; d != nil && d.Hostname != "" {
+		out = append(out, keyedName{"dns.dyndns.hostname", d.Hostname})
+	}
+	return out
 }
 
 // HostName returns the host name of a DNS name: without its final dot,

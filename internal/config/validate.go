@@ -92,19 +92,9 @@ func (v *validator) uniqueNames(roles []string) {
 	for _, role := range roles {
 		cands := []published{{role, "roles." + role}}
 		names := []string{role}
-		if r := v.c.Roles[role]; r != nil && r.DNS != nil {
-			if d := r.DNS.Route53; d != nil && d.Name != "" {
-				cands = append(cands, published{role, "roles." + role + ".dns.route53.name"})
-				names = append(names, d.Name)
-			}
-			if d := r.DNS.RFC2136; d != nil && d.Name != "" {
-				cands = append(cands, published{role, "roles." + role + ".dns.rfc2136.name"})
-				names = append(names, d.Name)
-			}
-			if d := r.DNS.DynDNS; d != nil && d.Hostname != "" {
-				cands = append(cands, published{role, "roles." + role + ".dns.dyndns.hostname"})
-				names = append(names, d.Hostname)
-			}
+		for _, d := range v.c.Roles[role].dnsNames() {
+			cands = append(cands, published{role, "roles." + role + "." + d.key})
+			names = append(names, d.name)
 		}
 		for i, p := range cands {
 			key := strings.ToLower(HostName(names[i]))
