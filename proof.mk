@@ -4,7 +4,7 @@
 
 .PHONY: bench proof vulndb
 
-PROOF_TESTS = TestClaimsUnderFaults|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace|TestWatchHealthyHolderUnderFaults|TestFixedEIPRaceUnderStale|TestClaimAfterReleaseUnderStale|TestPoolRaceUnderStale|TestWatchTakeoverUnderStale|TestWatchHolderStaleReadsUnderStale|TestLambdaHolderStoppedUnderStale
+PROOF_TESTS = TestClaimsUnderFaults|TestClaimsUnderFaultsAndStale|TestIMDSDownAtBoot|TestUserDataFaultRetried|TestRoute53FaultRetried|TestPermissionDeniedEndsAtOnce|TestPoolRace|TestFixedEIPRace|TestWatchHealthyHolderUnderFaults|TestFixedEIPRaceUnderStale|TestClaimAfterReleaseUnderStale|TestPoolRaceUnderStale|TestWatchTakeoverUnderStale|TestWatchHolderStaleReadsUnderStale|TestLambdaHolderStoppedUnderStale
 
 ## bench: time eipclaim against its targets and against the aws CLI script, then the 200-claimer boot storm against AWS's rate limits (tools/bench/), PASS/MISS per target
 bench: tools
@@ -12,7 +12,7 @@ bench: tools
 
 ## proof: the long fault and race runs: 1000 faulted claims, 20 rounds of 50 claimers on a pool of 10, 50 fixed-EIP races; the races, claims after release, watch takeovers and the controller under EC2's eventual consistency (the stale-read mode)
 proof: tools
-	EIPCLAIM_PROOF=1 go test -count=1 -timeout 30m -v -run '^($(PROOF_TESTS))$$' ./internal/proof/ ./internal/controller/
+	EIPCLAIM_PROOF=1 go test -count=1 -timeout 60m -v -run '^($(PROOF_TESTS))$$' ./internal/proof/ ./internal/controller/
 	FUZZALL=1 FUZZTIME=30s bash scripts/test.sh fuzz
 
 ## vulndb: a local copy of the Go vulnerability database in .tools/vulndb (GOVULNDB=file://$$PWD/.tools/vulndb)
