@@ -56,7 +56,9 @@ type watchWorld struct {
 
 // hookScript writes the hook's EIPCLAIM_* environment to a new file in
 // $HOOK_DIR named after the event.
-const hookScript = `env | grep ^EIPCLAIM_ > "$HOOK_DIR/$EIPCLAIM_EVENT.$(date +%s%N)"`
+// hookScript records a hook's environment in a file of its own, written
+// aside and renamed, so that a test never reads it half-written.
+const hookScript = `f="$HOOK_DIR/.tmp.$$"; env | grep ^EIPCLAIM_ > "$f" && mv "$f" "$HOOK_DIR/$EIPCLAIM_EVENT.$(date +%s%N)"`
 
 func newWatchWorld(t *testing.T, roleExtra string) *watchWorld {
 	t.Helper()
