@@ -3,12 +3,8 @@ package controller_test
 import (
 	"archive/zip"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -114,7 +109,7 @@ func TestTemplateCreatesInMoto(t *testing.T) {
 			roleName = aws.ToString(r.PhysicalResourceId)
 		}
 	}
-	body2 := iamQuery(t, moto, url.Values{"Action": {"GetRolePolicy"}, "RoleName": {roleName}, "PolicyName": {"eipclaim-controller"}})
+	body2 := moto.IAMQuery(t, url.Values{"Action": {"GetRolePolicy"}, "RoleName": {roleName}, "PolicyName": {"eipclaim-controller"}})
 	var out struct {
 		Document string `xml:"GetRolePolicyResult>PolicyDocument"`
 	}
@@ -147,37 +142,6 @@ func TestTemplateCreatesInMoto(t *testing.T) {
 	if !reflect.DeepEqual(fromStack, fromGate) {
 		t.Errorf("the stack's role policy differs from the gate's:\nstack: %s\ngate:  %s", doc, gate)
 	}
-}
-
-// iamQuery sends a signed IAM query-protocol request to moto as the admin
-// (the SDK's IAM client is not a dependency of eipclaim).
-func iamQuery(t *testing.T, moto *testenv.Moto, form url.Values) []byte {
-	t.Helper()
-	form.Set("Version", "2010-05-08")
-	body := form.Encode()
-	req, err := http.NewRequest(http.MethodPost, moto.Endpoint+"/", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	sum := sha256.Sum256([]byte(body))
-	creds, err := moto.Config().Credentials.Retrieve(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v4.NewSigner().SignHTTP(t.Context(), creds, req, hex.EncodeToString(sum[:]), "iam", testenv.MotoRegion, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("IAM %s: %v", form.Get("Action"), err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("IAM %s: %s\n%s", form.Get("Action"), resp.Status, b)
-	}
-	return b
 }
 
 // TestTemplatePolicyMatchesCode: the function's role grants exactly the

@@ -2,12 +2,8 @@ package proof_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -15,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
@@ -347,9 +342,9 @@ func TestPermissionDeniedEndsAtOnce(t *testing.T) {
 // these are signed query-protocol requests.
 func iamUser(t *testing.T, moto *testenv.Moto, name, policy string) (key, secret string) {
 	t.Helper()
-	iamCall(t, moto, url.Values{"Action": {"CreateUser"}, "UserName": {name}})
-	iamCall(t, moto, url.Values{"Action": {"PutUserPolicy"}, "UserName": {name}, "PolicyName": {"eipclaim"}, "PolicyDocument": {policy}})
-	body := iamCall(t, moto, url.Values{"Action": {"CreateAccessKey"}, "UserName": {name}})
+	moto.IAMQuery(t, url.Values{"Action": {"CreateUser"}, "UserName": {name}})
+	moto.IAMQuery(t, url.Values{"Action": {"PutUserPolicy"}, "UserName": {name}, "PolicyName": {"eipclaim"}, "PolicyDocument": {policy}})
+	body := moto.IAMQuery(t, url.Values{"Action": {"CreateAccessKey"}, "UserName": {name}})
 	var out struct {
 		Key    string `xml:"CreateAccessKeyResult>AccessKey>AccessKeyId"`
 		Secret string `xml:"CreateAccessKeyResult>AccessKey>SecretAccessKey"`
@@ -358,32 +353,6 @@ func iamUser(t *testing.T, moto *testenv.Moto, name, policy string) (key, secret
 		t.Fatalf("CreateAccessKey: %v\n%s", err, body)
 	}
 	return out.Key, out.Secret
-}
-
-func iamCall(t *testing.T, moto *testenv.Moto, form url.Values) []byte {
-	t.Helper()
-	form.Set("Version", "2010-05-08")
-	body := form.Encode()
-	req, err := http.NewRequest(http.MethodPost, moto.Endpoint+"/", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	sum := sha256.Sum256([]byte(body))
-	creds := aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "iam", testenv.MotoRegion, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("IAM %s: %v", form.Get("Action"), err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("IAM %s: %s\n%s", form.Get("Action"), resp.Status, b)
-	}
-	return b
 }
 
 // lastError is the error line eipclaim prints last, "eipclaim: ...".
