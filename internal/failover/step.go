@@ -7,12 +7,15 @@ package failover
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
 )
 
@@ -95,14 +98,15 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Outcome{
-		Role: res.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
-		Epoch: res.Epoch, EpochProblems: res.EpochProblems, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
-		InstanceID: res.InstanceID, ENI: res.ENI, PrivateIP: res.PrivateIP,
-		AssociationID: res.AssociationID, DryRun: req.DryRun,
+	f, err := s.placement(res)
+	o := outcome(res, f)
+	o.DryRun = req.DryRun
+	if err != nil {
+		// Nothing is published from an answer that is not whole; the
+		// claim stands (exit 5), and says what EC2 reported.
+		o.PublicIP, o.PrivateIP = res.PublicIP, res.PrivateIP
+		return o, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: claimed for %s, but nothing was published or promoted: %w", res.Role, res.InstanceID, err))
 	}
-	f := s.facts(res)
-	o.PublicDNSName = f.PublicDNSName
 	if req.DryRun {
 		o.Published = publish.DryRun(req.Publishers, f)
 		return o, nil
@@ -143,8 +147,8 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		previous = req.PreviousHolder
 	}
 	o.Hook = req.Hooks.Run(hctx, HookEnv{
-		Event: EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID, Epoch: o.Epoch,
-		PreviousHolder: previous, Holder: o.InstanceID, Reason: reason,
+		Event: EventHolder, PublicIP: placement.String(f.PublicIP), AllocationID: f.AllocationID, Epoch: f.Epoch,
+		PreviousHolder: previous, Holder: f.InstanceID, Reason: reason,
 	})
 	return o, err
 }
@@ -156,13 +160,29 @@ func moved(res *claim.Result) bool {
 	return res.Action == "claimed" || res.Action == "taken over" || res.PreviousHolder != ""
 }
 
-// facts are what the publishers publish, from what the claim learnt.
-func (s *Step) facts(res *claim.Result) publish.Facts {
-	pub, _ := netip.ParseAddr(res.PublicIP)
-	priv, _ := netip.ParseAddr(res.PrivateIP)
-	return publish.Facts{
-		Role: res.Role, AllocationID: res.AllocationID, InstanceID: res.InstanceID, Epoch: res.Epoch,
-		PublicIP: pub, PrivateIP: priv,
-		PublicDNSName: publish.PublicDNSName(pub, s.Region),
+// placement is where the claim left the EIP: built once, from which the
+// outcome, every publisher and the hook are built. An address EC2
+// reported that is not an IP address is an error, never a silently empty
+// record.
+func (s *Step) placement(res *claim.Result) (placement.Placement, error) {
+	p := placement.Placement{
+		Role: res.Role, AllocationID: res.AllocationID, InstanceID: res.InstanceID, ENI: res.ENI,
+		AssociationID: res.AssociationID, Epoch: res.Epoch,
+	}
+	var errPub, errPriv error
+	p.PublicIP, errPub = placement.Addr("public IP of "+res.AllocationID, res.PublicIP)
+	p.PrivateIP, errPriv = placement.Addr("private IP of "+res.ENI, res.PrivateIP)
+	p.PublicDNSName = publish.PublicDNSName(p.PublicIP, s.Region)
+	return p, errors.Join(errPub, errPriv)
+}
+
+// outcome is the step's Outcome of a claim, its addresses from p.
+func outcome(res *claim.Result, p placement.Placement) *Outcome {
+	return &Outcome{
+		Role: p.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
+		Epoch: p.Epoch, EpochProblems: res.EpochProblems, AllocationID: p.AllocationID,
+		PublicIP: placement.String(p.PublicIP), PublicDNSName: p.PublicDNSName,
+		InstanceID: p.InstanceID, ENI: p.ENI, PrivateIP: placement.String(p.PrivateIP),
+		AssociationID: p.AssociationID,
 	}
 }
