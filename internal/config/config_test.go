@@ -252,18 +252,6 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-func TestIsDomainName(t *testing.T) {
-	for s, want := range map[string]bool{
-		"a.example.internal": true, "a.example.internal.": true, "_svc.a.b": true, "xn--bcher-kva.ch": true,
-		"": false, ".": false, "a..b": false, "-a.b": false, "a-.b": false, "a b": false, "a_b.c": false,
-		strings.Repeat("a", 64) + ".b": false, strings.Repeat("a.", 127) + "ab": false,
-	} {
-		if got := IsDomainName(s); got != want {
-			t.Errorf("IsDomainName(%q) = %v, want %v", s, got, want)
-		}
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("{}"))

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/localfile"
 )
 
@@ -285,7 +286,7 @@ func buildRows(entries []Entry) ([]row, error) {
 			}
 		}
 		for _, name := range names {
-			if err := config.CheckHostName(name); err != nil {
+			if err := dnsname.CheckHostName(name); err != nil {
 				errs = append(errs, fmt.Errorf("%s (%s): name %q: %w", who, e.IP, name, err))
 				continue
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/placement"
@@ -280,7 +281,7 @@ func (r *route53Publisher) Publish(ctx context.Context, f placement.Placement) (
 	res, err := r.p.PublishCNAME(ctx, r.c, f.PublicDNSName)
 	out := Result{Value: "CNAME " + res.Value, Changed: res.Changed}
 	if res.Value == "" {
-		out.Value = "CNAME " + config.Canonical(f.PublicDNSName)
+		out.Value = "CNAME " + dnsname.Canonical(f.PublicDNSName)
 	}
 	if res.ChangeID != "" {
 		out.Detail = "zone " + res.ZoneID + ", change " + res.ChangeID
