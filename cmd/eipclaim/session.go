@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -27,6 +26,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/imds"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/source"
@@ -100,7 +100,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	// The instance profile's credentials come from IMDS through the same
 	// client as everything else read there; it exists once the
 	// configuration is loaded, before any credential is asked for.
-	var md *imdsClient
+	var md *imds.Client
 	s.aws, err = awsconfig.LoadDefaultConfig(ctx,
 		awsconfig.WithRetryer(func() aws.Retryer {
 			// The SDK's standard retryer handles throttling and 5xx first; its
@@ -110,7 +110,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		}),
 		awsconfig.WithHTTPClient(awsHTTPClient()),
 		awsconfig.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) {
-			o.Client = metadataFunc(func(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+			o.Client = metadataFunc(func(ctx context.Context, in *awsimds.GetMetadataInput, optFns ...func(*awsimds.Options)) (*awsimds.GetMetadataOutput, error) {
 				return md.GetMetadata(ctx, in, optFns...)
 			})
 		}),
@@ -118,7 +118,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
 	}
-	md = newIMDSClient(s.aws, c.imdsV1)
+	md = imds.New(s.aws, c.imdsV1)
 	if s.aws.Credentials != nil {
 		s.aws.Credentials = &credentialsProvider{inner: s.aws.Credentials, imds: md}
 	}
@@ -142,7 +142,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			regionErr = retrier.Do(ctx, "imds:region", func(ctx context.Context) error {
-				out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
+				out, err := md.GetRegion(ctx, &awsimds.GetRegionInput{})
 				if err == nil {
 					s.region = out.Region
 				}
@@ -151,7 +151,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		})
 		err := retrier.Do(ctx, "imds:instance-id", func(ctx context.Context) error {
 			var err error
-			s.instanceID, err = metadata(ctx, md, "instance-id")
+			s.instanceID, err = md.Metadata(ctx, "instance-id")
 			return err
 		})
 		wg.Wait()
@@ -213,9 +213,9 @@ func identityError(ctx context.Context, timeout time.Duration, what string, err 
 }
 
 // metadataFunc is a function as ec2rolecreds' IMDS client.
-type metadataFunc func(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
+type metadataFunc func(ctx context.Context, in *awsimds.GetMetadataInput, optFns ...func(*awsimds.Options)) (*awsimds.GetMetadataOutput, error)
 
-func (f metadataFunc) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+func (f metadataFunc) GetMetadata(ctx context.Context, in *awsimds.GetMetadataInput, optFns ...func(*awsimds.Options)) (*awsimds.GetMetadataOutput, error) {
 	return f(ctx, in, optFns...)
 }
 
@@ -231,20 +231,6 @@ func awsHTTPClient() *awshttp.BuildableClient {
 	return awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = awsDialTimeout }).
 		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = awsHeaderTimeout })
-}
-
-// metadata reads one IMDS path.
-func metadata(ctx context.Context, md *imdsClient, path string) (string, error) {
-	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
-	if err != nil {
-		return "", err
-	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 4096))
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // retrier is the claim loop's retry policy, for the calls made outside
