@@ -12,8 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/eipclaim/eipclaim/internal/fetch"
 	"github.com/eipclaim/eipclaim/internal/hosts"
-	"github.com/eipclaim/eipclaim/internal/source"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -156,7 +156,7 @@ func outError(out string, err error) error {
 // a warning naming it: one bad entry must not stop every client from
 // getting the others.
 func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]hosts.Entry, error) {
-	r := &table.Reader{HTTP: source.NewHTTPClient(s.log), Retry: s.retrier().Do}
+	r := &table.Reader{HTTP: fetch.NewHTTPClient(s.log), Retry: s.retrier().Do}
 	if strings.HasPrefix(src, "s3://") {
 		r.S3 = s.s3()
 	}
