@@ -30,7 +30,7 @@ import (
 //	10.0.1.5  master-db.example.internal  master-db
 type Entry struct {
 	IP    netip.Addr
-	Names []string // host names (config.CheckHostName)
+	Names []string // host names (dnsname.CheckHostName)
 	// Role is the role the entry is for, "" for none. It is written after
 	// Names, must be a role name (config.CheckRoleName, the rule validation
 	// applies, so that a roles table that validates can be written), and
@@ -76,7 +76,7 @@ const tempPattern = ".hosts-eipclaim-*"
 // Render returns an error, and no output, when entries is empty; when an
 // entry has an IP that is not a host's (config.CheckHostAddress: invalid,
 // zoned, unspecified, multicast, broadcast), or no names; when a name is
-// not a valid host name (config.CheckHostName: RFC 952/1123 labels of
+// not a valid host name (dnsname.CheckHostName: RFC 952/1123 labels of
 // letters, digits and '-', at most 63 characters each, at most 253 in all,
 // no trailing dot, not all digits in the last label) or a role is not a
 // valid role name (config.CheckRoleName); when the same name is given for

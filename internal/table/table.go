@@ -262,7 +262,7 @@ func (d *Document) Marshal() ([]byte, error) {
 // when its role name is not one (config.CheckRoleName), it names another
 // role, it has unknown keys or a key given twice, an address that is not a
 // host's (config.CheckHostAddress), a name that is not a host name
-// (config.CheckHostName), a negative epoch; and when its role is given
+// (dnsname.CheckHostName), a negative epoch; and when its role is given
 // twice in roles, or beside a role of the same name in another case (which
 // of them is right is unknown: both are skipped).
 func Parse(data []byte, origin string) (*Document, error) {
