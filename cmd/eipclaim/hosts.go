@@ -100,7 +100,7 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 		if err != nil {
 			return nil, fmt.Errorf("look up role %s: %w", name, err)
 		}
-		p := hosts.Placed{Role: name, Names: spec.HostNames(name)}
+		p := hosts.Placed{Role: name, Names: spec.HostNames()}
 		if a := addrs[0]; !a.Free() {
 			p.PrivateIP, p.PublicIP = a.PrivateIP, a.PublicIP
 		}

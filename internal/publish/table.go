@@ -122,7 +122,7 @@ func (t *tablePublisher) entry(f placement.Placement) table.Entry {
 	if f.PublicIP.IsValid() {
 		e.PublicIP = f.PublicIP.String()
 	}
-	e.Names = t.spec.HostNames(t.role)
+	e.Names = t.spec.HostNames()
 	return e
 }
 

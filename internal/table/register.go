@@ -41,7 +41,7 @@ func NewRegistration(cfg *config.Config, role string, private, public netip.Addr
 	if hostname != "" {
 		holder += "@" + hostname
 	}
-	return Registration{Role: role, Private: private, Public: public, Names: cfg.Roles[role].HostNames(role), Holder: holder}, nil
+	return Registration{Role: role, Private: private, Public: public, Names: cfg.Roles[role].HostNames(), Holder: holder}, nil
 }
 
 // Entry returns the entry r writes over old, the table's entry for the
