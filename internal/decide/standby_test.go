@@ -63,17 +63,17 @@ func TestStandby(t *testing.T) {
 		{"impaired through the API", with(func(l *Look) {
 			l.Fails, l.Holder = 2, Holder{Instance: "i-1", State: StateRunning, InstanceStatus: StatusImpaired, SystemStatus: StatusOK}
 		}), Next{ActStep, 3, "holder i-1 fails its status checks (instance impaired, system ok): failed 3 looks of fall 3"}},
-		{"new holder, probe fails, state unknown", with(func(l *Look) { l.Fails, l.HeldFor = 2, 30 * time.Second }),
+		{"new holder, probe fails, state unknown", with(func(l *Look) { l.Fails, l.HeldFor = 2, 30*time.Second }),
 			Next{ActReadState, 3, "holder i-1 fails its health check: " + dead.Result + ": the holder is new (held for 30s of hold_down 5m0s): its state, read through the API, decides (a stopped holder is taken over)"}},
-		{"new holder, running", with(func(l *Look) { l.Fails, l.HeldFor, l.Holder.State = 2, 30 * time.Second, StateRunning }),
+		{"new holder, running", with(func(l *Look) { l.Fails, l.HeldFor, l.Holder.State = 2, 30*time.Second, StateRunning }),
 			Next{ActCount, 3, "holder i-1 fails its health check: " + dead.Result + ": the holder is new (held for 30s of hold_down 5m0s, running): not taking over within hold_down for failing probes"}},
-		{"new holder, stopped", with(func(l *Look) { l.Fails, l.HeldFor, l.Holder.State = 2, 30 * time.Second, StateStopped }),
+		{"new holder, stopped", with(func(l *Look) { l.Fails, l.HeldFor, l.Holder.State = 2, 30*time.Second, StateStopped }),
 			Next{ActStep, 3, "holder i-1 is stopped (taken over within hold_down: a stopped holder does not serve)"}},
 		{"new holder, gone", with(func(l *Look) { l.Fails, l.HeldFor, l.Holder.State = 2, 0, StateGone }),
 			Next{ActStep, 3, "holder i-1 no longer exists (taken over within hold_down: a stopped holder does not serve)"}},
 		{"new holder, below fall", with(func(l *Look) { l.HeldFor = 0 }),
 			Next{ActCount, 2, "holder i-1 fails its health check: " + dead.Result + ": failed look 2 of fall 3"}},
-		{"hold_down just past", with(func(l *Look) { l.Fails, l.HeldFor = 2, 5 * time.Minute }),
+		{"hold_down just past", with(func(l *Look) { l.Fails, l.HeldFor = 2, 5*time.Minute }),
 			Next{ActStep, 3, "holder i-1 fails its health check: " + dead.Result + ": failed 3 looks of fall 3"}},
 		{"hold_down 0", with(func(l *Look) { l.Fails, l.HeldFor, l.HoldDown = 2, 0, 0 }),
 			Next{ActStep, 3, "holder i-1 fails its health check: " + dead.Result + ": failed 3 looks of fall 3"}},
@@ -116,7 +116,7 @@ func TestStandbyEveryCombination(t *testing.T) {
 										for _, held := range helds {
 											l := Look{From: from, Where: where, Policy: policy, Examined: examined,
 												Holder: Holder{State: state, InstanceStatus: st[0], SystemStatus: st[1], Probe: probe},
-												Fails: fails, Fall: fall, HeldFor: held, HoldDown: holdDown}
+												Fails:  fails, Fall: fall, HeldFor: held, HoldDown: holdDown}
 											if where == WhereOther {
 												l.Holder.Instance = "i-1"
 											}
