@@ -518,7 +518,7 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	if err != nil {
 		w.publicationFailed(err)
 	}
-	w.stopped, w.watching, w.other = "", "", ""
+	w.stopped, w.watching = "", ""
 	w.Metrics.setHolderStopped(w.Role, false)
 	moved := o.Action != "already held"
 	if moved {
