@@ -273,7 +273,7 @@ func (w *Watcher) look(ctx context.Context) {
 		w.asHolder(ctx, a)
 		return
 	}
-	w.decide(ctx, lctx, a)
+	w.decideLook(ctx, lctx, a)
 }
 
 // confirmLoss reads the EIP again, after each of lossConfirm's delays,
@@ -359,12 +359,12 @@ func (w *Watcher) where(a claim.Address) decide.Where {
 	return decide.WhereOther
 }
 
-// decide asks decide.Standby what this look calls for, when this instance
+// decideLook asks decide.Standby what this look calls for, when this instance
 // does not hold the EIP or has just started, and does it: examine the
 // holder, count its failed looks, read its state during its hold-down, run
 // the step, or only watch. Every look that does not act says why in the
 // log.
-func (w *Watcher) decide(ctx, lctx context.Context, a claim.Address) {
+func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address) {
 	from := w.from()
 	l := decide.Look{From: from, Where: w.where(a), Policy: w.Spec.Takeover,
 		Fall: w.Settings.Fall, HoldDown: w.Settings.HoldDown, Holder: decide.Holder{Instance: a.Holder}}
