@@ -38,8 +38,9 @@ type Request struct {
 	Force      bool                // takeover: always
 	DryRun     bool                // decide and report, change nothing
 	// Hooks, when set, run the role's on_holder hook once the EIP is this
-	// instance's and published: the state entered is holder.
-	Hooks *Hooks
+	// instance's and published: the state entered is holder. *Hooks is
+	// one; nil (or a nil *Hooks) runs none.
+	Hooks HookRunner
 	// Reason, when set, is the driver's reason for running the step, told
 	// to the hook when the EIP did not move ("started as the holder").
 	Reason string
@@ -146,10 +147,12 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if previous == "" {
 		previous = req.PreviousHolder
 	}
-	o.Hook = req.Hooks.Run(hctx, HookEnv{
-		Event: EventHolder, PublicIP: placement.String(f.PublicIP), AllocationID: f.AllocationID, Epoch: f.Epoch,
-		PreviousHolder: previous, Holder: f.InstanceID, Reason: reason,
-	})
+	if req.Hooks != nil {
+		o.Hook = req.Hooks.Run(hctx, HookEnv{
+			Event: EventHolder, PublicIP: placement.String(f.PublicIP), AllocationID: f.AllocationID, Epoch: f.Epoch,
+			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason,
+		})
+	}
 	return o, err
 }
 
