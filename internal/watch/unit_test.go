@@ -504,6 +504,24 @@ func TestUnitHoldDown(t *testing.T) {
 			t.Errorf("the log does not say the state could not be read:\n%s", r.logs)
 		}
 	})
+	t.Run("deposed, the new holder fails its probes", func(t *testing.T) {
+		// This instance held the EIP; at look 3 it sees it on holderB,
+		// which fails every probe. holderB's hold_down runs from the look
+		// that confirmed the loss, not from some earlier time: within it
+		// (looks 4 to 8 are 1 to 5 s later) it is not taken over.
+		wd := newWorld(t, self, 8)
+		wd.at[3] = func(w *world) { w.moveTo(holderB); w.down[holderB] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 1)
+		if n := wd.count("health " + holderB); n != 4 {
+			t.Errorf("%d reads of the new holder's state, want 4 (looks 5 to 8): %v", n, wd.calls)
+		}
+		if n := r.logCount("not taking over within hold_down for failing probes"); n != 4 {
+			t.Errorf("the refusal logged %d times, want 4:\n%s", n, r.logs)
+		}
+		r.wantState(t, StateStandby)
+	})
 	t.Run("at start, tagged long ago", func(t *testing.T) {
 		wd := newWorld(t, holderB, 3)
 		wd.down[holderB] = true
@@ -683,6 +701,25 @@ func TestUnitMovedHere(t *testing.T) {
 		t.Fatalf("hooks %+v: want on_standby, then on_holder", r.hooks.envs)
 	}
 	wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventHolder, Epoch: 4, Holder: self, PreviousHolder: holderB, Reason: "the EIP was moved to this instance"})
+	r.wantState(t, StateHolder)
+}
+
+// TestUnitFreedThenClaimed: a standby that saw holderB, then sees the EIP
+// free, claims it, and its on_holder hook is told no previous holder:
+// nobody held the EIP when it was claimed.
+func TestUnitFreedThenClaimed(t *testing.T) {
+	wd := newWorld(t, holderB, 4)
+	wd.at[3] = func(w *world) { w.holder, w.assoc = "", "" }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.run(t)
+	r.wantSteps(t, 3)
+	if req := r.step.calls[0].req; req.Reason != "the EIP was free" || req.PreviousHolder != "" {
+		t.Errorf("step request reason %q previous %q: want the EIP was free, no previous holder", req.Reason, req.PreviousHolder)
+	}
+	if len(r.hooks.envs) != 2 {
+		t.Fatalf("hooks %+v: want on_standby, then on_holder", r.hooks.envs)
+	}
+	wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventHolder, Epoch: 5, Holder: self, Reason: "the EIP was free"})
 	r.wantState(t, StateHolder)
 }
 
