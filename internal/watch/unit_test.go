@@ -23,7 +23,7 @@ import (
 // The unit tests of the watcher's state machine: the watcher runs (Run)
 // against an EC2 in memory (world: a Looker), a step that moves the EIP in
 // it (memStep: a Stepper), hooks that record what they are told
-// (memHooks: a HookRunner) and a clock that does not wait (fakeClock). Each
+// (memHooks: a failover.HookRunner) and a clock that does not wait (fakeClock). Each
 // test asserts the calls made: which step requests at which look, which
 // hook environments with which epoch.
 
@@ -347,7 +347,7 @@ func TestUnitStartAsHolder(t *testing.T) {
 	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
 	r.run(t)
 	r.wantSteps(t, 1)
-	if req := r.step.calls[0].req; req.Reason != "started as the holder" || req.Hooks != HookRunner(r.hooks) || req.PreviousHolder != "" || req.Role != "db" {
+	if req := r.step.calls[0].req; req.Reason != "started as the holder" || req.Hooks != failover.HookRunner(r.hooks) || req.PreviousHolder != "" || req.Role != "db" {
 		t.Errorf("step request %+v: want the reason, the hooks, no previous holder", req)
 	}
 	if len(r.hooks.envs) != 1 {
