@@ -99,14 +99,18 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.placement(res)
+	f, badAddr := s.placement(res)
 	o := outcome(res, f)
 	o.DryRun = req.DryRun
-	if err != nil {
+	if badAddr != nil {
 		// Nothing is published from an answer that is not whole; the
-		// claim stands (exit 5), and says what EC2 reported.
+		// claim stands (exit 5), the hook still runs (the EIP is here),
+		// and the outcome says what EC2 reported.
 		o.PublicIP, o.PrivateIP = res.PublicIP, res.PrivateIP
-		return o, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: claimed for %s, but nothing was published or promoted: %w", res.Role, res.InstanceID, err))
+		badAddr = exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: claimed for %s, but nothing was published: %w", res.Role, res.InstanceID, badAddr))
+		if req.DryRun {
+			return o, badAddr
+		}
 	}
 	if req.DryRun {
 		o.Published = publish.DryRun(req.Publishers, f)
@@ -134,7 +138,11 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		// over pctx would outlive ctx's deadline by two windows).
 		wg.Go(func() { s.Engine.Tag(ctx, res) })
 	}
-	o.Published, err = publish.All(pctx, req.Publishers, f)
+	if badAddr == nil {
+		o.Published, err = publish.All(pctx, req.Publishers, f)
+	} else {
+		err = badAddr
+	}
 	wg.Wait()
 	// The epoch is tagged (or the tag failed and was logged) before the
 	// hook hears of it. A hook's failure is logged and counted, not the
@@ -149,7 +157,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	}
 	if req.Hooks != nil {
 		o.Hook = req.Hooks.Run(hctx, HookEnv{
-			Event: EventHolder, PublicIP: placement.String(f.PublicIP), AllocationID: f.AllocationID, Epoch: f.Epoch,
+			Event: EventHolder, PublicIP: o.PublicIP, AllocationID: f.AllocationID, Epoch: f.Epoch,
 			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason,
 		})
 	}
