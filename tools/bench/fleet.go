@@ -488,4 +488,3 @@ func runFleetChild() error {
 	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
 }
-
