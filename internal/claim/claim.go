@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/retry"
@@ -256,28 +257,24 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		name = holderENI
 	}
 	res.PreviousHolder = name
-	policy := req.Spec.EffectiveTakeover()
-	if req.Force {
-		policy = config.TakeoverAlways
-	}
-	switch policy {
-	case config.TakeoverNever:
-		return e.refuse(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s and takeover is never: release it there first, or use --force", ErrRefused, res.PublicIP, res.AllocationID, name)))
-	case config.TakeoverAlways:
-		res.Why = "takeover: always"
-		if req.Force {
-			res.Why = "--force"
-		}
-	default:
-		down, why, err := e.holderDown(ctx, holder, aws.ToString(addr.PrivateIpAddress), req.Spec.HealthCheck)
+	// The last check before the move: the takeover rule (decide) on facts
+	// read now. The compare-and-swap, not this check, makes one winner.
+	v := decide.Verdict{}
+	if decide.NeedsVerdict(req.Spec.Takeover, req.Force) {
+		h, err := e.health(ctx, holder, aws.ToString(addr.PrivateIpAddress), req.Spec.HealthCheck)
 		if err != nil {
 			return nil, err
 		}
-		if !down {
-			return e.refuse(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s, which is healthy (%s): fail over with --force only if you are sure it is not serving", ErrRefused, res.PublicIP, res.AllocationID, name, why)))
-		}
-		res.Why = why
+		v = decide.Verdict{Down: h.Down, Why: h.Why}
 	}
+	allow, why := decide.Takeover(req.Spec.Takeover, req.Force, v)
+	switch {
+	case !allow && req.Spec.EffectiveTakeover() == config.TakeoverNever:
+		return e.refuse(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s and takeover is never: release it there first, or use --force", ErrRefused, res.PublicIP, res.AllocationID, name)))
+	case !allow:
+		return e.refuse(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), exitcode.With(exitcode.Refused, fmt.Errorf("%w: %s (%s) is held by %s, which is healthy (%s): fail over with --force only if you are sure it is not serving", ErrRefused, res.PublicIP, res.AllocationID, name, why)))
+	}
+	res.Why = why
 	res.Action = "taken over"
 	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
 	return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), refusal{})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
@@ -27,51 +27,38 @@ type Health struct {
 	PrivateIP string `json:"private_ip,omitempty"`
 }
 
-// Stopped reports a holder's state (Health.State) in which it does not
-// serve, whatever its probe says: stopped, stopping, shutting down,
-// terminated, or gone.
-func Stopped(state string) bool {
-	switch types.InstanceStateName(state) {
-	case types.InstanceStateNameStopped, types.InstanceStateNameStopping, types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown, "gone":
-		return true
-	}
-	return false
-}
-
-// holderDown tells whether the holder of an EIP counts as down, and why.
-func (e *Engine) holderDown(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (bool, string, error) {
-	h, err := e.health(ctx, holder, privateIP, healthCheck)
-	if err != nil {
-		return false, "", err
-	}
-	return h.Down, h.Why, nil
-}
-
-// health examines the holder: its state, its status checks and the role's
-// health_check.
+// health examines the holder (its state, its status checks and the
+// role's health_check) and judges it (decide.Judge). It reads only what
+// the verdict needs: not the status checks of a stopped holder, not the
+// probe of an impaired one.
 func (e *Engine) health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*Health, error) {
 	h := &Health{Instance: holder, PrivateIP: privateIP}
-	if holder == "" {
-		h.Why = "on an interface attached to no instance (a NAT gateway, a load balancer or a detached interface): eipclaim does not take it without --force"
+	facts := decide.Holder{Instance: holder}
+	judge := func() (*Health, error) {
+		v := decide.Judge(facts)
+		h.Down, h.Why = v.Down, v.Why
 		return h, nil
+	}
+	if holder == "" {
+		return judge()
 	}
 	inst, err := e.Instance(ctx, holder)
 	if err != nil {
 		return nil, fmt.Errorf("describe the holder %s: %w", holder, err)
 	}
 	if inst == nil {
-		h.State, h.Down, h.Why = "gone", true, "holder "+holder+" no longer exists"
-		return h, nil
+		h.State, facts.State = decide.StateGone, decide.StateGone
+		return judge()
 	}
 	if inst.State != nil {
 		h.State = string(inst.State.Name)
 	}
+	facts.State = h.State
 	if h.PrivateIP == "" {
 		h.PrivateIP = aws.ToString(inst.PrivateIpAddress)
 	}
-	if Stopped(h.State) {
-		h.Down, h.Why = true, "holder "+holder+" is "+h.State
-		return h, nil
+	if decide.Stopped(h.State) {
+		return judge()
 	}
 	err = e.retrier().Do(ctx, "ec2:DescribeInstanceStatus", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{holder}, IncludeAllInstances: aws.Bool(true)})
@@ -79,36 +66,21 @@ func (e *Engine) health(ctx context.Context, holder, privateIP string, healthChe
 			return err
 		}
 		for _, s := range out.InstanceStatuses {
-			inst, sys := StatusSummary(s.InstanceStatus), StatusSummary(s.SystemStatus)
-			h.Status = "instance " + inst + ", system " + sys
-			if inst == string(types.SummaryStatusImpaired) || sys == string(types.SummaryStatusImpaired) {
-				h.Down = true
-			}
+			facts.InstanceStatus, facts.SystemStatus = StatusSummary(s.InstanceStatus), StatusSummary(s.SystemStatus)
+			h.Status = "instance " + facts.InstanceStatus + ", system " + facts.SystemStatus
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the status checks of the holder %s: %w", holder, err)
 	}
-	if h.Down {
-		h.Why = "holder " + holder + " fails its status checks (" + h.Status + ")"
-		return h, nil
+	if decide.Judge(facts).Down || !healthCheck.Set() {
+		return judge()
 	}
-	reasons := []string{h.State}
-	if h.Status != "" {
-		reasons = append(reasons, "status checks: "+h.Status)
-	}
-	if healthCheck.Set() {
-		ok, result := e.check(ctx, h.PrivateIP, healthCheck)
-		h.Check = result
-		if !ok {
-			h.Down, h.Why = true, "holder "+holder+" fails its health check: "+result
-			return h, nil
-		}
-		reasons = append(reasons, result)
-	}
-	h.Why = strings.Join(reasons, ", ")
-	return h, nil
+	ok, result := e.check(ctx, h.PrivateIP, healthCheck)
+	h.Check = result
+	facts.Probe = &decide.Probe{OK: ok, Result: result}
+	return judge()
 }
 
 // StatusSummary is a status check's summary as words: ok, impaired,

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
@@ -39,7 +40,7 @@ func (a *Address) Warnings(rec *epoch.Recorded) []string {
 	if _, err := epoch.Parse(a.Tags[TagEpoch]); err != nil {
 		w = append(w, fmt.Sprintf("the EIP's epoch tag %s: %v: the next claim takes an epoch above the role table's and rewrites it", TagEpoch, err))
 	}
-	if a.Health != nil && Stopped(a.Health.State) {
+	if a.Health != nil && decide.Stopped(a.Health.State) {
 		what := "the EIP"
 		if rec != nil && rec.Holder == a.Holder {
 			what += " and the role table"

@@ -29,6 +29,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
@@ -138,7 +139,7 @@ func (c *Controller) Handle(ctx context.Context, raw []byte) (*Result, error) {
 		}
 	case kindStateChange:
 		s := situation{subject: ev.state.InstanceID, state: ev.state.State}
-		if claim.Stopped(ev.state.State) {
+		if decide.Stopped(ev.state.State) {
 			s.down = ev.state.InstanceID
 		}
 		c.forSubject(ctx, cfg, s, add)

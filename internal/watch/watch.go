@@ -28,6 +28,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
@@ -392,7 +393,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 	if state != "" {
 		// This watcher takes a stopped holder over within fall looks
 		// (or says why it cannot): the gauge, no warning.
-		w.Metrics.setHolderStopped(w.Role, claim.Stopped(state))
+		w.Metrics.setHolderStopped(w.Role, decide.Stopped(state))
 	}
 	if !failed {
 		if w.fails > 0 {
@@ -416,7 +417,7 @@ func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
 			}
 			state = h.State
 		}
-		if !claim.Stopped(state) {
+		if !decide.Stopped(state) {
 			w.Log.Info("the holder is new: not taking over within hold_down for failing probes", "holder", holder, "held_for", held.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String())
 			return
 		}
@@ -538,7 +539,7 @@ func (w *Watcher) publicationFailed(err error) {
 // role table still name: a warning when it is first seen, and
 // eipclaim_holder_stopped while it lasts.
 func (w *Watcher) holderState(a claim.Address, state, why string) {
-	if !claim.Stopped(state) {
+	if !decide.Stopped(state) {
 		w.stopped = ""
 		w.Metrics.setHolderStopped(w.Role, false)
 		return
