@@ -182,7 +182,9 @@ type world struct {
 	n int
 }
 
-func newWorld() *world { return &world{f: &fakeEC2{status: map[string][2]types.SummaryStatus{}, hideFrom: map[string]bool{}}} }
+func newWorld() *world {
+	return &world{f: &fakeEC2{status: map[string][2]types.SummaryStatus{}, hideFrom: map[string]bool{}}}
+}
 
 // instance adds an instance; role "" for none. It returns its id and ENI.
 func (w *world) instance(role string, state types.InstanceStateName) (id, eni string) {
