@@ -95,12 +95,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Outcome{
-		Role: res.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
-		Epoch: res.Epoch, EpochProblems: res.EpochProblems, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
-		InstanceID: res.InstanceID, ENI: res.ENI, PrivateIP: res.PrivateIP,
-		AssociationID: res.AssociationID, DryRun: req.DryRun,
-	}
+	o := outcomeOf(res, req.DryRun)
 	f := s.facts(res)
 	o.PublicDNSName = f.PublicDNSName
 	if req.DryRun {
@@ -146,6 +141,28 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		Event: EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID, Epoch: o.Epoch,
 		PreviousHolder: previous, Holder: o.InstanceID, Reason: reason,
 	})
+	return o, err
+}
+
+// outcomeOf is the Outcome of a claim's result, before publication.
+func outcomeOf(res *claim.Result, dryRun bool) *Outcome {
+	return &Outcome{
+		Role: res.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
+		Epoch: res.Epoch, EpochProblems: res.EpochProblems, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
+		InstanceID: res.InstanceID, ENI: res.ENI, PrivateIP: res.PrivateIP,
+		AssociationID: res.AssociationID, DryRun: dryRun,
+	}
+}
+
+// Keep publishes where the role's EIP already is, without a claim: for a
+// driver that observed the EIP held by a healthy holder with its audit
+// tags right (the off-box controller's schedule), so that keeping the
+// names true costs only their reads. held is the EIP as a claim by the
+// holder would report it ("already held"). No hook runs: nothing changed.
+func (s *Step) Keep(ctx context.Context, req Request, held *claim.Result) (*Outcome, error) {
+	o := outcomeOf(held, false)
+	var err error
+	o.Published, err = publish.All(ctx, req.Publishers, s.facts(held))
 	return o, err
 }
 
