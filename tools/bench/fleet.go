@@ -159,13 +159,13 @@ func fleetRun(ctx context.Context, out io.Writer, n int, failover bool) (line st
 	for _, a := range slices.Sorted(maps.Keys(counts.Actions)) {
 		byAction = append(byAction, fmt.Sprintf("%s %d", a, counts.Actions[a].Requests))
 	}
-	fmt.Fprintf(out, "  N=%d: warm-up run %s (%s); steady run %s, %d AWS requests (%s), actions %s, peak RSS %s\n",
-		n, ms(warm.took), warm.summary, ms(inv.took), len(recs), strings.Join(byAction, ", "), inv.summary, mb(inv.rss))
+	fmt.Fprintf(out, "  N=%d: warm-up run %s (%s); steady run %s (CPU %s), %d AWS requests (%s), actions %s, peak RSS %s\n",
+		n, ms(warm.took), warm.summary, ms(inv.took), ms(inv.cpu), len(recs), strings.Join(byAction, ", "), inv.summary, mb(inv.rss))
 	target := ""
 	if n == 40 {
 		target = fmt.Sprintf("  target ≤ %d: %s (ratio %.2f)", targetFleetSteady40, verdict(len(recs) <= targetFleetSteady40), float64(len(recs))/targetFleetSteady40)
 	}
-	line = fmt.Sprintf("  N=%-5d %4d AWS requests per steady run (%.3f per role), %s, peak RSS %s%s", n, len(recs), float64(len(recs))/float64(n), ms(inv.took), mb(inv.rss), target)
+	line = fmt.Sprintf("  N=%-5d %4d AWS requests per steady run (%.3f per role), %s (CPU %s), peak RSS %s%s", n, len(recs), float64(len(recs))/float64(n), ms(inv.took), ms(inv.cpu), mb(inv.rss), target)
 	if !failover {
 		return line, nil
 	}
@@ -228,9 +228,9 @@ func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, conf
 	rss := int64(0)
 	for _, inv := range invs {
 		rss = max(rss, inv.rss)
-		fmt.Fprintf(out, "    invocation: %s, %s, peak RSS %s\n", ms(inv.took), inv.summary, mb(inv.rss))
+		fmt.Fprintf(out, "    invocation: %s (CPU %s), %s, peak RSS %s\n", ms(inv.took), ms(inv.cpu), inv.summary, mb(inv.rss))
 	}
-	fmt.Fprintf(out, "  failover: %d invocation(s), %s to all %d EIPs moved and CNAMEs true: target ≤ %s: %s (ratio %.2f); %d requests (%d throttled by the buckets); double holders %d (target 0), healthy holders moved %d (target 0), peak RSS %s\n",
+	fmt.Fprintf(out, "  failover: %d invocation(s), %s from the stop to all %d EIPs moved and CNAMEs true, verified: target ≤ %s: %s (ratio %.2f); %d requests (%d throttled by the buckets); double holders %d (target 0), healthy holders moved %d (target 0), peak RSS %s\n",
 		len(invs), ms(took), len(stop), targetFleetFailover, verdict(len(problems) == 0 && took <= targetFleetFailover), took.Seconds()/targetFleetFailover.Seconds(),
 		counts.Total, counts.Limited, doubles, healthyMoved, mb(rss))
 	for i, p := range problems {
@@ -417,6 +417,7 @@ func (w *fleetWorld) config() string {
 // childRun is what one invocation in a child process did.
 type childRun struct {
 	took    time.Duration
+	cpu     time.Duration // user + system: at Lambda's CPU share for its memory size, the time it needs
 	rss     int64
 	summary string
 }
@@ -450,7 +451,8 @@ func invokeChild(ctx context.Context, endpoint, confPath string) (childRun, erro
 	if rep.Error != "" {
 		s += "; error: " + rep.Error
 	}
-	return childRun{took: rep.Took, rss: maxRSS(cmd.ProcessState), summary: s}, nil
+	ps := cmd.ProcessState
+	return childRun{took: rep.Took, cpu: ps.UserTime() + ps.SystemTime(), rss: maxRSS(ps), summary: s}, nil
 }
 
 // runFleetChild is the child: one schedule invocation of the controller,
