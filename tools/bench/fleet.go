@@ -53,7 +53,7 @@ var (
 	fleetFail    = flag.Bool("fleet-fail", true, "after the steady runs, stop 10% of the largest fleet's holders and time the failover through AWS's token buckets")
 	fleetSkip    = flag.Bool("no-fleet", false, "skip the fleet section")
 	fleetChild   = flag.Bool("fleet-child", false, "internal: run one controller invocation (see fleet.go)")
-	fleetTimeout = flag.Duration("fleet-timeout", 120*time.Second, "the function timeout an invocation gets (the template's Timeout)")
+	fleetTimeout = flag.Duration("fleet-timeout", 180*time.Second, "the function timeout an invocation gets (deploy/eipclaim-controller.yaml's Timeout)")
 )
 
 // The targets of issue 18.
@@ -200,10 +200,16 @@ func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, conf
 	start := time.Now()
 	var invs []childRun
 	var problems []string
+	var took time.Duration // from the stop to the end of the last invocation (the checks between excluded)
 	for {
+		began := time.Now()
 		inv, err := invokeChild(ctx, limited.URL, confPath)
 		if err != nil {
 			return err
+		}
+		took += time.Since(began)
+		if len(invs) == 0 {
+			took += began.Sub(start)
 		}
 		invs = append(invs, inv)
 		problems, err = w.check(ctx, stopped)
@@ -214,7 +220,6 @@ func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, conf
 			break
 		}
 	}
-	took := time.Since(start)
 	counts := limited.Counts()
 	doubles, healthyMoved := 0, 0
 	for _, p := range problems {
@@ -230,7 +235,7 @@ func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, conf
 		rss = max(rss, inv.rss)
 		fmt.Fprintf(out, "    invocation: %s (CPU %s), %s, peak RSS %s\n", ms(inv.took), ms(inv.cpu), inv.summary, mb(inv.rss))
 	}
-	fmt.Fprintf(out, "  failover: %d invocation(s), %s from the stop to all %d EIPs moved and CNAMEs true, verified: target ≤ %s: %s (ratio %.2f); %d requests (%d throttled by the buckets); double holders %d (target 0), healthy holders moved %d (target 0), peak RSS %s\n",
+	fmt.Fprintf(out, "  failover: %d invocation(s), %s from the stop to all %d EIPs moved and CNAMEs true (as checked after each invocation): target ≤ %s: %s (ratio %.2f); %d requests (%d throttled by the buckets); double holders %d (target 0), healthy holders moved %d (target 0), peak RSS %s\n",
 		len(invs), ms(took), len(stop), targetFleetFailover, verdict(len(problems) == 0 && took <= targetFleetFailover), took.Seconds()/targetFleetFailover.Seconds(),
 		counts.Total, counts.Limited, doubles, healthyMoved, mb(rss))
 	for i, p := range problems {
