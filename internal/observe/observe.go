@@ -59,7 +59,7 @@ type Observer struct {
 	HealthTimeout time.Duration // one probe; 3s when zero
 	// Probes bounds the probes run at once; DefaultProbes when zero.
 	Probes int
-	Log    *slog.Logger
+	Log    *slog.Logger // one Debug line per observation; nil: none
 }
 
 // DefaultProbes is how many probes an Observer runs at once by default.
@@ -146,6 +146,9 @@ func (o *Observer) Fleet(ctx context.Context, roles map[string]*config.Role) (*F
 	}
 	o.assemble(f, insts, status)
 	o.probe(ctx, f, insts)
+	if o.Log != nil {
+		o.Log.Debug("observed", "roles", len(f.Roles), "instances", len(insts), "status_checks", len(status))
+	}
 	return f, nil
 }
 
