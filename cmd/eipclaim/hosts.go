@@ -8,13 +8,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/eipclaim/eipclaim/internal/fetch"
 	"github.com/eipclaim/eipclaim/internal/hosts"
-	"github.com/eipclaim/eipclaim/internal/source"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -90,7 +89,7 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 // lookup fails the whole table, and so does a table with no entry.
 func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry, error) {
 	eng := s.engine()
-	var entries []hosts.Entry
+	var placed []hosts.Placed
 	for _, name := range slices.Sorted(maps.Keys(s.cfg.Roles)) {
 		spec := s.cfg.Roles[name]
 		if spec.Pool != nil {
@@ -101,20 +100,18 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 		if err != nil {
 			return nil, fmt.Errorf("look up role %s: %w", name, err)
 		}
-		a := addrs[0]
-		ip := a.PrivateIP
-		if public {
-			ip = a.PublicIP
+		p := hosts.Placed{Role: name, Names: spec.HostNames()}
+		if a := addrs[0]; !a.Free() {
+			p.PrivateIP, p.PublicIP = a.PrivateIP, a.PublicIP
 		}
-		if a.Free() || ip == "" {
-			s.log.Warn("hosts: no instance holds the role's EIP; leaving the role out", "role", name, "allocation_id", a.AllocationID)
-			continue
-		}
-		addr, err := netip.ParseAddr(ip)
-		if err != nil {
-			return nil, fmt.Errorf("role %s: EC2 gave the address %q: %w", name, ip, err)
-		}
-		entries = append(entries, hosts.Entry{IP: addr, Names: spec.HostNames(name), Role: name})
+		placed = append(placed, p)
+	}
+	entries, missing, err := hosts.Entries(placed, public, "EC2")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range missing {
+		s.log.Warn("hosts: no instance holds the role's EIP; leaving the role out", "role", name, "allocation_id", s.cfg.Roles[name].AllocationID)
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("no role has an address to write (%d roles in the configuration)", len(s.cfg.Roles))
@@ -159,7 +156,7 @@ func outError(out string, err error) error {
 // a warning naming it: one bad entry must not stop every client from
 // getting the others.
 func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]hosts.Entry, error) {
-	r := &table.Reader{HTTP: source.NewHTTPClient(s.log), Retry: s.retrier().Do}
+	r := &table.Reader{HTTP: fetch.NewHTTPClient(s.log), Retry: s.retrier().Do}
 	if strings.HasPrefix(src, "s3://") {
 		r.S3 = s.s3()
 	}
@@ -171,19 +168,18 @@ func (s *session) tableEntries(ctx context.Context, src string, public bool) ([]
 	for _, err := range d.Skipped() {
 		s.log.Warn("hosts: leaving out an entry of the role table that is not valid; write the role again (its next claim, or eipclaim register) or take it out (eipclaim register --remove)", "table", name, "error", err)
 	}
-	var entries []hosts.Entry
+	var placed []hosts.Placed
 	for _, role := range slices.Sorted(maps.Keys(d.Roles)) {
 		e := d.Roles[role]
-		ip := e.PrivateIP
-		if public {
-			ip = e.PublicIP
-		}
-		if ip == "" {
-			s.log.Warn("hosts: the role's entry has no address of this kind; leaving the role out", "role", role, "public", public)
-			continue
-		}
-		// table.Parse checked the address (config.CheckHostAddress).
-		entries = append(entries, hosts.Entry{IP: netip.MustParseAddr(ip), Names: e.Names, Role: role})
+		placed = append(placed, hosts.Placed{Role: role, Names: e.Names, PrivateIP: e.PrivateIP, PublicIP: e.PublicIP})
+	}
+	// table.Parse checked the addresses (config.CheckHostAddress).
+	entries, missing, err := hosts.Entries(placed, public, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, role := range missing {
+		s.log.Warn("hosts: the role's entry has no address of this kind; leaving the role out", "role", role, "public", public)
 	}
 	entries, skipped := hosts.Usable(entries)
 	for _, err := range skipped {

@@ -3,23 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/eipclaim/eipclaim/internal/awsenv"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/controller"
-	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/source"
 )
@@ -42,15 +37,11 @@ func runLambda(ctx context.Context, args []string, getenv env, stderr io.Writer)
 		return usageError("EIPCLAIM_CONFIG: %v", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	cfg, err := awsconfig.LoadDefaultConfig(ctx,
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return awsretry.NewStandard(func(o *awsretry.StandardOptions) { o.RateLimiter = ratelimit.None })
-		}),
-		awsconfig.WithHTTPClient(awsHTTPClient()),
-	)
+	env, err := awsenv.Load(ctx, awsenv.Options{})
 	if err != nil {
-		return exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
+		return err
 	}
+	cfg := env.Config
 	if cfg.Region == "" {
 		return usageError("no AWS region: Lambda sets AWS_REGION; set it when running elsewhere")
 	}

@@ -6,12 +6,9 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
-	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -52,7 +49,6 @@ func runRegister(ctx context.Context, args []string, getenv env, stdout, stderr 
 		if addr, err = config.ParseHostAddress(*address); err != nil {
 			return usageError("--address %v", err)
 		}
-		pub = addr
 		if *publicAddress != "" {
 			if pub, err = config.ParseHostAddress(*publicAddress); err != nil {
 				return usageError("--public-address %v", err)
@@ -86,33 +82,21 @@ func runRegister(ctx context.Context, args []string, getenv env, stdout, stderr 
 		fmt.Fprintf(stdout, "%s: role %s %s\n", st.URL(), role, what)
 		return nil
 	}
-	holder := "register"
-	if h, err := os.Hostname(); err == nil && h != "" {
-		holder += "@" + h
+	host, _ := os.Hostname()
+	reg, err := table.NewRegistration(s.cfg, role, addr, pub, host)
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
 	}
-	// Role names are the same whatever their case: the configuration's
-	// spelling is the role's.
-	for name := range s.cfg.Roles {
-		if name != role && strings.EqualFold(name, role) {
-			return usageError("--role %s: the configuration's role is %s (role names are host names, the same whatever their case): use --role %s", role, name, name)
-		}
-	}
-	names := s.cfg.Roles[role].HostNames(role)
 	var written table.Entry
 	wrote, err := st.Update(ctx, func(d *table.Document) (bool, error) {
-		e := table.Entry{Name: role, PrivateIP: addr.String(), PublicIP: pub.String(), Names: names, Holder: holder, UpdatedAt: time.Now().UTC()}
-		old, ok := d.Roles[role]
-		if ok && old.PrivateIP == e.PrivateIP && old.PublicIP == e.PublicIP && old.Holder == e.Holder && old.PublicDNSName == "" && slices.Equal(old.Names, e.Names) {
-			written = old
+		e, same, err := reg.Entry(d.Roles[role], time.Now())
+		written = e
+		if same {
 			return false, nil
 		}
-		// A registration moves the role: the epoch goes up, so that it
-		// replaces whatever was there.
-		var err error
-		if e.Epoch, err = epoch.Next(old.Epoch); err != nil {
+		if err != nil {
 			s.log.Warn("role table: "+err.Error(), "role", role, "table", st.URL())
 		}
-		written = e
 		return d.Set(e)
 	})
 	if err != nil {

@@ -6,23 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/eipclaim/eipclaim/internal/awsenv"
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
@@ -97,31 +87,12 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	if o.noConfig && !o.aws {
 		return s, nil
 	}
-	// The instance profile's credentials come from IMDS through the same
-	// client as everything else read there; it exists once the
-	// configuration is loaded, before any credential is asked for.
-	var md *imdsClient
-	s.aws, err = awsconfig.LoadDefaultConfig(ctx,
-		awsconfig.WithRetryer(func() aws.Retryer {
-			// The SDK's standard retryer handles throttling and 5xx first; its
-			// client-side retry quota is off, since one run's own retries
-			// cannot overload anything and the claim loop owns the deadline.
-			return awsretry.NewStandard(func(o *awsretry.StandardOptions) { o.RateLimiter = ratelimit.None })
-		}),
-		awsconfig.WithHTTPClient(awsHTTPClient()),
-		awsconfig.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) {
-			o.Client = metadataFunc(func(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
-				return md.GetMetadata(ctx, in, optFns...)
-			})
-		}),
-	)
+	env, err := awsenv.Load(ctx, awsenv.Options{IMDSv1: c.imdsV1})
 	if err != nil {
-		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load the AWS configuration: %w", err))
+		return nil, err
 	}
-	md = newIMDSClient(s.aws, c.imdsV1)
-	if s.aws.Credentials != nil {
-		s.aws.Credentials = &credentialsProvider{inner: s.aws.Credentials, imds: md}
-	}
+	s.aws = env.Config
+	md := env.IMDS
 	retrier := &retry.Retrier{Log: log}
 	req := source.Request{
 		Role:      c.role,
@@ -138,33 +109,15 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		loader.IMDS = source.Prefetch(ctx, md)
 	}
 	if o.instance {
-		var regionErr error
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			regionErr = retrier.Do(ctx, "imds:region", func(ctx context.Context) error {
-				out, err := md.GetRegion(ctx, &imds.GetRegionInput{})
-				if err == nil {
-					s.region = out.Region
-				}
-				return err
-			})
-		})
-		err := retrier.Do(ctx, "imds:instance-id", func(ctx context.Context) error {
-			var err error
-			s.instanceID, err = metadata(ctx, md, "instance-id")
-			return err
-		})
-		wg.Wait()
+		id, err := env.Identify(ctx, retrier, log)
+		var late *awsenv.DeadlineError
+		if errors.As(err, &late) {
+			return nil, exitcode.With(exitcode.Failed, fmt.Errorf("--timeout %s expired while trying to %s: give the command more time: %w", c.timeout, late.What, late.Err))
+		}
 		if err != nil {
-			return nil, identityError(ctx, c.timeout, "read this instance's id from the instance metadata service", err)
+			return nil, err
 		}
-		if regionErr != nil {
-			return nil, identityError(ctx, c.timeout, "read the region from the instance metadata service", regionErr)
-		}
-		if s.aws.Region != "" && s.aws.Region != s.region {
-			log.Warn("AWS_REGION differs from this instance's region; using the instance's", "aws_region", s.aws.Region, "region", s.region)
-		}
-		s.aws.Region = s.region
+		s.instanceID, s.region, s.aws = id.InstanceID, id.Region, env.Config
 	}
 	if s.aws.Region == "" {
 		return nil, usageError("no AWS region: set AWS_REGION (off EC2), or run on an instance")
@@ -195,56 +148,6 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 		return loaded.Config, nil
 	}
 	return s, nil
-}
-
-// identityError says which IMDS read failed. When the command's own
-// deadline (--timeout) expired, it says so, not that IMDS failed. An error
-// that says what to do itself (IMDS disabled, or refusing tokens) is not
-// given the generic advice.
-func identityError(ctx context.Context, timeout time.Duration, what string, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return exitcode.With(exitcode.Failed, fmt.Errorf("--timeout %s expired while trying to %s: give the command more time: %w", timeout, what, err))
-	}
-	var classed retry.Classed
-	if errors.As(err, &classed) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return fmt.Errorf("%s (run on EC2 with IMDS enabled; if in a container, raise the IMDSv2 hop limit to 2): %w", what, err)
-}
-
-// metadataFunc is a function as ec2rolecreds' IMDS client.
-type metadataFunc func(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
-
-func (f metadataFunc) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
-	return f(ctx, in, optFns...)
-}
-
-// The AWS services' (EC2, S3, Route 53) HTTP timeouts: a connection or an
-// answer that does not come is given up on, and the attempt retried within
-// --timeout, rather than waited for until the deadline.
-const (
-	awsDialTimeout   = 10 * time.Second
-	awsHeaderTimeout = 30 * time.Second
-)
-
-func awsHTTPClient() *awshttp.BuildableClient {
-	return awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = awsDialTimeout }).
-		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = awsHeaderTimeout })
-}
-
-// metadata reads one IMDS path.
-func metadata(ctx context.Context, md *imdsClient, path string) (string, error) {
-	out, err := md.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
-	if err != nil {
-		return "", err
-	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 4096))
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // retrier is the claim loop's retry policy, for the calls made outside

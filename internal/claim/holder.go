@@ -25,6 +25,9 @@ type Health struct {
 	Down      bool   `json:"down"`
 	Why       string `json:"why"` // one line: why Down is what it is
 	PrivateIP string `json:"private_ip,omitempty"`
+	// Facts are what the verdict (Down, Why) was judged from
+	// (decide.Judge), for a driver that decides again with them.
+	Facts decide.Holder `json:"-"`
 }
 
 // health examines the holder (its state, its status checks and the
@@ -36,7 +39,7 @@ func (e *Engine) health(ctx context.Context, holder, privateIP string, healthChe
 	facts := decide.Holder{Instance: holder}
 	judge := func() (*Health, error) {
 		v := decide.Judge(facts)
-		h.Down, h.Why = v.Down, v.Why
+		h.Down, h.Why, h.Facts = v.Down, v.Why, facts
 		return h, nil
 	}
 	if holder == "" {

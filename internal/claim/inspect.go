@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -31,14 +32,47 @@ type Address struct {
 // Free reports whether no one holds the address.
 func (a *Address) Free() bool { return a.ENI == "" && a.Holder == "" }
 
+// HolderName names who holds the address: the instance, else the
+// interface (one of no instance), else "free".
+func (a *Address) HolderName() string {
+	switch {
+	case a.Holder != "":
+		return a.Holder
+	case a.ENI != "":
+		return a.ENI
+	}
+	return "free"
+}
+
+// Epoch reads the address's epoch tag (epoch.Parse; 0 when untagged). A
+// tag that is not an epoch is an error that says so and what the next
+// claim does about it, and reads as 0.
+func (a *Address) Epoch() (int64, error) {
+	n, err := epoch.Parse(a.Tags[TagEpoch])
+	if err != nil {
+		return 0, fmt.Errorf("the EIP's epoch tag %s: %w: the next claim takes an epoch above the role table's and rewrites it", TagEpoch, err)
+	}
+	return n, nil
+}
+
+// ClaimedAt is when the holder claimed the address, as its audit tags
+// say; false when they do not name this holder or give no valid time.
+func (a *Address) ClaimedAt() (time.Time, bool) {
+	if a.Holder == "" || a.Tags[TagHolder] != a.Holder {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, a.Tags[TagClaimedAt])
+	return t, err == nil
+}
+
 // Warnings say what is wrong with what names the role's holder, for
 // `eipclaim status`: the EIP's epoch tag that is not an epoch, a holder
 // that is stopped (Health, when examined), and a role table entry (rec, nil
 // when none) that names another holder than the EIP's.
 func (a *Address) Warnings(rec *epoch.Recorded) []string {
 	var w []string
-	if _, err := epoch.Parse(a.Tags[TagEpoch]); err != nil {
-		w = append(w, fmt.Sprintf("the EIP's epoch tag %s: %v: the next claim takes an epoch above the role table's and rewrites it", TagEpoch, err))
+	if _, err := a.Epoch(); err != nil {
+		w = append(w, err.Error())
 	}
 	if a.Health != nil && decide.Stopped(a.Health.State) {
 		what := "the EIP"
@@ -50,7 +84,7 @@ func (a *Address) Warnings(rec *epoch.Recorded) []string {
 	if rec != nil && rec.Holder != a.Holder && strings.HasPrefix(rec.Holder, "i-") {
 		now := "the EIP is free"
 		if !a.Free() {
-			now = "the EIP is held by " + holderName(*a)
+			now = "the EIP is held by " + a.HolderName()
 		}
 		w = append(w, fmt.Sprintf("the role table names %s (epoch %d), but %s: clients of hosts --from are sent to %s; rerun eipclaim on the EIP's holder", rec.Holder, rec.Epoch, now, rec.Holder))
 	}
@@ -155,14 +189,7 @@ func (e *Engine) Release(ctx context.Context, role string, spec *config.Role, dr
 		return fmt.Sprintf("released %s (%s) from %s", a.PublicIP, a.AllocationID, a.ENI), nil
 	}
 	if len(addrs) == 1 && !addrs[0].Free() {
-		return fmt.Sprintf("nothing to do: %s (%s) is held by %s, not this instance", addrs[0].PublicIP, addrs[0].AllocationID, holderName(addrs[0])), nil
+		return fmt.Sprintf("nothing to do: %s (%s) is held by %s, not this instance", addrs[0].PublicIP, addrs[0].AllocationID, addrs[0].HolderName()), nil
 	}
 	return "nothing to do: this instance holds no EIP of role " + role, nil
-}
-
-func holderName(a Address) string {
-	if a.Holder != "" {
-		return a.Holder
-	}
-	return a.ENI
 }

@@ -41,6 +41,9 @@ type Config struct {
 
 // Role is one entry of the roles table.
 type Role struct {
+	// Name is the role's name, its key in the roles table: a role knows
+	// its name (set by Decode).
+	Name         string      `yaml:"-" json:"-"`
 	AllocationID string      `yaml:"allocation_id"`
 	PublicIP     string      `yaml:"public_ip"`
 	Pool         *Pool       `yaml:"pool"`
@@ -95,16 +98,16 @@ type RFC2136 struct {
 // DefaultTTL is the TTL of published records when none is configured.
 const DefaultTTL = 60
 
-// HostNames returns the host names of the role named role, the one list
+// HostNames returns the host names of the role, the one list
 // every writer of them uses (a claim's role table entry, eipclaim register,
 // eipclaim hosts): its DNS names (route53, rfc2136, dyndns, in that order)
 // as host names (HostName: without a final dot), each once whatever its
 // case, without the role's own name (hosts files write it after them).
-func (r *Role) HostNames(role string) []string {
+func (r *Role) HostNames() []string {
 	var names []string
 	for _, d := range r.dnsNames() {
 		n := HostName(d.name)
-		if n == "" || strings.EqualFold(n, role) || slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
+		if n == "" || r.Name != "" && strings.EqualFold(n, r.Name) || slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
 			continue
 		}
 		names = append(names, n)
@@ -254,6 +257,9 @@ func Decode(node *yaml.Node, origin string) (*Config, error) {
 	}
 	if len(problems) > 0 {
 		return nil, &Error{Origin: origin, Problems: problems}
+	}
+	for n, r := range c.Roles {
+		r.Name = n
 	}
 	return c, nil
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/eipclaim/eipclaim/internal/dnsname"
+
 	"net"
 	"net/url"
 	"strings"
@@ -79,7 +81,7 @@ func (v *validator) dyndns(path string, d *DynDNS) {
 	switch {
 	case d.Hostname == "":
 		v.add(path+".hostname", "", "required: the name to update")
-	case !IsDomainName(d.Hostname) || !strings.Contains(strings.TrimSuffix(d.Hostname, "."), "."):
+	case !dnsname.IsDomainName(d.Hostname) || !strings.Contains(strings.TrimSuffix(d.Hostname, "."), "."):
 		v.add(path+".hostname", d.Hostname, "want a fully qualified host name, such as master-db.example-ddns.net")
 	}
 	if d.Username == "" {

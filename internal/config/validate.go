@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/eipclaim/eipclaim/internal/dnsname"
+
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 )
 
 var (
@@ -234,23 +235,23 @@ func (v *validator) route53(path string, d *Route53) {
 		v.add(path, "", "want zone_id or zone, not both")
 	case d.ZoneID != "" && !zoneIDRE.MatchString(d.ZoneID):
 		v.add(path+".zone_id", d.ZoneID, "want a hosted zone id such as Z0123456789ABC")
-	case d.Zone != "" && !IsDomainName(d.Zone):
+	case d.Zone != "" && !dnsname.IsDomainName(d.Zone):
 		v.add(path+".zone", d.Zone, "want a DNS name such as example.internal")
 	}
 	v.ttl(path+".ttl", d.TTL)
-	if !IsDomainName(d.Name) {
+	if !dnsname.IsDomainName(d.Name) {
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal")
 		return
 	}
-	if err := CheckHostName(HostName(d.Name)); err != nil {
+	if err := dnsname.CheckHostName(HostName(d.Name)); err != nil {
 		v.add(path+".name", d.Name, err.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
 		return
 	}
-	if d.Zone != "" && IsDomainName(d.Zone) {
+	if d.Zone != "" && dnsname.IsDomainName(d.Zone) {
 		switch {
-		case Canonical(d.Name) == Canonical(d.Zone):
+		case dnsname.Canonical(d.Name) == dnsname.Canonical(d.Zone):
 			v.add(path+".name", d.Name, "a CNAME cannot be at the zone apex: want a name below "+d.Zone)
-		case !InZone(d.Name, d.Zone):
+		case !dnsname.InZone(d.Name, d.Zone):
 			v.add(path+".name", d.Name, "want a name inside zone "+d.Zone)
 		}
 	}
@@ -263,19 +264,19 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 	if _, err := ServerAddr(d.Server); err != nil {
 		v.add(path+".server", d.Server, err.Error())
 	}
-	zoneOK := IsDomainName(d.Zone)
+	zoneOK := dnsname.IsDomainName(d.Zone)
 	if !zoneOK {
 		v.add(path+".zone", d.Zone, "want the zone's DNS name such as example.internal.")
 	}
-	hostErr := CheckHostName(HostName(d.Name))
+	hostErr := dnsname.CheckHostName(HostName(d.Name))
 	switch {
-	case !IsDomainName(d.Name):
+	case !dnsname.IsDomainName(d.Name):
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal.")
 	case hostErr != nil:
 		v.add(path+".name", d.Name, hostErr.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
-	case zoneOK && !InZone(d.Name, d.Zone):
+	case zoneOK && !dnsname.InZone(d.Name, d.Zone):
 		v.add(path+".name", d.Name, "want a name inside zone "+d.Zone)
-	case zoneOK && strings.EqualFold(d.Record, "CNAME") && Canonical(d.Name) == Canonical(d.Zone):
+	case zoneOK && strings.EqualFold(d.Record, "CNAME") && dnsname.Canonical(d.Name) == dnsname.Canonical(d.Zone):
 		v.add(path+".name", d.Name, "a CNAME cannot be at the zone apex: want a name below "+d.Zone)
 	}
 	v.ttl(path+".ttl", d.TTL)
@@ -284,7 +285,7 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 	default:
 		v.add(path+".record", d.Record, "want A (the holder's private IP) or CNAME (the EIP's public DNS name)")
 	}
-	if !IsDomainName(d.TSIGName) {
+	if !dnsname.IsDomainName(d.TSIGName) {
 		v.add(path+".tsig_name", d.TSIGName, "want the TSIG key's name, such as eipclaim. (updates are always signed)")
 	}
 	if d.TSIGAlgorithm != "" && !slices.Contains(TSIGAlgorithms, d.TSIGAlgorithm) {
@@ -330,7 +331,7 @@ func ServerAddr(s string) (string, error) {
 	if _, ok := decimal(port, 1, 65535); !ok {
 		return "", fmt.Errorf("%s (the port from 1 to 65535, digits only)", want)
 	}
-	if _, err := netip.ParseAddr(host); err != nil && !IsDomainName(host) {
+	if _, err := netip.ParseAddr(host); err != nil && !dnsname.IsDomainName(host) {
 		return "", fmt.Errorf("%s", want)
 	}
 	return net.JoinHostPort(host, port), nil
@@ -351,76 +352,6 @@ func CheckSource(s string) error {
 		}
 	case strings.Contains(s, "://"):
 		return fmt.Errorf("want s3://bucket/key, https://host/path or a file path (plain http is not accepted)")
-	}
-	return nil
-}
-
-// IsDomainName reports whether s is a DNS host name: dot-separated labels
-// of letters, digits and inner hyphens (a leading underscore is allowed for
-// service labels), each at most 63 characters, at most 253 in all, with an
-// optional final dot.
-func IsDomainName(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i, r := range label {
-			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' && i == 0
-			if !ok {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// CheckHostName reports why name is not a host name that a resolver would
-// look up, in DNS or in a hosts file: RFC 952 as relaxed by RFC 1123 (labels
-// of letters, digits and inner hyphens, at most 63 characters, which may
-// start with a digit), at most 253 characters in all, no final dot, and a
-// last label that is not all digits (it would read as an IP address). It is
-// the rule of the names eipclaim publishes, and internal/hosts applies it to
-// every name it writes.
-func CheckHostName(name string) error {
-	if name == "" {
-		return errors.New("empty name")
-	}
-	for _, r := range name {
-		switch {
-		case unicode.IsSpace(r):
-			return fmt.Errorf("contains white space (%q): a hosts file would read two names", r)
-		case r == '#':
-			return errors.New("contains '#', which starts a comment in a hosts file")
-		case r == '_':
-			return errors.New("contains '_': RFC 952/1123 host names have letters, digits, '-' and '.' only (rename it, e.g. with '-')")
-		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.'):
-			return fmt.Errorf("character %q not allowed: host names have letters, digits, '-' and '.' only", r)
-		}
-	}
-	if strings.HasSuffix(name, ".") {
-		return errors.New("trailing dot: give the name without it")
-	}
-	if len(name) > 253 {
-		return fmt.Errorf("%d characters, more than the 253 a host name may have", len(name))
-	}
-	var last string
-	for rest, more := name, true; more; {
-		last, rest, more = strings.Cut(rest, ".")
-		switch {
-		case last == "":
-			return errors.New("empty label (leading dot or \"..\")")
-		case len(last) > 63:
-			return fmt.Errorf("label %.20q... is %d characters, more than 63", last, len(last))
-		case last[0] == '-' || last[len(last)-1] == '-':
-			return fmt.Errorf("label %q starts or ends with '-'", last)
-		}
-	}
-	if strings.Trim(last, "0123456789") == "" {
-		return fmt.Errorf("last label %q is all digits: resolvers would read the name as an IP address", last)
 	}
 	return nil
 }
@@ -481,19 +412,8 @@ func CheckRoleName(name string) error {
 	case strings.Trim(name, "0123456789") == "":
 		return errors.New("all digits: resolvers would read it as an address")
 	}
-	return CheckHostName(name)
+	return dnsname.CheckHostName(name)
 }
 
 // ValidRoleName reports whether name is a valid role name (CheckRoleName).
 func ValidRoleName(name string) bool { return CheckRoleName(name) == nil }
-
-// Canonical returns name in lower case with a final dot.
-func Canonical(name string) string {
-	return strings.ToLower(strings.TrimSuffix(name, ".")) + "."
-}
-
-// InZone reports whether name is zone or a name below it.
-func InZone(name, zone string) bool {
-	n, z := Canonical(name), Canonical(zone)
-	return n == z || strings.HasSuffix(n, "."+z)
-}

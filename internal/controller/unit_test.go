@@ -18,6 +18,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/observe"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
 )
 
@@ -156,7 +157,7 @@ type memPublisher struct{ name string }
 
 func (p memPublisher) Kind() string { return "mem" }
 func (p memPublisher) Name() string { return p.name }
-func (p memPublisher) Publish(context.Context, publish.Facts) (publish.Result, error) {
+func (p memPublisher) Publish(context.Context, placement.Placement) (publish.Result, error) {
 	return publish.Result{}, nil
 }
 func (p memPublisher) Check(context.Context) (string, error)   { return "", nil }

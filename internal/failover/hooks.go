@@ -63,6 +63,11 @@ type Hooks struct {
 	mu sync.Mutex // hooks of a role never run concurrently
 }
 
+// HookRunner runs the hook of an event; *Hooks is one.
+type HookRunner interface {
+	Run(ctx context.Context, env HookEnv) *HookRun
+}
+
 // DefaultStopGrace is Hooks.StopGrace when zero: systemd's stop timeout
 // of the shipped unit (TimeoutStopSec) leaves room for it.
 const DefaultStopGrace = 10 * time.Second

@@ -7,12 +7,15 @@ package failover
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
 )
 
@@ -35,8 +38,9 @@ type Request struct {
 	Force      bool                // takeover: always
 	DryRun     bool                // decide and report, change nothing
 	// Hooks, when set, run the role's on_holder hook once the EIP is this
-	// instance's and published: the state entered is holder.
-	Hooks *Hooks
+	// instance's and published: the state entered is holder. *Hooks is
+	// one; nil (or a nil *Hooks) runs none.
+	Hooks HookRunner
 	// Reason, when set, is the driver's reason for running the step, told
 	// to the hook when the EIP did not move ("started as the holder").
 	Reason string
@@ -95,9 +99,15 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := outcomeOf(res, req.DryRun)
-	f := s.facts(res)
-	o.PublicDNSName = f.PublicDNSName
+	f, err := s.placement(res)
+	o := outcome(res, f)
+	o.DryRun = req.DryRun
+	if err != nil {
+		// Nothing is published from an answer that is not whole; the
+		// claim stands (exit 5), and says what EC2 reported.
+		o.PublicIP, o.PrivateIP = res.PublicIP, res.PrivateIP
+		return o, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: claimed for %s, but nothing was published or promoted: %w", res.Role, res.InstanceID, err))
+	}
 	if req.DryRun {
 		o.Published = publish.DryRun(req.Publishers, f)
 		return o, nil
@@ -137,21 +147,13 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if previous == "" {
 		previous = req.PreviousHolder
 	}
-	o.Hook = req.Hooks.Run(hctx, HookEnv{
-		Event: EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID, Epoch: o.Epoch,
-		PreviousHolder: previous, Holder: o.InstanceID, Reason: reason,
-	})
-	return o, err
-}
-
-// outcomeOf is the Outcome of a claim's result, before publication.
-func outcomeOf(res *claim.Result, dryRun bool) *Outcome {
-	return &Outcome{
-		Role: res.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
-		Epoch: res.Epoch, EpochProblems: res.EpochProblems, AllocationID: res.AllocationID, PublicIP: res.PublicIP,
-		InstanceID: res.InstanceID, ENI: res.ENI, PrivateIP: res.PrivateIP,
-		AssociationID: res.AssociationID, DryRun: dryRun,
+	if req.Hooks != nil {
+		o.Hook = req.Hooks.Run(hctx, HookEnv{
+			Event: EventHolder, PublicIP: placement.String(f.PublicIP), AllocationID: f.AllocationID, Epoch: f.Epoch,
+			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason,
+		})
 	}
+	return o, err
 }
 
 // Keep publishes where the role's EIP already is, without a claim: for a
@@ -160,9 +162,13 @@ func outcomeOf(res *claim.Result, dryRun bool) *Outcome {
 // names true costs only their reads. held is the EIP as a claim by the
 // holder would report it ("already held"). No hook runs: nothing changed.
 func (s *Step) Keep(ctx context.Context, req Request, held *claim.Result) (*Outcome, error) {
-	o := outcomeOf(held, false)
-	var err error
-	o.Published, err = publish.All(ctx, req.Publishers, s.facts(held))
+	f, err := s.placement(held)
+	o := outcome(held, f)
+	if err != nil {
+		o.PublicIP, o.PrivateIP = held.PublicIP, held.PrivateIP
+		return o, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: held by %s, but nothing was published: %w", held.Role, held.InstanceID, err))
+	}
+	o.Published, err = publish.All(ctx, req.Publishers, f)
 	return o, err
 }
 
@@ -173,13 +179,29 @@ func moved(res *claim.Result) bool {
 	return res.Action == "claimed" || res.Action == "taken over" || res.PreviousHolder != ""
 }
 
-// facts are what the publishers publish, from what the claim learnt.
-func (s *Step) facts(res *claim.Result) publish.Facts {
-	pub, _ := netip.ParseAddr(res.PublicIP)
-	priv, _ := netip.ParseAddr(res.PrivateIP)
-	return publish.Facts{
-		Role: res.Role, AllocationID: res.AllocationID, InstanceID: res.InstanceID, Epoch: res.Epoch,
-		PublicIP: pub, PrivateIP: priv,
-		PublicDNSName: publish.PublicDNSName(pub, s.Region),
+// placement is where the claim left the EIP: built once, from which the
+// outcome, every publisher and the hook are built. An address EC2
+// reported that is not an IP address is an error, never a silently empty
+// record.
+func (s *Step) placement(res *claim.Result) (placement.Placement, error) {
+	p := placement.Placement{
+		Role: res.Role, AllocationID: res.AllocationID, InstanceID: res.InstanceID, ENI: res.ENI,
+		AssociationID: res.AssociationID, Epoch: res.Epoch,
+	}
+	var errPub, errPriv error
+	p.PublicIP, errPub = placement.Addr("public IP of "+res.AllocationID, res.PublicIP)
+	p.PrivateIP, errPriv = placement.Addr("private IP of "+res.ENI, res.PrivateIP)
+	p.PublicDNSName = publish.PublicDNSName(p.PublicIP, s.Region)
+	return p, errors.Join(errPub, errPriv)
+}
+
+// outcome is the step's Outcome of a claim, its addresses from p.
+func outcome(res *claim.Result, p placement.Placement) *Outcome {
+	return &Outcome{
+		Role: p.Role, Action: res.Action, Reason: res.Why, PreviousHolder: res.PreviousHolder,
+		Epoch: p.Epoch, EpochProblems: res.EpochProblems, AllocationID: p.AllocationID,
+		PublicIP: placement.String(p.PublicIP), PublicDNSName: p.PublicDNSName,
+		InstanceID: p.InstanceID, ENI: p.ENI, PrivateIP: placement.String(p.PrivateIP),
+		AssociationID: p.AssociationID,
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
@@ -24,13 +25,13 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // recorder is a publisher that records what it was asked to publish, and
 // fails when told to.
 type recorder struct {
-	facts atomic.Pointer[publish.Facts]
+	facts atomic.Pointer[placement.Placement]
 	fail  error
 }
 
 func (r *recorder) Kind() string { return "recorder" }
 func (r *recorder) Name() string { return "db.example.internal" }
-func (r *recorder) Publish(_ context.Context, f publish.Facts) (publish.Result, error) {
+func (r *recorder) Publish(_ context.Context, f placement.Placement) (publish.Result, error) {
 	r.facts.Store(&f)
 	return publish.Result{Value: "CNAME " + f.PublicDNSName, Changed: true}, r.fail
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
 )
 
@@ -37,7 +38,7 @@ func (s stopOnAssociate) AssociateAddress(ctx context.Context, in *ec2.Associate
 // ends meanwhile.
 type patient struct{ recorder }
 
-func (p *patient) Publish(ctx context.Context, f publish.Facts) (publish.Result, error) {
+func (p *patient) Publish(ctx context.Context, f placement.Placement) (publish.Result, error) {
 	select {
 	case <-ctx.Done():
 		return publish.Result{}, ctx.Err()

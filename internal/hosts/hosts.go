@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/localfile"
 )
 
@@ -29,7 +30,7 @@ import (
 //	10.0.1.5  master-db.example.internal  master-db
 type Entry struct {
 	IP    netip.Addr
-	Names []string // host names (config.CheckHostName)
+	Names []string // host names (dnsname.CheckHostName)
 	// Role is the role the entry is for, "" for none. It is written after
 	// Names, must be a role name (config.CheckRoleName, the rule validation
 	// applies, so that a roles table that validates can be written), and
@@ -75,7 +76,7 @@ const tempPattern = ".hosts-eipclaim-*"
 // Render returns an error, and no output, when entries is empty; when an
 // entry has an IP that is not a host's (config.CheckHostAddress: invalid,
 // zoned, unspecified, multicast, broadcast), or no names; when a name is
-// not a valid host name (config.CheckHostName: RFC 952/1123 labels of
+// not a valid host name (dnsname.CheckHostName: RFC 952/1123 labels of
 // letters, digits and '-', at most 63 characters each, at most 253 in all,
 // no trailing dot, not all digits in the last label) or a role is not a
 // valid role name (config.CheckRoleName); when the same name is given for
@@ -285,7 +286,7 @@ func buildRows(entries []Entry) ([]row, error) {
 			}
 		}
 		for _, name := range names {
-			if err := config.CheckHostName(name); err != nil {
+			if err := dnsname.CheckHostName(name); err != nil {
 				errs = append(errs, fmt.Errorf("%s (%s): name %q: %w", who, e.IP, name, err))
 				continue
 			}

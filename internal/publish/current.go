@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
 
 // Current says what Route 53 holds at c.Name now, for `eipclaim status`:
@@ -18,7 +19,7 @@ func (p *Route53) Current(ctx context.Context, c *config.Route53) (string, error
 	if err != nil {
 		return "", err
 	}
-	sets, err := p.recordSets(ctx, zoneID, config.Canonical(c.Name))
+	sets, err := p.recordSets(ctx, zoneID, dnsname.Canonical(c.Name))
 	if err != nil {
 		return "", err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/localfile"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
@@ -253,14 +254,14 @@ type dyndnsPublisher struct {
 func (d *dyndnsPublisher) Kind() string { return "dyndns" }
 func (d *dyndnsPublisher) Name() string { return d.c.Hostname }
 
-func (d *dyndnsPublisher) address(f Facts) netip.Addr {
+func (d *dyndnsPublisher) address(f placement.Placement) netip.Addr {
 	if d.c.EffectiveAddress() == config.DynDNSPublic {
 		return f.PublicIP
 	}
 	return f.PrivateIP
 }
 
-func (d *dyndnsPublisher) Publish(ctx context.Context, f Facts) (Result, error) {
+func (d *dyndnsPublisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {
 	ip := d.address(f)
 	changed, err := d.p.Update(ctx, d.c, ip)
 	return Result{Value: "A " + ip.String(), Changed: changed, Detail: "provider " + redactQuery(d.c.URL)}, err

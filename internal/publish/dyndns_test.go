@@ -23,6 +23,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
@@ -94,7 +95,7 @@ func TestDynDNS(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	retrier := &retry.Retrier{Log: log, Backoff: retry.Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}}
-	facts := publish.Facts{Role: "db", PublicIP: netip.MustParseAddr("203.0.113.10"), PrivateIP: netip.MustParseAddr("10.0.1.5")}
+	facts := placement.Placement{Role: "db", PublicIP: netip.MustParseAddr("203.0.113.10"), PrivateIP: netip.MustParseAddr("10.0.1.5")}
 
 	publishTo := func(host, address string, timeout time.Duration) ([]publish.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -229,7 +230,7 @@ func TestDynDNSAnswerChecks(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	retrier := &retry.Retrier{Log: log, Backoff: retry.Backoff{Base: 5 * time.Millisecond, Max: 20 * time.Millisecond}}
-	facts := publish.Facts{Role: "db", PublicIP: netip.MustParseAddr("203.0.113.10"), PrivateIP: netip.MustParseAddr("10.0.1.5")}
+	facts := placement.Placement{Role: "db", PublicIP: netip.MustParseAddr("203.0.113.10"), PrivateIP: netip.MustParseAddr("10.0.1.5")}
 	publishTo := func(host string) ([]publish.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

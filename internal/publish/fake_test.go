@@ -1,6 +1,8 @@
 package publish
 
 import (
+	"github.com/eipclaim/eipclaim/internal/dnsname"
+
 	"context"
 	"fmt"
 	"slices"
@@ -65,7 +67,7 @@ func (f *fakeRoute53) at(zoneID, name string) []types.ResourceRecordSet {
 	defer f.mu.Unlock()
 	var out []types.ResourceRecordSet
 	for _, s := range f.records[zoneID] {
-		if route53Name(aws.ToString(s.Name)) == route53Name(name) {
+		if dnsname.Route53(aws.ToString(s.Name)) == dnsname.Route53(name) {
 			out = append(out, s)
 		}
 	}
@@ -94,7 +96,7 @@ func r53Escape(name string) string {
 
 // reversed is the sort key Route 53 lists names by: labels reversed.
 func reversed(name string) string {
-	labels := strings.Split(strings.TrimSuffix(route53Name(name), "."), ".")
+	labels := strings.Split(strings.TrimSuffix(dnsname.Route53(name), "."), ".")
 	slices.Reverse(labels)
 	return strings.Join(labels, ".")
 }
@@ -224,11 +226,11 @@ func (f *fakeRoute53) ChangeResourceRecordSets(ctx context.Context, in *route53.
 		s := *c.ResourceRecordSet
 		s.Name = aws.String(r53Escape(aws.ToString(s.Name)))
 		same := func(o types.ResourceRecordSet) bool {
-			return route53Name(aws.ToString(o.Name)) == route53Name(aws.ToString(s.Name)) && o.Type == s.Type &&
+			return dnsname.Route53(aws.ToString(o.Name)) == dnsname.Route53(aws.ToString(s.Name)) && o.Type == s.Type &&
 				aws.ToString(o.SetIdentifier) == aws.ToString(s.SetIdentifier)
 		}
 		for _, o := range sets {
-			sameName := route53Name(aws.ToString(o.Name)) == route53Name(aws.ToString(s.Name))
+			sameName := dnsname.Route53(aws.ToString(o.Name)) == dnsname.Route53(aws.ToString(s.Name))
 			if sameName && (o.Type == types.RRTypeCname) != (s.Type == types.RRTypeCname) {
 				return nil, &types.InvalidChangeBatch{Messages: []string{fmt.Sprintf(
 					"RRSet of type %s with DNS name %s is not permitted as it conflicts with other records with the same DNS name in zone %s.", s.Type, aws.ToString(s.Name), id)}}

@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -66,7 +67,7 @@ func recordAt(t *testing.T, api *route53.Client, zoneID, name string) []types.Re
 	t.Helper()
 	var at []types.ResourceRecordSet
 	for _, s := range recordSets(t, api, zoneID) {
-		if config.Canonical(aws.ToString(s.Name)) == config.Canonical(name) {
+		if dnsname.Canonical(aws.ToString(s.Name)) == dnsname.Canonical(name) {
 			at = append(at, s)
 		}
 	}
@@ -78,7 +79,7 @@ func wantCNAME(t *testing.T, sets []types.ResourceRecordSet, target string, ttl 
 	if len(sets) != 1 || sets[0].Type != types.RRTypeCname || len(sets[0].ResourceRecords) != 1 {
 		t.Fatalf("record sets at the name: got %+v, want one CNAME", sets)
 	}
-	if got := config.Canonical(aws.ToString(sets[0].ResourceRecords[0].Value)); got != config.Canonical(target) {
+	if got := dnsname.Canonical(aws.ToString(sets[0].ResourceRecords[0].Value)); got != dnsname.Canonical(target) {
 		t.Errorf("CNAME value: got %s, want %s", got, target)
 	}
 	if got := aws.ToInt64(sets[0].TTL); got != ttl {

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
 
 // ErrConflict marks a refusal to publish because the name holds records
@@ -35,7 +36,7 @@ var ErrConflict = errors.New("the name holds other records")
 func PublicDNSName(ip netip.Addr, region string) string {
 	ip = ip.Unmap()
 	region = strings.ToLower(region)
-	if !ip.Is4() || strings.Contains(region, ".") || !config.IsDomainName(region) {
+	if !ip.Is4() || strings.Contains(region, ".") || !dnsname.IsDomainName(region) {
 		return ""
 	}
 	a := ip.As4()

@@ -6,32 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
-
-// Facts say where a role's Elastic IP is now: what every publisher
-// publishes, each the part it needs.
-type Facts struct {
-	Role         string
-	AllocationID string
-	PublicIP     netip.Addr
-	// PrivateIP is the holder's private address that carries the EIP.
-	PrivateIP netip.Addr
-	// PublicDNSName is the EIP's public DNS name, the target of CNAMEs:
-	// the name EC2 gives the address in its region (PublicDNSName), the one
-	// place it is decided.
-	PublicDNSName string
-	InstanceID    string
-	Epoch         int64
-}
 
 // Publisher is one place where a role's name is published: a Route 53
 // record, a DNS server updated by RFC 2136. Every DNS target implements it;
@@ -43,7 +28,7 @@ type Publisher interface {
 	Name() string
 	// Publish makes the name say what f says. It reads first and changes
 	// nothing when the name already does.
-	Publish(ctx context.Context, f Facts) (Result, error)
+	Publish(ctx context.Context, f placement.Placement) (Result, error)
 	// Check is the preflight of Publish for `eipclaim check`: it proves
 	// what it can without changing anything, and says what it proved.
 	Check(ctx context.Context) (string, error)
@@ -139,7 +124,7 @@ func For(role string, r *config.Role, d Deps) []Publisher {
 // results in the publishers' order. When any failed, the error says so with
 // exit code 5 (exitcode.DNSFailed): the claim that came before stands, and a
 // rerun publishes without moving the EIP again.
-func All(ctx context.Context, pubs []Publisher, f Facts) ([]Result, error) {
+func All(ctx context.Context, pubs []Publisher, f placement.Placement) ([]Result, error) {
 	results := make([]Result, len(pubs))
 	errs := make([]error, len(pubs))
 	var wg sync.WaitGroup
@@ -227,7 +212,7 @@ func CheckLocal(pubs []Publisher) error {
 }
 
 // DryRun says what every publisher would publish, without asking anyone.
-func DryRun(pubs []Publisher, f Facts) []Result {
+func DryRun(pubs []Publisher, f placement.Placement) []Result {
 	results := make([]Result, len(pubs))
 	for i, p := range pubs {
 		results[i] = Result{Publisher: p.Kind(), Name: p.Name(), Value: wouldPublish(p, f)}
@@ -235,7 +220,7 @@ func DryRun(pubs []Publisher, f Facts) []Result {
 	return results
 }
 
-func wouldPublish(p Publisher, f Facts) string {
+func wouldPublish(p Publisher, f placement.Placement) string {
 	switch q := unwrap(p).(type) {
 	case *tablePublisher:
 		return describeEntry(q.entry(f))
@@ -277,7 +262,7 @@ func (r *retrying) Current(ctx context.Context) (s string, err error) {
 	return s, err
 }
 
-func (r *retrying) Publish(ctx context.Context, f Facts) (res Result, err error) {
+func (r *retrying) Publish(ctx context.Context, f placement.Placement) (res Result, err error) {
 	err = r.retry(ctx, r.Kind()+":publish", func(ctx context.Context) error {
 		res, err = r.Publisher.Publish(ctx, f)
 		return err
@@ -294,11 +279,11 @@ type route53Publisher struct {
 func (r *route53Publisher) Kind() string { return "route53" }
 func (r *route53Publisher) Name() string { return r.c.Name }
 
-func (r *route53Publisher) Publish(ctx context.Context, f Facts) (Result, error) {
+func (r *route53Publisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {
 	res, err := r.p.PublishCNAME(ctx, r.c, f.PublicDNSName)
 	out := Result{Value: "CNAME " + res.Value, Changed: res.Changed}
 	if res.Value == "" {
-		out.Value = "CNAME " + config.Canonical(f.PublicDNSName)
+		out.Value = "CNAME " + dnsname.Canonical(f.PublicDNSName)
 	}
 	if res.ChangeID != "" {
 		out.Detail = "zone " + res.ZoneID + ", change " + res.ChangeID
@@ -327,7 +312,7 @@ type rfc2136Publisher struct {
 func (r *rfc2136Publisher) Kind() string { return "rfc2136" }
 func (r *rfc2136Publisher) Name() string { return r.c.Name }
 
-func (r *rfc2136Publisher) Publish(ctx context.Context, f Facts) (Result, error) {
+func (r *rfc2136Publisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {
 	changed, err := r.p.Publish(ctx, r.c, f.PrivateIP, f.PublicDNSName)
 	return Result{Value: wouldPublish(r, f), Changed: changed, Detail: "server " + r.c.Server}, err
 }

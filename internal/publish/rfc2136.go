@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
 
@@ -156,7 +157,7 @@ func (p *RFC2136) prepare(c *config.RFC2136, privateIP netip.Addr, publicDNS str
 		if u.name == u.zone {
 			return nil, usage("rfc2136 name %s is the apex of zone %s: a CNAME cannot be at the apex", u.name, u.zone)
 		}
-		if !config.IsDomainName(publicDNS) {
+		if !dnsname.IsDomainName(publicDNS) {
 			return nil, fmt.Errorf("rfc2136 %s: no public DNS name to publish as CNAME (got %q)", u.name, publicDNS)
 		}
 		hdr.Rrtype = dns.TypeCNAME

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
@@ -78,10 +78,10 @@ func (p *Route53) Prefetch(ctx context.Context, c *config.Route53) {
 	if err != nil {
 		return
 	}
-	if _, ok := p.Zones.known(zoneID, config.Canonical(c.Name)); ok {
+	if _, ok := p.Zones.known(zoneID, dnsname.Canonical(c.Name)); ok {
 		return // read already, with its whole zone
 	}
-	r := &recordRead{zoneID: zoneID, name: config.Canonical(c.Name), done: make(chan struct{})}
+	r := &recordRead{zoneID: zoneID, name: dnsname.Canonical(c.Name), done: make(chan struct{})}
 	p.pre = r
 	go func() {
 		defer close(r.done)
@@ -139,7 +139,7 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 	if c == nil {
 		return CNAMEResult{}, exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
 	}
-	if !config.IsDomainName(target) {
+	if !dnsname.IsDomainName(target) {
 		return CNAMEResult{}, fmt.Errorf("route53 %s: CNAME target %q is not a DNS name", c.Name, target)
 	}
 	ttl := ttlOf(c.TTL)
@@ -150,7 +150,7 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 	if err != nil {
 		return CNAMEResult{}, err
 	}
-	res := CNAMEResult{Record: config.Canonical(c.Name), Value: config.Canonical(target), ZoneID: zoneID}
+	res := CNAMEResult{Record: dnsname.Canonical(c.Name), Value: dnsname.Canonical(target), ZoneID: zoneID}
 	log := logger(p.Log).With("zone_id", zoneID, "record", res.Record)
 
 	have, err := p.firstRead(ctx, zoneID, res.Record)
@@ -285,11 +285,11 @@ func (p *Route53) Zone(ctx context.Context, c *config.Route53) (id, name string,
 // checkInZone checks that c.Name is inside the zone (id, name) and not
 // its apex.
 func checkInZone(c *config.Route53, id, name string) error {
-	record := config.Canonical(c.Name)
+	record := dnsname.Canonical(c.Name)
 	switch {
 	case record == name:
 		return exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is the apex of zone %s (%s): a CNAME cannot be at the apex: want a name below it", record, name, id))
-	case !config.InZone(record, name):
+	case !dnsname.InZone(record, name):
 		return exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is not inside zone %s (%s)", record, name, id))
 	}
 	return nil
@@ -327,16 +327,16 @@ func (p *Route53) zoneByID(ctx context.Context, c *config.Route53) (string, stri
 	z := out.HostedZone
 	if c.PrivateZone != nil && *c.PrivateZone != isPrivate(z) {
 		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 zone %s (%s) is %s, but private_zone is %t",
-			id, route53Name(aws.ToString(z.Name)), visibility(z), *c.PrivateZone))
+			id, dnsname.Route53(aws.ToString(z.Name)), visibility(z), *c.PrivateZone))
 	}
-	return id, route53Name(aws.ToString(z.Name)), nil
+	return id, dnsname.Route53(aws.ToString(z.Name)), nil
 }
 
 // maxZonePages bounds the ListHostedZonesByName pages read for one name.
 const maxZonePages = 20
 
 func (p *Route53) zoneByName(ctx context.Context, c *config.Route53) (string, string, error) {
-	want := config.Canonical(c.Zone)
+	want := dnsname.Canonical(c.Zone)
 	var found []types.HostedZone
 	in := &route53.ListHostedZonesByNameInput{DNSName: aws.String(want)}
 	for range maxZonePages {
@@ -355,7 +355,7 @@ func (p *Route53) zoneByName(ctx context.Context, c *config.Route53) (string, st
 		past := false
 		for _, z := range out.HostedZones {
 			// Zones come sorted by name from DNSName on: the matches first.
-			if route53Name(aws.ToString(z.Name)) != want {
+			if dnsname.Route53(aws.ToString(z.Name)) != want {
 				past = true
 				break
 			}
@@ -444,7 +444,7 @@ func (p *Route53) recordSets(ctx context.Context, zoneID, name string) ([]types.
 		}
 		for _, s := range out.ResourceRecordSets {
 			// The sets come sorted from StartRecordName on: ours first.
-			if route53Name(aws.ToString(s.Name)) != name {
+			if dnsname.Route53(aws.ToString(s.Name)) != name {
 				return sets, nil
 			}
 			sets = append(sets, s)
@@ -485,7 +485,7 @@ func compareCNAME(zoneID, name string, sets []types.ResourceRecordSet, target st
 	}
 	s := sets[0]
 	return len(sets) == 1 && s.AliasTarget == nil && len(s.ResourceRecords) == 1 &&
-		route53Name(aws.ToString(s.ResourceRecords[0].Value)) == target && aws.ToInt64(s.TTL) == ttl, nil
+		dnsname.Route53(aws.ToString(s.ResourceRecords[0].Value)) == target && aws.ToInt64(s.TTL) == ttl, nil
 }
 
 // describe renders record sets for messages: "CNAME a.example. TTL 60".
@@ -506,28 +506,6 @@ func describe(sets []types.ResourceRecordSet) string {
 	}
 	return strings.Join(parts, "; ")
 }
-
-// route53Name returns a name as Route 53 spells it (octal escapes such as
-// \052 for '*', any case, final dot or not) in canonical form: unescaped,
-// lower case, with a final dot.
-func route53Name(s string) string {
-	if strings.IndexByte(s, '\\') >= 0 {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-				n, _ := strconv.ParseUint(s[i+1:i+4], 8, 8)
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-			b.WriteByte(s[i])
-		}
-		s = b.String()
-	}
-	return config.Canonical(s)
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 // apiError describes a failed Route 53 call: what was done, and the
 // class, exit code and hint of the error (internal/retry's table for

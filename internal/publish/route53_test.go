@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
 
@@ -43,22 +44,6 @@ func TestPublicDNSName(t *testing.T) {
 	}
 	if got := PublicDNSName(netip.Addr{}, "eu-west-1"); got != "" {
 		t.Errorf("PublicDNSName of the zero address: got %q, want \"\"", got)
-	}
-}
-
-func TestRoute53Name(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"db.example.internal.", "db.example.internal."},
-		{"DB.Example.Internal", "db.example.internal."},
-		{`\052.example.internal.`, "*.example.internal."},
-		{`a\100b.example.`, "a@b.example."},
-		{`trailing\05`, `trailing\05.`}, // not an escape: kept
-		{`back\\slash.`, `back\\slash.`},
-	}
-	for _, tc := range tests {
-		if got := route53Name(tc.in); got != tc.want {
-			t.Errorf("route53Name(%q): got %q, want %q", tc.in, got, tc.want)
-		}
 	}
 }
 
@@ -146,7 +131,7 @@ func wantCNAME(t *testing.T, f *fakeRoute53, zoneID, name, value string, ttl int
 	t.Helper()
 	sets := f.at(zoneID, name)
 	if len(sets) != 1 || sets[0].Type != types.RRTypeCname || len(sets[0].ResourceRecords) != 1 ||
-		route53Name(aws.ToString(sets[0].ResourceRecords[0].Value)) != config.Canonical(value) || aws.ToInt64(sets[0].TTL) != ttl {
+		dnsname.Route53(aws.ToString(sets[0].ResourceRecords[0].Value)) != dnsname.Canonical(value) || aws.ToInt64(sets[0].TTL) != ttl {
 		t.Fatalf("records at %s: got %s, want CNAME %s TTL %d", name, describe(sets), value, ttl)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/epoch"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -113,7 +114,7 @@ func (t *tablePublisher) Kind() string { return "table" }
 func (t *tablePublisher) Name() string { return t.store.URL() }
 
 // entry is the role's entry for f.
-func (t *tablePublisher) entry(f Facts) table.Entry {
+func (t *tablePublisher) entry(f placement.Placement) table.Entry {
 	e := table.Entry{Name: t.role, PublicDNSName: f.PublicDNSName, Holder: f.InstanceID, Epoch: f.Epoch, UpdatedAt: t.now().UTC()}
 	if f.PrivateIP.IsValid() {
 		e.PrivateIP = f.PrivateIP.String()
@@ -121,7 +122,7 @@ func (t *tablePublisher) entry(f Facts) table.Entry {
 	if f.PublicIP.IsValid() {
 		e.PublicIP = f.PublicIP.String()
 	}
-	e.Names = t.spec.HostNames(t.role)
+	e.Names = t.spec.HostNames()
 	return e
 }
 
@@ -136,7 +137,7 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
-func (t *tablePublisher) Publish(ctx context.Context, f Facts) (Result, error) {
+func (t *tablePublisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {
 	e := t.entry(f)
 	res := Result{Value: describeEntry(e)}
 	wrote, err := t.store.UpdateFrom(ctx, t.take(), func(d *table.Document) (bool, error) { return d.Set(e) })

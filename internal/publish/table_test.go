@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -71,8 +72,8 @@ func (m *memS3) seed(t *testing.T, entries ...table.Entry) {
 	m.body, m.version = b, m.version+1
 }
 
-func tableFacts(epoch int64) Facts {
-	return Facts{Role: "db", InstanceID: "i-old", Epoch: epoch, PrivateIP: netip.MustParseAddr("10.0.0.6"), PublicIP: netip.MustParseAddr("203.0.113.10")}
+func tableFacts(epoch int64) placement.Placement {
+	return placement.Placement{Role: "db", InstanceID: "i-old", Epoch: epoch, PrivateIP: netip.MustParseAddr("10.0.0.6"), PublicIP: netip.MustParseAddr("203.0.113.10")}
 }
 
 // TestTableWriteDroppedIsNotSilent: a claim whose entry the table refuses

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
 
 // Zones is a read of whole hosted zones, each once (ListResourceRecordSets
@@ -86,7 +87,7 @@ func (z *Zones) Load(ctx context.Context, p *Route53, cs []*config.Route53) []er
 }
 
 func zoneKey(c *config.Route53) string {
-	key := config.Canonical(c.Zone)
+	key := dnsname.Canonical(c.Zone)
 	if c.PrivateZone != nil {
 		key += fmt.Sprintf(" private=%t", *c.PrivateZone)
 	}
@@ -152,7 +153,7 @@ func (p *Route53) readZone(ctx context.Context, zoneID string) (map[string][]typ
 			return nil, page, fmt.Errorf("read route53 zone %s: empty answer", zoneID)
 		}
 		for _, s := range out.ResourceRecordSets {
-			name := route53Name(aws.ToString(s.Name))
+			name := dnsname.Route53(aws.ToString(s.Name))
 			sets[name] = append(sets[name], s)
 		}
 		if !out.IsTruncated || out.NextRecordName == nil {

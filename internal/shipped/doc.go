@@ -2,6 +2,7 @@
 // windows/, examples/, docs/iam-policy.json (and packaging/), so that they
 // stay valid and in step with the code: the systemd units pass
 // systemd-analyze verify, the Windows task XML is well-formed and runs real
-// eipclaim commands, every example decodes, and the IAM policy names exactly
-// the actions the code calls.
+// eipclaim commands, every example decodes, the IAM policy names exactly
+// the actions the code calls, and README.md's layout table says what each
+// package imports.
 package shipped

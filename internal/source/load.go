@@ -17,11 +17,12 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/fetch"
 )
 
 // MaxDocument caps the size of a document read from IMDS, S3, https or a
-// file.
-const MaxDocument = 1 << 20
+// file: internal/fetch's cap, the one for every document.
+const MaxDocument = fetch.MaxSize
 
 // IMDSAPI is the part of the instance metadata client that Load uses;
 // *imds.Client satisfies it.
@@ -40,8 +41,8 @@ type S3API interface {
 type Loader struct {
 	IMDS IMDSAPI // nil: user-data is not read
 	S3   S3API   // nil: an s3:// source is an error
-	// HTTP fetches https:// sources; nil means NewHTTPClient(Log). Give it
-	// the settings NewHTTPClient gives (its Logger above all: the default
+	// HTTP fetches https:// sources; nil means fetch.NewHTTPClient(Log). Give it
+	// the settings fetch.NewHTTPClient gives (its Logger above all: the default
 	// one prints URLs with their query strings, a presigned URL's
 	// credentials).
 	HTTP *retryablehttp.Client
@@ -146,7 +147,7 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 	}
 	if explicit != "" {
 		if err := config.CheckSource(explicit); err != nil {
-			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s %q: %w", explicitName, redactURL(explicit), err))
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s %q: %w", explicitName, fetch.Redact(explicit), err))
 		}
 	}
 	role := req.Role
@@ -195,7 +196,7 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 		merged = doc
 		if ud != nil {
 			if ud.Source != "" && ud.Source != explicit {
-				log.Debug("user-data's source: is replaced by "+explicitName, "user_data_source", redactURL(ud.Source))
+				log.Debug("user-data's source: is replaced by "+explicitName, "user_data_source", fetch.Redact(ud.Source))
 			}
 			merged = config.Merge(ud, doc)
 			sources = append(sources, udName)
@@ -239,7 +240,7 @@ func (l *Loader) fetchPointed(ctx context.Context, key, source string) (*config.
 	if doc.Source != "" {
 		return nil, "", exitcode.With(exitcode.Usage, fmt.Errorf(
 			"%s (line %d): source: is not allowed in the document that user-data or --config points at (one level only): "+
-				"move the roles table into it, or point --config at %s", name, doc.Line("source"), redactURL(doc.Source)))
+				"move the roles table into it, or point --config at %s", name, doc.Line("source"), fetch.Redact(doc.Source)))
 	}
 	return doc, name, nil
 }

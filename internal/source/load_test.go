@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/fetch"
 )
 
 // fakeIMDS serves user-data from memory: userData, or an error.
@@ -368,10 +369,10 @@ func TestLoadS3Errors(t *testing.T) {
 	})
 }
 
-// testHTTP returns the client NewHTTPClient makes, trusting srv and with
+// testHTTP returns the client fetch.NewHTTPClient makes, trusting srv and with
 // millisecond backoff.
 func testHTTP(srv *httptest.Server, log *slog.Logger) *retryablehttp.Client {
-	c := NewHTTPClient(log)
+	c := fetch.NewHTTPClient(log)
 	c.HTTPClient = srv.Client()
 	c.RetryWaitMin, c.RetryWaitMax = time.Millisecond, 5*time.Millisecond
 	return c
@@ -602,29 +603,5 @@ func TestLoadIMDSClient(t *testing.T) {
 	want := "instance metadata service unreachable at " + srv.URL + ": "
 	if err == nil || !strings.Contains(err.Error(), want) || exitcode.Of(err) != exitcode.Failed {
 		t.Errorf("with IMDS down: %v (exit %d), want %q, exit 1", err, exitcode.Of(err), want)
-	}
-}
-
-func TestRedact(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`Get "https://b.s3.amazonaws.com/k.yaml?X-Amz-Signature=abc&X-Amz-Credential=AKIA": EOF`, `Get "https://b.s3.amazonaws.com/k.yaml": EOF`},
-		{"GET https://user:pw@host/p#frag giving up", "GET https://host/p giving up"},
-		{"no url here", "no url here"},
-	}
-	for _, tc := range tests {
-		if got := redactText(tc.in); got != tc.want {
-			t.Errorf("redactText(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	for in, want := range map[string]string{
-		"https://h/p?sig=1":        "https://h/p",
-		"https://u:p@h/p?sig=1#x":  "https://h/p",
-		"/etc/eipclaim.yaml":       "/etc/eipclaim.yaml",
-		"s3://b/k":                 "s3://b/k",
-		"https://h/%zz?sig=secret": "https://h/%zz",
-	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

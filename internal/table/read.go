@@ -4,20 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eipclaim/eipclaim/internal/source"
-	"net/url"
 	"strings"
 
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/fetch"
 )
 
 // Reader reads a table from where `hosts --from` says: s3://bucket/key,
 // https://… or a file.
 type Reader struct {
 	S3    S3API                 // for s3:// (s3:GetObject only)
-	HTTP  *retryablehttp.Client // for https:// (source.NewHTTPClient)
+	HTTP  *retryablehttp.Client // for https:// (fetch.NewHTTPClient)
 	Retry RetryFunc
 }
 
@@ -27,16 +26,7 @@ func Redact(src string) string {
 	if !strings.HasPrefix(src, "https://") && !strings.HasPrefix(src, "http://") {
 		return src
 	}
-	u, err := url.Parse(src)
-	if err != nil {
-		s, _, _ := strings.Cut(src, "?")
-		if i := strings.LastIndex(s, "@"); i >= 0 {
-			s = s[:strings.Index(s, "://")+3] + s[i+1:]
-		}
-		return s
-	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	return u.String()
+	return fetch.Redact(src)
 }
 
 // Read returns the table at src, whole and valid, or an error with an exit
@@ -63,11 +53,11 @@ func (r *Reader) Read(ctx context.Context, src string) (*Document, error) {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("no role table at %s: check the bucket and key, or publish one first (a claim with repository: set, or eipclaim register)", name))
 		}
 	case strings.HasPrefix(src, "https://"):
-		data, err = source.GetHTTPS(ctx, r.HTTP, nil, src, "application/json")
+		data, err = fetch.HTTPS(ctx, r.HTTP, nil, src, "application/json")
 	case strings.Contains(src, "://"):
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("--from %s: want s3://BUCKET/KEY, https://… or a file path", name))
 	default:
-		data, err = source.ReadFile("--from", src)
+		data, err = fetch.File("--from", src)
 	}
 	if err != nil {
 		return nil, err

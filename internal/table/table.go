@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 )
@@ -261,7 +262,7 @@ func (d *Document) Marshal() ([]byte, error) {
 // when its role name is not one (config.CheckRoleName), it names another
 // role, it has unknown keys or a key given twice, an address that is not a
 // host's (config.CheckHostAddress), a name that is not a host name
-// (config.CheckHostName), a negative epoch; and when its role is given
+// (dnsname.CheckHostName), a negative epoch; and when its role is given
 // twice in roles, or beside a role of the same name in another case (which
 // of them is right is unknown: both are skipped).
 func Parse(data []byte, origin string) (*Document, error) {
@@ -454,11 +455,11 @@ func (e Entry) check(key string) error {
 			return fmt.Errorf("role %s: %s %w", key, ip.k, err)
 		}
 	}
-	if n := e.PublicDNSName; n != "" && !config.IsDomainName(n) {
+	if n := e.PublicDNSName; n != "" && !dnsname.IsDomainName(n) {
 		return fmt.Errorf("role %s: public_dns_name %q is not a DNS name", key, n)
 	}
 	for _, n := range e.Names {
-		if err := config.CheckHostName(n); err != nil {
+		if err := dnsname.CheckHostName(n); err != nil {
 			return fmt.Errorf("role %s: name %q: %v", key, n, err)
 		}
 	}

@@ -12,7 +12,12 @@
 // examines the holder again through the API and makes the move as a
 // compare-and-swap, so that of several standbys exactly one wins. A holder
 // seen new within HoldDown is not taken over for failing probes, unless it
-// is stopped, stopping, shutting down, terminated or gone.
+// is in a stopped state (decide.Stopped).
+//
+// What to do at each look is decided by decide.Standby; the watcher does
+// the reading, the waiting, the step, the hooks, the metrics and the log,
+// through small interfaces (Looker, Stepper, HookRunner, retry.Clock), so
+// that its state machine is tested without EC2.
 //
 // A holder stands down only on a loss it has confirmed: a look that shows
 // the EIP elsewhere or free may be stale (EC2's eventual consistency), so
@@ -21,6 +26,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -29,9 +35,9 @@ import (
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/decide"
-	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
+	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/table"
 )
 
@@ -58,6 +64,17 @@ type Looker interface {
 	Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string)
 }
 
+// Stepper runs the failover step (claim, publish, on_holder hook);
+// *failover.Step has it.
+type Stepper interface {
+	Run(ctx context.Context, req failover.Request) (*failover.Outcome, error)
+}
+
+// HookRunner runs the hook of an event; *failover.Hooks has it.
+type HookRunner interface {
+	Run(ctx context.Context, env failover.HookEnv) *failover.HookRun
+}
+
 // Watcher watches one role.
 type Watcher struct {
 	Role       string
@@ -65,12 +82,15 @@ type Watcher struct {
 	Settings   config.WatchSettings
 	InstanceID string // this instance
 	Engine     Looker
-	Step       *failover.Step
+	Step       Stepper
 	Publishers []publish.Publisher
-	Hooks      *failover.Hooks
-	Log        *slog.Logger
-	Metrics    *Metrics // nil: none
-	Notify     Notifier // nil: none
+	Hooks      HookRunner // nil: none
+	// Clock is the time of the looks, the waits between them and the
+	// hold-down; retry.RealClock when nil.
+	Clock   retry.Clock
+	Log     *slog.Logger
+	Metrics *Metrics // nil: none
+	Notify  Notifier // nil: none
 	// AfterLook, when set, is called after every look (the metrics file).
 	AfterLook func()
 	// Config is the configuration the watcher was started with, and
@@ -95,6 +115,7 @@ type Watcher struct {
 	stopped    string    // the stopped holder last reported, left in place
 	otherLooks int       // looks as standby, for the holder's state when not taking over
 	other      string    // the other holder the last look saw, "" when none
+	watching   string    // why this watcher only watches, as last logged
 	// lossConfirm are the delays before the reads that confirm a loss;
 	// lossConfirmDelays when nil (tests shorten them).
 	lossConfirm []time.Duration
@@ -192,11 +213,20 @@ func (w *Watcher) nextWait() time.Duration {
 	return w.Settings.Interval << min(w.apiErrors, 3) // 1, 2, 4, 8 intervals
 }
 
+// clock is the watcher's Clock, the wall clock when nil.
+func (w *Watcher) clock() retry.Clock {
+	if w.Clock == nil {
+		return retry.RealClock
+	}
+	return w.Clock
+}
+
 // wait sleeps d, pinging the watchdog meanwhile; false when ctx ended.
 func (w *Watcher) wait(ctx context.Context, d time.Duration) bool {
-	end := time.Now().Add(d)
+	c := w.clock()
+	end := c.Now().Add(d)
 	for {
-		left := time.Until(end)
+		left := end.Sub(c.Now())
 		if left <= 0 {
 			return true
 		}
@@ -206,12 +236,8 @@ func (w *Watcher) wait(ctx context.Context, d time.Duration) bool {
 				step = min(step, every)
 			}
 		}
-		t := time.NewTimer(step)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if c.Sleep(ctx, step) != nil || ctx.Err() != nil {
 			return false
-		case <-t.C:
 		}
 		if w.Notify != nil {
 			w.Notify.Watchdog()
@@ -243,14 +269,11 @@ func (w *Watcher) look(ctx context.Context) {
 		}
 	}
 	w.epochOf(a)
-	switch {
-	case a.Holder == w.InstanceID:
+	if w.state == StateHolder && a.Holder == w.InstanceID {
 		w.asHolder(ctx, a)
-	case a.Free():
-		w.free(ctx, a)
-	default:
-		w.heldByOther(ctx, lctx, a)
+		return
 	}
+	w.decideLook(ctx, lctx, a)
 }
 
 // confirmLoss reads the EIP again, after each of lossConfirm's delays,
@@ -265,7 +288,7 @@ func (w *Watcher) confirmLoss(ctx, lctx context.Context, a claim.Address) (claim
 	if delays == nil {
 		delays = lossConfirmDelays
 	}
-	first := holderName(a)
+	first := a.HolderName()
 	for i, d := range delays {
 		if !w.wait(lctx, d) {
 			return a, false
@@ -286,160 +309,188 @@ func (w *Watcher) confirmLoss(ctx, lctx context.Context, a claim.Address) (claim
 	return a, true
 }
 
-// holderName names who holds a: the instance, else the interface, else free.
-func holderName(a claim.Address) string {
-	switch {
-	case a.Holder != "":
-		return a.Holder
-	case a.ENI != "":
-		return a.ENI
-	}
-	return "free"
-}
-
-// asHolder: this instance holds the EIP.
+// asHolder: this instance held the EIP and still does. Every RepairEvery
+// looks it runs the step, which on an EIP already held reads and repairs
+// the DNS publications (and the audit tags), and moves nothing.
 func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
 	w.fails, w.assoc = 0, a.AssociationID
-	if w.state != StateHolder {
-		reason := "the EIP was moved to this instance"
-		if w.state == "" {
-			reason = "started as the holder"
-		}
-		w.runStep(ctx, reason)
-		w.other = ""
-		return
-	}
 	w.looks++
-	if w.looks%w.RepairEvery == 0 {
-		// Keep the DNS publications (and the audit tags) true: the step
-		// on an EIP already held reads and repairs, and moves nothing.
-		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-		defer cancel()
-		o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers})
-		switch {
-		case err != nil && ctx.Err() == nil && o != nil:
-			w.publicationFailed(err)
-		case err != nil && ctx.Err() == nil:
-			w.Log.Warn("repairing the DNS publications failed; will try again", "error", err)
-		case o != nil:
-			for _, p := range o.Published {
-				if p.Changed {
-					w.Log.Warn("repaired a DNS publication that had drifted", "publisher", p.Publisher, "name", p.Name, "value", p.Value)
-				}
+	if w.looks%w.RepairEvery != 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	o, err := w.Step.Run(sctx, failover.Request{Role: w.Role, Spec: w.Spec, Publishers: w.Publishers})
+	switch {
+	case err != nil && ctx.Err() == nil && o != nil:
+		w.publicationFailed(err)
+	case err != nil && ctx.Err() == nil:
+		w.Log.Warn("repairing the DNS publications failed; will try again", "error", err)
+	case o != nil:
+		for _, p := range o.Published {
+			if p.Changed {
+				w.Log.Warn("repaired a DNS publication that had drifted", "publisher", p.Publisher, "name", p.Name, "value", p.Value)
 			}
 		}
 	}
 }
 
-// free: nobody holds the EIP.
-func (w *Watcher) free(ctx context.Context, a claim.Address) {
-	w.other = "" // nobody holds it: a later move here names no previous holder
-	if w.Spec.EffectiveTakeover() == config.TakeoverNever {
-		w.enterStandby(ctx, a, "the EIP is free and takeover is never: this watcher only watches")
-		return
+// from is the watcher's state as decide.Standby takes it.
+func (w *Watcher) from() decide.From {
+	switch w.state {
+	case StateHolder:
+		return decide.FromHolder
+	case StateStandby:
+		return decide.FromStandby
 	}
-	reason := "the EIP was free"
-	if w.state == StateHolder {
-		reason = "the EIP was released from this instance and is free"
-	}
-	w.Log.Info("the EIP is free: claiming it")
-	w.runStep(ctx, reason)
+	return decide.FromStart
 }
 
-// heldByOther: another instance (or interface) holds the EIP.
-func (w *Watcher) heldByOther(ctx, lctx context.Context, a claim.Address) {
-	holder := a.Holder
-	if holder == "" {
-		holder = a.ENI
+// where is where the look found the EIP, as decide.Standby takes it.
+func (w *Watcher) where(a claim.Address) decide.Where {
+	switch {
+	case a.Holder == w.InstanceID:
+		return decide.WhereHere
+	case a.Free():
+		return decide.WhereFree
+	case a.Holder == "":
+		return decide.WhereNoInstance
 	}
-	w.other = holder
-	if w.state == StateHolder {
-		w.Metrics.loss(w.Role)
-		w.Log.Warn("this instance no longer holds the EIP (confirmed by reading it again): entering standby", "holder", holder, "epoch", w.epochOf(a))
-		w.assoc, w.seenAt, w.fails = a.AssociationID, time.Now(), 0
-		w.enterStandbyFrom(ctx, a, w.InstanceID, "the EIP was moved to "+holder)
-		return
+	return decide.WhereOther
+}
+
+// decideLook asks decide.Standby what this look calls for, when this instance
+// does not hold the EIP or has just started, and does it: examine the
+// holder, count its failed looks, read its state during its hold-down, run
+// the step, or only watch. Every look that does not act says why in the
+// log.
+func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address) {
+	from := w.from()
+	l := decide.Look{From: from, Where: w.where(a), Policy: w.Spec.Takeover,
+		Fall: w.Settings.Fall, HoldDown: w.Settings.HoldDown, Holder: decide.Holder{Instance: a.Holder}}
+	switch l.Where {
+	case decide.WhereHere:
+		w.fails, w.assoc = 0, a.AssociationID
+	case decide.WhereFree:
+		w.other = "" // nobody holds it: a later move here names no previous holder
+	default:
+		w.other = a.HolderName()
+		w.track(a, from)
 	}
-	if a.AssociationID != w.assoc {
-		w.assoc, w.fails = a.AssociationID, 0
-		w.seenAt = time.Now()
-		if w.state == "" {
-			// At start, the audit tags say since when the holder has it.
-			if t, err := time.Parse(time.RFC3339, a.Tags[claim.TagClaimedAt]); err == nil && a.Tags[claim.TagHolder] == a.Holder && t.Before(w.seenAt) {
-				w.seenAt = t
-			}
-		}
+	l.Fails, l.HeldFor = w.fails, w.clock().Now().Sub(w.seenAt)
+	next := decide.Standby(l)
+	if l.Where == decide.WhereOther || l.Where == decide.WhereNoInstance || next.Act == decide.ActWatch {
+		w.enterStandby(ctx, a, from, next)
 	}
-	if w.state != StateStandby {
-		w.enterStandby(ctx, a, "started as a standby: the EIP is held by "+holder)
-	}
-	if w.Spec.EffectiveTakeover() == config.TakeoverNever || a.Holder == "" {
-		// Only watch (an EIP on no instance is taken only by hand), but
-		// say when what names the holder (the EIP, its DNS names, the
-		// role table) names a stopped instance: once a minute, through
-		// the API.
-		if a.Holder != "" && w.otherLooks%w.RepairEvery == 0 {
-			if h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{}); err == nil {
-				w.holderState(a, h.State, "this watcher does not take over (takeover: never)")
-			}
-		}
-		w.otherLooks++
-		return
-	}
-	failed, why, state := w.examine(lctx, a)
-	if lctx.Err() != nil && ctx.Err() != nil {
-		return
-	}
-	if state != "" {
-		// This watcher takes a stopped holder over within fall looks
-		// (or says why it cannot): the gauge, no warning.
-		w.Metrics.setHolderStopped(w.Role, decide.Stopped(state))
-	}
-	if !failed {
-		if w.fails > 0 {
-			w.Log.Info("the holder answers again", "holder", holder, "after_failed_looks", w.fails)
-		}
-		w.fails = 0
-		return
-	}
-	w.fails++
-	w.Metrics.probeFailed(w.Role)
-	w.Log.Info("the holder failed a look", "holder", holder, "why", why, "failed_looks", w.fails, "fall", w.Settings.Fall)
-	if w.fails < w.Settings.Fall {
-		return
-	}
-	if held := time.Since(w.seenAt); held < w.Settings.HoldDown {
-		if state == "" {
-			h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{})
-			if err != nil {
-				w.Log.Warn("could not read the holder's state during its hold-down", "error", err)
-				return
-			}
-			state = h.State
-		}
-		if !decide.Stopped(state) {
-			w.Log.Info("the holder is new: not taking over within hold_down for failing probes", "holder", holder, "held_for", held.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String())
+	if next.Act == decide.ActExamine {
+		if !w.examine(lctx, a, &l) || ctx.Err() != nil {
 			return
 		}
+		next = decide.Standby(l)
 	}
-	w.runStep(ctx, why)
+	failed := next.Fails > w.fails
+	if failed {
+		w.Metrics.probeFailed(w.Role)
+	}
+	if next.Act == decide.ActReadState {
+		w.fails = next.Fails
+		h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{})
+		if err != nil {
+			if ctx.Err() == nil {
+				w.Log.Warn("the holder failed a look, and its state could not be read during its hold-down: not taking over at this look",
+					"holder", a.Holder, "why", next.Why, "failed_looks", next.Fails, "error", err)
+			}
+			return
+		}
+		l.Holder.State = cmp.Or(h.State, decide.StatusUnknown)
+		w.Metrics.setHolderStopped(w.Role, decide.Stopped(h.State))
+		next = decide.Standby(l)
+	}
+	if failed {
+		// The decision says why: fewer than fall failed looks, within
+		// hold_down and not stopped, or the takeover.
+		w.Log.Info("the holder failed a look", "holder", a.Holder, "why", next.Why, "failed_looks", next.Fails, "fall", w.Settings.Fall,
+			"held_for", l.HeldFor.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String(), "then", next.Act.String())
+	}
+	switch next.Act {
+	case decide.ActNothing:
+		if l.Where == decide.WhereOther && w.fails > 0 && next.Fails == 0 {
+			w.Log.Info("the holder answers again", "holder", a.Holder, "after_failed_looks", w.fails)
+		}
+		w.fails = next.Fails
+	case decide.ActCount:
+		w.fails = next.Fails
+	case decide.ActWatch:
+		w.onlyWatch(lctx, a, l, next)
+	case decide.ActStep:
+		w.fails = next.Fails
+		if l.Where == decide.WhereFree {
+			w.Log.Info("the EIP is free: claiming it")
+		}
+		w.runStep(ctx, next.Why)
+	}
 }
 
-// examine tells whether the holder failed this look: its probe when a
-// health_check is configured (free), else the EC2 API's view of it. state
-// is the holder's instance state when the API was asked, "" otherwise.
-func (w *Watcher) examine(ctx context.Context, a claim.Address) (failed bool, why, state string) {
+// track follows the association of the EIP held by another: the failed
+// looks count against one association, and its hold-down runs from when
+// it was first seen (at start, from when the audit tags say it was
+// claimed). A deposed holder starts counting afresh.
+func (w *Watcher) track(a claim.Address, from decide.From) {
+	now := w.clock().Now()
+	if from == decide.FromHolder {
+		w.assoc, w.seenAt, w.fails = a.AssociationID, now, 0
+		return
+	}
+	if a.AssociationID == w.assoc {
+		return
+	}
+	w.assoc, w.fails, w.seenAt = a.AssociationID, 0, now
+	if t, ok := a.ClaimedAt(); ok && from == decide.FromStart && t.Before(now) {
+		w.seenAt = t
+	}
+}
+
+// onlyWatch: this watcher does not take the EIP (takeover: never, an
+// interface of no instance). It says why once, and when what names the
+// holder (the EIP, its DNS names, the role table) names a stopped
+// instance: once a minute, through the API.
+func (w *Watcher) onlyWatch(lctx context.Context, a claim.Address, l decide.Look, next decide.Next) {
+	if next.Why != w.watching {
+		w.watching = next.Why
+		w.Log.Info("only watching: "+next.Why, "holder", a.HolderName())
+	}
+	if l.Where == decide.WhereOther && w.otherLooks%w.RepairEvery == 0 {
+		if h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{}); err == nil {
+			w.holderState(a, h.State, next.Why)
+		} else if lctx.Err() == nil {
+			w.Log.Debug("could not read the holder's state", "holder", a.Holder, "error", err)
+		}
+	}
+	w.otherLooks++
+}
+
+// examine learns whether the holder fails this look: its probe when a
+// health_check is configured (free), else the EC2 API's view of it (its
+// state and status checks), into l.Holder. false when it could not be
+// examined (the API did not answer): the look counts for nothing.
+func (w *Watcher) examine(ctx context.Context, a claim.Address, l *decide.Look) bool {
+	l.Examined = true
 	if hc := w.Spec.HealthCheck; hc.Set() {
 		ok, result := w.Engine.Probe(ctx, a.PrivateIP, hc)
-		return !ok, result, ""
+		l.Holder.Probe = &decide.Probe{OK: ok, Result: result}
+		return true
 	}
 	h, err := w.Engine.Health(ctx, a.Holder, a.PrivateIP, config.HealthCheck{})
 	if err != nil {
-		// The API did not answer: no evidence either way.
-		w.Log.Warn("could not examine the holder through the EC2 API; this look counts for nothing", "error", err)
-		return false, "", ""
+		w.Log.Warn("could not examine the holder through the EC2 API; this look counts for nothing", "holder", a.Holder, "failed_looks", w.fails, "error", err)
+		return false
 	}
-	return h.Down, h.Why, h.State
+	l.Holder = h.Facts
+	l.Holder.Instance = a.Holder
+	// This watcher takes a stopped holder over within fall looks (or
+	// says why it cannot): the gauge, no warning.
+	w.Metrics.setHolderStopped(w.Role, decide.Stopped(h.State))
+	return true
 }
 
 // runStep runs the failover step (claim, publish, on_holder hook).
@@ -467,7 +518,7 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	if err != nil {
 		w.publicationFailed(err)
 	}
-	w.stopped = ""
+	w.stopped, w.watching = "", ""
 	w.Metrics.setHolderStopped(w.Role, false)
 	moved := o.Action != "already held"
 	if moved {
@@ -479,39 +530,53 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	w.Metrics.setEpoch(w.Role, o.Epoch)
 }
 
-func (w *Watcher) enterStandby(ctx context.Context, a claim.Address, reason string) {
-	w.enterStandbyFrom(ctx, a, "", reason)
-}
-
-// enterStandbyFrom enters standby and runs on_standby; previous is the
-// holder before (this instance when it was deposed, "" when unknown).
-func (w *Watcher) enterStandbyFrom(ctx context.Context, a claim.Address, previous, reason string) {
+// enterStandby enters standby, unless it is in it, and runs on_standby:
+// at start, when this instance was deposed (it is the previous holder),
+// or when it only watches a free EIP.
+func (w *Watcher) enterStandby(ctx context.Context, a claim.Address, from decide.From, next decide.Next) {
 	if w.state == StateStandby {
 		return
+	}
+	var previous, reason string
+	switch {
+	case next.Act == decide.ActWatch && a.Free():
+		reason = next.Why
+	case from == decide.FromStart:
+		reason = "started as a standby: the EIP is held by " + a.HolderName()
+	default:
+		reason = "the EIP was moved to " + a.HolderName()
+	}
+	if from == decide.FromHolder {
+		previous = w.InstanceID
+	}
+	if from == decide.FromHolder && !a.Free() {
+		w.Metrics.loss(w.Role)
+		w.Log.Warn("this instance no longer holds the EIP (confirmed by reading it again): entering standby", "holder", a.HolderName(), "epoch", w.epochOf(a))
 	}
 	w.state = StateStandby
 	w.Metrics.setState(w.Role, w.state)
 	n := w.epochOf(a)
 	w.Log.Info("standby", "holder", a.Holder, "reason", reason, "epoch", n)
+	if w.Hooks == nil {
+		return
+	}
 	w.Hooks.Run(ctx, failover.HookEnv{
 		Event: failover.EventStandby, PublicIP: a.PublicIP, AllocationID: a.AllocationID, Epoch: n,
 		PreviousHolder: previous, Holder: a.Holder, Reason: reason,
 	})
 }
 
-// epochOf reads the EIP's epoch tag (epoch.Parse) and records it in the
-// metrics. A tag that is not an epoch is reported (a warning when its
-// value changes, eipclaim_epoch_invalid) and read as 0: the next claim
-// takes an epoch above the role table's and rewrites it.
+// epochOf reads the EIP's epoch tag (claim.Address.Epoch) and records it
+// in the metrics. A tag that is not an epoch is reported (a warning when
+// its value changes, eipclaim_epoch_invalid) and read as 0: the next
+// claim takes an epoch above the role table's and rewrites it.
 func (w *Watcher) epochOf(a claim.Address) int64 {
-	v := a.Tags[claim.TagEpoch]
-	n, err := epoch.Parse(v)
+	n, err := a.Epoch()
 	w.Metrics.setEpochInvalid(w.Role, err != nil)
 	if err != nil {
-		if v != w.badEpoch {
+		if v := a.Tags[claim.TagEpoch]; v != w.badEpoch {
 			w.badEpoch = v
-			w.Log.Warn("the EIP's epoch tag: "+err.Error()+": the next claim takes an epoch above the role table's and rewrites it",
-				"allocation_id", a.AllocationID, "tag", claim.TagEpoch)
+			w.Log.Warn(err.Error(), "allocation_id", a.AllocationID, "tag", claim.TagEpoch)
 		}
 		return 0
 	}
@@ -534,10 +599,10 @@ func (w *Watcher) publicationFailed(err error) {
 	w.Log.Warn("holding the EIP, but its publication failed; will repair", "error", err)
 }
 
-// holderState reports a holder left in place in a stopped state (stopped,
-// terminated, gone: stoppedState), which the EIP, its DNS names and the
-// role table still name: a warning when it is first seen, and
-// eipclaim_holder_stopped while it lasts.
+// holderState reports a holder left in place in a stopped state
+// (decide.Stopped), which the EIP, its DNS names and the role table still
+// name: a warning when it is first seen, and eipclaim_holder_stopped while
+// it lasts.
 func (w *Watcher) holderState(a claim.Address, state, why string) {
 	if !decide.Stopped(state) {
 		w.stopped = ""

@@ -156,11 +156,13 @@ func fleetRun(ctx context.Context, out io.Writer, n int, failover bool) (line st
 	recs := counting.Records()[before:]
 	counts := faultproxy.Count(recs)
 	byAction := []string{}
+	var upstream time.Duration // the emulator's own time answering them
 	for _, a := range slices.Sorted(maps.Keys(counts.Actions)) {
 		byAction = append(byAction, fmt.Sprintf("%s %d", a, counts.Actions[a].Requests))
+		upstream += counts.Actions[a].Upstream
 	}
-	fmt.Fprintf(out, "  N=%d: warm-up run %s (%s); steady run %s (CPU %s), %d AWS requests (%s), actions %s, peak RSS %s\n",
-		n, ms(warm.took), warm.summary, ms(inv.took), ms(inv.cpu), len(recs), strings.Join(byAction, ", "), inv.summary, mb(inv.rss))
+	fmt.Fprintf(out, "  N=%d: warm-up run %s (%s); steady run %s (CPU %s; moto answering its requests %s), %d AWS requests (%s), actions %s, peak RSS %s\n",
+		n, ms(warm.took), warm.summary, ms(inv.took), ms(inv.cpu), ms(upstream), len(recs), strings.Join(byAction, ", "), inv.summary, mb(inv.rss))
 	target := ""
 	if n == 40 {
 		target = fmt.Sprintf("  target ≤ %d: %s (ratio %.2f)", targetFleetSteady40, verdict(len(recs) <= targetFleetSteady40), float64(len(recs))/targetFleetSteady40)

@@ -1,4 +1,4 @@
-package main
+package imds
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
 // TestIMDSClientTokenErrors: a failed token request's cause, which the
-// SDK's IMDS client hides, is classified by type through imdsClient: the
+// SDK's IMDS client hides, is classified by type through Client: the
 // answer's status, or the transport's error.
 func TestIMDSClientTokenErrors(t *testing.T) {
 	var token atomic.Int32 // the status to answer the token request with; -1: drop the connection
@@ -41,8 +41,8 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 		io.WriteString(w, "i-0123456789abcdef0")
 	}))
 	defer srv.Close()
-	newClient := func() *imdsClient {
-		return newIMDSClient(aws.Config{Region: "us-east-1", Retryer: func() aws.Retryer { return aws.NopRetryer{} }}, false)
+	newClient := func() *Client {
+		return New(aws.Config{Region: "us-east-1", Retryer: func() aws.Retryer { return aws.NopRetryer{} }}, false)
 	}
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
 
@@ -63,7 +63,7 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 		md := newClient()
 		var code string
 		for i, want := range tc.want {
-			_, err := metadata(context.Background(), md, "instance-id")
+			_, err := md.Metadata(context.Background(), "instance-id")
 			if err == nil {
 				t.Fatalf("token %d: call %d succeeded", tc.status, i+1)
 			}
@@ -78,18 +78,18 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 		}
 		// A token had again resets the count of refusals.
 		token.Store(http.StatusOK)
-		if id, err := metadata(context.Background(), md, "instance-id"); err != nil || id != "i-0123456789abcdef0" {
+		if id, err := md.Metadata(context.Background(), "instance-id"); err != nil || id != "i-0123456789abcdef0" {
 			t.Errorf("token %d, then 200: %q, %v", tc.status, id, err)
 		}
-		if md.refusals.Load() != 0 || !md.answered.Load() {
-			t.Errorf("token %d, then 200: %d refusals, answered %v; want 0, true", tc.status, md.refusals.Load(), md.answered.Load())
+		if md.refusals.Load() != 0 || !md.Answered() {
+			t.Errorf("token %d, then 200: %d refusals, answered %v; want 0, true", tc.status, md.refusals.Load(), md.Answered())
 		}
 	}
 
 	// Disabled by the environment: said at once, with its own class.
-	md := newIMDSClient(aws.Config{Region: "us-east-1", ConfigSources: []any{disabledSource{}}}, false)
-	_, err := metadata(context.Background(), md, "instance-id")
-	if class, code := retry.Classify("sts:credentials", err); class != retry.Invalid || code != "IMDSDisabled" || !errors.Is(err, errIMDSDisabled) {
+	md := New(aws.Config{Region: "us-east-1", ConfigSources: []any{disabledSource{}}}, false)
+	_, err := md.Metadata(context.Background(), "instance-id")
+	if class, code := retry.Classify("sts:credentials", err); class != retry.Invalid || code != "IMDSDisabled" || !errors.Is(err, ErrDisabled) {
 		t.Errorf("disabled: Classify(%v) = %v, %q; want invalid, IMDSDisabled", err, class, code)
 	}
 }
@@ -98,6 +98,6 @@ func TestIMDSClientTokenErrors(t *testing.T) {
 // AWS_EC2_METADATA_DISABLED=true does.
 type disabledSource struct{}
 
-func (disabledSource) GetEC2IMDSClientEnableState() (imds.ClientEnableState, bool, error) {
-	return imds.ClientDisabled, true, nil
+func (disabledSource) GetEC2IMDSClientEnableState() (awsimds.ClientEnableState, bool, error) {
+	return awsimds.ClientDisabled, true, nil
 }

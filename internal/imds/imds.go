@@ -1,9 +1,13 @@
-package main
+// Package imds is eipclaim's instance metadata client: the SDK's
+// (feature/ec2/imds) with timeouts made for boot, and errors that say why
+// a token request failed, classified by internal/retry (a refusal, IMDS
+// disabled by the environment, a busy IMDS).
+package imds
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -13,7 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
@@ -24,20 +28,20 @@ import (
 // as it is while an instance boots. Each attempt gets these; the command's
 // --timeout bounds them all.
 const (
-	imdsDialTimeout    = 2 * time.Second
-	imdsHeaderTimeout  = 5 * time.Second
-	imdsAttemptTimeout = 10 * time.Second
-	// imdsRefusalsFinal is how many token requests in a row IMDS must
+	dialTimeout    = 2 * time.Second
+	headerTimeout  = 5 * time.Second
+	attemptTimeout = 10 * time.Second
+	// refusalsFinal is how many token requests in a row IMDS must
 	// refuse (403, 404, 405) before eipclaim stops asking.
-	imdsRefusalsFinal = 2
+	refusalsFinal = 2
 )
 
-// imdsClient is the instance metadata client of every IMDS read, the SDK's
+// Client is the instance metadata client of every IMDS read, the SDK's
 // credential provider's (an instance profile) included. Its errors say why
 // a token request failed, which the SDK's own hide (their cause is in an
 // error type without Unwrap), so that they are classified by type.
-type imdsClient struct {
-	md *imds.Client
+type Client struct {
+	md *awsimds.Client
 	// disabled: AWS_EC2_METADATA_DISABLED=true turns IMDS off.
 	disabled bool
 	// refusals counts the token requests refused in a row.
@@ -47,72 +51,91 @@ type imdsClient struct {
 	answered atomic.Bool
 }
 
-// newIMDSClient returns the IMDS client for cfg; IMDSv1 only with allowV1.
-func newIMDSClient(cfg aws.Config, allowV1 bool) *imdsClient {
-	c := &imdsClient{disabled: imdsDisabled(cfg)}
+// New returns the IMDS client for cfg (its endpoint, and whether
+// AWS_EC2_METADATA_DISABLED turns IMDS off); IMDSv1 only with allowV1.
+func New(cfg aws.Config, allowV1 bool) *Client {
+	c := &Client{disabled: disabled(cfg)}
 	inner := awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = imdsDialTimeout }).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
 		WithTransportOptions(func(tr *http.Transport) {
-			tr.ResponseHeaderTimeout = imdsHeaderTimeout
+			tr.ResponseHeaderTimeout = headerTimeout
 			tr.Proxy = nil // link-local: never through HTTP_PROXY
 		}).
-		WithTimeout(imdsAttemptTimeout)
-	c.md = imds.NewFromConfig(cfg, func(o *imds.Options) {
+		WithTimeout(attemptTimeout)
+	c.md = awsimds.NewFromConfig(cfg, func(o *awsimds.Options) {
 		if !allowV1 {
 			o.EnableFallback = aws.FalseTernary
 		}
-		// Not a *BuildableClient, which imds.New would give its own short
+		// Not a *BuildableClient, which awsimds.New would give its own short
 		// timeouts.
-		o.HTTPClient = &imdsHTTP{inner: inner, client: c}
+		o.HTTPClient = &httpClient{inner: inner, client: c}
 	})
 	return c
 }
 
 // imdsDisabled reports whether the configuration turns IMDS off
 // (AWS_EC2_METADATA_DISABLED=true).
-func imdsDisabled(cfg aws.Config) bool {
+func disabled(cfg aws.Config) bool {
 	for _, src := range cfg.ConfigSources {
 		if p, ok := src.(interface {
-			GetEC2IMDSClientEnableState() (imds.ClientEnableState, bool, error)
+			GetEC2IMDSClientEnableState() (awsimds.ClientEnableState, bool, error)
 		}); ok {
 			if state, found, err := p.GetEC2IMDSClientEnableState(); err == nil && found {
-				return state == imds.ClientDisabled
+				return state == awsimds.ClientDisabled
 			}
 		}
 	}
 	return false
 }
 
-func (c *imdsClient) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, optFns ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+func (c *Client) GetMetadata(ctx context.Context, in *awsimds.GetMetadataInput, optFns ...func(*awsimds.Options)) (*awsimds.GetMetadataOutput, error) {
 	if c.disabled {
-		return nil, errIMDSDisabled
+		return nil, ErrDisabled
 	}
 	t := &tokenAttempt{}
 	out, err := c.md.GetMetadata(context.WithValue(ctx, tokenKey{}, t), in, optFns...)
 	return out, c.explain(err, t)
 }
 
-func (c *imdsClient) GetRegion(ctx context.Context, in *imds.GetRegionInput, optFns ...func(*imds.Options)) (*imds.GetRegionOutput, error) {
+func (c *Client) GetRegion(ctx context.Context, in *awsimds.GetRegionInput, optFns ...func(*awsimds.Options)) (*awsimds.GetRegionOutput, error) {
 	if c.disabled {
-		return nil, errIMDSDisabled
+		return nil, ErrDisabled
 	}
 	t := &tokenAttempt{}
 	out, err := c.md.GetRegion(context.WithValue(ctx, tokenKey{}, t), in, optFns...)
 	return out, c.explain(err, t)
 }
 
-func (c *imdsClient) GetUserData(ctx context.Context, in *imds.GetUserDataInput, optFns ...func(*imds.Options)) (*imds.GetUserDataOutput, error) {
+func (c *Client) GetUserData(ctx context.Context, in *awsimds.GetUserDataInput, optFns ...func(*awsimds.Options)) (*awsimds.GetUserDataOutput, error) {
 	if c.disabled {
-		return nil, errIMDSDisabled
+		return nil, ErrDisabled
 	}
 	t := &tokenAttempt{}
 	out, err := c.md.GetUserData(context.WithValue(ctx, tokenKey{}, t), in, optFns...)
 	return out, c.explain(err, t)
 }
 
+// Answered reports whether IMDS has answered any request: it is there, so
+// this is an instance (or its emulator), even if it fails for now.
+func (c *Client) Answered() bool { return c.answered.Load() }
+
+// Metadata reads one metadata path (such as "instance-id"), trimmed.
+func (c *Client) Metadata(ctx context.Context, path string) (string, error) {
+	out, err := c.GetMetadata(ctx, &awsimds.GetMetadataInput{Path: path})
+	if err != nil {
+		return "", err
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 4096))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // explain returns err with the cause of a failed token request in its
 // chain, when the call failed for want of a token.
-func (c *imdsClient) explain(err error, t *tokenAttempt) error {
+func (c *Client) explain(err error, t *tokenAttempt) error {
 	if err == nil {
 		c.refusals.Store(0)
 		return nil
@@ -129,7 +152,7 @@ func (c *imdsClient) explain(err error, t *tokenAttempt) error {
 		return &tokenError{err: err, cause: o.err}
 	case http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
 		n := c.refusals.Add(1)
-		return &imdsRefusedError{status: o.status, url: o.url, final: n >= imdsRefusalsFinal, err: err}
+		return &refusedError{status: o.status, url: o.url, final: n >= refusalsFinal, err: err}
 	}
 	return &tokenError{err: err, cause: httpStatus(o.status)}
 }
@@ -170,14 +193,14 @@ func (t *tokenAttempt) get() tokenOutcome {
 	return tokenOutcome{status: t.status, err: t.err, url: t.url, failed: t.failed}
 }
 
-// imdsHTTP is the IMDS client's HTTP client: it notes what became of token
+// httpClient is the IMDS client's HTTP client: it notes what became of token
 // requests, for the call that made them.
-type imdsHTTP struct {
-	inner  imds.HTTPClient
-	client *imdsClient
+type httpClient struct {
+	inner  awsimds.HTTPClient
+	client *Client
 }
 
-func (h *imdsHTTP) Do(r *http.Request) (*http.Response, error) {
+func (h *httpClient) Do(r *http.Request) (*http.Response, error) {
 	resp, err := h.inner.Do(r)
 	if err == nil {
 		h.client.answered.Store(true)
@@ -206,81 +229,44 @@ func (s httpStatus) Error() string {
 }
 func (s httpStatus) HTTPStatusCode() int { return int(s) }
 
-// imdsRefusedError is IMDS refusing a session token: it is disabled for
+// refusedError is IMDS refusing a session token: it is disabled for
 // this instance (403), or a proxy between does not let PUT through (405),
 // or it knows no IMDSv2 (404). Asking again does not help after a second
 // refusal.
-type imdsRefusedError struct {
+type refusedError struct {
 	status int
 	url    string
 	final  bool
 	err    error
 }
 
-func (e *imdsRefusedError) Error() string {
+func (e *refusedError) Error() string {
 	return fmt.Sprintf("IMDS refused the token request (HTTP %d %s from PUT %s): IMDS is disabled for this instance or a proxy blocks PUT; "+
 		"enable the metadata service (aws ec2 modify-instance-metadata-options --instance-id ID --http-endpoint enabled) or, "+
 		"if this instance allows only IMDSv1, pass --imdsv1",
 		e.status, http.StatusText(e.status), e.url)
 }
 
-func (e *imdsRefusedError) Unwrap() error { return e.err }
+func (e *refusedError) Unwrap() error { return e.err }
 
-func (e *imdsRefusedError) RetryClass() (retry.Class, string) {
+func (e *refusedError) RetryClass() (retry.Class, string) {
 	if !e.final {
 		return retry.Retry, fmt.Sprintf("HTTP %d", e.status)
 	}
 	return retry.Invalid, "IMDSTokenRefused"
 }
 
-// imdsDisabledError is IMDS turned off by the environment, which the SDK
+// ErrDisabled is IMDS turned off by the environment
+// (AWS_EC2_METADATA_DISABLED=true): every call returns it at once.
+var ErrDisabled error = &disabledError{}
+
+// disabledError is IMDS turned off by the environment, which the SDK
 // reports without a type of its own.
-type imdsDisabledError struct{}
+type disabledError struct{}
 
-var errIMDSDisabled = &imdsDisabledError{}
-
-func (*imdsDisabledError) Error() string {
+func (*disabledError) Error() string {
 	return "AWS_EC2_METADATA_DISABLED=true turns the instance metadata service off, and eipclaim reads this instance's id, " +
 		"region and user-data there: unset AWS_EC2_METADATA_DISABLED"
 }
 
-func (*imdsDisabledError) RetryClass() (retry.Class, string) { return retry.Invalid, "IMDSDisabled" }
-
-// credentialsProvider is the SDK's credential chain, with a type for
-// "there are no credentials at all".
-type credentialsProvider struct {
-	inner aws.CredentialsProvider
-	imds  *imdsClient
-}
-
-func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	creds, err := p.inner.Retrieve(ctx)
-	if err == nil || ctx.Err() != nil {
-		return creds, err
-	}
-	var classed retry.Classed
-	if errors.As(err, &classed) && !errors.Is(err, errIMDSDisabled) {
-		return creds, err // IMDS refused a token: its own message says more
-	}
-	if class, _ := retry.Classify("sts:credentials", err); class == retry.Retry && p.imds.answered.Load() {
-		// The instance's IMDS is there but busy or failing for now (at
-		// boot): its instance profile's credentials may come.
-		return creds, err
-	}
-	return creds, &noCredentialsError{err: err}
-}
-
-// noCredentialsError is the credential chain finding nothing: no variables,
-// no profile, no instance profile (IMDS answers 404, or is not there).
-//
-// It does not unwrap: its cause's HTTP status (IMDS's 404 for "no instance
-// profile") is not the answer of the service called, which callers
-// classify by status (S3).
-type noCredentialsError struct{ err error }
-
-func (e *noCredentialsError) Error() string {
-	return "no AWS credentials found: run on an instance with an instance profile (an IAM role: aws ec2 associate-iam-instance-profile), " +
-		"or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (" + e.err.Error() + ")"
-}
-
-func (e *noCredentialsError) RetryClass() (retry.Class, string) { return retry.Denied, "NoCredentials" }
+func (*disabledError) RetryClass() (retry.Class, string) { return retry.Invalid, "IMDSDisabled" }

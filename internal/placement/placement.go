@@ -1,0 +1,50 @@
+// Package placement is where a role's address is now: one value, built
+// once from what the claim learnt (failover.Step), from which the step's
+// outcome, every publisher (DNS, the role table), and the hooks are built.
+package placement
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Placement says where a role's Elastic IP is: on which instance, on
+// which interface and private address, under which epoch.
+type Placement struct {
+	Role         string
+	AllocationID string
+	PublicIP     netip.Addr
+	// PublicDNSName is the EIP's public DNS name, the target of CNAMEs:
+	// the name EC2 gives the address in its region (publish.PublicDNSName,
+	// the one place it is decided).
+	PublicDNSName string
+	InstanceID    string
+	ENI           string
+	// PrivateIP is the holder's private address that carries the EIP.
+	PrivateIP     netip.Addr
+	AssociationID string
+	Epoch         int64
+}
+
+// Addr parses an address EC2 reported for key (public_ip, private_ip):
+// the zero Addr for "", an error naming the key and the value otherwise
+// when it is not an IP address.
+func Addr(key, s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("the %s EC2 reported, %q, is not an IP address: %w", key, s, err)
+	}
+	return a, nil
+}
+
+// String is an address as text, "" for the zero Addr (netip writes
+// "invalid IP").
+func String(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}

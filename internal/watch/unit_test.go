@@ -1,0 +1,844 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/decide"
+	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/publish"
+	"github.com/eipclaim/eipclaim/internal/table"
+)
+
+// The unit tests of the watcher's state machine: the watcher runs (Run)
+// against an EC2 in memory (world: a Looker), a step that moves the EIP in
+// it (memStep: a Stepper), hooks that record what they are told
+// (memHooks: a HookRunner) and a clock that does not wait (fakeClock). Each
+// test asserts the calls made: which step requests at which look, which
+// hook environments with which epoch.
+
+const (
+	holderB = "i-0000000000holderb"
+	noInst  = "eni-0000000nat0gw"
+)
+
+// world is the EC2 the watcher sees: where the EIP is, its tags, the
+// instances' states and probes. Before answering look n (1-based), at[n]
+// changes it. After last looks, the watch is stopped (the look's read
+// fails with the context's error).
+type world struct {
+	t      *testing.T
+	holder string // the instance holding the EIP, "" for none
+	eni    string // with no holder: an interface of no instance
+	assoc  string
+	tags   map[string]string
+	states map[string]string // instance state; running when absent
+	down   map[string]bool   // the probe against the instance fails
+	// apiDown fails the next Addresses reads; healthDown the next Health
+	// reads; stale answers the next reads with these holders (EC2's
+	// eventual consistency).
+	apiDown, healthDown int
+	stale               []string
+
+	at    map[int]func(*world)
+	last  int
+	stop  context.CancelFunc
+	looks int // Addresses calls, the confirming reads included
+	look  int // looks of the watch loop (the reads it began with)
+	calls []string
+}
+
+func newWorld(t *testing.T, holder string, last int) *world {
+	w := &world{t: t, holder: holder, tags: map[string]string{claim.TagEpoch: "4"}, states: map[string]string{}, down: map[string]bool{},
+		at: map[int]func(*world){}, last: last}
+	if holder != "" {
+		w.assoc = "eipassoc-" + holder
+		w.tags[claim.TagHolder] = holder
+		w.tags[claim.TagClaimedAt] = "2020-01-01T00:00:00Z" // long held
+	}
+	return w
+}
+
+// moveTo moves the EIP to instance id, as another claimer would: a new
+// association, the epoch one up, the audit tags.
+func (w *world) moveTo(id string) {
+	w.holder, w.eni, w.assoc = id, "", "eipassoc-"+id+"-"+strconv.Itoa(w.looks)
+	n, _ := strconv.Atoi(w.tags[claim.TagEpoch])
+	w.tags[claim.TagEpoch] = strconv.Itoa(n + 1)
+	w.tags[claim.TagHolder] = id
+	// The audit tags say since when the holder has the EIP, but the
+	// watcher believes them only at its start: a move it saw began when
+	// it saw it (this tag says long ago: a clock behind).
+	w.tags[claim.TagClaimedAt] = "2020-06-01T00:00:00Z"
+}
+
+func (w *world) address(holder string) claim.Address {
+	a := claim.Address{AllocationID: alloc, PublicIP: "203.0.113.10", Tags: maps.Clone(w.tags)}
+	switch {
+	case holder != "":
+		a.Holder, a.ENI, a.PrivateIP, a.AssociationID = holder, "eni-"+holder, "10.0.1."+strconv.Itoa(len(holder)), w.assoc
+		if holder != w.holder {
+			a.AssociationID = "eipassoc-stale-" + holder
+		}
+	case w.eni != "":
+		a.ENI, a.PrivateIP, a.AssociationID = w.eni, "10.0.2.1", w.assoc
+	}
+	return a
+}
+
+func (w *world) Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]claim.Address, error) {
+	w.looks++
+	w.calls = append(w.calls, "addresses")
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if withHealth || spec.AllocationID != alloc {
+		w.t.Errorf("Addresses(%+v, withHealth %v): want the role's EIP, without health", spec, withHealth)
+	}
+	if w.apiDown > 0 {
+		w.apiDown--
+		return nil, errors.New("api error RequestLimitExceeded: Request limit exceeded")
+	}
+	if len(w.stale) > 0 {
+		h := w.stale[0]
+		w.stale = w.stale[1:]
+		return []claim.Address{w.address(h)}, nil
+	}
+	return []claim.Address{w.address(w.holder)}, nil
+}
+
+// beginLook begins the watch loop's next look n: at[n] changes the world;
+// after the last look the watch stops.
+func (w *world) beginLook() {
+	w.look++
+	if w.look > w.last {
+		w.stop()
+		return
+	}
+	if f := w.at[w.look]; f != nil {
+		f(w)
+	}
+}
+
+func (w *world) Health(ctx context.Context, holder, privateIP string, hc config.HealthCheck) (*claim.Health, error) {
+	w.calls = append(w.calls, "health "+holder)
+	if hc.Set() {
+		w.t.Errorf("Health with a health_check: the watcher reads the state and status checks only")
+	}
+	if w.healthDown > 0 {
+		w.healthDown--
+		return nil, errors.New("api error RequestLimitExceeded: Request limit exceeded")
+	}
+	f := decide.Holder{Instance: holder, State: w.state(holder)}
+	if !decide.Stopped(f.State) {
+		f.InstanceStatus, f.SystemStatus = decide.StatusOK, decide.StatusOK
+	}
+	v := decide.Judge(f)
+	return &claim.Health{Instance: holder, State: f.State, Down: v.Down, Why: v.Why, Facts: f}, nil
+}
+
+func (w *world) state(id string) string {
+	if s := w.states[id]; s != "" {
+		return s
+	}
+	return decide.StateRunning
+}
+
+func (w *world) Probe(ctx context.Context, ip string, hc config.HealthCheck) (bool, string) {
+	w.calls = append(w.calls, "probe "+ip)
+	if w.holder == "" || ip != "10.0.1."+strconv.Itoa(len(w.holder)) {
+		w.t.Errorf("probe of %s: the holder %s is at 10.0.1.%d", ip, w.holder, len(w.holder))
+	}
+	if w.down[w.holder] || decide.Stopped(w.state(w.holder)) {
+		return false, hc.String() + " on " + ip + " failed: connection refused"
+	}
+	return true, hc.String() + " on " + ip + " answered"
+}
+
+// count says how many calls were c.
+func (w *world) count(c string) int {
+	n := 0
+	for _, x := range w.calls {
+		if x == c {
+			n++
+		}
+	}
+	return n
+}
+
+// stepCall is one run of the step: its request, at which look.
+type stepCall struct {
+	req  failover.Request
+	look int
+}
+
+// memStep is the failover step on the world: it moves the EIP to self
+// (claimed, taken over) unless refuse is set, then runs the on_holder hook
+// as the real step does; on an EIP held here it repairs (moves nothing).
+type memStep struct {
+	w      *world
+	refuse error
+	// repair, when set, answers the runs on an EIP held here (repairs)
+	// instead.
+	repair func(o *failover.Outcome) (*failover.Outcome, error)
+	calls  []stepCall
+}
+
+func (s *memStep) Run(ctx context.Context, req failover.Request) (*failover.Outcome, error) {
+	s.calls = append(s.calls, stepCall{req, s.w.look})
+	if s.refuse != nil {
+		return nil, fmt.Errorf("claim %s: %w", req.Role, s.refuse)
+	}
+	if s.repair != nil && s.w.holder == self {
+		return s.repair(&failover.Outcome{Role: req.Role, Action: "already held", AllocationID: alloc, InstanceID: self})
+	}
+	o := &failover.Outcome{Role: req.Role, Action: "already held", AllocationID: alloc, PublicIP: "203.0.113.10", InstanceID: self}
+	if s.w.holder != self {
+		o.Action, o.PreviousHolder = "taken over", s.w.holder
+		if s.w.holder == "" {
+			o.Action = "claimed"
+		}
+		s.w.moveTo(self)
+	}
+	o.Epoch, _ = strconv.ParseInt(s.w.tags[claim.TagEpoch], 10, 64)
+	o.AssociationID = s.w.assoc
+	if req.Hooks != nil {
+		o.Hook = req.Hooks.Run(ctx, failover.HookEnv{Event: failover.EventHolder, PublicIP: o.PublicIP, AllocationID: alloc,
+			Epoch: o.Epoch, PreviousHolder: cmpOr(o.PreviousHolder, req.PreviousHolder), Holder: self, Reason: req.Reason})
+	}
+	return o, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// memHooks records the hooks run, at which look.
+type memHooks struct {
+	w    *world
+	envs []failover.HookEnv
+	at   []int
+}
+
+func (h *memHooks) Run(ctx context.Context, env failover.HookEnv) *failover.HookRun {
+	h.envs = append(h.envs, env)
+	h.at = append(h.at, h.w.look)
+	return &failover.HookRun{Event: env.Event, Result: "ok"}
+}
+
+// fakeClock does not wait: a sleep moves it on, and is recorded.
+type fakeClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	return nil
+}
+
+// rig is a watcher on a world, and what it was given.
+type rig struct {
+	w     *Watcher
+	world *world
+	step  *memStep
+	hooks *memHooks
+	clock *fakeClock
+	logs  *bytes.Buffer
+}
+
+// newRig builds a watcher of role db on world, with interval 1s and fall
+// 3 unless settings say otherwise (hold_down: as given, 0 by default).
+func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSettings) *rig {
+	spec.AllocationID = alloc
+	if settings.Interval == 0 {
+		settings.Interval = time.Second
+	}
+	if settings.Fall == 0 {
+		settings.Fall = 3
+	}
+	r := &rig{world: wd, step: &memStep{w: wd}, hooks: &memHooks{w: wd}, logs: &bytes.Buffer{},
+		clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	m := NewMetrics()
+	m.Role("db")
+	r.w = &Watcher{Role: "db", Spec: spec, Settings: settings, InstanceID: self,
+		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m,
+		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000}
+	return r
+}
+
+// run runs the watcher for the world's looks: each look n begins with
+// at[n] (after the wait before it), and after the last one the watch is
+// stopped (AfterLook).
+func (r *rig) run(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.world.stop = cancel
+	r.world.beginLook()
+	r.w.AfterLook = r.world.beginLook
+	if err := r.w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if r.world.look <= r.world.last {
+		t.Fatalf("the watch stopped at look %d, before the world's last, %d\n%s", r.world.look, r.world.last, r.logs)
+	}
+}
+
+// stepsAt says at which looks the step ran.
+func (r *rig) stepsAt() []int {
+	var at []int
+	for _, c := range r.step.calls {
+		at = append(at, c.look)
+	}
+	return at
+}
+
+// logCount is how many times the log says s.
+func (r *rig) logCount(s string) int { return strings.Count(r.logs.String(), s) }
+
+var hc5432 = config.HealthCheck{Port: 5432}
+
+// wantEnv checks one hook environment.
+func wantEnv(t *testing.T, got failover.HookEnv, want failover.HookEnv) {
+	t.Helper()
+	want.PublicIP, want.AllocationID = "203.0.113.10", alloc
+	if got != want {
+		t.Errorf("hook env\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// wantSteps checks the looks at which the step ran.
+func (r *rig) wantSteps(t *testing.T, looks ...int) {
+	t.Helper()
+	if got := r.stepsAt(); fmt.Sprint(got) != fmt.Sprint(looks) {
+		t.Errorf("the step ran at looks %v, want %v\n%s", got, looks, r.logs)
+	}
+}
+
+func (r *rig) wantState(t *testing.T, state string) {
+	t.Helper()
+	if r.w.State() != state {
+		t.Errorf("state %q, want %q\n%s", r.w.State(), state, r.logs)
+	}
+}
+
+func TestUnitStartAsHolder(t *testing.T) {
+	wd := newWorld(t, self, 3)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.run(t)
+	r.wantSteps(t, 1)
+	if req := r.step.calls[0].req; req.Reason != "started as the holder" || req.Hooks != HookRunner(r.hooks) || req.PreviousHolder != "" || req.Role != "db" {
+		t.Errorf("step request %+v: want the reason, the hooks, no previous holder", req)
+	}
+	if len(r.hooks.envs) != 1 {
+		t.Fatalf("hooks %+v: want on_holder only", r.hooks.envs)
+	}
+	wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventHolder, Epoch: 4, Holder: self, Reason: "started as the holder"})
+	if n := wd.count("probe 10.0.1." + strconv.Itoa(len(self))); n != 0 || len(wd.calls) != 3 {
+		t.Errorf("calls %v: a holder only looks at the EIP", wd.calls)
+	}
+	r.wantState(t, StateHolder)
+}
+
+func TestUnitStartAsStandby(t *testing.T) {
+	wd := newWorld(t, holderB, 4)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.run(t)
+	r.wantSteps(t)
+	if len(r.hooks.envs) != 1 || r.hooks.at[0] != 1 {
+		t.Fatalf("hooks %+v at looks %v: want on_standby at look 1", r.hooks.envs, r.hooks.at)
+	}
+	wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventStandby, Epoch: 4, Holder: holderB, Reason: "started as a standby: the EIP is held by " + holderB})
+	if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 4 {
+		t.Errorf("%d probes of the holder in 4 looks, want 4: %v", n, wd.calls)
+	}
+	r.wantState(t, StateStandby)
+}
+
+func TestUnitStartFree(t *testing.T) {
+	wd := newWorld(t, "", 2)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.run(t)
+	r.wantSteps(t, 1)
+	if req := r.step.calls[0].req; req.Reason != "the EIP was free" || req.PreviousHolder != "" {
+		t.Errorf("step request %+v", req)
+	}
+	if len(r.hooks.envs) != 1 {
+		t.Fatalf("hooks %+v: want on_holder only, no on_standby before the claim", r.hooks.envs)
+	}
+	wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventHolder, Epoch: 5, Holder: self, Reason: "the EIP was free"})
+	if r.logCount("the EIP is free: claiming it") != 1 {
+		t.Errorf("the log does not say the EIP is claimed because it is free:\n%s", r.logs)
+	}
+	r.wantState(t, StateHolder)
+}
+
+// TestUnitFall: no step before fall failed looks in a row, the step at
+// the fall-th; the new holder's hook is told the previous one and the
+// epoch of the move.
+func TestUnitFall(t *testing.T) {
+	for fall := 1; fall <= 3; fall++ {
+		t.Run(strconv.Itoa(fall), func(t *testing.T) {
+			wd := newWorld(t, holderB, fall+2)
+			wd.at[2] = func(w *world) { w.down[holderB] = true }
+			r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: fall})
+			r.run(t)
+			r.wantSteps(t, 1+fall)
+			want := fmt.Sprintf("holder %s fails its health check: tcp:5432 on 10.0.1.%d failed: connection refused: failed %d looks of fall %d", holderB, len(holderB), fall, fall)
+			if req := r.step.calls[0].req; req.Reason != want || req.PreviousHolder != holderB {
+				t.Errorf("step request reason %q previous %q, want %q, %s", req.Reason, req.PreviousHolder, want, holderB)
+			}
+			if len(r.hooks.envs) != 2 {
+				t.Fatalf("hooks %+v: want on_standby, then on_holder", r.hooks.envs)
+			}
+			wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventHolder, Epoch: 5, Holder: self, PreviousHolder: holderB, Reason: want})
+			if n := r.logCount(`msg="the holder failed a look"`); n != fall {
+				t.Errorf("%d failed looks logged, want %d", n, fall)
+			}
+			if v := value(t, r.w.Metrics, "eipclaim_holder_failed_looks_total", "db"); v != float64(fall) {
+				t.Errorf("eipclaim_holder_failed_looks_total %v, want %d", v, fall)
+			}
+			if v := value(t, r.w.Metrics, "eipclaim_takeovers_total", "db"); v != 1 {
+				t.Errorf("eipclaim_takeovers_total %v, want 1", v)
+			}
+			r.wantState(t, StateHolder)
+		})
+	}
+}
+
+// TestUnitFallResets: a look at which the holder answers again starts the
+// count over.
+func TestUnitFallResets(t *testing.T) {
+	wd := newWorld(t, holderB, 8)
+	wd.at[2] = func(w *world) { w.down[holderB] = true }
+	wd.at[4] = func(w *world) { w.down[holderB] = false }
+	wd.at[5] = func(w *world) { w.down[holderB] = true }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 3})
+	r.run(t)
+	r.wantSteps(t, 7)
+	if r.logCount(`msg="the holder answers again"`) != 1 || r.logCount("after_failed_looks=2") != 1 {
+		t.Errorf("the log does not say once that the holder answers again after 2 failed looks:\n%s", r.logs)
+	}
+}
+
+// TestUnitExamineErrorCountsForNothing: a look at which the holder cannot
+// be examined (the API does not answer) neither counts nor resets the
+// failed looks.
+func TestUnitExamineErrorCountsForNothing(t *testing.T) {
+	wd := newWorld(t, holderB, 4)
+	wd.states[holderB] = decide.StateStopped
+	wd.at[2] = func(w *world) { w.healthDown = 1 }
+	r := newRig(t, wd, &config.Role{}, config.WatchSettings{Fall: 2})
+	r.run(t)
+	r.wantSteps(t, 3)
+	if r.logCount("this look counts for nothing") != 1 {
+		t.Errorf("the log does not say the look counts for nothing:\n%s", r.logs)
+	}
+	if want := "holder " + holderB + " is stopped: failed 2 looks of fall 2"; r.step.calls[0].req.Reason != want {
+		t.Errorf("reason %q, want %q", r.step.calls[0].req.Reason, want)
+	}
+	if v := value(t, r.w.Metrics, "eipclaim_holder_stopped", "db"); v != 0 {
+		t.Errorf("eipclaim_holder_stopped %v once this instance holds the EIP, want 0", v)
+	}
+}
+
+// TestUnitHoldDown: a new holder that fails its probes is not taken over
+// within hold_down (its state is read through the API), a stopped one is;
+// at start, the audit tags say since when the holder has the EIP.
+func TestUnitHoldDown(t *testing.T) {
+	s := config.WatchSettings{Fall: 2, HoldDown: 10 * time.Second}
+	t.Run("new holder running", func(t *testing.T) {
+		wd := newWorld(t, holderB, 14)
+		wd.at[3] = func(w *world) { w.moveTo(other); w.down[other] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		// other's looks: 3 (held 0s), 4 (1s, fall reached), ... 13 (10s).
+		r.wantSteps(t, 13)
+		if n := wd.count("health " + other); n != 9 {
+			t.Errorf("%d reads of the new holder's state, want 9 (looks 4 to 12): %v", n, wd.calls)
+		}
+		if n := r.logCount("not taking over within hold_down for failing probes"); n != 9 {
+			t.Errorf("the refusal logged %d times, want 9:\n%s", n, r.logs)
+		}
+		if want := "failed 11 looks of fall 2"; !strings.HasSuffix(r.step.calls[0].req.Reason, want) {
+			t.Errorf("reason %q, want ...%q", r.step.calls[0].req.Reason, want)
+		}
+	})
+	t.Run("new holder stopped", func(t *testing.T) {
+		wd := newWorld(t, holderB, 5)
+		wd.at[3] = func(w *world) { w.moveTo(other); w.states[other] = decide.StateStopped }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 4)
+		if want := "holder " + other + " is stopped (taken over within hold_down: a stopped holder does not serve)"; r.step.calls[0].req.Reason != want {
+			t.Errorf("reason %q, want %q", r.step.calls[0].req.Reason, want)
+		}
+	})
+	t.Run("new holder, its state unreadable", func(t *testing.T) {
+		wd := newWorld(t, holderB, 5)
+		wd.at[3] = func(w *world) { w.moveTo(other); w.states[other] = decide.StateStopped; w.healthDown = 1 }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 5)
+		if r.logCount("its state could not be read during its hold-down") != 1 {
+			t.Errorf("the log does not say the state could not be read:\n%s", r.logs)
+		}
+	})
+	t.Run("at start, tagged long ago", func(t *testing.T) {
+		wd := newWorld(t, holderB, 3)
+		wd.down[holderB] = true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 2)
+		if wd.count("health "+holderB) != 0 {
+			t.Errorf("the state of a holder past its hold_down was read: %v", wd.calls)
+		}
+	})
+	t.Run("at start, untagged", func(t *testing.T) {
+		wd := newWorld(t, holderB, 12)
+		delete(wd.tags, claim.TagClaimedAt)
+		wd.down[holderB] = true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 11)
+	})
+	t.Run("at start, tagged for another holder", func(t *testing.T) {
+		wd := newWorld(t, holderB, 12)
+		wd.tags[claim.TagHolder] = other
+		wd.down[holderB] = true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 11)
+	})
+}
+
+// TestUnitTakeoverNever: a watcher with takeover: never only watches: it
+// never runs the step, says so once, and reports a stopped holder once
+// (read every RepairEvery looks).
+func TestUnitTakeoverNever(t *testing.T) {
+	t.Run("held by a stopped holder", func(t *testing.T) {
+		wd := newWorld(t, holderB, 12)
+		wd.states[holderB] = decide.StateStopped
+		r := newRig(t, wd, &config.Role{Takeover: config.TakeoverNever}, config.WatchSettings{Fall: 1})
+		r.w.RepairEvery = 5
+		r.run(t)
+		r.wantSteps(t)
+		if n := wd.count("health " + holderB); n != 3 || len(wd.calls) != 15 {
+			t.Errorf("calls %v: want 12 looks and the holder's state read at looks 1, 6, 11", wd.calls)
+		}
+		if n := r.logCount("the holder is stopped, and this watcher does not take over (takeover: never)"); n != 1 {
+			t.Errorf("the stopped holder reported %d times, want once:\n%s", n, r.logs)
+		}
+		if n := r.logCount("only watching: this watcher does not take over (takeover: never)"); n != 1 {
+			t.Errorf("why it only watches said %d times, want once:\n%s", n, r.logs)
+		}
+		if v := value(t, r.w.Metrics, "eipclaim_holder_stopped", "db"); v != 1 {
+			t.Errorf("eipclaim_holder_stopped %v, want 1", v)
+		}
+		if len(r.hooks.envs) != 1 || r.hooks.envs[0].Event != failover.EventStandby {
+			t.Errorf("hooks %+v: want on_standby once", r.hooks.envs)
+		}
+		r.wantState(t, StateStandby)
+	})
+	t.Run("free", func(t *testing.T) {
+		wd := newWorld(t, "", 3)
+		r := newRig(t, wd, &config.Role{Takeover: config.TakeoverNever}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t)
+		if len(r.hooks.envs) != 1 {
+			t.Fatalf("hooks %+v: want on_standby once", r.hooks.envs)
+		}
+		wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventStandby, Epoch: 4, Reason: "the EIP is free and takeover is never: this watcher only watches"})
+		r.wantState(t, StateStandby)
+	})
+}
+
+// TestUnitNoInstance: an EIP on an interface of no instance is not taken,
+// whatever the policy, and its holder is not examined.
+func TestUnitNoInstance(t *testing.T) {
+	wd := newWorld(t, "", 5)
+	wd.eni, wd.assoc = noInst, "eipassoc-nat"
+	r := newRig(t, wd, &config.Role{Takeover: config.TakeoverAlways, HealthCheck: hc5432}, config.WatchSettings{Fall: 1})
+	r.run(t)
+	r.wantSteps(t)
+	if len(wd.calls) != 5 {
+		t.Errorf("calls %v: want the 5 looks only", wd.calls)
+	}
+	if len(r.hooks.envs) != 1 {
+		t.Fatalf("hooks %+v: want on_standby once", r.hooks.envs)
+	}
+	wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventStandby, Epoch: 4, Reason: "started as a standby: the EIP is held by " + noInst})
+	if n := r.logCount("only watching: the EIP is " + decide.NoInstance); n != 1 {
+		t.Errorf("why it only watches said %d times, want once:\n%s", n, r.logs)
+	}
+}
+
+// TestUnitAPIBackoff: looks the API does not answer space the next ones
+// out, 2, 4, then 8 intervals, and change nothing; the first answer
+// brings the interval back.
+func TestUnitAPIBackoff(t *testing.T) {
+	wd := newWorld(t, holderB, 8)
+	wd.apiDown = 5
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Interval: 3 * time.Second})
+	r.run(t)
+	s := 3 * time.Second
+	if got, want := fmt.Sprint(r.clock.sleeps), fmt.Sprint([]time.Duration{2 * s, 4 * s, 8 * s, 8 * s, 8 * s, s, s}); got != want {
+		t.Errorf("waits %s, want %s", got, want)
+	}
+	if n := r.logCount("look failed: nothing changes until the EC2 API answers"); n != 5 {
+		t.Errorf("%d failed looks logged, want 5", n)
+	}
+	r.wantSteps(t)
+	if len(r.hooks.at) != 1 || r.hooks.at[0] != 6 || r.w.State() != StateStandby {
+		t.Errorf("on_standby at looks %v, state %q: want at look 6, the first answered", r.hooks.at, r.w.State())
+	}
+}
+
+// TestUnitHolderDeposed: a holder that sees the EIP elsewhere reads it
+// again (1s, then 2s later) before it stands down; a read that shows the
+// EIP here again keeps it holder.
+func TestUnitHolderDeposed(t *testing.T) {
+	t.Run("deposed", func(t *testing.T) {
+		wd := newWorld(t, self, 4)
+		wd.at[3] = func(w *world) { w.moveTo(holderB) }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		if got, want := fmt.Sprint(r.clock.sleeps), fmt.Sprint([]time.Duration{time.Second, time.Second, time.Second, 2 * time.Second, time.Second}); got != want {
+			t.Errorf("waits %s, want %s (the confirmation's delays at look 3)", got, want)
+		}
+		if len(r.hooks.envs) != 2 || r.hooks.at[1] != 3 {
+			t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 3", r.hooks.envs, r.hooks.at)
+		}
+		wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventStandby, Epoch: 5, PreviousHolder: self, Holder: holderB, Reason: "the EIP was moved to " + holderB})
+		if v := value(t, r.w.Metrics, "eipclaim_losses_total", "db"); v != 1 {
+			t.Errorf("eipclaim_losses_total %v, want 1", v)
+		}
+		// The new holder is examined from the next look on.
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 1 {
+			t.Errorf("%d probes of the new holder, want 1 (look 4): %v", n, wd.calls)
+		}
+		r.wantState(t, StateStandby)
+	})
+	t.Run("released and free", func(t *testing.T) {
+		wd := newWorld(t, self, 3)
+		wd.at[2] = func(w *world) { w.holder, w.assoc = "", "" }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1, 2)
+		if req := r.step.calls[1].req; req.Reason != "the EIP was released from this instance and is free" {
+			t.Errorf("reason %q", req.Reason)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("stale read", func(t *testing.T) {
+		wd := newWorld(t, self, 4)
+		wd.at[3] = func(w *world) { w.stale = []string{holderB} }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		if wd.looks != 5 || len(r.hooks.envs) != 1 {
+			t.Errorf("%d reads, hooks %+v: want 4 looks and one confirming read, on_holder only", wd.looks, r.hooks.envs)
+		}
+		if r.logCount("a stale read showed the EIP elsewhere") != 1 {
+			t.Errorf("the log does not say the read was stale:\n%s", r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+}
+
+// TestUnitMovedHere: an EIP moved to this instance by someone else (the
+// controller, an operator) makes it holder through the step, whose hook is
+// told the holder the watcher saw before.
+func TestUnitMovedHere(t *testing.T) {
+	wd := newWorld(t, holderB, 4)
+	wd.at[3] = func(w *world) { w.holder, w.assoc = self, "eipassoc-by-hand" }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.run(t)
+	r.wantSteps(t, 3)
+	if req := r.step.calls[0].req; req.Reason != "the EIP was moved to this instance" || req.PreviousHolder != holderB {
+		t.Errorf("step request reason %q previous %q", req.Reason, req.PreviousHolder)
+	}
+	if len(r.hooks.envs) != 2 {
+		t.Fatalf("hooks %+v: want on_standby, then on_holder", r.hooks.envs)
+	}
+	wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventHolder, Epoch: 4, Holder: self, PreviousHolder: holderB, Reason: "the EIP was moved to this instance"})
+	r.wantState(t, StateHolder)
+}
+
+// TestUnitRepairCadence: a holder runs the step every RepairEvery looks,
+// without hooks (it repairs, it enters no state).
+func TestUnitRepairCadence(t *testing.T) {
+	wd := newWorld(t, self, 10)
+	r := newRig(t, wd, &config.Role{}, config.WatchSettings{})
+	r.w.RepairEvery = 3
+	r.run(t)
+	r.wantSteps(t, 1, 4, 7, 10)
+	for _, c := range r.step.calls[1:] {
+		if c.req.Hooks != nil || c.req.Reason != "" || c.req.PreviousHolder != "" {
+			t.Errorf("repair at look %d: request %+v, want no hooks, no reason", c.look, c.req)
+		}
+	}
+	if len(r.hooks.envs) != 1 {
+		t.Errorf("hooks %+v: want on_holder once, at start", r.hooks.envs)
+	}
+}
+
+// TestUnitRepairEveryDefault: one repair a minute, at least every look.
+func TestUnitRepairEveryDefault(t *testing.T) {
+	for interval, want := range map[time.Duration]int{time.Second: 60, 10 * time.Second: 6, 2 * time.Minute: 1} {
+		wd := newWorld(t, self, 1)
+		r := newRig(t, wd, &config.Role{}, config.WatchSettings{Interval: interval})
+		r.w.RepairEvery = 0
+		r.run(t)
+		if r.w.RepairEvery != want {
+			t.Errorf("interval %s: RepairEvery %d, want %d", interval, r.w.RepairEvery, want)
+		}
+	}
+}
+
+// TestUnitRefused: a step the engine refuses (the holder counts as
+// healthy after all) or that fails keeps the watcher standby, and the
+// count starts over.
+func TestUnitRefused(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		wd := newWorld(t, holderB, 6)
+		wd.down[holderB] = true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2})
+		r.step.refuse = claim.ErrRefused
+		r.run(t)
+		r.wantSteps(t, 2, 4, 6)
+		if n := r.logCount("not taking over: the holder counts as healthy after all"); n != 3 {
+			t.Errorf("the refusal logged %d times, want 3:\n%s", n, r.logs)
+		}
+		if len(r.hooks.envs) != 1 || r.hooks.envs[0].Event != failover.EventStandby {
+			t.Errorf("hooks %+v: want on_standby only", r.hooks.envs)
+		}
+		r.wantState(t, StateStandby)
+	})
+	t.Run("failed at start", func(t *testing.T) {
+		wd := newWorld(t, "", 2)
+		r := newRig(t, wd, &config.Role{}, config.WatchSettings{})
+		r.step.refuse = errors.New("api error UnauthorizedOperation")
+		r.run(t)
+		r.wantSteps(t, 1, 2)
+		if n := r.logCount("the failover step failed; staying standby"); n != 2 {
+			t.Errorf("the failure logged %d times, want 2:\n%s", n, r.logs)
+		}
+		r.wantState(t, StateStandby)
+	})
+}
+
+// TestUnitBadEpochTag: an epoch tag that is not an epoch is reported once
+// and read as 0 (the hook is told 0); once valid, it is read again.
+func TestUnitBadEpochTag(t *testing.T) {
+	wd := newWorld(t, holderB, 4)
+	wd.tags[claim.TagEpoch] = "garbage"
+	wd.at[4] = func(w *world) { w.tags[claim.TagEpoch] = "7" }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	var invalid []float64
+	wd.at[3] = func(w *world) { invalid = append(invalid, value(t, r.w.Metrics, "eipclaim_epoch_invalid", "db")) }
+	r.run(t)
+	if len(r.hooks.envs) != 1 || r.hooks.envs[0].Epoch != 0 {
+		t.Errorf("hooks %+v: want on_standby told epoch 0", r.hooks.envs)
+	}
+	if n := r.logCount(`\"garbage\" is not an epoch`); n != 1 {
+		t.Errorf("the bad tag reported %d times, want once:\n%s", n, r.logs)
+	}
+	if fmt.Sprint(invalid) != "[1]" || value(t, r.w.Metrics, "eipclaim_epoch_invalid", "db") != 0 || value(t, r.w.Metrics, "eipclaim_epoch", "db") != 7 {
+		t.Errorf("eipclaim_epoch_invalid %v then %v, eipclaim_epoch %v: want 1, then 0 and 7", invalid,
+			value(t, r.w.Metrics, "eipclaim_epoch_invalid", "db"), value(t, r.w.Metrics, "eipclaim_epoch", "db"))
+	}
+}
+
+// TestUnitPoolRefused: watch needs a role with one EIP.
+func TestUnitPoolRefused(t *testing.T) {
+	w := &Watcher{Spec: &config.Role{Pool: &config.Pool{}}}
+	if err := w.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "not a pool") {
+		t.Errorf("Run on a pool: %v, want an error saying it needs one EIP", err)
+	}
+}
+
+// TestUnitRepairReports: what a repair finds is logged: a publication
+// that had drifted, a publication that failed (a role table holding a
+// greater epoch counted apart), a step that failed.
+func TestUnitRepairReports(t *testing.T) {
+	wd := newWorld(t, self, 4)
+	r := newRig(t, wd, &config.Role{}, config.WatchSettings{})
+	r.w.RepairEvery = 1
+	n := 0
+	r.step.repair = func(o *failover.Outcome) (*failover.Outcome, error) {
+		n++
+		switch n {
+		case 1: // the start
+			return o, nil
+		case 2:
+			o.Published = []publish.Result{{Publisher: "route53", Name: "db.example.internal.", Value: "ec2-203-0-113-10.compute-1.amazonaws.com.", Changed: true}}
+			return o, nil
+		case 3:
+			return o, fmt.Errorf("publish: %w", &table.StaleError{Role: "db", Epoch: 4, Newer: 9, Holder: other})
+		}
+		return nil, errors.New("api error RequestLimitExceeded")
+	}
+	r.run(t)
+	r.wantSteps(t, 1, 2, 3, 4)
+	for _, want := range []string{
+		`msg="repaired a DNS publication that had drifted" role=db instance_id=` + self + ` publisher=route53 name=db.example.internal.`,
+		`msg="holding the EIP, but the role table holds a greater epoch`,
+		`msg="repairing the DNS publications failed; will try again"`,
+	} {
+		if r.logCount(want) != 1 {
+			t.Errorf("the log does not say %s once:\n%s", want, r.logs)
+		}
+	}
+	if v := value(t, r.w.Metrics, "eipclaim_table_writes_dropped_total", "db"); v != 1 {
+		t.Errorf("eipclaim_table_writes_dropped_total %v, want 1", v)
+	}
+}
+
+// fakeNotifier records what the service manager is told.
+type fakeNotifier struct {
+	ready, watchdog int
+	every           time.Duration
+}
+
+func (n *fakeNotifier) Ready()                       { n.ready++ }
+func (n *fakeNotifier) Watchdog()                    { n.watchdog++ }
+func (n *fakeNotifier) WatchdogEvery() time.Duration { return n.every }
+
+// TestUnitNotify: READY once after the first look, the watchdog after
+// every look and during the waits, which it splits.
+func TestUnitNotify(t *testing.T) {
+	wd := newWorld(t, holderB, 3)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Interval: 10 * time.Second})
+	n := &fakeNotifier{every: 4 * time.Second}
+	r.w.Notify = n
+	r.run(t)
+	s := time.Second
+	if got, want := fmt.Sprint(r.clock.sleeps), fmt.Sprint([]time.Duration{4 * s, 4 * s, 2 * s, 4 * s, 4 * s, 2 * s}); got != want {
+		t.Errorf("waits %s, want %s", got, want)
+	}
+	if n.ready != 1 || n.watchdog != 3+6 {
+		t.Errorf("READY %d times, WATCHDOG %d times: want 1, and 9 (3 looks, 6 parts of waits)", n.ready, n.watchdog)
+	}
+}
