@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
@@ -67,6 +68,17 @@ type job struct {
 	errs  []error
 }
 
+// moving is 1 when the plan moves or frees an EIP (or repairs its tags
+// through the step), 0 when it only publishes or does nothing.
+func (j *job) moving() int {
+	if slices.ContainsFunc(j.moves, func(m decide.Move) bool {
+		return m.Action != decide.Nothing && m.Action != decide.Failed && (m.Action != decide.Keep || m.Repair)
+	}) {
+		return 1
+	}
+	return 0
+}
+
 // work reports whether the plan changes or publishes anything.
 func (j *job) work() bool {
 	return slices.ContainsFunc(j.moves, func(m decide.Move) bool { return m.Action != decide.Nothing && m.Action != decide.Failed })
@@ -107,13 +119,19 @@ func (r *run) schedule(ctx context.Context, add func(Decision, error)) {
 	}
 }
 
-// workOn carries out the jobs, Workers at once. Each job gets its share
-// of the time ctx has left (the time left times Workers over the jobs,
-// counted when it starts), so that a role that cannot be served (a call
-// throttled until its deadline, a step that waits) holds up no other past
-// its share.
+// workOn carries out the jobs, Workers at once: the ones that move an
+// EIP first, then the ones that only publish. Each job gets its share of
+// the time ctx has left when it starts: that time times Workers over the
+// jobs of its kind not finished yet, at least minShare, so that a role
+// that cannot be served (a call throttled until its deadline, a step that
+// waits) holds up no other past its share.
 func (r *run) workOn(ctx context.Context, jobs []*job) {
 	workers := cmp.Or(r.c.Workers, DefaultWorkers)
+	slices.SortStableFunc(jobs, func(a, b *job) int { return cmp.Compare(b.moving(), a.moving()) })
+	var unfinished [2]atomic.Int64 // keeping, moving
+	for _, j := range jobs {
+		unfinished[j.moving()].Add(1)
+	}
 	next := make(chan *job)
 	var wg sync.WaitGroup
 	for range min(workers, len(jobs)) {
@@ -122,11 +140,12 @@ func (r *run) workOn(ctx context.Context, jobs []*job) {
 				jctx, cancel := ctx, context.CancelFunc(func() {})
 				if dl, ok := ctx.Deadline(); ok {
 					left := time.Until(dl)
-					share := left * time.Duration(workers) / time.Duration(max(len(jobs), workers))
+					share := left * time.Duration(workers) / time.Duration(max(unfinished[j.moving()].Load(), int64(workers)))
 					jctx, cancel = context.WithTimeout(ctx, max(share, min(left, minShare)))
 				}
 				r.carryOut(jctx, j)
 				cancel()
+				unfinished[j.moving()].Add(-1)
 			}
 		})
 	}

@@ -41,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
+	"github.com/eipclaim/eipclaim/internal/awsenv"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/controller"
 	"github.com/eipclaim/eipclaim/internal/faultproxy"
@@ -475,7 +476,13 @@ func runFleetChild() error {
 	if err != nil {
 		return err
 	}
-	awsCfg := (&testenv.Moto{Endpoint: os.Getenv("AWS_ENDPOINT_URL")}).ConfigAs(testenv.CallerController)
+	// The AWS configuration as `eipclaim lambda` loads it (its retryer
+	// too), from the environment the parent gave: the controller's caller.
+	env, err := awsenv.Load(ctx, awsenv.Options{})
+	if err != nil {
+		return err
+	}
+	awsCfg := env.Config
 	c := &controller.Controller{
 		EC2:     ec2.NewFromConfig(awsCfg),
 		Route53: route53.NewFromConfig(awsCfg),
