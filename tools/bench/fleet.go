@@ -62,6 +62,9 @@ const (
 	targetFleetSteady40 = 10               // AWS requests of a steady schedule run over 40 roles
 	targetFleetFailover = 60 * time.Second // 10% of 1000 holders stopped: all moved and published
 	fleetZone           = "fleet.example.internal"
+	// The same bench on the controller before issue 18 (commit 68a15c8,
+	// one role at a time): 240 requests for 40 roles, 2,400 for 400.
+	beforeSteady40 = 240
 )
 
 // fleetRole is one role of the fleet.
@@ -166,7 +169,8 @@ func fleetRun(ctx context.Context, out io.Writer, n int, failover bool) (line st
 		n, ms(warm.took), warm.summary, ms(inv.took), ms(inv.cpu), ms(upstream), len(recs), strings.Join(byAction, ", "), inv.summary, mb(inv.rss))
 	target := ""
 	if n == 40 {
-		target = fmt.Sprintf("  target ≤ %d: %s (ratio %.2f)", targetFleetSteady40, verdict(len(recs) <= targetFleetSteady40), float64(len(recs))/targetFleetSteady40)
+		target = fmt.Sprintf("  target ≤ %d: %s (ratio %.2f); before: %d (%.0f× fewer now)", targetFleetSteady40, verdict(len(recs) <= targetFleetSteady40),
+			float64(len(recs))/targetFleetSteady40, beforeSteady40, float64(beforeSteady40)/float64(max(len(recs), 1)))
 	}
 	line = fmt.Sprintf("  N=%-5d %4d AWS requests per steady run (%.3f per role), %s (CPU %s), peak RSS %s%s", n, len(recs), float64(len(recs))/float64(n), ms(inv.took), ms(inv.cpu), mb(inv.rss), target)
 	if !failover {
