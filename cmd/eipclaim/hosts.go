@@ -90,6 +90,7 @@ func runHosts(ctx context.Context, args []string, getenv env, stdout, stderr io.
 func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry, error) {
 	eng := s.engine()
 	var placed []hosts.Placed
+	alloc := map[string]string{} // EC2's answer: a role may name its EIP by public_ip
 	for _, name := range slices.Sorted(maps.Keys(s.cfg.Roles)) {
 		spec := s.cfg.Roles[name]
 		if spec.Pool != nil {
@@ -101,6 +102,7 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 			return nil, fmt.Errorf("look up role %s: %w", name, err)
 		}
 		p := hosts.Placed{Role: name, Names: spec.HostNames()}
+		alloc[name] = addrs[0].AllocationID
 		if a := addrs[0]; !a.Free() {
 			p.PrivateIP, p.PublicIP = a.PrivateIP, a.PublicIP
 		}
@@ -111,7 +113,7 @@ func (s *session) hostsEntries(ctx context.Context, public bool) ([]hosts.Entry,
 		return nil, err
 	}
 	for _, name := range missing {
-		s.log.Warn("hosts: no instance holds the role's EIP; leaving the role out", "role", name, "allocation_id", s.cfg.Roles[name].AllocationID)
+		s.log.Warn("hosts: no instance holds the role's EIP; leaving the role out", "role", name, "allocation_id", alloc[name])
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("no role has an address to write (%d roles in the configuration)", len(s.cfg.Roles))

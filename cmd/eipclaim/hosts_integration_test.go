@@ -11,10 +11,10 @@ import (
 func TestHostsFile(t *testing.T) {
 	w := newWorld(t, "")
 	dbAlloc, dbIP := w.allocate()
-	mailAlloc, _ := w.allocate() // free: no holder, left out
+	mailAlloc, mailIP := w.allocate() // free: no holder, left out (named by its public_ip)
 	w.associate(dbAlloc, w.instance)
 	doc := "roles:\n  master-db:\n    allocation_id: " + dbAlloc + "\n    dns:\n      route53: {zone_id: Z123, name: master-db.example.internal}\n" +
-		"  mail:\n    allocation_id: " + mailAlloc + "\n"
+		"  mail:\n    public_ip: " + mailIP + "\n"
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "eipclaim.yaml")
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
@@ -46,6 +46,11 @@ func TestHostsFile(t *testing.T) {
 	}
 	if strings.Contains(block, "mail") {
 		t.Errorf("a role without a holder got an entry:\n%s", block)
+	}
+	// The warning names the EIP left out, also for a role given by its
+	// public_ip (the allocation id is EC2's answer, not the configuration's).
+	if !regexp.MustCompile(`no instance holds the role's EIP; leaving the role out.*role=mail.*allocation_id=` + regexp.QuoteMeta(mailAlloc)).MatchString(errs) {
+		t.Errorf("no warning naming mail's EIP %s:\n%s", mailAlloc, errs)
 	}
 	if fi, _ := os.Stat(hostsPath); fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, want 0640 kept", fi.Mode().Perm())

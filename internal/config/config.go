@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
 
 // Takeover is what a claim does when another instance holds the EIP.
@@ -101,12 +103,12 @@ const DefaultTTL = 60
 // HostNames returns the host names of the role, the one list
 // every writer of them uses (a claim's role table entry, eipclaim register,
 // eipclaim hosts): its DNS names (route53, rfc2136, dyndns, in that order)
-// as host names (HostName: without a final dot), each once whatever its
+// as host names (dnsname.HostName: without a final dot), each once whatever its
 // case, without the role's own name (hosts files write it after them).
 func (r *Role) HostNames() []string {
 	var names []string
 	for _, d := range r.dnsNames() {
-		n := HostName(d.name)
+		n := dnsname.HostName(d.name)
 		if n == "" || r.Name != "" && strings.EqualFold(n, r.Name) || slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
 			continue
 		}
@@ -138,11 +140,6 @@ func (r *Role) dnsNames() []keyedName {
 	}
 	return out
 }
-
-// HostName returns the host name of a DNS name: without its final dot,
-// which DNS names may have and host names (hosts files, the role table)
-// may not.
-func HostName(dnsName string) string { return strings.TrimSuffix(dnsName, ".") }
 
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.
 func (r *Role) EffectiveTakeover() Takeover {

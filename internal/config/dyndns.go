@@ -1,11 +1,11 @@
 package config
 
 import (
-	"github.com/eipclaim/eipclaim/internal/dnsname"
-
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
 
 // DynDNS publishes Hostname through a provider's HTTP API that speaks the
@@ -81,7 +81,7 @@ func (v *validator) dyndns(path string, d *DynDNS) {
 	switch {
 	case d.Hostname == "":
 		v.add(path+".hostname", "", "required: the name to update")
-	case !dnsname.IsDomainName(d.Hostname) || !strings.Contains(strings.TrimSuffix(d.Hostname, "."), "."):
+	case !dnsname.IsDomainName(d.Hostname) || !strings.Contains(dnsname.HostName(d.Hostname), "."):
 		v.add(path+".hostname", d.Hostname, "want a fully qualified host name, such as master-db.example-ddns.net")
 	}
 	if d.Username == "" {

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"github.com/eipclaim/eipclaim/internal/dnsname"
-
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
 
 var (
@@ -98,7 +98,7 @@ func (v *validator) uniqueNames(roles []string) {
 			names = append(names, d.name)
 		}
 		for i, p := range cands {
-			key := strings.ToLower(HostName(names[i]))
+			key := dnsname.Canonical(names[i])
 			prev, ok := seen[key]
 			switch {
 			case !ok:
@@ -243,7 +243,7 @@ func (v *validator) route53(path string, d *Route53) {
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal")
 		return
 	}
-	if err := dnsname.CheckHostName(HostName(d.Name)); err != nil {
+	if err := dnsname.CheckHostName(dnsname.HostName(d.Name)); err != nil {
 		v.add(path+".name", d.Name, err.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
 		return
 	}
@@ -268,7 +268,7 @@ func (v *validator) rfc2136(path string, d *RFC2136) {
 	if !zoneOK {
 		v.add(path+".zone", d.Zone, "want the zone's DNS name such as example.internal.")
 	}
-	hostErr := dnsname.CheckHostName(HostName(d.Name))
+	hostErr := dnsname.CheckHostName(dnsname.HostName(d.Name))
 	switch {
 	case !dnsname.IsDomainName(d.Name):
 		v.add(path+".name", d.Name, "want a DNS name such as master-db.example.internal.")

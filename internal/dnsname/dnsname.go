@@ -1,6 +1,6 @@
 // Package dnsname holds the rules of DNS names, in one place: which
 // strings are domain names (IsDomainName) and host names (CheckHostName),
-// their canonical form (Canonical), zone membership (InZone), and Route
+// a DNS name as a host name (HostName), their canonical form (Canonical), zone membership (InZone), and Route
 // 53's spelling of a name (Route53). internal/config validates with them,
 // publishers and hosts files write with them.
 package dnsname
@@ -82,6 +82,11 @@ func CheckHostName(name string) error {
 	}
 	return nil
 }
+
+// HostName returns the host name of a DNS name: without its final dot,
+// which DNS names may have and host names (hosts files, the role table, a
+// dyndns2 update) may not.
+func HostName(name string) string { return strings.TrimSuffix(name, ".") }
 
 // Canonical returns name in lower case with a final dot.
 func Canonical(name string) string {

@@ -32,3 +32,18 @@ func TestIsDomainName(t *testing.T) {
 		}
 	}
 }
+
+// TestHostName: a DNS name as a host name (hosts files, the role table, a
+// dyndns2 update) loses its final dot, and only that.
+func TestHostName(t *testing.T) {
+	for in, want := range map[string]string{
+		"db.example.internal.": "db.example.internal",
+		"db.example.internal":  "db.example.internal",
+		"DB.Example.":          "DB.Example",
+		"":                     "",
+	} {
+		if got := HostName(in); got != want {
+			t.Errorf("HostName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/localfile"
 	"github.com/eipclaim/eipclaim/internal/placement"
@@ -138,7 +139,7 @@ func (p *DynDNS) Update(ctx context.Context, c *config.DynDNS, ip netip.Addr) (c
 		return false, exitcode.With(exitcode.Usage, errors.New("dyndns url: not a URL"))
 	}
 	q := u.Query()
-	q.Set("hostname", config.HostName(c.Hostname))
+	q.Set("hostname", dnsname.HostName(c.Hostname))
 	q.Set("myip", ip.String())
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)

@@ -23,7 +23,7 @@ import (
 // The unit tests of the watcher's state machine: the watcher runs (Run)
 // against an EC2 in memory (world: a Looker), a step that moves the EIP in
 // it (memStep: a Stepper), hooks that record what they are told
-// (memHooks: a HookRunner) and a clock that does not wait (fakeClock). Each
+// (memHooks: a failover.HookRunner) and a clock that does not wait (fakeClock). Each
 // test asserts the calls made: which step requests at which look, which
 // hook environments with which epoch.
 
@@ -347,7 +347,7 @@ func TestUnitStartAsHolder(t *testing.T) {
 	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
 	r.run(t)
 	r.wantSteps(t, 1)
-	if req := r.step.calls[0].req; req.Reason != "started as the holder" || req.Hooks != HookRunner(r.hooks) || req.PreviousHolder != "" || req.Role != "db" {
+	if req := r.step.calls[0].req; req.Reason != "started as the holder" || req.Hooks != failover.HookRunner(r.hooks) || req.PreviousHolder != "" || req.Role != "db" {
 		t.Errorf("step request %+v: want the reason, the hooks, no previous holder", req)
 	}
 	if len(r.hooks.envs) != 1 {
@@ -503,6 +503,24 @@ func TestUnitHoldDown(t *testing.T) {
 		if r.logCount("its state could not be read during its hold-down") != 1 {
 			t.Errorf("the log does not say the state could not be read:\n%s", r.logs)
 		}
+	})
+	t.Run("deposed, the new holder fails its probes", func(t *testing.T) {
+		// This instance held the EIP; at look 3 it sees it on holderB,
+		// which fails every probe. holderB's hold_down runs from the look
+		// that confirmed the loss, not from some earlier time: within it
+		// (looks 4 to 8 are 1 to 5 s later) it is not taken over.
+		wd := newWorld(t, self, 8)
+		wd.at[3] = func(w *world) { w.moveTo(holderB); w.down[holderB] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, s)
+		r.run(t)
+		r.wantSteps(t, 1)
+		if n := wd.count("health " + holderB); n != 4 {
+			t.Errorf("%d reads of the new holder's state, want 4 (looks 5 to 8): %v", n, wd.calls)
+		}
+		if n := r.logCount("not taking over within hold_down for failing probes"); n != 4 {
+			t.Errorf("the refusal logged %d times, want 4:\n%s", n, r.logs)
+		}
+		r.wantState(t, StateStandby)
 	})
 	t.Run("at start, tagged long ago", func(t *testing.T) {
 		wd := newWorld(t, holderB, 3)
@@ -683,6 +701,25 @@ func TestUnitMovedHere(t *testing.T) {
 		t.Fatalf("hooks %+v: want on_standby, then on_holder", r.hooks.envs)
 	}
 	wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventHolder, Epoch: 4, Holder: self, PreviousHolder: holderB, Reason: "the EIP was moved to this instance"})
+	r.wantState(t, StateHolder)
+}
+
+// TestUnitFreedThenClaimed: a standby that saw holderB, then sees the EIP
+// free, claims it, and its on_holder hook is told no previous holder:
+// nobody held the EIP when it was claimed.
+func TestUnitFreedThenClaimed(t *testing.T) {
+	wd := newWorld(t, holderB, 4)
+	wd.at[3] = func(w *world) { w.holder, w.assoc = "", "" }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.run(t)
+	r.wantSteps(t, 3)
+	if req := r.step.calls[0].req; req.Reason != "the EIP was free" || req.PreviousHolder != "" {
+		t.Errorf("step request reason %q previous %q: want the EIP was free, no previous holder", req.Reason, req.PreviousHolder)
+	}
+	if len(r.hooks.envs) != 2 {
+		t.Fatalf("hooks %+v: want on_standby, then on_holder", r.hooks.envs)
+	}
+	wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventHolder, Epoch: 5, Holder: self, Reason: "the EIP was free"})
 	r.wantState(t, StateHolder)
 }
 

@@ -16,7 +16,7 @@
 //
 // What to do at each look is decided by decide.Standby; the watcher does
 // the reading, the waiting, the step, the hooks, the metrics and the log,
-// through small interfaces (Looker, Stepper, HookRunner, retry.Clock), so
+// through small interfaces (Looker, Stepper, failover.HookRunner, retry.Clock), so
 // that its state machine is tested without EC2.
 //
 // A holder stands down only on a loss it has confirmed: a look that shows
@@ -70,11 +70,6 @@ type Stepper interface {
 	Run(ctx context.Context, req failover.Request) (*failover.Outcome, error)
 }
 
-// HookRunner runs the hook of an event; *failover.Hooks has it.
-type HookRunner interface {
-	Run(ctx context.Context, env failover.HookEnv) *failover.HookRun
-}
-
 // Watcher watches one role.
 type Watcher struct {
 	Role       string
@@ -84,7 +79,9 @@ type Watcher struct {
 	Engine     Looker
 	Step       Stepper
 	Publishers []publish.Publisher
-	Hooks      HookRunner // nil: none
+	// Hooks run on_standby here and on_holder through the step, which
+	// takes the same interface; nil: none.
+	Hooks failover.HookRunner
 	// Clock is the time of the looks, the waits between them and the
 	// hold-down; retry.RealClock when nil.
 	Clock   retry.Clock
