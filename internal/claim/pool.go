@@ -105,6 +105,14 @@ func (e *Engine) poolAddresses(ctx context.Context, p *config.Pool) ([]types.Add
 	return addrs, nil
 }
 
+// InPool reports whether an EIP's tags make it one of pool p's: every tag
+// of the pool with exactly its value (a filter's * and ? are wildcards,
+// a pool's tags are literal).
+func InPool(tags []types.Tag, p *config.Pool) bool { return hasTags(tags, p.Tags) }
+
+// DescribePool names pool p in messages: "k1=v1,k2=v2".
+func DescribePool(p *config.Pool) string { return describePool(p) }
+
 // hasTags reports whether tags has every key of want with exactly its value.
 func hasTags(tags []types.Tag, want map[string]string) bool {
 	for k, v := range want {

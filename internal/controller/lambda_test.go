@@ -499,3 +499,41 @@ func TestLambdaWritesRoleTable(t *testing.T) {
 		t.Errorf("table %+v, want db at %s / %s held by %s, epoch 1", doc, db.PrivateIP, eip.PublicIP, db.ID)
 	}
 }
+
+// TestLambdaBrokenRolesStarveNone: nine roles whose EIPs do not exist and
+// one free role with a healthy candidate. The schedule observes them all
+// in one read: the nine are reported at once ("not found", the invocation
+// fails with exit 2 so that the error shows), and the free role is
+// claimed and published, in far less time than the 15 s the engine would
+// give a single missing EIP to appear.
+func TestLambdaBrokenRolesStarveNone(t *testing.T) {
+	f := newFixture(t)
+	web := f.candidates("web", 1)[0]
+	eip := f.w.NewEIP(nil)
+	doc := "roles:\n" + f.roleDoc("web", eip.AllocationID)
+	for i := range 9 {
+		doc += f.roleDoc(fmt.Sprintf("gone%d", i), fmt.Sprintf("eipalloc-%017x", i+1))
+	}
+	f.putConfig(doc)
+	fn := f.lambdaFn()
+	inv := fn.Invoke(t, []byte(scheduled))
+	// (The emulator answers a function error without its header.)
+	if body := string(inv.Body); !strings.Contains(body, "errorMessage") || !strings.Contains(body, "not found") {
+		t.Errorf("the invocation answered %s; want it failed naming the missing EIPs", body)
+	}
+	if inv.Took > 10*time.Second {
+		t.Errorf("the invocation took %s: the missing EIPs held it up", inv.Took)
+	}
+	if holder, _ := f.holder(eip.AllocationID); holder != web.ENI {
+		t.Fatalf("web's EIP on %q, want %s (%s)\n%s", holder, web.ID, web.ENI, fn.Output())
+	}
+	if got, want := f.cname("web.example.internal"), dnsName(t, eip.PublicIP); got != want {
+		t.Errorf("web CNAME %q, want %q", got, want)
+	}
+	out := fn.Output()
+	for i := range 9 {
+		if !strings.Contains(out, fmt.Sprintf(`"role":"gone%d","action":"failed"`, i)) {
+			t.Errorf("no failed decision logged for gone%d", i)
+		}
+	}
+}

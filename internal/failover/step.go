@@ -164,6 +164,22 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	return o, err
 }
 
+// Keep publishes where the role's EIP already is, without a claim: for a
+// driver that observed the EIP held by a healthy holder with its audit
+// tags right (the off-box controller's schedule), so that keeping the
+// names true costs only their reads. held is the EIP as a claim by the
+// holder would report it ("already held"). No hook runs: nothing changed.
+func (s *Step) Keep(ctx context.Context, req Request, held *claim.Result) (*Outcome, error) {
+	f, err := s.placement(held)
+	o := outcome(held, f)
+	if err != nil {
+		o.PublicIP, o.PrivateIP = held.PublicIP, held.PrivateIP
+		return o, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: held by %s, but nothing was published: %w", held.Role, held.InstanceID, err))
+	}
+	o.Published, err = publish.All(ctx, req.Publishers, f)
+	return o, err
+}
+
 // moved reports whether the EIP moved to this instance: by the claim, or,
 // for one already held, by something that did not tag it (an operator's
 // or the controller's move: the holder tag names another instance).

@@ -75,6 +75,8 @@ type Deps struct {
 	// Table is the role table (the repository: key), nil when there is
 	// none: every claim writes the role's entry there.
 	Table *table.Store
+	// Zones, when set, holds Route 53 zones read whole once (see Zones).
+	Zones *Zones
 	// DynDNSHTTP is the dyndns2 publisher's HTTP client (nil: its own).
 	DynDNSHTTP *http.Client
 }
@@ -93,7 +95,7 @@ func For(role string, r *config.Role, d Deps) []Publisher {
 	if c := dns.Route53; c != nil {
 		// Each Route 53 call is retried alone: a throttled change is not
 		// preceded by its read again.
-		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS, Retry: d.Retry}, c: c})
+		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS, Retry: d.Retry, Zones: d.Zones}, c: c})
 	}
 	if c := dns.RFC2136; c != nil {
 		var p Publisher = &rfc2136Publisher{p: &RFC2136{Log: log}, c: c}

@@ -49,6 +49,10 @@ type Route53 struct {
 	// retried alone, not the whole publication; nil calls it once.
 	Retry func(ctx context.Context, op string, fn func(context.Context) error) error
 
+	// Zones, when set, holds whole zones read once (see Zones): the first
+	// read of a name in them, and the lookup of a zone named by name.
+	Zones *Zones
+
 	// pre is the first read of a record, sent ahead (Prefetch).
 	pre *recordRead
 }
@@ -74,6 +78,9 @@ func (p *Route53) Prefetch(ctx context.Context, c *config.Route53) {
 	if err != nil {
 		return
 	}
+	if _, ok := p.Zones.known(zoneID, dnsname.Canonical(c.Name)); ok {
+		return // read already, with its whole zone
+	}
 	r := &recordRead{zoneID: zoneID, name: dnsname.Canonical(c.Name), done: make(chan struct{})}
 	p.pre = r
 	go func() {
@@ -85,6 +92,9 @@ func (p *Route53) Prefetch(ctx context.Context, c *config.Route53) {
 // firstRead returns the record sets at name: the read sent ahead, once,
 // when there is one for it, else a read now.
 func (p *Route53) firstRead(ctx context.Context, zoneID, name string) ([]types.ResourceRecordSet, error) {
+	if sets, ok := p.Zones.known(zoneID, name); ok {
+		return sets, nil
+	}
 	if r := p.pre; r != nil && r.zoneID == zoneID && r.name == name && !r.used.Swap(true) {
 		select {
 		case <-r.done:
@@ -266,14 +276,23 @@ func (p *Route53) Zone(ctx context.Context, c *config.Route53) (id, name string,
 	if err != nil {
 		return "", "", err
 	}
+	if err := checkInZone(c, id, name); err != nil {
+		return "", "", err
+	}
+	return id, name, nil
+}
+
+// checkInZone checks that c.Name is inside the zone (id, name) and not
+// its apex.
+func checkInZone(c *config.Route53, id, name string) error {
 	record := dnsname.Canonical(c.Name)
 	switch {
 	case record == name:
-		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is the apex of zone %s (%s): a CNAME cannot be at the apex: want a name below it", record, name, id))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is the apex of zone %s (%s): a CNAME cannot be at the apex: want a name below it", record, name, id))
 	case !dnsname.InZone(record, name):
-		return "", "", exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is not inside zone %s (%s)", record, name, id))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("route53 name %s is not inside zone %s (%s)", record, name, id))
 	}
-	return id, name, nil
+	return nil
 }
 
 // publishZone returns the id of the zone to publish in without asking
@@ -281,6 +300,9 @@ func (p *Route53) Zone(ctx context.Context, c *config.Route53) (id, name string,
 // the zone, and `eipclaim check` (Zone) is where zones are checked. A zone
 // named by name is looked up.
 func (p *Route53) publishZone(ctx context.Context, c *config.Route53) (string, error) {
+	if c.ZoneID == "" && p.Zones != nil {
+		return p.Zones.zoneOf(ctx, p, c)
+	}
 	if c.ZoneID == "" {
 		id, _, err := p.Zone(ctx, c)
 		return id, err

@@ -61,10 +61,17 @@ func main() {
 	flag.BoolVar(&o.noDNS, "no-dns", false, "claims without Route 53 publication")
 	flag.IntVar(&o.storm, "storm", 200, "claimers in the boot storm, half on fixed EIPs and half on a pool (0: no storm)")
 	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "each storm claimer's --timeout")
-	flag.StringVar(&o.only, "only", "", "run only this section: storm or watch")
+	flag.StringVar(&o.only, "only", "", "run only this section: storm, watch or fleet")
 	flag.Parse()
-	if o.only != "" && o.only != "storm" && o.only != "watch" {
-		fmt.Fprintf(os.Stderr, "bench: -only %q: the sections that run alone are storm and watch\n", o.only)
+	if *fleetChild {
+		if err := runFleetChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: fleet child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.only != "" && o.only != "storm" && o.only != "watch" && o.only != "fleet" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the sections that run alone are storm, watch and fleet\n", o.only)
 		os.Exit(2)
 	}
 	if o.storm < 0 || o.storm == 1 || (o.only == "storm" && o.storm == 0) {
@@ -73,11 +80,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var err error
-	if o.only != "watch" {
+	if o.only != "watch" && o.only != "fleet" {
 		err = run(ctx, o, os.Stdout)
 	}
 	if err == nil && (o.only == "watch" || o.only == "" && !*watchSkip) {
 		err = watchBench(ctx, os.Stdout) // watch.go
+	}
+	if err == nil && (o.only == "fleet" || o.only == "" && !*fleetSkip) {
+		err = fleetBench(ctx, os.Stdout) // fleet.go
 	}
 	stop()
 	if err != nil {
