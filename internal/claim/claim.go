@@ -209,7 +209,7 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		InstanceID:   e.InstanceID,
 		ENI:          tgt.eni,
 		PrivateIP:    tgt.privateIP,
-		epochTag:     tagValue(addr.Tags, TagEpoch),
+		epochTag:     TagValue(addr.Tags, TagEpoch),
 	}
 	log = log.With("allocation_id", res.AllocationID, "public_ip", res.PublicIP)
 	holderENI := aws.ToString(addr.NetworkInterfaceId)
@@ -224,7 +224,7 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		// so a right tag costs nothing.
 		// A holder tag naming another instance means a move that was
 		// never tagged: it counts in the epoch.
-		was := tagValue(addr.Tags, TagHolder)
+		was := TagValue(addr.Tags, TagHolder)
 		if was != e.InstanceID && was != "" {
 			// It was moved here by something that did not tag it (an
 			// operator's AssociateAddress): the tag names who held it.
@@ -419,7 +419,7 @@ func (e *Engine) associate(ctx context.Context, log *slog.Logger, req Request, t
 	// The decision's read may be stale: its tags older than the ones the
 	// read-back, which shows this association, shows. The newer valid
 	// epoch tag of the two is the one the move counts from.
-	if rb := tagValue(seen.Tags, TagEpoch); rb != res.epochTag {
+	if rb := TagValue(seen.Tags, TagEpoch); rb != res.epochTag {
 		if n, err := epoch.Parse(rb); err == nil {
 			if old, err := epoch.Parse(res.epochTag); err != nil || n > old {
 				res.epochTag = rb
@@ -585,8 +585,8 @@ func free(a *types.Address) bool {
 	return aws.ToString(a.NetworkInterfaceId) == "" && aws.ToString(a.InstanceId) == ""
 }
 
-// tagValue returns the value of the tag key, "" when there is none.
-func tagValue(tags []types.Tag, key string) string {
+// TagValue returns the value of the tag key, "" when there is none.
+func TagValue(tags []types.Tag, key string) string {
 	for _, t := range tags {
 		if aws.ToString(t.Key) == key {
 			return aws.ToString(t.Value)

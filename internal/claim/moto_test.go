@@ -188,7 +188,7 @@ func TestMotoInterruptedTakeover(t *testing.T) {
 			if res.Action != "taken over" || res.PreviousHolder != w.other || res.AssociationID != aws.ToString(a.AssociationId) {
 				t.Errorf("result %+v, want taken over from %s as %s", res, w.other, aws.ToString(a.AssociationId))
 			}
-			if got := tagValue(a.Tags, TagHolder); got != w.self {
+			if got := TagValue(a.Tags, TagHolder); got != w.self {
 				t.Errorf("%s = %q, want %s", TagHolder, got, w.self)
 			}
 		})
@@ -219,7 +219,7 @@ func TestMotoInterruptedAssociation(t *testing.T) {
 	if aws.ToString(a.NetworkInterfaceId) != w.primaryENI(w.self) || res.Action != "claimed" {
 		t.Errorf("EIP on %q, result %+v; want claimed by %s", aws.ToString(a.NetworkInterfaceId), res, w.self)
 	}
-	if got := tagValue(a.Tags, TagHolder); got != w.self {
+	if got := TagValue(a.Tags, TagHolder); got != w.self {
 		t.Errorf("%s = %q, want %s", TagHolder, got, w.self)
 	}
 }
@@ -238,7 +238,7 @@ func TestMotoRerunRepairsTag(t *testing.T) {
 		if err != nil || res.Action != "already held" {
 			t.Fatalf("run %d: %+v, %v\nlogs:\n%s", run, res, err, logs)
 		}
-		if got := tagValue(w.address(alloc).Tags, TagHolder); got != w.self {
+		if got := TagValue(w.address(alloc).Tags, TagHolder); got != w.self {
 			t.Errorf("run %d: %s = %q, want %s", run, TagHolder, got, w.self)
 		}
 		if got := w.ec2.createTags.Load(); got != wantCalls {
@@ -255,7 +255,7 @@ func TestMotoReleaseUntags(t *testing.T) {
 	if _, err := e.claimTagged(context.Background(), Request{Role: "db", Spec: &config.Role{AllocationID: alloc}}); err != nil {
 		t.Fatalf("Claim: %v\nlogs:\n%s", err, logs)
 	}
-	if got := tagValue(w.address(alloc).Tags, TagHolder); got != w.self {
+	if got := TagValue(w.address(alloc).Tags, TagHolder); got != w.self {
 		t.Fatalf("after the claim %s = %q", TagHolder, got)
 	}
 	what, err := e.Release(context.Background(), "db", &config.Role{AllocationID: alloc}, false)
@@ -266,10 +266,10 @@ func TestMotoReleaseUntags(t *testing.T) {
 	if !free(a) {
 		t.Errorf("still associated: %+v", a)
 	}
-	if got := tagValue(a.Tags, TagHolder); got != "" {
+	if got := TagValue(a.Tags, TagHolder); got != "" {
 		t.Errorf("%s = %q on the released EIP, want none", TagHolder, got)
 	}
-	if tagValue(a.Tags, "eip-pool") != "db" {
+	if TagValue(a.Tags, "eip-pool") != "db" {
 		t.Errorf("release removed another tag: %v", a.Tags)
 	}
 }

@@ -124,7 +124,7 @@ func TestStaleTagsEpochFromReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Epoch != 5 || !hasTag(f.addr(alloc), TagEpoch, "5") {
-		t.Errorf("epoch %d, tag %q; want 5: above the 4 the read-back shows", res.Epoch, tagValue(f.addr(alloc).Tags, TagEpoch))
+		t.Errorf("epoch %d, tag %q; want 5: above the 4 the read-back shows", res.Epoch, TagValue(f.addr(alloc).Tags, TagEpoch))
 	}
 }
 

@@ -358,7 +358,7 @@ func (o *Observer) describeInstances(ctx context.Context, filters []types.Filter
 				if id == "" {
 					continue
 				}
-				inst := &instance{id: id, privateIP: aws.ToString(i.PrivateIpAddress), launch: aws.ToTime(i.LaunchTime), role: tagValue(i.Tags, TagRole)}
+				inst := &instance{id: id, privateIP: aws.ToString(i.PrivateIpAddress), launch: aws.ToTime(i.LaunchTime), role: claim.TagValue(i.Tags, TagRole)}
 				if i.State != nil {
 					inst.state = string(i.State.Name)
 				}
@@ -519,15 +519,6 @@ func (o *Observer) probe(ctx context.Context, f *Fleet, insts map[string]*instan
 		})
 	}
 	wg.Wait()
-}
-
-func tagValue(tags []types.Tag, key string) string {
-	for _, t := range tags {
-		if aws.ToString(t.Key) == key {
-			return aws.ToString(t.Value)
-		}
-	}
-	return ""
 }
 
 func describeFilters(fs []types.Filter) string {
