@@ -37,18 +37,43 @@ type RIE struct {
 // StartRIE runs bootstrap (see [Bootstrap]) as a Lambda function under the
 // runtime interface emulator, with env (KEY=VALUE, such as [Moto.Env])
 // added to the function's environment; it stops when t ends. The function
-// starts at the first invocation, as on Lambda.
+// starts at the first invocation, as on Lambda. (Programs:
+// [Emulators.RIE].)
 func StartRIE(t testing.TB, bootstrap string, env ...string) *RIE {
 	t.Helper()
 	began := time.Now()
-	var apiPort int
-	p, port, err := launch{
+	p, port, err := rieLaunch(bootstrap, env).run()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cleanupProcess(t, p)
+	t.Logf("testenv: aws-lambda-rie ready on 127.0.0.1:%d in %s", port, since(began))
+	return &RIE{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p}
+}
+
+// RIE runs bootstrap as a Lambda function under the runtime interface
+// emulator, as [StartRIE] does, until e is closed. bootstrap is an
+// eipclaim binary named bootstrap (the provided.al2023 runtime's name,
+// which makes it run `eipclaim lambda`), e.g. a symbolic link to [Build]'s.
+func (e *Emulators) RIE(bootstrap string, env ...string) (*RIE, error) {
+	p, port, err := rieLaunch(bootstrap, env).run()
+	if err != nil {
+		return nil, err
+	}
+	e.add(p)
+	return &RIE{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p}, nil
+}
+
+// rieLaunch is how the emulator starts, with Lambda's environment for the
+// function: AWS_LAMBDA_FUNCTION_TIMEOUT as the template's.
+func rieLaunch(bootstrap string, env []string) launch {
+	return launch{
 		name:    "aws-lambda-rie",
 		tool:    rieTool,
 		timeout: 30 * time.Second,
 		prepare: func(port int) ([]string, []string, string, error) {
-			var err error
-			if apiPort, err = pickPort(); err != nil {
+			apiPort, err := pickPort()
+			if err != nil {
 				return nil, nil, "", err
 			}
 			args := []string{
@@ -66,13 +91,7 @@ func StartRIE(t testing.TB, bootstrap string, env ...string) *RIE {
 			}
 			return c.Close()
 		},
-	}.run()
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
 	}
-	cleanupProcess(t, p)
-	t.Logf("testenv: aws-lambda-rie ready on 127.0.0.1:%d in %s", port, since(began))
-	return &RIE{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p}
 }
 
 // Invocation is what one invocation answered.
@@ -85,24 +104,35 @@ type Invocation struct {
 	Took          time.Duration
 }
 
-// Invoke posts event to the function and returns its answer.
+// Invoke posts event to the function and returns its answer; an error
+// fails the test.
 func (r *RIE) Invoke(t testing.TB, event []byte) Invocation {
 	t.Helper()
+	inv, err := r.Call(event)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return inv
+}
+
+// Call posts event to the function and returns its answer (a function
+// error is in the Invocation, not an error).
+func (r *RIE) Call(event []byte) (Invocation, error) {
 	began := time.Now()
 	client := http.Client{Timeout: 3 * time.Minute}
 	resp, err := client.Post(r.Endpoint+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(event))
 	if err != nil {
-		t.Fatalf("testenv: invoke the function: %v\n--- last output of aws-lambda-rie ---\n%s", err, r.proc.tail())
+		return Invocation{}, fmt.Errorf("invoke the function: %w\n--- last output of aws-lambda-rie ---\n%s", err, r.proc.tail())
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("testenv: read the invocation's answer: %v", err)
+		return Invocation{}, fmt.Errorf("read the invocation's answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		t.Fatalf("testenv: invoke the function: %s: %s\n--- last output of aws-lambda-rie ---\n%s", resp.Status, body, r.proc.tail())
+		return Invocation{}, fmt.Errorf("invoke the function: %s: %s\n--- last output of aws-lambda-rie ---\n%s", resp.Status, body, r.proc.tail())
 	}
-	return Invocation{Body: body, FunctionError: resp.Header.Get("X-Amz-Function-Error"), Took: time.Since(began)}
+	return Invocation{Body: body, FunctionError: resp.Header.Get("X-Amz-Function-Error"), Took: time.Since(began)}, nil
 }
 
 // Output returns the last lines the emulator and the function printed.

@@ -2,10 +2,12 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,6 +184,191 @@ func (w *World) Addresses(ctx context.Context) (map[string]types.Address, error)
 		m[aws.ToString(a.AllocationId)] = a
 	}
 	return m, nil
+}
+
+// FleetOptions says what [World.SeedFleet] creates. testenv imports no
+// package of eipclaim, so the product's rules (its tag names, the CNAME of
+// an EIP) come in as values.
+type FleetOptions struct {
+	Roles int    // how many roles, named r0000, r0001, ...
+	Zone  string // the public hosted zone of the roles' CNAMEs, e.g. fleet.example.internal
+	// RoleTag is the tag key naming an instance's role (controller.TagRole),
+	// set on each role's holder and standby.
+	RoleTag string
+	// HolderTags are the tags a claim by holder leaves on its EIP (claim's
+	// holder and epoch tags).
+	HolderTags func(holder string) map[string]string
+	// CNAME is the target of a role's record for its EIP's public IP
+	// (publish.PublicDNSName in moto's region).
+	CNAME func(publicIP string) string
+}
+
+// Fleet is the off-box controller's fleet in moto: each role its own EIP
+// on its holder, one standby, a CNAME in one zone.
+type Fleet struct {
+	ZoneID string // without /hostedzone/
+	Roles  []FleetRole
+	opts   FleetOptions
+}
+
+// FleetRole is one role of a [Fleet].
+type FleetRole struct {
+	Name            string
+	EIP             EIP
+	Holder, Standby Instance
+}
+
+// Host is the role's DNS name in the fleet's zone, without the final dot.
+func (f *Fleet) Host(r FleetRole) string { return r.Name + "." + f.opts.Zone }
+
+// SeedFleet creates a fleet: 2n instances (holder and standby of each role,
+// tagged RoleTag = the role's name), n EIPs each on its holder (tagged as a
+// claim leaves it), a hosted zone with each role's CNAME true.
+func (w *World) SeedFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
+	n := o.Roles
+	var insts []Instance
+	for left := 2 * n; left > 0; left -= min(left, 500) {
+		is, err := w.NewInstances(ctx, min(left, 500))
+		if err != nil {
+			return nil, err
+		}
+		insts = append(insts, is...)
+	}
+	zoneID, err := w.NewZone(ctx, o.Zone, false)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{ZoneID: zoneID, Roles: make([]FleetRole, n), opts: o}
+	errs := make([]error, n)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range n {
+		f.Roles[i] = FleetRole{Name: fmt.Sprintf("r%04d", i), Holder: insts[2*i], Standby: insts[2*i+1]}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = w.seedFleetRole(ctx, o, &f.Roles[i])
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var changes []r53types.Change
+	for _, r := range f.Roles {
+		changes = append(changes, r53types.Change{Action: r53types.ChangeActionUpsert, ResourceRecordSet: &r53types.ResourceRecordSet{
+			Name: aws.String(f.Host(r) + "."), Type: r53types.RRTypeCname, TTL: aws.Int64(60),
+			ResourceRecords: []r53types.ResourceRecord{{Value: aws.String(o.CNAME(r.EIP.PublicIP))}},
+		}})
+	}
+	for chunk := range slices.Chunk(changes, 500) {
+		_, err := w.Route53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(zoneID), ChangeBatch: &r53types.ChangeBatch{Changes: chunk}})
+		if err != nil {
+			return nil, fmt.Errorf("ChangeResourceRecordSets %s: %w", zoneID, err)
+		}
+	}
+	return f, nil
+}
+
+func (w *World) seedFleetRole(ctx context.Context, o FleetOptions, r *FleetRole) error {
+	_, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{r.Holder.ID, r.Standby.ID}, Tags: []types.Tag{{Key: aws.String(o.RoleTag), Value: aws.String(r.Name)}}})
+	if err != nil {
+		return fmt.Errorf("CreateTags %s %s: %w", r.Holder.ID, r.Standby.ID, err)
+	}
+	if r.EIP, err = w.NewEIP(ctx, o.HolderTags(r.Holder.ID)); err != nil {
+		return err
+	}
+	return w.Associate(ctx, r.EIP.AllocationID, r.Holder.ID)
+}
+
+// Config is the fleet's roles table: each role's EIP and CNAME.
+func (f *Fleet) Config() string {
+	var b strings.Builder
+	b.WriteString("roles:\n")
+	for _, r := range f.Roles {
+		fmt.Fprintf(&b, "  %s:\n    allocation_id: %s\n    dns:\n      route53: {zone_id: %s, name: %s, ttl: 60}\n", r.Name, r.EIP.AllocationID, f.ZoneID, f.Host(r))
+	}
+	return b.String()
+}
+
+// FleetState is where each role's EIP is and what its CNAME says.
+type FleetState struct {
+	// Holders maps a role to the instance its EIP is on ("" when free).
+	Holders map[string]string
+	// CNAMEs maps a role to its record's target, without the final dot.
+	CNAMEs map[string]string
+}
+
+// FleetState reads where every EIP of f is and every CNAME of its zone.
+func (w *World) FleetState(ctx context.Context, f *Fleet) (FleetState, error) {
+	addrs, err := w.Addresses(ctx)
+	if err != nil {
+		return FleetState{}, err
+	}
+	// moto leaves InstanceId empty for an association made by interface.
+	owner := map[string]string{}
+	for _, r := range f.Roles {
+		owner[r.Holder.ENI], owner[r.Standby.ENI] = r.Holder.ID, r.Standby.ID
+	}
+	records := map[string]string{}
+	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(f.ZoneID)}
+	for {
+		out, err := w.Route53.ListResourceRecordSets(ctx, in)
+		if err != nil {
+			return FleetState{}, fmt.Errorf("ListResourceRecordSets %s: %w", f.ZoneID, err)
+		}
+		for _, s := range out.ResourceRecordSets {
+			if s.Type == r53types.RRTypeCname && len(s.ResourceRecords) == 1 {
+				records[strings.TrimSuffix(aws.ToString(s.Name), ".")] = strings.TrimSuffix(aws.ToString(s.ResourceRecords[0].Value), ".")
+			}
+		}
+		if !out.IsTruncated {
+			break
+		}
+		in = &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(f.ZoneID), StartRecordName: out.NextRecordName, StartRecordType: out.NextRecordType}
+	}
+	st := FleetState{Holders: map[string]string{}, CNAMEs: map[string]string{}}
+	for _, r := range f.Roles {
+		a := addrs[r.EIP.AllocationID]
+		inst := aws.ToString(a.InstanceId)
+		if inst == "" {
+			inst = owner[aws.ToString(a.NetworkInterfaceId)]
+		}
+		st.Holders[r.Name] = inst
+		st.CNAMEs[r.Name] = records[f.Host(r)]
+	}
+	return st, nil
+}
+
+// Problems lists what is not right in st after the holders in stopped
+// stopped: an EIP on a stopped holder or on no one, on an instance not of
+// its role, a CNAME not naming its EIP, an instance holding two EIPs
+// ("double holder: ..."), a healthy holder's EIP elsewhere ("moved
+// healthy: ..."). None: every stopped holder's EIP is on its standby.
+func (f *Fleet) Problems(st FleetState, stopped map[string]bool) []string {
+	var problems []string
+	held := map[string]string{}
+	for _, r := range f.Roles {
+		inst := st.Holders[r.Name]
+		switch {
+		case inst == "":
+			problems = append(problems, fmt.Sprintf("role %s: %s is free", r.Name, r.EIP.AllocationID))
+		case stopped[inst]:
+			problems = append(problems, fmt.Sprintf("role %s: %s still on the stopped %s", r.Name, r.EIP.AllocationID, inst))
+		case !stopped[r.Holder.ID] && inst != r.Holder.ID:
+			problems = append(problems, fmt.Sprintf("moved healthy: role %s: %s moved from the healthy %s to %s", r.Name, r.EIP.AllocationID, r.Holder.ID, inst))
+		case inst != r.Holder.ID && inst != r.Standby.ID:
+			problems = append(problems, fmt.Sprintf("role %s: %s on %s, no instance of the role", r.Name, r.EIP.AllocationID, inst))
+		}
+		if other, ok := held[inst]; ok && inst != "" {
+			problems = append(problems, fmt.Sprintf("double holder: %s holds %s and %s", inst, other, r.EIP.AllocationID))
+		}
+		held[inst] = r.EIP.AllocationID
+		if want := f.opts.CNAME(r.EIP.PublicIP); st.CNAMEs[r.Name] != want {
+			problems = append(problems, fmt.Sprintf("role %s: CNAME %q, want %q", r.Name, st.CNAMEs[r.Name], want))
+		}
+	}
+	return problems
 }
 
 // TestWorld is a [World] for one test: its methods fail the test at the

@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,5 +97,70 @@ func TestWorld(t *testing.T) {
 	ud.Content.Close()
 	if err != nil || string(b) != "role: db\n" {
 		t.Errorf("IMDSFor's user-data = %q (%v), want %q", b, err, "role: db\n")
+	}
+}
+
+// TestSeedFleet seeds a small fleet, checks it against what EC2 and Route
+// 53 say, and that Problems names each kind of wrong placement.
+func TestSeedFleet(t *testing.T) {
+	ctx := t.Context()
+	w := testenv.NewTestWorld(t, testenv.SharedMoto(t).Config())
+	f, err := w.SeedFleet(ctx, testenv.FleetOptions{
+		Roles: 3, Zone: "fleet.example.internal", RoleTag: "test:role",
+		HolderTags: func(holder string) map[string]string { return map[string]string{"test:holder": holder} },
+		CNAME:      func(ip string) string { return "eip-" + strings.ReplaceAll(ip, ".", "-") + ".example.net" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Roles) != 3 || f.Roles[1].Name != "r0001" {
+		t.Fatalf("SeedFleet(3) roles = %+v", f.Roles)
+	}
+	for _, r := range f.Roles {
+		a := w.Address(r.EIP.AllocationID)
+		if aws.ToString(a.NetworkInterfaceId) != r.Holder.ENI || len(a.Tags) != 1 || aws.ToString(a.Tags[0].Value) != r.Holder.ID {
+			t.Errorf("role %s: EIP %+v, want on %s %s tagged test:holder", r.Name, a, r.Holder.ID, r.Holder.ENI)
+		}
+		out, err := w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{r.Holder.ID, r.Standby.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range out.Reservations {
+			for _, i := range res.Instances {
+				if len(i.Tags) != 1 || aws.ToString(i.Tags[0].Key) != "test:role" || aws.ToString(i.Tags[0].Value) != r.Name {
+					t.Errorf("role %s: instance %s tags %+v, want test:role=%s", r.Name, aws.ToString(i.InstanceId), i.Tags, r.Name)
+				}
+			}
+		}
+	}
+	if !strings.Contains(f.Config(), "  r0002:\n    allocation_id: "+f.Roles[2].EIP.AllocationID+"\n") ||
+		!strings.Contains(f.Config(), "route53: {zone_id: "+f.ZoneID+", name: r0002.fleet.example.internal, ttl: 60}") {
+		t.Errorf("Config() = %s", f.Config())
+	}
+	st, err := w.FleetState(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Problems(st, nil); len(p) != 0 {
+		t.Fatalf("a freshly seeded fleet has problems: %v", p)
+	}
+
+	// r0000's holder stops: its EIP still there is a problem; on its
+	// standby it is not. r0001's EIP moves from its healthy holder; r0002's
+	// CNAME lies.
+	r0, r1, r2 := f.Roles[0], f.Roles[1], f.Roles[2]
+	stopped := map[string]bool{r0.Holder.ID: true}
+	if p := f.Problems(st, stopped); len(p) != 1 || !strings.Contains(p[0], "still on the stopped "+r0.Holder.ID) {
+		t.Errorf("r0000's holder stopped, its EIP still there: problems %q", p)
+	}
+	st.Holders[r0.Name], st.Holders[r1.Name] = r0.Standby.ID, r1.Standby.ID
+	st.CNAMEs[r2.Name] = "elsewhere.example.net"
+	p := f.Problems(st, stopped)
+	if len(p) != 2 || !strings.HasPrefix(p[0], "moved healthy: role r0001") || !strings.Contains(p[1], "role r0002: CNAME") {
+		t.Errorf("problems %q, want r0001 moved healthy and r0002's CNAME", p)
+	}
+	st.Holders[r1.Name] = r0.Standby.ID
+	if p := f.Problems(st, map[string]bool{r0.Holder.ID: true, r1.Holder.ID: true}); !slices.ContainsFunc(p, func(s string) bool { return strings.HasPrefix(s, "double holder: "+r0.Standby.ID) }) {
+		t.Errorf("two EIPs on %s: problems %q, want a double holder", r0.Standby.ID, p)
 	}
 }

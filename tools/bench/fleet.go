@@ -21,7 +21,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,16 +31,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
-	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/eipclaim/eipclaim/internal/awsenv"
+	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/controller"
 	"github.com/eipclaim/eipclaim/internal/faultproxy"
@@ -67,20 +63,16 @@ const (
 	beforeSteady40 = 240
 )
 
-// fleetRole is one role of the fleet.
-type fleetRole struct {
-	name            string
-	alloc, publicIP string
-	holder, standby string
-}
-
-// fleetWorld is moto seeded with a fleet, seeded and inspected directly
-// (not through the proxy).
-type fleetWorld struct {
-	ec2    *ec2.Client
-	r53    *route53.Client
-	zoneID string
-	roles  []*fleetRole
+// fleetOptions is the fleet of n roles, with the product's tag names and
+// CNAME rule.
+func fleetOptions(n int) testenv.FleetOptions {
+	return testenv.FleetOptions{
+		Roles: n, Zone: fleetZone, RoleTag: controller.TagRole,
+		HolderTags: func(holder string) map[string]string {
+			return map[string]string{claim.TagHolder: holder, claim.TagEpoch: "1"}
+		},
+		CNAME: func(ip string) string { return publish.PublicDNSName(netip.MustParseAddr(ip), testenv.MotoRegion) },
+	}
 }
 
 func fleetBench(ctx context.Context, out io.Writer) (err error) {
@@ -123,13 +115,13 @@ func fleetRun(ctx context.Context, out io.Writer, n int, failover bool) (line st
 	if err != nil {
 		return "", err
 	}
-	cfg := moto.Config()
-	w := &fleetWorld{ec2: ec2.NewFromConfig(cfg), r53: route53.NewFromConfig(cfg)}
+	w := testenv.NewWorld(moto.Config())
 	began := time.Now()
-	if err := w.seed(ctx, n); err != nil {
+	f, err := w.SeedFleet(ctx, fleetOptions(n))
+	if err != nil {
 		return "", err
 	}
-	moto.SetPolicyValues(testenv.PolicyValues{ZoneIDs: []string{w.zoneID}})
+	moto.SetPolicyValues(testenv.PolicyValues{ZoneIDs: []string{f.ZoneID}})
 	fmt.Fprintf(out, "  N=%d: seeded moto (%d instances, %d EIPs held, %d CNAMEs) in %s\n", n, 2*n, n, n, ms(time.Since(began)))
 	dir, err := os.MkdirTemp("", "eipclaim-fleet-")
 	if err != nil {
@@ -137,7 +129,7 @@ func fleetRun(ctx context.Context, out io.Writer, n int, failover bool) (line st
 	}
 	defer os.RemoveAll(dir)
 	confPath := dir + "/eipclaim.yaml"
-	if err := os.WriteFile(confPath, []byte(w.config()), 0o600); err != nil {
+	if err := os.WriteFile(confPath, []byte(f.Config()), 0o600); err != nil {
 		return "", err
 	}
 
@@ -176,25 +168,25 @@ func fleetRun(ctx context.Context, out io.Writer, n int, failover bool) (line st
 	if !failover {
 		return line, nil
 	}
-	return line, w.failover(ctx, out, moto.Endpoint, confPath)
+	return line, fleetFailover(ctx, out, w, f, moto.Endpoint, confPath)
 }
 
 // failover stops a tenth of the holders and invokes the schedule through
 // the token buckets until every EIP is on a running instance with its
 // CNAME true, then checks that no instance holds two EIPs and no healthy
 // holder lost its EIP.
-func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, confPath string) error {
-	n := len(w.roles)
+func fleetFailover(ctx context.Context, out io.Writer, w *testenv.World, f *testenv.Fleet, endpoint, confPath string) error {
+	n := len(f.Roles)
 	var stop []string
 	stopped := map[string]bool{}
-	for i, r := range w.roles {
+	for i, r := range f.Roles {
 		if i%10 == 0 {
-			stop = append(stop, r.holder)
-			stopped[r.holder] = true
+			stop = append(stop, r.Holder.ID)
+			stopped[r.Holder.ID] = true
 		}
 	}
 	for chunk := range slices.Chunk(stop, 500) {
-		if _, err := w.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: chunk}); err != nil {
+		if _, err := w.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: chunk}); err != nil {
 			return fmt.Errorf("StopInstances: %w", err)
 		}
 	}
@@ -219,10 +211,11 @@ func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, conf
 			took += began.Sub(start)
 		}
 		invs = append(invs, inv)
-		problems, err = w.check(ctx, stopped)
+		st, err := w.FleetState(ctx, f)
 		if err != nil {
 			return err
 		}
+		problems = f.Problems(st, stopped)
 		if len(problems) == 0 || len(invs) == 5 {
 			break
 		}
@@ -253,177 +246,6 @@ func (w *fleetWorld) failover(ctx context.Context, out io.Writer, endpoint, conf
 		fmt.Fprintln(out, "    PROBLEM:", p)
 	}
 	return nil
-}
-
-// check lists what is not right yet: an EIP on a stopped holder or on no
-// one, a CNAME not naming its EIP, an instance holding two EIPs (double),
-// a healthy holder's EIP elsewhere (moved healthy).
-func (w *fleetWorld) check(ctx context.Context, stopped map[string]bool) ([]string, error) {
-	out, err := w.ec2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{})
-	if err != nil {
-		return nil, fmt.Errorf("DescribeAddresses: %w", err)
-	}
-	eniOwner, err := w.eniOwners(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byAlloc := map[string]types.Address{}
-	for _, a := range out.Addresses {
-		byAlloc[aws.ToString(a.AllocationId)] = a
-	}
-	records, err := w.cnames(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var problems []string
-	held := map[string]string{}
-	for _, r := range w.roles {
-		a := byAlloc[r.alloc]
-		inst := aws.ToString(a.InstanceId)
-		if inst == "" {
-			inst = eniOwner[aws.ToString(a.NetworkInterfaceId)]
-		}
-		switch {
-		case inst == "":
-			problems = append(problems, fmt.Sprintf("role %s: %s is free", r.name, r.alloc))
-		case stopped[inst]:
-			problems = append(problems, fmt.Sprintf("role %s: %s still on the stopped %s", r.name, r.alloc, inst))
-		case !stopped[r.holder] && inst != r.holder:
-			problems = append(problems, fmt.Sprintf("moved healthy: role %s: %s moved from the healthy %s to %s", r.name, r.alloc, r.holder, inst))
-		case inst != r.holder && inst != r.standby:
-			problems = append(problems, fmt.Sprintf("role %s: %s on %s, no instance of the role", r.name, r.alloc, inst))
-		}
-		if other, ok := held[inst]; ok && inst != "" {
-			problems = append(problems, fmt.Sprintf("double holder: %s holds %s and %s", inst, other, r.alloc))
-		}
-		held[inst] = r.alloc
-		want := publish.PublicDNSName(netip.MustParseAddr(r.publicIP), testenv.MotoRegion)
-		if got := records[r.name+"."+fleetZone]; got != want {
-			problems = append(problems, fmt.Sprintf("role %s: CNAME %q, want %q", r.name, got, want))
-		}
-	}
-	return problems, nil
-}
-
-// eniOwners maps each interface to its instance (moto leaves InstanceId
-// empty for an association made by interface).
-func (w *fleetWorld) eniOwners(ctx context.Context) (map[string]string, error) {
-	owners := map[string]string{}
-	p := ec2.NewDescribeInstancesPaginator(w.ec2, &ec2.DescribeInstancesInput{})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("DescribeInstances: %w", err)
-		}
-		for _, r := range page.Reservations {
-			for _, i := range r.Instances {
-				for _, ni := range i.NetworkInterfaces {
-					owners[aws.ToString(ni.NetworkInterfaceId)] = aws.ToString(i.InstanceId)
-				}
-			}
-		}
-	}
-	return owners, nil
-}
-
-// cnames reads every CNAME of the zone: name (no final dot) to target.
-func (w *fleetWorld) cnames(ctx context.Context) (map[string]string, error) {
-	got := map[string]string{}
-	in := &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(w.zoneID)}
-	for {
-		out, err := w.r53.ListResourceRecordSets(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("ListResourceRecordSets: %w", err)
-		}
-		for _, s := range out.ResourceRecordSets {
-			if s.Type == r53types.RRTypeCname && len(s.ResourceRecords) == 1 {
-				got[strings.TrimSuffix(aws.ToString(s.Name), ".")] = strings.TrimSuffix(aws.ToString(s.ResourceRecords[0].Value), ".")
-			}
-		}
-		if !out.IsTruncated {
-			return got, nil
-		}
-		in = &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(w.zoneID), StartRecordName: out.NextRecordName, StartRecordType: out.NextRecordType}
-	}
-}
-
-// seed creates the fleet: 2n instances, n EIPs each on its role's holder
-// (tagged with the holder and epoch 1, as a claim leaves it), n CNAMEs.
-func (w *fleetWorld) seed(ctx context.Context, n int) error {
-	var insts []types.Instance
-	for left := 2 * n; left > 0; left -= min(left, 500) {
-		k := int32(min(left, 500))
-		ri, err := w.ec2.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(k), MaxCount: aws.Int32(k), InstanceType: types.InstanceTypeT3Micro})
-		if err != nil {
-			return fmt.Errorf("RunInstances: %w", err)
-		}
-		insts = append(insts, ri.Instances...)
-	}
-	z, err := w.r53.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String(fleetZone), CallerReference: aws.String(fmt.Sprint("fleet-", time.Now().UnixNano()))})
-	if err != nil {
-		return fmt.Errorf("CreateHostedZone: %w", err)
-	}
-	w.zoneID = strings.TrimPrefix(aws.ToString(z.HostedZone.Id), "/hostedzone/")
-	w.roles = make([]*fleetRole, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i := range n {
-		r := &fleetRole{name: fmt.Sprintf("r%04d", i), holder: aws.ToString(insts[2*i].InstanceId), standby: aws.ToString(insts[2*i+1].InstanceId)}
-		w.roles[i] = r
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = w.seedRole(ctx, r)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	var changes []r53types.Change
-	for _, r := range w.roles {
-		changes = append(changes, r53types.Change{Action: r53types.ChangeActionUpsert, ResourceRecordSet: &r53types.ResourceRecordSet{
-			Name: aws.String(r.name + "." + fleetZone + "."), Type: r53types.RRTypeCname, TTL: aws.Int64(60),
-			ResourceRecords: []r53types.ResourceRecord{{Value: aws.String(publish.PublicDNSName(netip.MustParseAddr(r.publicIP), testenv.MotoRegion))}},
-		}})
-	}
-	for chunk := range slices.Chunk(changes, 500) {
-		_, err := w.r53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(w.zoneID), ChangeBatch: &r53types.ChangeBatch{Changes: chunk}})
-		if err != nil {
-			return fmt.Errorf("ChangeResourceRecordSets: %w", err)
-		}
-	}
-	return nil
-}
-
-func (w *fleetWorld) seedRole(ctx context.Context, r *fleetRole) error {
-	_, err := w.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{r.holder, r.standby}, Tags: []types.Tag{{Key: aws.String(controller.TagRole), Value: aws.String(r.name)}}})
-	if err != nil {
-		return fmt.Errorf("CreateTags: %w", err)
-	}
-	a, err := w.ec2.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc, TagSpecifications: []types.TagSpecification{{
-		ResourceType: types.ResourceTypeElasticIp,
-		Tags:         []types.Tag{{Key: aws.String("eipclaim:holder"), Value: aws.String(r.holder)}, {Key: aws.String("eipclaim:epoch"), Value: aws.String("1")}},
-	}}})
-	if err != nil {
-		return fmt.Errorf("AllocateAddress: %w", err)
-	}
-	r.alloc, r.publicIP = aws.ToString(a.AllocationId), aws.ToString(a.PublicIp)
-	if _, err := w.ec2.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: a.AllocationId, InstanceId: aws.String(r.holder)}); err != nil {
-		return fmt.Errorf("AssociateAddress: %w", err)
-	}
-	return nil
-}
-
-// config is the fleet's roles table.
-func (w *fleetWorld) config() string {
-	var b strings.Builder
-	b.WriteString("roles:\n")
-	for _, r := range w.roles {
-		fmt.Fprintf(&b, "  %s:\n    allocation_id: %s\n    dns:\n      route53: {zone_id: %s, name: %s.%s, ttl: 60}\n", r.name, r.alloc, w.zoneID, r.name, fleetZone)
-	}
-	return b.String()
 }
 
 // childRun is what one invocation in a child process did.

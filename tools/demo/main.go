@@ -3,8 +3,11 @@
 // instance, an Elastic IP and a hosted zone in them, and runs the real
 // eipclaim binary as that instance would at boot; then it runs `eipclaim
 // watch` on the holder and a standby, stops the holder's instance, and
-// shows the standby take over by itself, with the hooks each ran. Run it
-// with `make demo`.
+// shows the standby take over by itself, with the hooks each ran; last, it
+// runs the same binary as the off-box controller's Lambda function (under
+// AWS's runtime interface emulator) over a fleet of 40 roles, stops 4
+// holders, and shows one schedule run move exactly their EIPs to their
+// standbys. Run it with `make demo`.
 package main
 
 import (
@@ -151,6 +154,9 @@ eipclaim:
 		return err
 	}
 	if err := watchDemo(ctx, &emu, world, moto, bin, dir, self, alloc, zoneID); err != nil {
+		return err
+	}
+	if err := fleetDemo(ctx, &emu, world, moto, bin, dir); err != nil {
 		return err
 	}
 	step("done in %s; the emulators stop now", time.Since(start).Round(time.Millisecond))
