@@ -198,10 +198,8 @@ func (l *imdsLayer) tokenOK(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return false
 	}
-	for _, h := range []string{"X-Aws-Ec2-Metadata-Token"} {
-		if v := r.Header.Values(h); len(v) > 0 {
-			req.Header[h] = v
-		}
+	if v := r.Header.Values("X-Aws-Ec2-Metadata-Token"); len(v) > 0 {
+		req.Header["X-Aws-Ec2-Metadata-Token"] = v
 	}
 	resp, err := l.client.Do(req)
 	if err != nil {
