@@ -92,7 +92,10 @@ func startGate(motoURL string) (*gate, error) {
 
 func (g *gate) url() string { return "http://" + g.ln.Addr().String() }
 
-func (g *gate) close() { g.srv.Close() }
+func (g *gate) close() {
+	motos.Delete(g.url())
+	g.srv.Close()
+}
 
 // reset forgets the test's policy values.
 func (g *gate) reset() {
