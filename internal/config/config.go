@@ -77,9 +77,9 @@ type Role struct {
 	// FenceTimeout bounds a fence: the stop and the wait for EC2 to say
 	// the holder is stopping; DefaultFenceTimeout when unset.
 	FenceTimeout Duration `yaml:"fence_timeout"`
-	DNS          *DNS        `yaml:"dns"`
-	Watch        *Watch      `yaml:"watch"` // eipclaim watch: see watch.go
-	Hooks        *Hooks      `yaml:"hooks"`
+	DNS          *DNS     `yaml:"dns"`
+	Watch        *Watch   `yaml:"watch"` // eipclaim watch: see watch.go
+	Hooks        *Hooks   `yaml:"hooks"`
 }
 
 // Pool selects any free EIP that carries all of Tags.
