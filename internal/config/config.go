@@ -71,15 +71,16 @@ type Role struct {
 	Interface    Interface   `yaml:"interface"` // eni-… or a device index
 	Takeover     Takeover    `yaml:"takeover"`
 	HealthCheck  HealthCheck `yaml:"health_check"` // tcp:PORT
+	DNS          *DNS        `yaml:"dns"`
+	Watch        *Watch      `yaml:"watch"` // eipclaim watch: see watch.go
+	Hooks        *Hooks      `yaml:"hooks"`
+
 	// Fence, when stop, stops a running holder that counts as down before
 	// its EIP is taken (decide.Fence); off (the default) when unset.
 	Fence Fence `yaml:"fence"`
 	// FenceTimeout bounds a fence: the stop and the wait for EC2 to say
 	// the holder is stopping; DefaultFenceTimeout when unset.
 	FenceTimeout Duration `yaml:"fence_timeout"`
-	DNS          *DNS     `yaml:"dns"`
-	Watch        *Watch   `yaml:"watch"` // eipclaim watch: see watch.go
-	Hooks        *Hooks   `yaml:"hooks"`
 }
 
 // Pool selects any free EIP that carries all of Tags.
