@@ -2,6 +2,7 @@ package claim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,8 +20,25 @@ import (
 type Fence struct {
 	Instance string        `json:"instance"` // the holder's instance, stopped
 	State    string        `json:"state"`    // what EC2 said of it: stopping, stopped, ...
-	Took     time.Duration `json:"took"`     // from the StopInstances request to EC2 saying State
+	Took     time.Duration `json:"-"`        // from the StopInstances request to EC2 saying State (JSON: "took": "1.2s")
 	Why      string        `json:"why"`      // why it was fenced (decide.Fence)
+}
+
+// MarshalJSON writes Took as a duration in words ("took": "1.234s"), as
+// a hook run's.
+func (f Fence) MarshalJSON() ([]byte, error) {
+	type plain Fence
+	return json.Marshal(struct {
+		plain
+		Took string `json:"took,omitempty"`
+	}{plain(f), tookText(f.Took)})
+}
+
+func tookText(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // String says the fence in words: "fenced i-0abc (stopped in 1.2s)".

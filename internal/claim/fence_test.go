@@ -2,6 +2,7 @@ package claim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -137,4 +138,14 @@ func seconds(n int) config.Duration {
 		panic(err)
 	}
 	return d
+}
+
+func TestFenceJSON(t *testing.T) {
+	b, err := json.Marshal(&Fence{Instance: "i-1", State: "stopping", Took: 1234567 * time.Microsecond, Why: "down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"instance":"i-1","state":"stopping","why":"down","took":"1.235s"}`; string(b) != want {
+		t.Errorf("JSON %s, want %s", b, want)
+	}
 }
