@@ -431,6 +431,9 @@ func report(caller Caller, c Authorization, d Decision, expected bool) {
 		if strings.HasPrefix(k, "aws:RequestTag/") {
 			keys[i] = "aws:RequestTag/*"
 		}
+		if strings.HasPrefix(k, "aws:ResourceTag/") {
+			keys[i] = "aws:ResourceTag/*"
+		}
 	}
 	keys = slices.Compact(keys)
 	decision := d.Decision
