@@ -25,6 +25,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
@@ -87,17 +88,19 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 	}
 
 	var problems []string
+	var fences string
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(out, "watch failover at interval %s, fall %d, hold_down 1s, health_check tcp: from the fault to the standby's association read back (DescribeAddresses) and its CNAME published (deleted before each run), polled every 20ms; %d runs each\n", watchInterval, watchFall, *watchRuns)
 	fmt.Fprintln(tw, "  fault\tEIP on standby p50\tp95\tCNAME published p50\tp95\tboth p95 (target)\tdeposed holder's on_standby after the move p50\tp95 (target)")
 	for _, sc := range []scenario{
 		{name: "holder's instance stopped (its watcher killed, its service gone)", stop: true},
 		{name: "holder's service dead, instance running (its watcher runs on)", standby: true},
+		{name: "holder's service dead, instance running, fence: stop", fence: true},
 	} {
 		if *watchRuns <= 0 {
 			break
 		}
-		var assoc, dns, both, dep []time.Duration
+		var assoc, dns, both, dep, fenced []time.Duration
 		for i := range *watchRuns {
 			r, err := w.failover(ctx, sc, i)
 			if err != nil {
@@ -106,6 +109,9 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 			assoc, dns, both = append(assoc, r.assoc), append(dns, r.dns), append(both, max(r.assoc, r.dns))
 			if sc.standby {
 				dep = append(dep, r.deposed)
+			}
+			if sc.fence {
+				fenced = append(fenced, r.fenced)
 			}
 			fmt.Fprint(out, ".")
 		}
@@ -126,8 +132,15 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 			line += "\t-\t-"
 		}
 		fmt.Fprintln(tw, line)
+		if sc.fence {
+			fences = fmt.Sprintf("  fence: stop: from the holder's service dead to its instance stopping p50 %s, p95 %s; to the EIP moved p50 %s, p95 %s (the fence, then the move)",
+				ms(quantile(fenced, .5)), ms(quantile(fenced, .95)), ms(quantile(assoc, .5)), ms(quantile(assoc, .95)))
+		}
 	}
 	tw.Flush()
+	if fences != "" {
+		fmt.Fprintln(out, fences)
+	}
 
 	if *watchSteady > 0 {
 		p, err := w.steady(ctx, out, *watchSteady)
@@ -147,6 +160,7 @@ type scenario struct {
 	name    string
 	stop    bool // the holder's instance stops and its watcher is killed
 	standby bool // the holder's watcher runs on: time its on_standby
+	fence   bool // the role fences (fence: stop): time the holder's stop
 }
 
 type watchWorld struct {
@@ -182,11 +196,14 @@ func (b *benchWatcher) state() string {
 
 // config writes a role configuration and returns its path; with standby
 // set, the on_standby hook writes the time it ran (ns) to that file.
-func (w *watchWorld) config(alloc, name string, interval time.Duration, healthCheck bool, standby string) (string, error) {
+func (w *watchWorld) config(alloc, name string, interval time.Duration, healthCheck bool, standby string, fence bool) (string, error) {
 	w.seq++
 	hc := ""
 	if healthCheck {
 		hc = "    health_check: tcp:5432\n"
+	}
+	if fence {
+		hc += "    fence: stop\n"
 	}
 	hooks := ""
 	if standby != "" {
@@ -280,7 +297,7 @@ func (w *watchWorld) cname(ctx context.Context, name string) (*r53types.Resource
 // timedRun is one timed failover: the standby's association and CNAME after
 // the fault, and the deposed holder's on_standby after the association
 // was seen.
-type timedRun struct{ assoc, dns, deposed time.Duration }
+type timedRun struct{ assoc, dns, deposed, fenced time.Duration }
 
 // failover times one failover: a holder A and a standby B, fresh
 // instances and EIP; A's CNAME deleted (so that B's publication shows);
@@ -304,10 +321,16 @@ func (w *watchWorld) failover(ctx context.Context, sc scenario, i int) (r timedR
 	if err := w.Associate(ctx, eip.AllocationID, a.ID); err != nil {
 		return r, err
 	}
+	// The shipped policy lets an instance stop (fence) only instances
+	// tagged with a role.
+	if _, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{a.ID, b.ID},
+		Tags: []ec2types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		return r, err
+	}
 	w.seq++
 	name := fmt.Sprintf("db-%d-%d.watch.internal", w.seq, i)
 	standbyFile := filepath.Join(w.dir, fmt.Sprintf("on-standby-%d", w.seq))
-	config, err := w.config(eip.AllocationID, name, watchInterval, true, standbyFile)
+	config, err := w.config(eip.AllocationID, name, watchInterval, true, standbyFile, sc.fence)
 	if err != nil {
 		return r, err
 	}
@@ -358,7 +381,7 @@ func (w *watchWorld) failover(ctx context.Context, sc scenario, i int) (r timedR
 	}
 	limit := 30 * time.Second
 	var movedAt time.Time
-	for r.assoc == 0 || r.dns == 0 || sc.standby && r.deposed == 0 {
+	for r.assoc == 0 || r.dns == 0 || sc.standby && r.deposed == 0 || sc.fence && r.fenced == 0 {
 		if time.Since(t0) > limit {
 			return r, fmt.Errorf("not within %s (EIP on B after %s, CNAME after %s, on_standby %s after the move); the standby's log:\n%s\nthe holder's log:\n%s",
 				limit, r.assoc, r.dns, r.deposed, tailLines(wb.logs(), 20), tailLines(wa.logs(), 20))
@@ -383,6 +406,19 @@ func (w *watchWorld) failover(ctx context.Context, sc scenario, i int) (r timedR
 			}
 			if rr != nil {
 				r.dns = time.Since(t0)
+			}
+		}
+		if sc.fence && r.fenced == 0 {
+			out, err := w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{a.ID}})
+			if err != nil {
+				return r, err
+			}
+			for _, res := range out.Reservations {
+				for _, in := range res.Instances {
+					if in.State != nil && in.State.Name != ec2types.InstanceStateNameRunning {
+						r.fenced = time.Since(t0)
+					}
+				}
 			}
 		}
 		if sc.standby && r.deposed == 0 && !movedAt.IsZero() {
@@ -439,7 +475,7 @@ func (w *watchWorld) steady(ctx context.Context, out io.Writer, window time.Dura
 		if err := w.Associate(ctx, eip.AllocationID, h.ID); err != nil {
 			return nil, err
 		}
-		config, err := w.config(eip.AllocationID, fmt.Sprintf("steady-%d.watch.internal", i), k.interval, k.healthCheck, "")
+		config, err := w.config(eip.AllocationID, fmt.Sprintf("steady-%d.watch.internal", i), k.interval, k.healthCheck, "", false)
 		if err != nil {
 			return nil, err
 		}
