@@ -35,7 +35,7 @@ import (
 
 var (
 	watchRuns     = flag.Int("watch-runs", 20, "watch section: failovers timed per scenario at interval 250ms, fall 2")
-	watchSteady   = flag.Duration("watch-steady", 6*time.Minute, "watch section: how long the steady-state requests are counted (longer than the watchers' slowest AWS cadence), then scaled to an hour")
+	watchSteady   = flag.Duration("watch-steady", 12*time.Minute, "watch section: how long the steady-state requests are counted (longer than the watchers' slowest AWS cadence), then scaled to an hour")
 	watchSkip     = flag.Bool("no-watch", false, "skip the watch section")
 	watchInterval = 250 * time.Millisecond
 	watchFall     = 2
