@@ -376,9 +376,9 @@ func TestWatchThreeStandbysOneMove(t *testing.T) {
 }
 
 // A health probe that flaps every interval moves nothing with the default
-// fall (3), even without a hold-down.
+// fall (3), with the shortest hold-down (1s).
 func TestWatchFlappingProbeNoMove(t *testing.T) {
-	w := newWatchWorld(t, "    watch: {interval: 1s, hold_down: 0s}\n")
+	w := newWatchWorld(t, "    watch: {interval: 1s, hold_down: 1s}\n")
 	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)

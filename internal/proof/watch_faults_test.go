@@ -191,7 +191,7 @@ func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 	} {
 		eip := world.NewEIP(nil)
 		config := filepath.Join(t.TempDir(), "eipclaim.yaml")
-		doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n%s    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 30}\n    watch: {interval: 1s, fall: 3, hold_down: 0s}\n",
+		doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n%s    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 30}\n    watch: {interval: 1s, fall: 3, hold_down: 1s}\n",
 			eip.AllocationID, variant.healthCheck, zoneID, strings.ReplaceAll(variant.name, "_", "-"))
 		if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
