@@ -28,7 +28,7 @@ import (
 // hook environments with which epoch.
 
 const (
-	holderB = "i-0000000000holderb"
+	holderB = "i-00000000000holderb"
 	noInst  = "eni-0000000nat0gw"
 )
 
@@ -49,6 +49,14 @@ type world struct {
 	// eventual consistency).
 	apiDown, healthDown int
 	stale               []string
+	// IMDS: imdsDown fails the next reads (a timeout); imdsCanned never
+	// lists the EIP (the IMDS emulator's canned answers); imdsStale keeps
+	// listing it here after it left (IMDS lags). refDown fails the
+	// probes of the reference targets.
+	imdsDown              int
+	imdsCanned, imdsStale bool
+	refDown               bool
+	imdsCalls             int
 
 	at    map[int]func(*world)
 	last  int
@@ -147,6 +155,44 @@ func (w *world) Health(ctx context.Context, holder, privateIP string, hc config.
 	return &claim.Health{Instance: holder, State: f.State, Down: v.Down, Why: v.Why, Facts: f}, nil
 }
 
+// The interfaces of this instance as IMDS lists them: the EIP, when
+// here, is on the first; the second has a public IP of its own.
+const (
+	macEIP   = "0e:00:00:00:00:01"
+	macOther = "0e:00:00:00:00:02"
+	refIP    = "10.0.9.9" // the reference target (watch.references)
+)
+
+// imdsError is IMDS answering with an HTTP status, as the SDK's errors do.
+type imdsError int
+
+func (e imdsError) Error() string       { return "imds: HTTP " + strconv.Itoa(int(e)) }
+func (e imdsError) HTTPStatusCode() int { return int(e) }
+
+// Metadata is this instance's IMDS on the world.
+func (w *world) Metadata(ctx context.Context, path string) (string, error) {
+	w.imdsCalls++
+	if w.imdsDown > 0 {
+		w.imdsDown--
+		return "", errors.New("dial tcp 169.254.169.254:80: i/o timeout")
+	}
+	switch path {
+	case "instance-id":
+		return self, nil
+	case "network/interfaces/macs/":
+		return macEIP + "/\n" + macOther + "/", nil
+	case "network/interfaces/macs/" + macOther + "/public-ipv4s":
+		return "198.51.100.7", nil
+	case "network/interfaces/macs/" + macEIP + "/public-ipv4s":
+		if (w.holder == self || w.imdsStale) && !w.imdsCanned {
+			return "203.0.113.10", nil
+		}
+		return "", imdsError(404)
+	}
+	w.t.Errorf("IMDS path %q: not one the watcher reads", path)
+	return "", imdsError(404)
+}
+
 func (w *world) state(id string) string {
 	if s := w.states[id]; s != "" {
 		return s
@@ -154,13 +200,28 @@ func (w *world) state(id string) string {
 	return decide.StateRunning
 }
 
+// Probe probes an instance by its private IP (10.0.1.<length of its
+// id>), or the reference target.
 func (w *world) Probe(ctx context.Context, ip string, hc config.HealthCheck) (bool, string) {
 	w.calls = append(w.calls, "probe "+ip)
-	if w.holder == "" || ip != "10.0.1."+strconv.Itoa(len(w.holder)) {
-		w.t.Errorf("probe of %s: the holder %s is at 10.0.1.%d", ip, w.holder, len(w.holder))
+	failed := hc.String() + " on " + ip + " failed: connection refused"
+	if ip == refIP {
+		if w.refDown {
+			return false, failed
+		}
+		return true, hc.String() + " on " + ip + " answered"
 	}
-	if w.down[w.holder] || decide.Stopped(w.state(w.holder)) {
-		return false, hc.String() + " on " + ip + " failed: connection refused"
+	var id string
+	for _, x := range []string{self, other, holderB} {
+		if ip == "10.0.1."+strconv.Itoa(len(x)) {
+			id = x
+		}
+	}
+	if id == "" || id == self {
+		w.t.Errorf("probe of %s: no other instance is there", ip)
+	}
+	if w.down[id] || decide.Stopped(w.state(id)) {
+		return false, failed
 	}
 	return true, hc.String() + " on " + ip + " answered"
 }
@@ -280,9 +341,11 @@ func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSet
 		clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	m := NewMetrics()
 	m.Role("db")
+	// A truth check at every look of a standby (the state machine's tests;
+	// the cadence's have theirs), none of a holder's but its first.
 	r.w = &Watcher{Role: "db", Spec: spec, Settings: settings, InstanceID: self,
-		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m,
-		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000}
+		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m, IMDS: wd,
+		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000, standbyEvery: 1}
 	return r
 }
 
@@ -354,8 +417,10 @@ func TestUnitStartAsHolder(t *testing.T) {
 		t.Fatalf("hooks %+v: want on_holder only", r.hooks.envs)
 	}
 	wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventHolder, Epoch: 4, Holder: self, Reason: "started as the holder"})
-	if n := wd.count("probe 10.0.1." + strconv.Itoa(len(self))); n != 0 || len(wd.calls) != 3 {
-		t.Errorf("calls %v: a holder only looks at the EIP", wd.calls)
+	// Look 1 reads EC2; looks 2 and 3 read IMDS only: the interfaces,
+	// then the EIP's interface's public addresses (2), then those alone.
+	if len(wd.calls) != 1 || wd.imdsCalls != 3 {
+		t.Errorf("calls %v, %d IMDS reads: want one read of EC2 (the start), then IMDS only (3 reads)", wd.calls, wd.imdsCalls)
 	}
 	r.wantState(t, StateHolder)
 }
@@ -632,12 +697,44 @@ func TestUnitAPIBackoff(t *testing.T) {
 	}
 }
 
-// TestUnitHolderDeposed: a holder that sees the EIP elsewhere reads it
+// TestUnitHolderDeposed: a holder whose IMDS no longer lists the EIP
+// reads EC2 at once; when EC2 shows it elsewhere too, the loss is
+// confirmed by both and it stands down at that look. When IMDS never
+// listed it (canned answers), a look that shows the EIP elsewhere is read
 // again (1s, then 2s later) before it stands down; a read that shows the
-// EIP here again keeps it holder.
+// EIP here again keeps it holder, and so does EC2 showing it here while
+// IMDS does not.
 func TestUnitHolderDeposed(t *testing.T) {
-	t.Run("deposed", func(t *testing.T) {
+	t.Run("deposed: IMDS and EC2 agree", func(t *testing.T) {
 		wd := newWorld(t, self, 4)
+		wd.at[3] = func(w *world) { w.moveTo(holderB) }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		if got, want := fmt.Sprint(r.clock.sleeps), fmt.Sprint([]time.Duration{time.Second, time.Second, time.Second}); got != want {
+			t.Errorf("waits %s, want %s (no confirming delays: two sources agree)", got, want)
+		}
+		if len(r.hooks.envs) != 2 || r.hooks.at[1] != 3 {
+			t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 3, the look of the move", r.hooks.envs, r.hooks.at)
+		}
+		wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventStandby, Epoch: 5, PreviousHolder: self, Holder: holderB, Reason: "the EIP was moved to " + holderB})
+		if v := value(t, r.w.Metrics, "eipclaim_losses_total", "db"); v != 1 {
+			t.Errorf("eipclaim_losses_total %v, want 1", v)
+		}
+		// EC2: the start, the read on suspicion at look 3, look 4 (a
+		// standby's truth check in this rig).
+		if wd.looks != 3 || r.logCount("the loss is confirmed by both") != 1 {
+			t.Errorf("%d reads of EC2, want 3 (start, suspicion, look 4); the log:\n%s", wd.looks, r.logs)
+		}
+		// The new holder is examined from the next look on.
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 1 {
+			t.Errorf("%d probes of the new holder, want 1 (look 4): %v", n, wd.calls)
+		}
+		r.wantState(t, StateStandby)
+	})
+	t.Run("deposed: IMDS canned", func(t *testing.T) {
+		wd := newWorld(t, self, 4)
+		wd.imdsCanned = true
 		wd.at[3] = func(w *world) { w.moveTo(holderB) }
 		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
 		r.run(t)
@@ -648,13 +745,8 @@ func TestUnitHolderDeposed(t *testing.T) {
 		if len(r.hooks.envs) != 2 || r.hooks.at[1] != 3 {
 			t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 3", r.hooks.envs, r.hooks.at)
 		}
-		wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventStandby, Epoch: 5, PreviousHolder: self, Holder: holderB, Reason: "the EIP was moved to " + holderB})
-		if v := value(t, r.w.Metrics, "eipclaim_losses_total", "db"); v != 1 {
-			t.Errorf("eipclaim_losses_total %v, want 1", v)
-		}
-		// The new holder is examined from the next look on.
-		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 1 {
-			t.Errorf("%d probes of the new holder, want 1 (look 4): %v", n, wd.calls)
+		if n := r.logCount("IMDS does not list the EIP on this instance's interfaces, while EC2 shows it here"); n != 1 {
+			t.Errorf("IMDS's canned answer reported %d times, want once:\n%s", n, r.logs)
 		}
 		r.wantState(t, StateStandby)
 	})
@@ -671,6 +763,7 @@ func TestUnitHolderDeposed(t *testing.T) {
 	})
 	t.Run("stale read", func(t *testing.T) {
 		wd := newWorld(t, self, 4)
+		wd.imdsCanned = true
 		wd.at[3] = func(w *world) { w.stale = []string{holderB} }
 		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
 		r.run(t)
@@ -680,6 +773,34 @@ func TestUnitHolderDeposed(t *testing.T) {
 		}
 		if r.logCount("a stale read showed the EIP elsewhere") != 1 {
 			t.Errorf("the log does not say the read was stale:\n%s", r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("IMDS stops listing, EC2 shows it here", func(t *testing.T) {
+		wd := newWorld(t, self, 6)
+		wd.at[3] = func(w *world) { w.imdsCanned = true }
+		wd.at[5] = func(w *world) { w.imdsCanned = false }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		// EC2: the start, looks 3 and 4 (IMDS does not list it); IMDS
+		// alone again from look 5.
+		if wd.looks != 3 || len(r.hooks.envs) != 1 || r.clock.sleeps[len(r.clock.sleeps)-1] != time.Second {
+			t.Errorf("%d reads of EC2, hooks %+v: want 3 reads, on_holder only, no stand-down\n%s", wd.looks, r.hooks.envs, r.logs)
+		}
+		if r.logCount("IMDS lists the EIP on this instance: looks read IMDS only") != 1 {
+			t.Errorf("the log does not say IMDS lists the EIP again:\n%s", r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("IMDS does not answer", func(t *testing.T) {
+		wd := newWorld(t, self, 5)
+		wd.at[3] = func(w *world) { w.imdsDown = 2 }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		if wd.looks != 3 || len(r.hooks.envs) != 1 || r.logCount("IMDS did not answer: reading EC2 at every look until it does") != 1 {
+			t.Errorf("%d reads of EC2, hooks %+v: want 3 (start, looks 3 and 4), on_holder only, the failure said once\n%s", wd.looks, r.hooks.envs, r.logs)
 		}
 		r.wantState(t, StateHolder)
 	})
@@ -741,15 +862,21 @@ func TestUnitRepairCadence(t *testing.T) {
 	}
 }
 
-// TestUnitRepairEveryDefault: one repair a minute, at least every look.
+// TestUnitRepairEveryDefault: the truth checks' cadence: a holder's (and
+// its repair) every 6 minutes, a standby's every 90 s with a
+// health_check, every 4 minutes without; at least every look.
 func TestUnitRepairEveryDefault(t *testing.T) {
-	for interval, want := range map[time.Duration]int{time.Second: 60, 10 * time.Second: 6, 2 * time.Minute: 1} {
-		wd := newWorld(t, self, 1)
-		r := newRig(t, wd, &config.Role{}, config.WatchSettings{Interval: interval})
-		r.w.RepairEvery = 0
-		r.run(t)
-		if r.w.RepairEvery != want {
-			t.Errorf("interval %s: RepairEvery %d, want %d", interval, r.w.RepairEvery, want)
+	for interval, want := range map[time.Duration][3]int{
+		250 * time.Millisecond: {1440, 360, 960}, time.Second: {360, 90, 240}, 10 * time.Second: {36, 9, 24}, 2 * time.Minute: {3, 1, 2}, time.Hour: {1, 1, 1},
+	} {
+		for i, hc := range []config.HealthCheck{hc5432, {}} {
+			wd := newWorld(t, self, 1)
+			r := newRig(t, wd, &config.Role{HealthCheck: hc}, config.WatchSettings{Interval: interval})
+			r.w.RepairEvery, r.w.standbyEvery = 0, 0
+			r.run(t)
+			if r.w.RepairEvery != want[0] || r.w.standbyEvery != want[1+i] {
+				t.Errorf("interval %s, health_check %q: RepairEvery %d, standbyEvery %d, want %d and %d", interval, hc, r.w.RepairEvery, r.w.standbyEvery, want[0], want[1+i])
+			}
 		}
 	}
 }
