@@ -1006,3 +1006,262 @@ func TestUnitNotify(t *testing.T) {
 		t.Errorf("READY %d times, WATCHDOG %d times: want 1, and 9 (3 looks, 6 parts of waits)", n.ready, n.watchdog)
 	}
 }
+
+// refusals is eipclaim_takeover_refused_total{role="db",reason}.
+func refusals(t *testing.T, m *Metrics, reason string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eipclaim_takeover_refused_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["role"] == "db" && labels["reason"] == reason {
+				return s.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no eipclaim_takeover_refused_total{role=db,reason=%s}", reason)
+	return 0
+}
+
+// ec2Requests is how many requests the world's EC2 answered:
+// DescribeAddresses, and two (DescribeInstances, DescribeInstanceStatus)
+// per read of a holder's health.
+func (w *world) ec2Requests() int {
+	n := w.looks
+	for _, c := range w.calls {
+		if strings.HasPrefix(c, "health ") {
+			n += 2
+		}
+	}
+	return n
+}
+
+// TestUnitHolderLooksFree: a holder's looks between truth checks read
+// IMDS only: no EC2 request in 100 looks.
+func TestUnitHolderLooksFree(t *testing.T) {
+	wd := newWorld(t, self, 101)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.RepairEvery = 0 // the default: 360 looks at 1s
+	r.run(t)
+	r.wantSteps(t, 1)
+	if wd.looks != 1 || len(wd.calls) != 1 {
+		t.Errorf("calls %v: want the start's read of EC2 only, then 100 looks through IMDS", wd.calls)
+	}
+	if wd.imdsCalls != 101 {
+		t.Errorf("%d IMDS reads in 100 looks, want 101 (the interfaces once, then one a look)", wd.imdsCalls)
+	}
+}
+
+// TestUnitHolderTruthCadence: the holder reads EC2 and repairs every
+// RepairEvery looks, and at no other look.
+func TestUnitHolderTruthCadence(t *testing.T) {
+	wd := newWorld(t, self, 25)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.RepairEvery = 8
+	r.run(t)
+	r.wantSteps(t, 1, 9, 17, 25)
+	if wd.looks != 4 {
+		t.Errorf("%d reads of EC2, want 4 (the start, 3 truth checks)", wd.looks)
+	}
+}
+
+// TestUnitStandbyProbesOnly: with the default cadence, a standby's looks
+// between truth checks probe the holder and read nothing: one read of EC2
+// in 50 looks at 1s, 50 probes; a truth check every 90 looks.
+func TestUnitStandbyProbesOnly(t *testing.T) {
+	wd := newWorld(t, holderB, 182)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.standbyEvery = 0
+	r.run(t)
+	r.wantSteps(t)
+	// EC2 at look 1, then at looks 91 and 181 (standby looks 90, 180).
+	if wd.looks != 3 || wd.count("probe 10.0.1."+strconv.Itoa(len(holderB))) != 182 || len(wd.calls) != 185 {
+		t.Errorf("%d reads of EC2, %d calls: want 3 reads (looks 1, 91, 181) and a probe at every look", wd.looks, len(wd.calls))
+	}
+	if wd.imdsCalls != 0 {
+		t.Errorf("%d IMDS reads by a standby whose holder answers, want 0", wd.imdsCalls)
+	}
+	r.wantState(t, StateStandby)
+}
+
+// TestUnitStandbyFallFreshRead: the probes between truth checks count;
+// the one that makes fall reads EC2 at once, and the step runs on that
+// fresh read (the probe counted once); a new holder seen by that read is
+// not taken over for the old one's probes.
+func TestUnitStandbyFallFreshRead(t *testing.T) {
+	t.Run("the holder fails", func(t *testing.T) {
+		wd := newWorld(t, holderB, 8)
+		wd.at[5] = func(w *world) { w.down[holderB] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute})
+		r.w.standbyEvery = 0
+		r.run(t)
+		r.wantSteps(t, 6)
+		want := fmt.Sprintf("holder %s fails its health check: tcp:5432 on 10.0.1.%d failed: connection refused: failed 2 looks of fall 2", holderB, len(holderB))
+		if len(r.step.calls) != 1 || r.step.calls[0].req.Reason != want {
+			t.Errorf("reason %q, want %q", r.step.calls[0].req.Reason, want)
+		}
+		// EC2: the start, the fresh read at look 6; the IMDS of this
+		// instance checked before the takeover, then its own IMDS looks.
+		if wd.looks != 2 || r.logCount(`msg="the holder failed a look"`) != 2 {
+			t.Errorf("%d reads of EC2, want 2 (start, fall); %d failed looks logged, want 2\n%s", wd.looks, r.logCount(`msg="the holder failed a look"`), r.logs)
+		}
+		if v := value(t, r.w.Metrics, "eipclaim_holder_failed_looks_total", "db"); v != 2 {
+			t.Errorf("eipclaim_holder_failed_looks_total %v, want 2", v)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("the fresh read shows a new holder", func(t *testing.T) {
+		wd := newWorld(t, holderB, 9)
+		wd.at[4] = func(w *world) { w.down[holderB] = true }
+		wd.at[5] = func(w *world) { w.moveTo(other) } // the controller moved it
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute})
+		r.w.standbyEvery = 0
+		r.run(t)
+		r.wantSteps(t)
+		// look 5: holderB's second failed probe, then the fresh read
+		// shows other: examined (answers), the count starts over.
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(other))); n != 5 {
+			t.Errorf("%d probes of the new holder, want 5 (looks 5 to 9): %v", n, wd.calls)
+		}
+		if len(r.hooks.envs) != 1 {
+			t.Errorf("hooks %+v: on_standby once", r.hooks.envs)
+		}
+	})
+}
+
+// TestUnitStandbyWithoutHealthCheck: no free signal: the holder is
+// examined through the API at the truth checks only, and every look after
+// a failed examination until fall.
+func TestUnitStandbyWithoutHealthCheck(t *testing.T) {
+	wd := newWorld(t, holderB, 30)
+	wd.at[12] = func(w *world) { w.states[holderB] = decide.StateStopped }
+	r := newRig(t, wd, &config.Role{}, config.WatchSettings{Fall: 3})
+	r.w.standbyEvery = 10
+	r.run(t)
+	// Truth checks at looks 1, 11, 21 (the holder stopped: fail 1), then
+	// looks 22 and 23: fall, the step at 23.
+	r.wantSteps(t, 23)
+	if n := wd.count("health " + holderB); n != 5 || wd.looks != 5 {
+		t.Errorf("%d reads of the holder's health, %d of the EIP: want 5 and 5 (looks 1, 11, 21, 22, 23): %v", n, wd.looks, wd.calls)
+	}
+}
+
+// TestUnitTakeoverRefused: a standby that would take the EIP over does
+// not when it is cut off (the holder's probe and its reference fail), when
+// its own IMDS does not answer, or when the EC2 API does not answer the
+// fresh read: it says why in the log, once a look, and in
+// eipclaim_takeover_refused_total; once the cause is gone it takes over.
+func TestUnitTakeoverRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, reason, log string
+		cause             func(w *world)
+		cured             func(w *world)
+	}{
+		{"cut off", decide.RefusedCutOff, "this instance is the one cut off, not taking over",
+			func(w *world) { w.refDown = true }, func(w *world) { w.refDown = false }},
+		{"its IMDS does not answer", decide.RefusedIMDS, "this instance's own instance metadata (IMDS) does not answer",
+			func(w *world) { w.imdsDown = 1000 }, func(w *world) { w.imdsDown = 0 }},
+		{"the EC2 API does not answer", decide.RefusedAPI, "the EC2 API does not answer this instance: no move without a fresh read",
+			func(w *world) { w.apiDown = 1000 }, func(w *world) { w.apiDown = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wd := newWorld(t, holderB, 12)
+			wd.at[3] = func(w *world) { w.down[holderB] = true; tc.cause(w) }
+			wd.at[9] = tc.cured
+			r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute,
+				References: []string{refIP + ":53"}})
+			r.w.standbyEvery = 0
+			r.run(t)
+			if got := r.stepsAt(); len(got) != 1 || got[0] < 9 {
+				t.Errorf("the step ran at looks %v, want once, once the cause is gone (look 9 on)\n%s", got, r.logs)
+			}
+			n := r.logCount(tc.log)
+			if n == 0 || refusals(t, r.w.Metrics, tc.reason) != float64(n) {
+				t.Errorf("%d refusals logged, %v counted for %s: want as many, at least one\n%s", n, refusals(t, r.w.Metrics, tc.reason), tc.reason, r.logs)
+			}
+			for _, other := range []string{decide.RefusedCutOff, decide.RefusedIMDS, decide.RefusedAPI, decide.RefusedHoldDown} {
+				if other != tc.reason && refusals(t, r.w.Metrics, other) != 0 {
+					t.Errorf("refusals for %s counted too", other)
+				}
+			}
+		})
+	}
+	t.Run("a lasting cut-off reads EC2 seldom", func(t *testing.T) {
+		wd := newWorld(t, holderB, 300)
+		wd.down[holderB], wd.refDown = true, true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute, References: []string{refIP + ":53"}})
+		r.w.standbyEvery = 0 // 90 looks at 1s
+		r.run(t)
+		r.wantSteps(t)
+		// The start; fresh reads at standby looks 1, 2, 4, 8, 16, 32, 64,
+		// 128, 218 (+90); truth checks at 90, 180, 270.
+		if wd.looks > 14 || refusals(t, r.w.Metrics, decide.RefusedCutOff) < 8 {
+			t.Errorf("%d reads of EC2 in 300 looks, %v refusals: want the fresh reads spaced out (at most 14), every one refused",
+				wd.looks, refusals(t, r.w.Metrics, decide.RefusedCutOff))
+		}
+	})
+	t.Run("a reference answers: not cut off", func(t *testing.T) {
+		wd := newWorld(t, holderB, 5)
+		wd.at[3] = func(w *world) { w.down[holderB] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute, References: []string{refIP + ":53"}})
+		r.w.standbyEvery = 0
+		r.run(t)
+		r.wantSteps(t, 4)
+		if wd.count("probe "+refIP) != 1 {
+			t.Errorf("calls %v: want the reference probed once, before the takeover", wd.calls)
+		}
+	})
+	t.Run("hold_down", func(t *testing.T) {
+		wd := newWorld(t, holderB, 6)
+		wd.at[3] = func(w *world) { w.moveTo(other); w.down[other] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute})
+		r.run(t)
+		r.wantSteps(t)
+		if n := r.logCount("refused=hold_down"); n != 3 || refusals(t, r.w.Metrics, decide.RefusedHoldDown) != 3 {
+			t.Errorf("%d hold_down refusals logged, %v counted: want 3 (looks 4 to 6)\n%s", n, refusals(t, r.w.Metrics, decide.RefusedHoldDown), r.logs)
+		}
+	})
+}
+
+// TestUnitRequestsPerHour counts the EC2 requests of a watcher in steady
+// state over a simulated hour (the fake clock), at 250ms and 5s: a holder
+// (its truth checks, each followed by a repair counted as repairCost
+// requests: DescribeAddresses, DescribeInstances, one Route 53 record,
+// the role table), a standby with a health_check, and one without. This
+// checks the cadence; the real figure is the bench's.
+func TestUnitRequestsPerHour(t *testing.T) {
+	const repairCost = 4
+	for _, interval := range []time.Duration{250 * time.Millisecond, 5 * time.Second} {
+		for _, tc := range []struct {
+			name   string
+			holder string
+			hc     config.HealthCheck
+		}{{"holder", self, hc5432}, {"standby", holderB, hc5432}, {"standby without health_check", holderB, config.HealthCheck{}}} {
+			t.Run(interval.String()+"/"+tc.name, func(t *testing.T) {
+				looks := int(time.Hour / interval)
+				wd := newWorld(t, tc.holder, looks+1)
+				r := newRig(t, wd, &config.Role{HealthCheck: tc.hc}, config.WatchSettings{Interval: interval})
+				r.w.RepairEvery, r.w.standbyEvery = 0, 0
+				var start int
+				wd.at[2] = func(w *world) { start = w.ec2Requests() } // after the start's look
+				r.run(t)
+				repairs := max(len(r.step.calls)-1, 0) // the start's step is not steady state
+				n := wd.ec2Requests() - start + repairCost*repairs
+				t.Logf("%s at %s: %d EC2 requests (%d reads of the EIP, %d repairs) in an hour of %d looks",
+					tc.name, interval, n, wd.looks, repairs, looks)
+				if n > 60 || n == 0 {
+					t.Errorf("%d requests per hour, want from 1 to 60", n)
+				}
+			})
+		}
+	}
+}

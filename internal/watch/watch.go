@@ -150,6 +150,11 @@ type Watcher struct {
 	imdsSaw    bool          // IMDS listed the EIP since this instance became holder
 	imdsNote   string        // what was last logged of IMDS, "" when it lists the EIP
 	sbLooks    int           // looks as standby, for standbyEvery
+	// refusals counts the takeovers refused in a row; until the standby
+	// look escalate, failed probes do not read EC2 again (1, 2, 4...
+	// looks, up to standbyEvery): a refusal that lasts costs no more
+	// than the truth checks.
+	refusals, escalate int
 	// standbyEvery is how many looks a standby makes between two truth
 	// checks; stateEvery how many truth checks of a standby that only
 	// watches between two reads of the holder's state (defaults: Run).
@@ -369,6 +374,7 @@ func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 		if o.probe != nil {
 			// The takeover would need this read.
 			w.Metrics.refused(w.Role, decide.RefusedAPI)
+			w.refusedAgain()
 			w.Log.Warn("not taking over: the holder failed fall probes, but the EC2 API does not answer this instance: no move without a fresh read",
 				"holder", w.seen.Holder, "refused", decide.RefusedAPI, "error", err, "next_look_in", w.nextWait().String())
 			return
@@ -422,9 +428,22 @@ func (w *Watcher) probeLook(ctx, lctx context.Context) {
 		return
 	}
 	p := &decide.Probe{OK: ok, Result: result}
-	if w.decideLook(ctx, lctx, a, p, false) {
-		w.lookEC2(ctx, lctx, ec2Look{probe: p})
+	if !w.decideLook(ctx, lctx, a, p, false) {
+		return
 	}
+	if w.sbLooks < w.escalate {
+		w.Log.Debug("the holder still fails its probe; the takeover was refused at a recent look: reading EC2 again later", "holder", a.Holder,
+			"refusals", w.refusals, "looks_left", w.escalate-w.sbLooks)
+		return
+	}
+	w.lookEC2(ctx, lctx, ec2Look{probe: p})
+}
+
+// refusedAgain spaces out the fresh reads of a standby whose takeover was
+// refused (1, 2, 4... looks, up to a truth check's).
+func (w *Watcher) refusedAgain() {
+	w.refusals++
+	w.escalate = w.sbLooks + min(1<<min(w.refusals-1, 16), w.standbyEvery)
 }
 
 // imdsAnswer is what a holder's IMDS said of the EIP at a look.
@@ -654,6 +673,9 @@ func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address, probe *
 	}
 	if next.Refused != "" {
 		w.Metrics.refused(w.Role, next.Refused)
+		w.refusedAgain()
+	} else if next.Act != decide.ActCount {
+		w.refusals, w.escalate = 0, 0
 	}
 	if failed {
 		// The decision says why: fewer than fall failed looks, within
