@@ -1087,10 +1087,31 @@ func TestUnitStandbyProbesOnly(t *testing.T) {
 	if wd.looks != 3 || wd.count("probe 10.0.1."+strconv.Itoa(len(holderB))) != 182 || len(wd.calls) != 185 {
 		t.Errorf("%d reads of EC2, %d calls: want 3 reads (looks 1, 91, 181) and a probe at every look", wd.looks, len(wd.calls))
 	}
-	if wd.imdsCalls != 0 {
-		t.Errorf("%d IMDS reads by a standby whose holder answers, want 0", wd.imdsCalls)
+	// Between truth checks it also asks its own IMDS (free) whether the
+	// EIP was moved here: the interfaces, then each one's addresses.
+	if wd.imdsCalls != 179*3 {
+		t.Errorf("%d IMDS reads by a standby whose holder answers, want %d (3 at each of the 179 looks between truth checks)", wd.imdsCalls, 179*3)
 	}
 	r.wantState(t, StateStandby)
+}
+
+// TestUnitStandbyMovedHere: an EIP moved to a standby by another (the
+// controller, an operator) shows in its IMDS at the next look, which
+// reads EC2 at once and runs the step.
+func TestUnitStandbyMovedHere(t *testing.T) {
+	wd := newWorld(t, holderB, 6)
+	wd.at[5] = func(w *world) { w.holder, w.assoc = self, "eipassoc-by-hand" }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.standbyEvery = 0
+	r.run(t)
+	r.wantSteps(t, 5)
+	if req := r.step.calls[0].req; req.Reason != "the EIP was moved to this instance" || req.PreviousHolder != holderB {
+		t.Errorf("step request reason %q previous %q", req.Reason, req.PreviousHolder)
+	}
+	if wd.looks != 2 {
+		t.Errorf("%d reads of EC2, want 2 (the start, look 5)", wd.looks)
+	}
+	r.wantState(t, StateHolder)
 }
 
 // TestUnitStandbyFallFreshRead: the probes between truth checks count;

@@ -346,6 +346,9 @@ func (w *Watcher) look(ctx context.Context) {
 		switch {
 		case due:
 			w.lookEC2(ctx, lctx, ec2Look{})
+		case w.movedHere(lctx):
+			w.Log.Info("IMDS lists the EIP on this instance: reading EC2", "public_ip", w.seen.PublicIP)
+			w.lookEC2(ctx, lctx, ec2Look{})
 		case w.probes():
 			w.probeLook(ctx, lctx)
 		}
@@ -470,11 +473,51 @@ func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
 	if w.IMDS == nil || ip == "" {
 		return imdsUnknown
 	}
-	macs := []string{w.mac}
-	if w.mac == "" {
+	m, err := w.imdsFind(ctx, ip, w.mac)
+	if err == nil && m == "" && w.mac != "" {
+		// Not on the interface it was on: look through them all.
+		m, err = w.imdsFind(ctx, ip, "")
+	}
+	switch {
+	case err != nil:
+		return w.imdsFailed(ctx, err)
+	case m != "":
+		w.mac, w.imdsSaw = m, true
+		if w.imdsNote != "" {
+			w.imdsNote = ""
+			w.Log.Info("IMDS lists the EIP on this instance: looks read IMDS only", "public_ip", ip, "mac", m)
+		}
+		return imdsListed
+	}
+	w.mac = ""
+	if w.imdsSaw {
+		return imdsGone
+	}
+	return imdsMissing
+}
+
+// movedHere reports whether this standby's IMDS lists the EIP on one of
+// its interfaces: moved here (by the controller, an operator), which a
+// read of EC2 confirms at once. Free; an IMDS that does not answer says
+// nothing.
+func (w *Watcher) movedHere(ctx context.Context) bool {
+	if w.IMDS == nil || w.seen.PublicIP == "" {
+		return false
+	}
+	m, err := w.imdsFind(ctx, w.seen.PublicIP, "")
+	return err == nil && m != ""
+}
+
+// imdsFind looks for ip among the public addresses IMDS lists for this
+// instance's interfaces (network/interfaces/macs/MAC/public-ipv4s): on mac
+// alone when set, else on every interface. It returns the interface's MAC,
+// "" when IMDS answered without ip.
+func (w *Watcher) imdsFind(ctx context.Context, ip, mac string) (string, error) {
+	macs := []string{mac}
+	if mac == "" {
 		list, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/")
 		if err != nil {
-			return w.imdsFailed(ctx, err)
+			return "", err
 		}
 		macs = nil
 		for m := range strings.FieldsSeq(list) {
@@ -484,26 +527,13 @@ func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
 	for _, m := range macs {
 		ips, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/"+m+"/public-ipv4s")
 		if err != nil && !notFound(err) {
-			return w.imdsFailed(ctx, err)
+			return "", err
 		}
 		if err == nil && slices.Contains(strings.Fields(ips), ip) {
-			w.mac, w.imdsSaw = m, true
-			if w.imdsNote != "" {
-				w.imdsNote = ""
-				w.Log.Info("IMDS lists the EIP on this instance: looks read IMDS only", "public_ip", ip, "mac", m)
-			}
-			return imdsListed
+			return m, nil
 		}
 	}
-	if w.mac != "" {
-		// Not on the interface it was on: look through them all.
-		w.mac = ""
-		return w.holderIMDS(ctx)
-	}
-	if w.imdsSaw {
-		return imdsGone
-	}
-	return imdsMissing
+	return "", nil
 }
 
 // imdsFailed: IMDS did not answer the holder's look, which reads EC2
