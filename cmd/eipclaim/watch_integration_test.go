@@ -52,6 +52,9 @@ type watchWorld struct {
 	ec2    func(seed uint64) faultproxy.Options
 	seeds  uint64
 	run    string // RUNTIME_DIRECTORY of every watcher of this world (their locks)
+	// truthEvery, when set, shortens the watchers' truth checks
+	// (EIPCLAIM_TEST_TRUTH_EVERY).
+	truthEvery string
 }
 
 // hookScript writes the hook's EIPCLAIM_* environment to a new file in
@@ -116,7 +119,7 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 		w.run = w.t.TempDir()
 	}
 	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "HOOK_DIR="+wt.hookDir, "RUNTIME_DIRECTORY="+w.run,
-		"EIPCLAIM_TEST_DIAL="+strings.Join(w.dial, ","))
+		"EIPCLAIM_TEST_DIAL="+strings.Join(w.dial, ","), "EIPCLAIM_TEST_TRUTH_EVERY="+w.truthEvery)
 	wt.cmd = exec.Command(w.bin, append([]string{"watch", "--config", w.config, "--log-format", "json", "--timeout", "60s", "--metrics-file", wt.metrics}, args...)...)
 	wt.cmd.Env = env
 	wt.cmd.Stderr = wt.stderr
@@ -288,6 +291,12 @@ func TestWatchOperatorForceElsewhere(t *testing.T) {
 	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
+	if !w.imdsLists(a) {
+		// B learns that the EIP was moved to it from its IMDS, at its
+		// next look; from canned answers, at its next truth check.
+		t.Log("the IMDS emulator does not list the EIP on its holder's interface (canned answers): B's truth checks every 2s")
+		w.truthEvery = "2s"
+	}
 	wa, wb := w.start(a), w.start(b)
 	waitFor(t, 20*time.Second, "A holder, B standby", func() bool {
 		return len(wa.hooks(t, "holder")) == 1 && len(wb.hooks(t, "standby")) == 1

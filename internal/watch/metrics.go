@@ -57,11 +57,11 @@ func NewMetrics() *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_aws_requests_total",
 			Help: "AWS requests (every attempt) by operation and outcome (ok, or the error code)."}, []string{"operation", "outcome"}),
 		looks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_looks_total",
-			Help: "Reads of the role's EIP through EC2 (truth checks and reads on suspicion) by result (ok, or failed: the EC2 API did not answer)."}, []string{"role", "result"}),
+			Help: "Looks at the role's EIP by result: ok (through IMDS, the probe, or EC2), or failed (the EC2 API did not answer a look that read it)."}, []string{"role", "result"}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_holder_failed_looks_total",
 			Help: "Looks at which the holder failed its probe or counted as down through the API."}, []string{"role"}),
 		lastLook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_last_successful_look_timestamp_seconds",
-			Help: "Unix time of the last look the EC2 API answered."}, []string{"role"}),
+			Help: "Unix time of the last read of the EIP the EC2 API answered (the truth checks, the reads on suspicion)."}, []string{"role"}),
 		epochInvalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_epoch_invalid",
 			Help: "1 when the role's EIP's eipclaim:epoch tag, as last seen, is not an epoch (not an integer from 0 to 2^53-1)."}, []string{"role"}),
 		tableDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_table_writes_dropped_total",
@@ -173,6 +173,13 @@ func (m *Metrics) refused(role, reason string) {
 func (m *Metrics) probeFailed(role string) {
 	if m != nil {
 		m.probes.WithLabelValues(role).Inc()
+	}
+}
+
+// freeLook counts a look that read no AWS API (IMDS, the probe).
+func (m *Metrics) freeLook(role string) {
+	if m != nil {
+		m.looks.WithLabelValues(role, "ok").Inc()
 	}
 }
 

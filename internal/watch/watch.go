@@ -133,6 +133,10 @@ type Watcher struct {
 	// its DNS publications and audit tags; default: holderCheckEvery (at
 	// least every look).
 	RepairEvery int
+	// TruthEvery, when set, is the period of every truth check, the
+	// holder's and a standby's, in place of holderCheckEvery,
+	// standbyCheckEvery and standbyAPIEvery (tests shorten it).
+	TruthEvery time.Duration
 
 	state      string
 	fails      int           // consecutive failed looks at the current holder
@@ -236,14 +240,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return errors.New("watch needs a role with allocation_id or public_ip, not a pool")
 	}
 	if w.RepairEvery <= 0 {
-		w.RepairEvery = everyLooks(holderCheckEvery, w.Settings.Interval)
+		w.RepairEvery = everyLooks(cmp.Or(w.TruthEvery, holderCheckEvery), w.Settings.Interval)
 	}
 	if w.standbyEvery <= 0 {
 		period := standbyAPIEvery
 		if w.Spec.HealthCheck.Set() {
 			period = standbyCheckEvery
 		}
-		w.standbyEvery = everyLooks(period, w.Settings.Interval)
+		w.standbyEvery = everyLooks(cmp.Or(w.TruthEvery, period), w.Settings.Interval)
 	}
 	if w.stateEvery <= 0 {
 		w.stateEvery = stateChecks
@@ -336,6 +340,7 @@ func (w *Watcher) look(ctx context.Context) {
 		var src imdsAnswer
 		if !due {
 			if src = w.holderIMDS(lctx); src == imdsListed {
+				w.Metrics.freeLook(w.Role)
 				return
 			}
 		}
@@ -351,6 +356,8 @@ func (w *Watcher) look(ctx context.Context) {
 			w.lookEC2(ctx, lctx, ec2Look{})
 		case w.probes():
 			w.probeLook(ctx, lctx)
+		default:
+			w.Metrics.freeLook(w.Role) // nothing to probe: the look waits for the truth check
 		}
 	default:
 		w.lookEC2(ctx, lctx, ec2Look{})
@@ -430,6 +437,7 @@ func (w *Watcher) probeLook(ctx, lctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	w.Metrics.freeLook(w.Role)
 	p := &decide.Probe{OK: ok, Result: result}
 	if !w.decideLook(ctx, lctx, a, p, false) {
 		return
