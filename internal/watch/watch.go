@@ -254,7 +254,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
 	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
-		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck)
+		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck,
+		"truth_check_as_holder", (time.Duration(w.RepairEvery) * w.Settings.Interval).String(),
+		"truth_check_as_standby", (time.Duration(w.standbyEvery) * w.Settings.Interval).String())
 	if w.Reload != nil && w.Config != nil {
 		cctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
