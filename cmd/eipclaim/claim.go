@@ -84,6 +84,9 @@ func describe(o *failover.Outcome) string {
 	if o.Reason != "" {
 		line += ": " + o.Reason
 	}
+	if o.Fence != nil {
+		line += "; " + o.Fence.String()
+	}
 	return line
 }
 

@@ -30,12 +30,15 @@ var Actions = []string{
 	"ec2:DescribeInstances",
 	"ec2:DescribeNetworkInterfaces",
 	"ec2:DisassociateAddress",
+	"ec2:StopInstances", // fence: stop only
 }
 
 // Permissions asks EC2, with DryRun, whether every call a claim of spec
 // makes is permitted. It changes nothing. DisassociateAddress cannot be
 // dry-run without an association, so it is checked with one that does not
-// exist: a NotFound answer means the permission is there.
+// exist: a NotFound answer means the permission is there. A role with
+// fence: stop also asks StopInstances, on this instance (a DryRun stops
+// nothing).
 func (e *Engine) Permissions(ctx context.Context, spec *config.Role) ([]Permission, error) {
 	tgt, err := e.target(ctx, spec)
 	if err != nil {
@@ -88,6 +91,18 @@ func (e *Engine) Permissions(ctx context.Context, spec *config.Role) ([]Permissi
 			_, err := e.EC2.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: aws.String("eipassoc-00000000000000000"), DryRun: dry})
 			return err
 		}},
+	}
+	if spec.EffectiveFence() == config.FenceStop {
+		// A fence stops another instance of the role; this one, tagged
+		// like it (eipclaim:role), stands in for it: the shipped policy
+		// allows stopping the instances that carry the tag.
+		calls = append(calls, struct {
+			action string
+			call   func() error
+		}{"ec2:StopInstances", func() error {
+			_, err := e.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{e.InstanceID}, Force: aws.Bool(true), DryRun: dry})
+			return err
+		}})
 	}
 	var out []Permission
 	for _, c := range calls {

@@ -37,6 +37,8 @@ type EC2API interface {
 	DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
+	// StopInstances fences a down but running holder (fence: stop).
+	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
 }
 
 // The audit tags set on a claimed EIP.
@@ -135,6 +137,10 @@ type Result struct {
 	// EpochProblems say what was wrong with the epochs seen (a tag that
 	// is not an epoch, an epoch that cannot advance); they are logged too.
 	EpochProblems []string
+	// Fence is the fence of the previous holder before the move (fence:
+	// stop, decide.Fence), nil when there was none; in a dry run, the
+	// fence the claim would make (Took zero).
+	Fence *Fence
 	// TagsStale says that the EIP's audit tags do not name this holder
 	// and epoch yet: the caller runs Tag (alongside its other work).
 	TagsStale bool
@@ -259,13 +265,17 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	res.PreviousHolder = name
 	// The last check before the move: the takeover rule (decide) on facts
 	// read now. The compare-and-swap, not this check, makes one winner.
+	// A role that fences reads the facts even when the takeover needs no
+	// verdict (--force, takeover: always): a fence needs the same evidence
+	// as a takeover.
 	v := decide.Verdict{}
-	if decide.NeedsVerdict(req.Spec.Takeover, req.Force) {
+	var facts *decide.Holder
+	if decide.NeedsFacts(req.Spec.Takeover, req.Force, req.Spec.EffectiveFence()) {
 		h, err := e.health(ctx, holder, aws.ToString(addr.PrivateIpAddress), req.Spec.HealthCheck)
 		if err != nil {
 			return nil, err
 		}
-		v = decide.Verdict{Down: h.Down, Why: h.Why}
+		v, facts = decide.Verdict{Down: h.Down, Why: h.Why}, &h.Facts
 	}
 	allow, why := decide.Takeover(req.Spec.Takeover, req.Force, v)
 	switch {
@@ -276,6 +286,14 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 	}
 	res.Why = why
 	res.Action = "taken over"
+	if facts != nil && req.Spec.EffectiveFence() == config.FenceStop {
+		stop, fwhy := decide.Fence(req.Spec.EffectiveFence(), req.Spec.Takeover, req.Force, *facts)
+		if !stop {
+			log.Info("no fence", "holder", name, "reason", fwhy)
+		} else if err := e.fence(ctx, log, req, res, holder, fwhy); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
 	return e.associate(ctx, log, req, tgt, res, aws.ToString(addr.AssociationId), refusal{})
 }

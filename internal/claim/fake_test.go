@@ -33,6 +33,12 @@ type fakeEC2 struct {
 	// answer came (the answer is lost).
 	afterAssociate, afterDisassociate func() error
 	createTags, deleteTags            int // calls
+	// stops are the StopInstances calls, by instance, and forced whether
+	// each asked Force; stuck keeps a stopped instance running (a stop
+	// that does not take).
+	stops  map[string]int
+	forced []bool
+	stuck  bool
 	// stale are older states DescribeAddresses answers from, the first
 	// one next, before the current state (EC2's eventual consistency);
 	// see snapshot.
@@ -279,6 +285,37 @@ func (f *fakeEC2) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, _ ...
 
 // DeleteTags deletes a tag given with a value only when its value is that
 // one, as EC2 does.
+func (f *fakeEC2) StopInstances(ctx context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("StopInstances"); err != nil {
+		return nil, err
+	}
+	out := &ec2.StopInstancesOutput{}
+	for _, id := range in.InstanceIds {
+		inst, ok := f.instances[id]
+		if !ok {
+			return nil, apiErr("InvalidInstanceID.NotFound")
+		}
+		if f.stops == nil {
+			f.stops = map[string]int{}
+		}
+		f.stops[id]++
+		f.forced = append(f.forced, aws.ToBool(in.Force))
+		prev := inst.state
+		if !f.stuck {
+			inst.state = types.InstanceStateNameStopping
+		}
+		out.StoppingInstances = append(out.StoppingInstances, types.InstanceStateChange{
+			InstanceId: aws.String(id), PreviousState: &types.InstanceState{Name: prev}, CurrentState: &types.InstanceState{Name: inst.state},
+		})
+	}
+	return out, nil
+}
+
 func (f *fakeEC2) DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, _ ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -32,6 +32,23 @@ type hookedEC2 struct {
 	*ec2.Client
 	afterDisassociate, afterAssociate func(err error) error
 	createTags                        atomic.Int32
+	// stops counts the StopInstances calls (forced: those with Force);
+	// stopFault, when set, replaces their answer before they are sent.
+	stops, forced atomic.Int32
+	stopFault     func() error
+}
+
+func (h *hookedEC2) StopInstances(ctx context.Context, in *ec2.StopInstancesInput, o ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	h.stops.Add(1)
+	if aws.ToBool(in.Force) {
+		h.forced.Add(1)
+	}
+	if h.stopFault != nil {
+		if err := h.stopFault(); err != nil {
+			return nil, err
+		}
+	}
+	return h.Client.StopInstances(ctx, in, o...)
 }
 
 func (h *hookedEC2) DisassociateAddress(ctx context.Context, in *ec2.DisassociateAddressInput, o ...func(*ec2.Options)) (*ec2.DisassociateAddressOutput, error) {
@@ -61,12 +78,13 @@ type motoWorld struct {
 	ec2         *hookedEC2  // the engine's: the instance's caller, judged by the IAM gate
 	admin       *ec2.Client // the test's: seeding and inspection
 	self, other string
+	moto        *testenv.Moto
 }
 
 func newMotoWorld(t *testing.T) *motoWorld {
 	t.Helper()
 	moto := testenv.SharedMoto(t)
-	w := &motoWorld{t: t, ec2: &hookedEC2{Client: ec2.NewFromConfig(moto.ConfigAs(testenv.CallerInstance))}, admin: ec2.NewFromConfig(moto.Config())}
+	w := &motoWorld{t: t, moto: moto, ec2: &hookedEC2{Client: ec2.NewFromConfig(moto.ConfigAs(testenv.CallerInstance))}, admin: ec2.NewFromConfig(moto.Config())}
 	out, err := w.admin.RunInstances(context.Background(), &ec2.RunInstancesInput{
 		ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(2), MaxCount: aws.Int32(2), InstanceType: types.InstanceTypeT3Micro,
 	})

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -27,6 +28,23 @@ const (
 	TakeoverIfHolderDown Takeover = "if-holder-down"
 	TakeoverAlways       Takeover = "always"
 )
+
+// Fence is what a takeover does first to a holder whose instance is
+// still running but counts as down (decide.Fence decides when).
+type Fence string
+
+// The fence settings.
+const (
+	FenceOff  Fence = "off"  // the default: take over without touching the holder
+	FenceStop Fence = "stop" // stop the holder's instance (StopInstances with Force) first
+)
+
+// DefaultFenceTimeout bounds a fence when fence_timeout is unset: a forced
+// stop shows as stopping in EC2's answer within seconds; 60s leaves room
+// for the retries of a throttled or failed StopInstances and a few reads of
+// the state, and is short enough that a standby that cannot fence says so
+// (and refuses the move) within a minute.
+const DefaultFenceTimeout = 60 * time.Second
 
 // Config is one configuration document, or several merged (see Merge).
 type Config struct {
@@ -56,6 +74,13 @@ type Role struct {
 	DNS          *DNS        `yaml:"dns"`
 	Watch        *Watch      `yaml:"watch"` // eipclaim watch: see watch.go
 	Hooks        *Hooks      `yaml:"hooks"`
+
+	// Fence, when stop, stops a running holder that counts as down before
+	// its EIP is taken (decide.Fence); off (the default) when unset.
+	Fence Fence `yaml:"fence"`
+	// FenceTimeout bounds a fence: the stop and the wait for EC2 to say
+	// the holder is stopping; DefaultFenceTimeout when unset.
+	FenceTimeout Duration `yaml:"fence_timeout"`
 }
 
 // Pool selects any free EIP that carries all of Tags.
@@ -147,6 +172,20 @@ func (r *Role) EffectiveTakeover() Takeover {
 		return TakeoverIfHolderDown
 	}
 	return r.Takeover
+}
+
+// EffectiveFence returns the role's fence setting, off when unset.
+func (r *Role) EffectiveFence() Fence {
+	if r.Fence == "" {
+		return FenceOff
+	}
+	return r.Fence
+}
+
+// EffectiveFenceTimeout returns the role's fence_timeout, or
+// DefaultFenceTimeout when unset.
+func (r *Role) EffectiveFenceTimeout() time.Duration {
+	return r.FenceTimeout.Or(DefaultFenceTimeout)
 }
 
 // TopKeys returns the top-level keys of an eipclaim document, in the
@@ -412,7 +451,7 @@ func goTypeWord(t string) string {
 		return "a whole number"
 	case t == "bool" || t == "*bool":
 		return "true or false"
-	case t == "string" || strings.HasSuffix(t, ".Takeover"):
+	case t == "string" || strings.HasSuffix(t, ".Takeover") || strings.HasSuffix(t, ".Fence"):
 		return "a string"
 	case strings.HasPrefix(t, "map"):
 		return "a mapping"

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `role: master-db
@@ -79,6 +80,12 @@ func TestParseBad(t *testing.T) {
 		{"two selectors", "roles:\n  db:\n    public_ip: 203.0.113.3\n    allocation_id: eipalloc-01234567\n", []string{"roles.db (line 2): want exactly one"}},
 		{"no selector", "roles:\n  db:\n    takeover: never\n", []string{"roles.db (line 2): want exactly one"}},
 		{"bad takeover", "roles:\n  db:\n    public_ip: 203.0.113.3\n    takeover: sometimes\n", []string{`roles.db.takeover "sometimes" (line 4)`}},
+		{"bad fence", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: kill\n", []string{`roles.db.fence "kill" (line 4): want off or stop`}},
+		{"fence wrong type", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: [stop]\n", []string{"roles.db.fence", "line 4"}},
+		{"fence timeout without fence", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence_timeout: 30s\n", []string{`roles.db.fence_timeout "30s" (line 4)`, "set fence: stop"}},
+		{"fence timeout bare number", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: stop\n    fence_timeout: 30\n", []string{`roles.db.fence_timeout "30" (line 5): want a duration`}},
+		{"fence timeout too long", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: stop\n    fence_timeout: 1h\n", []string{`roles.db.fence_timeout "1h0m0s" (line 5): want a duration from 1s to 10m0s`}},
+		{"fence on a pool", "roles:\n  web:\n    pool: {tags: {eip-pool: web}}\n    fence: stop\n", []string{`roles.web.fence "stop" (line 4)`, "never taken from a holder"}},
 		{"bad health check", "roles:\n  db:\n    public_ip: 203.0.113.3\n    health_check: http:80\n", []string{`roles.db.health_check "http:80" (line 4): want tcp:PORT`}},
 		{"bad dns name", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z1, name: 'bad name!'}\n", []string{`roles.db.dns.route53.name "bad name!" (line 5)`}},
 		{"cname at apex", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone: example.com, name: example.com}\n", []string{"zone apex"}},
@@ -315,5 +322,31 @@ func TestSharedEIPRefused(t *testing.T) {
 				t.Errorf("Parse: %v\nwant an error saying %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestParseFence(t *testing.T) {
+	tests := []struct {
+		doc     string
+		fence   Fence
+		timeout time.Duration
+	}{
+		{"roles:\n  db:\n    public_ip: 203.0.113.3\n", FenceOff, DefaultFenceTimeout},
+		{"roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: off\n", FenceOff, DefaultFenceTimeout},
+		{"roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: stop\n", FenceStop, DefaultFenceTimeout},
+		{"roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: stop\n    fence_timeout: 20s\n", FenceStop, 20 * time.Second},
+	}
+	for _, tc := range tests {
+		c, err := Parse([]byte(tc.doc), "test")
+		if err != nil {
+			t.Fatalf("%q: %v", tc.doc, err)
+		}
+		r := c.Roles["db"]
+		if got := r.EffectiveFence(); got != tc.fence {
+			t.Errorf("%q: fence %q, want %q", tc.doc, got, tc.fence)
+		}
+		if got := r.EffectiveFenceTimeout(); got != tc.timeout {
+			t.Errorf("%q: fence timeout %s, want %s", tc.doc, got, tc.timeout)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/eipclaim/eipclaim/internal/dnsname"
 )
@@ -211,6 +212,7 @@ func (v *validator) role(path, name string, r *Role) {
 	default:
 		v.add(path+".takeover", string(r.Takeover), "want never, if-holder-down or always")
 	}
+	v.fence(path, r)
 	if r.HealthCheck.bad != "" {
 		_, err := ParseHealthCheck(r.HealthCheck.bad)
 		v.add(path+".health_check", r.HealthCheck.bad, err.Error())
@@ -417,3 +419,19 @@ func CheckRoleName(name string) error {
 
 // ValidRoleName reports whether name is a valid role name (CheckRoleName).
 func ValidRoleName(name string) bool { return CheckRoleName(name) == nil }
+
+// fence checks fence and fence_timeout.
+func (v *validator) fence(path string, r *Role) {
+	switch r.Fence {
+	case "", FenceOff, FenceStop:
+	default:
+		v.add(path+".fence", string(r.Fence), "want off or stop (stop the holder's instance before taking its EIP), or remove it")
+	}
+	v.durationIn(path+".fence_timeout", r.FenceTimeout, time.Second, 10*time.Minute, "such as 60s")
+	switch {
+	case r.FenceTimeout.Set() && r.EffectiveFence() != FenceStop:
+		v.add(path+".fence_timeout", r.FenceTimeout.String(), "it bounds a fence, and fence is not stop: set fence: stop, or remove fence_timeout")
+	case r.Fence == FenceStop && r.Pool != nil:
+		v.add(path+".fence", string(r.Fence), "a pool's EIPs are claimed only when free, never taken from a holder: remove fence")
+	}
+}

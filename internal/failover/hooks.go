@@ -82,6 +82,9 @@ type HookEnv struct {
 	// Holder is the instance that holds the EIP now ("" when free).
 	Holder string
 	Reason string
+	// Fenced is the previous holder's instance the move stopped first
+	// (fence: stop), "" when none was: EIPCLAIM_FENCED.
+	Fenced string
 }
 
 // HookRun is one run of a hook, reported in the step's Outcome.
@@ -134,6 +137,7 @@ func (h *Hooks) Run(ctx context.Context, env HookEnv) *HookRun {
 		"EIPCLAIM_PREVIOUS_HOLDER="+env.PreviousHolder,
 		"EIPCLAIM_HOLDER="+env.Holder,
 		"EIPCLAIM_REASON="+env.Reason,
+		"EIPCLAIM_FENCED="+env.Fenced,
 	)
 	out, err := os.CreateTemp("", "eipclaim-hook-*.out")
 	if err != nil {

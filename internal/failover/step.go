@@ -76,6 +76,10 @@ type Outcome struct {
 	Published     []publish.Result `json:"published,omitempty"`
 	// Hook is the run of the on_holder hook, when one is configured.
 	Hook *HookRun `json:"hook,omitempty"`
+	// Fence is the previous holder's fence before the move (fence: stop):
+	// the instance stopped, the state EC2 said, how long it took; nil
+	// when none was made (in a dry run, the one that would be).
+	Fence *claim.Fence `json:"fence,omitempty"`
 }
 
 // Run claims the role's EIP as the request's policy allows, then publishes
@@ -158,7 +162,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	if req.Hooks != nil {
 		o.Hook = req.Hooks.Run(hctx, HookEnv{
 			Event: EventHolder, PublicIP: o.PublicIP, AllocationID: f.AllocationID, Epoch: f.Epoch,
-			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason,
+			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason, Fenced: fenced(o.Fence),
 		})
 	}
 	return o, err
@@ -210,6 +214,14 @@ func outcome(res *claim.Result, p placement.Placement) *Outcome {
 		Epoch: p.Epoch, EpochProblems: res.EpochProblems, AllocationID: p.AllocationID,
 		PublicIP: placement.String(p.PublicIP), PublicDNSName: p.PublicDNSName,
 		InstanceID: p.InstanceID, ENI: p.ENI, PrivateIP: placement.String(p.PrivateIP),
-		AssociationID: p.AssociationID,
+		AssociationID: p.AssociationID, Fence: res.Fence,
 	}
+}
+
+// fenced is the instance a fence stopped, "" when none was.
+func fenced(f *claim.Fence) string {
+	if f == nil || f.State == "" {
+		return ""
+	}
+	return f.Instance
 }

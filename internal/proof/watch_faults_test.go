@@ -166,7 +166,8 @@ func (g *watchGroup) all() []*watchProc { return append([]*watchProc{g.holder}, 
 // probe of the holder finds nothing listening. Over the run: no
 // AssociateAddress or DisassociateAddress succeeds, the holder still holds
 // the EIP with the same association and epoch, every watcher still runs,
-// and each exits 0 on SIGTERM. make test runs 20s, EIPCLAIM_PROOF=1 3 min.
+// and each exits 0 on SIGTERM; the roles fence (fence: stop) and no
+// watcher ever sends StopInstances. make test runs 20s, EIPCLAIM_PROOF=1 3 min.
 func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 	run := 20 * time.Second
 	if proof() {
@@ -196,7 +197,9 @@ func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 	} {
 		eip := world.NewEIP(nil)
 		config := filepath.Join(t.TempDir(), "eipclaim.yaml")
-		doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n%s    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 30}\n    watch: {interval: 1s, fall: 3, hold_down: 1s}\n",
+		// fence: stop: a healthy holder is never fenced, whatever the
+		// faults and the partition (issue 19).
+		doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n    fence: stop\n%s    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 30}\n    watch: {interval: 1s, fall: 3, hold_down: 1s}\n",
 			eip.AllocationID, variant.healthCheck, zoneID, strings.ReplaceAll(variant.name, "_", "-"))
 		if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
@@ -283,6 +286,9 @@ func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 			}
 			if !p.running() {
 				t.Errorf("%s exited during the run: %v", p.name, p.err)
+			}
+			if n := p.ec2.Counts().Requests("StopInstances"); n != 0 {
+				t.Errorf("%s: %d StopInstances of a healthy holder (fence: stop), want 0", p.name, n)
 			}
 			if n := p.metric(`eipclaim_takeovers_total{role="db"}`); n != 0 {
 				t.Errorf("%s: eipclaim_takeovers_total %v, want 0", p.name, n)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/observe"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
@@ -57,6 +58,9 @@ func change(actions, types, names []string) map[string]any {
 var (
 	cnameUpsert = change([]string{"UPSERT"}, []string{"CNAME"}, []string{"db.example.internal"})
 	untag       = map[string]any{"aws:TagKeys": claim.TagsDeleted}
+	// roleTagged is an instance of a role (the tag observe.TagRole), the
+	// only kind a fence stops.
+	roleTagged = map[string]any{"aws:ResourceTag/" + observe.TagRole: "db", "aws:ResourceTag/Name": "db-1"}
 )
 
 // needed are the requests each caller sends (the gate sees them all in the
@@ -73,6 +77,7 @@ var needed = map[testenv.Caller][]testenv.Authorization{
 		{Action: "ec2:DisassociateAddress", Resource: eip},
 		{Action: "ec2:CreateTags", Resource: eip, Context: tags(claim.TagsWritten...)},
 		{Action: "ec2:DeleteTags", Resource: eip, Context: untag},
+		{Action: "ec2:StopInstances", Resource: instance, Context: roleTagged}, // fence: stop
 		{Action: "route53:ListHostedZonesByName", Resource: "*"},
 		{Action: "route53:GetHostedZone", Resource: roleZone},
 		{Action: "route53:ListResourceRecordSets", Resource: roleZone},
@@ -112,6 +117,10 @@ var foreign = []testenv.Authorization{
 	{Action: "ec2:AllocateAddress", Resource: eip},
 	{Action: "ec2:ReleaseAddress", Resource: eip},
 	{Action: "ec2:TerminateInstances", Resource: instance},
+	{Action: "ec2:TerminateInstances", Resource: instance, Context: roleTagged},                                 // fencing stops, never terminates
+	{Action: "ec2:StopInstances", Resource: instance},                                                           // an instance without tags
+	{Action: "ec2:StopInstances", Resource: instance, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}}, // an instance of no role
+	{Action: "ec2:StartInstances", Resource: instance, Context: roleTagged},
 	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT"}, []string{"A"}, []string{"db.example.internal"})},                               // an A record
 	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"DELETE"}, []string{"CNAME"}, []string{"db.example.internal"})},                           // a DELETE
 	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT", "DELETE"}, []string{"CNAME"}, []string{"db.example.internal"})},                 // a DELETE in a batch of UPSERTs
@@ -139,6 +148,7 @@ var foreignFor = map[testenv.Caller][]testenv.Authorization{
 	testenv.CallerClient: {
 		{Action: "ec2:DescribeAddresses", Resource: "*"},
 		{Action: "ec2:AssociateAddress", Resource: eip},
+		{Action: "ec2:StopInstances", Resource: instance, Context: roleTagged},
 		{Action: "ec2:CreateTags", Resource: eip, Context: tags(claim.TagsWritten...)},
 		{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: cnameUpsert},
 		{Action: "autoscaling:CompleteLifecycleAction", Resource: asg},

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
+	"github.com/eipclaim/eipclaim/internal/observe"
 )
 
 // route53Actions are the Route 53 actions the DNS publisher calls.
@@ -191,6 +192,18 @@ func TestIAMPolicyConditions(t *testing.T) {
 			if !slices.Equal(slices.Sorted(slices.Values(s.Resource)), want) {
 				t.Errorf("%s: Resource %q, want %q", a, s.Resource, want)
 			}
+		}
+	})
+	t.Run("StopInstances alone, only on instances tagged with a role", func(t *testing.T) {
+		s := p.Statement[statementOf["ec2:StopInstances"]]
+		if !slices.Equal(s.Action, stringOrList{"ec2:StopInstances"}) {
+			t.Errorf("Action %q, want ec2:StopInstances alone (a statement that users who do not fence drop)", s.Action)
+		}
+		if !slices.Equal(s.Resource, stringOrList{"arn:aws:ec2:*:*:instance/*"}) {
+			t.Errorf("Resource %q, want only instance ARNs", s.Resource)
+		}
+		if got := s.Condition["Null"]["aws:ResourceTag/"+observe.TagRole]; !slices.Equal(got, stringOrList{"false"}) {
+			t.Errorf("Condition %v, want Null aws:ResourceTag/%s false (the instance carries the role tag)", s.Condition, observe.TagRole)
 		}
 	})
 	t.Run("ChangeResourceRecordSets only UPSERT of CNAME", func(t *testing.T) {

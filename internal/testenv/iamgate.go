@@ -92,7 +92,10 @@ func startGate(motoURL string) (*gate, error) {
 
 func (g *gate) url() string { return "http://" + g.ln.Addr().String() }
 
-func (g *gate) close() { g.srv.Close() }
+func (g *gate) close() {
+	motos.Delete(g.url())
+	g.srv.Close()
+}
 
 // reset forgets the test's policy values.
 func (g *gate) reset() {
@@ -427,6 +430,9 @@ func report(caller Caller, c Authorization, d Decision, expected bool) {
 	for i, k := range keys {
 		if strings.HasPrefix(k, "aws:RequestTag/") {
 			keys[i] = "aws:RequestTag/*"
+		}
+		if strings.HasPrefix(k, "aws:ResourceTag/") {
+			keys[i] = "aws:ResourceTag/*"
 		}
 	}
 	keys = slices.Compact(keys)

@@ -197,3 +197,66 @@ func TestGateSerializesConditionalWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestGateStopInstancesByResourceTag: the gate judges StopInstances with
+// the instance's tags (read from moto) as aws:ResourceTag/*: the shipped
+// policy lets an instance stop an instance tagged eipclaim:role (a fence),
+// and not one without the tag; a DryRun says which.
+func TestGateStopInstancesByResourceTag(t *testing.T) {
+	m := SharedMoto(t)
+	ctx := t.Context()
+	w := NewTestWorld(t, m.Config())
+	insts := w.NewInstances(2)
+	tagged, untagged := insts[0].ID, insts[1].ID
+	admin := ec2.NewFromConfig(m.Config())
+	if _, err := admin.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{tagged}, Tags: []ec2types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{untagged}, Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String("web-1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	n := m.gate.denialCount()
+	m.ExpectDenied(t, "ec2:StopInstances")
+	e := ec2.NewFromConfig(m.ConfigAs(CallerInstance))
+	state := func(id string) ec2types.InstanceStateName {
+		t.Helper()
+		out, err := admin.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Reservations[0].Instances[0].State.Name
+	}
+
+	_, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{untagged}, Force: aws.Bool(true), DryRun: aws.Bool(true)})
+	if code, _ := apiError(err); code != "UnauthorizedOperation" {
+		t.Errorf("DryRun StopInstances of an untagged instance: %v, want UnauthorizedOperation", err)
+	}
+	_, err = e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{untagged}, Force: aws.Bool(true)})
+	if code, status := apiError(err); code != "UnauthorizedOperation" || status != http.StatusForbidden {
+		t.Errorf("StopInstances of an untagged instance: %v, want UnauthorizedOperation 403", err)
+	}
+	if got := state(untagged); got != ec2types.InstanceStateNameRunning {
+		t.Errorf("the untagged instance is %s after a denied stop, want running", got)
+	}
+	denials := m.gate.denialsSince(n)
+	if len(denials) != 2 || !strings.Contains(denials[0].Message, "ec2:StopInstances on arn:aws:ec2:") || !strings.Contains(denials[0].Message, `"aws:ResourceTag/Name":"web-1"`) {
+		t.Errorf("denials %+v, want 2 naming ec2:StopInstances, the instance's ARN and its tags", denials)
+	}
+
+	_, err = e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{tagged}, Force: aws.Bool(true), DryRun: aws.Bool(true)})
+	if code, _ := apiError(err); code != "DryRunOperation" {
+		t.Errorf("DryRun StopInstances of a tagged instance: %v, want DryRunOperation (moto honours DryRun)", err)
+	}
+	if got := state(tagged); got != ec2types.InstanceStateNameRunning {
+		t.Errorf("the tagged instance is %s after a DryRun, want running", got)
+	}
+	if _, err := e.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{tagged}, Force: aws.Bool(true)}); err != nil {
+		t.Errorf("StopInstances of an instance tagged eipclaim:role: %v", err)
+	}
+	if got := state(tagged); got != ec2types.InstanceStateNameStopped && got != ec2types.InstanceStateNameStopping {
+		t.Errorf("the tagged instance is %s after StopInstances, want stopping or stopped", got)
+	}
+	if got := len(m.gate.denialsSince(n)); got != 2 {
+		t.Errorf("%d denials, want the 2 of the untagged instance", got)
+	}
+}

@@ -114,7 +114,43 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 		}
 		req.summary += " " + form.Get("AllocationId")
 		for _, a := range arns {
-			req.checks = append(req.checks, Authorization{Action: "ec2:AssociateAddress", Resource: a})
+			c := Authorization{Action: "ec2:AssociateAddress", Resource: a}
+			if id := form.Get("InstanceId"); id != "" && strings.HasSuffix(a, "/"+id) {
+				if c.Context, err = g.resourceTags(r.Context(), id); err != nil {
+					return err
+				}
+			}
+			req.checks = append(req.checks, c)
+		}
+		return nil
+	case action == "StopInstances":
+		// Authorized per instance, with the instance's tags as
+		// aws:ResourceTag/* (a fence stops only instances of a role).
+		var ids []string
+		for i := 1; ; i++ {
+			id := form.Get("InstanceId." + strconv.Itoa(i))
+			if id == "" {
+				break
+			}
+			ids = append(ids, id)
+		}
+		if len(ids) == 0 {
+			return errors.New("StopInstances without InstanceId.1")
+		}
+		req.summary += " " + strings.Join(ids, ",")
+		if form.Get("Force") == "true" {
+			req.summary += " (Force)"
+		}
+		for _, id := range ids {
+			a, err := ec2ResourceARN(id)
+			if err != nil {
+				return err
+			}
+			ctx, err := g.resourceTags(r.Context(), id)
+			if err != nil {
+				return err
+			}
+			req.checks = append(req.checks, Authorization{Action: "ec2:StopInstances", Resource: a, Context: ctx})
 		}
 		return nil
 	case action == "DisassociateAddress":
@@ -174,6 +210,36 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 	return fmt.Errorf("EC2 action %s: the gate does not map it (add it to iammap.go if eipclaim needs it)", action)
 }
 
+// adminEC2 is moto's EC2 as the admin, for the gate's own look-ups.
+func (g *gate) adminEC2() *ec2.Client {
+	return ec2.NewFromConfig(aws.Config{
+		Region:       MotoRegion,
+		Credentials:  credentials.NewStaticCredentialsProvider(AdminAccessKey, AdminAccessKey, ""),
+		BaseEndpoint: aws.String(g.target.String()),
+	})
+}
+
+// resourceTags asks moto, with the admin key, for the tags of the
+// instance id, as the context keys AWS evaluates a request on it with:
+// aws:ResourceTag/KEY = value (nil when it has none). An instance moto
+// does not know has no tags (and moto answers that it does not exist).
+func (g *gate) resourceTags(ctx context.Context, id string) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := g.adminEC2().DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{{Name: aws.String("resource-id"), Values: []string{id}}}})
+	if err != nil {
+		return nil, fmt.Errorf("look up the tags of %s: %w", id, err)
+	}
+	var keys map[string]any
+	for _, t := range out.Tags {
+		if keys == nil {
+			keys = map[string]any{}
+		}
+		keys["aws:ResourceTag/"+aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return keys, nil
+}
+
 // allocationOf asks moto, with the admin key, which Elastic IP an
 // association belongs to. An unknown association maps to a made-up
 // allocation id, so that the policy still judges the request (and moto
@@ -181,12 +247,7 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 func (g *gate) allocationOf(ctx context.Context, assoc string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c := ec2.NewFromConfig(aws.Config{
-		Region:       MotoRegion,
-		Credentials:  credentials.NewStaticCredentialsProvider(AdminAccessKey, AdminAccessKey, ""),
-		BaseEndpoint: aws.String(g.target.String()),
-	})
-	out, err := c.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []ec2types.Filter{{Name: aws.String("association-id"), Values: []string{assoc}}}})
+	out, err := g.adminEC2().DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []ec2types.Filter{{Name: aws.String("association-id"), Values: []string{assoc}}}})
 	if err != nil {
 		return "", fmt.Errorf("look up association %s: %w", assoc, err)
 	}

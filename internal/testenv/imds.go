@@ -43,14 +43,31 @@ type IMDSOptions struct {
 	// without an instance profile. By default AEMM serves its own role's
 	// (fake) credentials there.
 	NoInstanceProfile bool
+	// Moto, when set, is the server whose EC2 state answers the network
+	// paths of instance InstanceID (mac, local-ipv4, public-ipv4,
+	// network/interfaces/macs/...), read at each request (imdsnet.go).
+	// Nil: AEMM's fixed answers. [Instance.IMDSOptions] sets it for an
+	// instance of a [World] on a [Moto] of this process.
+	Moto *Moto
+	// NetworkLag makes the network paths answer what moto said at least
+	// this long ago, as a real IMDS may lag behind EC2 (0: at once).
+	NetworkLag time.Duration
 }
 
-// IMDS is a running amazon-ec2-metadata-mock.
+// IMDS is a running amazon-ec2-metadata-mock behind the harness's IMDS
+// layer (imdsnet.go), which answers the network paths from moto when
+// [IMDSOptions.Moto] is set and can take the service offline ([IMDS.SetDown]).
 type IMDS struct {
-	// Endpoint is its base URL, http://127.0.0.1:PORT, as
+	// Endpoint is the layer's base URL, http://127.0.0.1:PORT, as
 	// AWS_EC2_METADATA_SERVICE_ENDPOINT and imds.Options.Endpoint take it.
 	Endpoint string
+	layer    *imdsLayer
 }
+
+// SetDown takes the instance's IMDS offline (true) or back (false): while
+// down, every request's connection is closed without an answer, tokens
+// included, as when the instance cannot reach its metadata service.
+func (i *IMDS) SetDown(down bool) { i.layer.down.Store(down) }
 
 // Env returns the environment that points the AWS SDK's IMDS client at this
 // emulator.
@@ -75,8 +92,21 @@ func StartIMDS(t testing.TB, o IMDSOptions) *IMDS {
 		t.Fatalf("testenv: %v", err)
 	}
 	cleanupProcess(t, p)
-	t.Logf("testenv: ec2-metadata-mock ready on 127.0.0.1:%d in %s", port, since(began))
-	return &IMDS{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	l, err := startIMDSLayer(fmt.Sprintf("http://127.0.0.1:%d", port), o)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(l.close)
+	t.Logf("testenv: ec2-metadata-mock ready on 127.0.0.1:%d in %s, behind the IMDS layer on %s%s", port, since(began), l.url(), imdsFrom(o))
+	return &IMDS{Endpoint: l.url(), layer: l}
+}
+
+// imdsFrom says, for a log line, where the network paths come from.
+func imdsFrom(o IMDSOptions) string {
+	if o.Moto == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (network paths of %s from moto %s)", o.InstanceID, o.Moto.direct)
 }
 
 // imdsLaunch starts AEMM with the configuration file conf (written for o),

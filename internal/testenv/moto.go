@@ -27,7 +27,22 @@ func newMoto(direct string) (*Moto, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Moto{Endpoint: g.url(), direct: direct, gate: g}, nil
+	m := &Moto{Endpoint: g.url(), direct: direct, gate: g}
+	motos.Store(m.Endpoint, m)
+	return m, nil
+}
+
+// motos maps the endpoint of each open Moto of this process to it, so that
+// a [World] seeded through [Moto.Config] knows which server its instances'
+// IMDS reads ([Instance.IMDSOptions]).
+var motos sync.Map
+
+// motoAt returns the open Moto whose endpoint is endpoint, nil if none.
+func motoAt(endpoint string) *Moto {
+	if m, ok := motos.Load(endpoint); ok {
+		return m.(*Moto)
+	}
+	return nil
 }
 
 // MotoRegion is the region that [Moto.Env] and [Moto.AWSConfig] use.

@@ -21,6 +21,7 @@ type Emulators struct {
 	procs []*process
 	dirs  []string
 	gates []*gate
+	imds  []*imdsLayer
 }
 
 // Moto starts a moto server.
@@ -59,7 +60,14 @@ func (e *Emulators) IMDS(o IMDSOptions) (*IMDS, error) {
 		return nil, err
 	}
 	e.add(p)
-	return &IMDS{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
+	l, err := startIMDSLayer(fmt.Sprintf("http://127.0.0.1:%d", port), o)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.imds = append(e.imds, l)
+	e.mu.Unlock()
+	return &IMDS{Endpoint: l.url(), layer: l}, nil
 }
 
 // Close stops every emulator started and removes their files.
@@ -69,13 +77,16 @@ func (e *Emulators) Close() {
 	for _, p := range e.procs {
 		p.stop()
 	}
+	for _, l := range e.imds {
+		l.close()
+	}
 	for _, g := range e.gates {
 		g.close()
 	}
 	for _, d := range e.dirs {
 		os.RemoveAll(d)
 	}
-	e.procs, e.dirs, e.gates = nil, nil, nil
+	e.procs, e.dirs, e.gates, e.imds = nil, nil, nil, nil
 }
 
 func (e *Emulators) add(p *process) {

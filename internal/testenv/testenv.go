@@ -7,7 +7,8 @@
 //     [Moto.ConfigAs]) with that caller's shipped IAM policy, evaluated by
 //     @cloud-copilot/iam-simulate under node (evaluator.go), and fails the
 //     test that owns a denied request,
-//   - amazon-ec2-metadata-mock for IMDS ([StartIMDS]),
+//   - amazon-ec2-metadata-mock for IMDS ([StartIMDS]), behind a layer that
+//     answers the network paths from moto's state (imdsnet.go),
 //   - BIND 9's named for RFC 2136 dynamic updates ([StartBIND]),
 //   - AWS's Lambda runtime interface emulator, running eipclaim built as a
 //     Lambda function's bootstrap ([StartRIE], [Bootstrap]),

@@ -39,11 +39,14 @@ import (
 type World struct {
 	EC2     *ec2.Client
 	Route53 *route53.Client
+	moto    *Moto // the server behind cfg, if it is one of this process's
 }
 
-// NewWorld returns the world seen through cfg, usually [Moto.Config].
+// NewWorld returns the world seen through cfg, usually [Moto.Config]. When
+// cfg points at a [Moto] of this process, its instances' IMDS answer the
+// network paths from that server's state ([Instance.IMDSOptions]).
 func NewWorld(cfg aws.Config) *World {
-	return &World{EC2: ec2.NewFromConfig(cfg), Route53: route53.NewFromConfig(cfg)}
+	return &World{EC2: ec2.NewFromConfig(cfg), Route53: route53.NewFromConfig(cfg), moto: motoAt(aws.ToString(cfg.BaseEndpoint))}
 }
 
 // Instance is an instance in moto, with its primary interface (the one at
@@ -53,12 +56,15 @@ type Instance struct {
 	ENI       string // the primary interface, eni-...
 	PrivateIP string // its primary private IP (10.x in moto)
 	SubnetID  string
+	moto      *Moto // the server it runs in, nil when the world's is unknown
 }
 
 // IMDSOptions is what the IMDS emulator of this instance says: its id, the
-// world's region, and userData ("" for none).
+// world's region, userData ("" for none), and, when the world is on a
+// [Moto] of this process, its interfaces and addresses as moto has them at
+// each request ([IMDSOptions.Moto]).
 func (i Instance) IMDSOptions(userData string) IMDSOptions {
-	return IMDSOptions{InstanceID: i.ID, Region: MotoRegion, UserData: []byte(userData)}
+	return IMDSOptions{InstanceID: i.ID, Region: MotoRegion, UserData: []byte(userData), Moto: i.moto}
 }
 
 // EIP is an Elastic IP in moto.
@@ -81,7 +87,7 @@ func (w *World) NewInstances(ctx context.Context, n int) ([]Instance, error) {
 	}
 	is := make([]Instance, 0, n)
 	for _, i := range out.Instances {
-		in := Instance{ID: aws.ToString(i.InstanceId), SubnetID: aws.ToString(i.SubnetId)}
+		in := Instance{ID: aws.ToString(i.InstanceId), SubnetID: aws.ToString(i.SubnetId), moto: w.moto}
 		for _, ni := range i.NetworkInterfaces {
 			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
 				in.ENI, in.PrivateIP = aws.ToString(ni.NetworkInterfaceId), aws.ToString(ni.PrivateIpAddress)
@@ -447,7 +453,8 @@ func (w *TestWorld) Addresses() map[string]types.Address {
 }
 
 // IMDSFor starts an IMDS emulator that says it is the instance i and serves
-// userData ("" for none); it stops when the test ends. Point eipclaim at it
+// userData ("" for none), and i's network paths from moto (see
+// [Instance.IMDSOptions]); it stops when the test ends. Point eipclaim at it
 // with its Env. (Programs: Emulators.IMDS(i.IMDSOptions(userData)).)
 func (w *TestWorld) IMDSFor(i Instance, userData string) *IMDS {
 	w.t.Helper()

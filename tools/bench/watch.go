@@ -1,8 +1,10 @@
 package main
 
-// The watch section (issue 12): failover time of `eipclaim watch`, and the
-// steady-state AWS requests per watcher per hour. `go run ./tools/bench
-// -only watch`; `make bench` runs it after the storm.
+// The watch section (issues 12, 19): failover time of `eipclaim watch`
+// at interval 250ms, fall 2 (the holder's instance stopped; its service
+// dead while the instance runs, and the deposed holder's on_standby), and
+// the steady-state AWS requests per watcher-hour at 250ms and at 5s.
+// `go run ./tools/bench -only watch`; `make bench` runs it after the storm.
 
 import (
 	"context"
@@ -15,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
@@ -30,20 +34,19 @@ import (
 )
 
 var (
-	watchRuns1  = flag.Int("watch-runs", 20, "watch section: failovers timed at interval 1s")
-	watchRuns5  = flag.Int("watch-runs-5s", 5, "watch section: failovers timed at interval 5s (each takes about 20s)")
-	watchSteady = flag.Duration("watch-steady", 60*time.Second, "watch section: how long the steady-state requests are counted (at interval 5s), then scaled to an hour")
-	watchSkip   = flag.Bool("no-watch", false, "skip the watch section")
+	watchRuns     = flag.Int("watch-runs", 20, "watch section: failovers timed per scenario at interval 250ms, fall 2")
+	watchSteady   = flag.Duration("watch-steady", 6*time.Minute, "watch section: how long the steady-state requests are counted (longer than the watchers' slowest AWS cadence), then scaled to an hour")
+	watchSkip     = flag.Bool("no-watch", false, "skip the watch section")
+	watchInterval = 250 * time.Millisecond
+	watchFall     = 2
 )
 
-// The README's computed steady-state requests per hour at interval 5s
-// ("Watch mode", "Cost and sizing").
-var readmePerHour = map[string]string{
-	"holder":                               "840 EC2 + 60 Route 53",
-	"standby with health_check":            "720 EC2",
-	"standby without health_check":         "2,160 EC2",
-	"holder (role without a health_check)": "840 EC2 + 60 Route 53",
-}
+// The targets of issue 19.
+const (
+	targetFailoverP95 = time.Second // the standby's association and CNAME, p95
+	targetStandbyP95  = 2           // intervals from the move to the deposed holder's on_standby, p95
+	targetPerHour     = 60          // AWS requests per watcher-hour, steady state
+)
 
 // watchBench runs the watch section. The watchers are the test build of
 // eipclaim (-tags eipclaim_testhooks), whose only difference is
@@ -84,50 +87,80 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 		return err
 	}
 
-	fmt.Fprintln(out, "watch failover: the holder's instance stopped (StopInstances, its watcher killed, its service gone) -> the standby's association read back (DescribeAddresses) and its CNAME published (ListResourceRecordSets, deleted before each run), polled every 50ms; health_check tcp, fall 3, hold_down 60s (defaults)")
-	type series struct {
-		interval time.Duration
-		runs     int
-		why      string
-	}
-	var notes []string
+	var problems []string
+	var fences string
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  interval\truns\tEIP on standby p50\tp95\tCNAME published p50\tp95\tboth p50\tp95\tmax\tbound fall×interval+1 interval")
-	for _, s := range []series{
-		{time.Second, *watchRuns1, ""},
-		{5 * time.Second, *watchRuns5, "fewer runs: each takes about 3 intervals to detect plus the start, ~25s"},
+	fmt.Fprintf(out, "watch failover at interval %s, fall %d, hold_down 1s, health_check tcp: from the fault to the standby's association read back (DescribeAddresses) and its CNAME published (deleted before each run), polled every 20ms; %d runs each\n", watchInterval, watchFall, *watchRuns)
+	fmt.Fprintln(tw, "  fault\tEIP on standby p50\tp95\tCNAME published p50\tp95\tboth p95 (target)\tdeposed holder's on_standby after the move p50\tp95 (target)")
+	for _, sc := range []scenario{
+		{name: "holder's instance stopped (its watcher killed, its service gone)", stop: true},
+		{name: "holder's service dead, instance running (its watcher runs on)", standby: true},
+		{name: "holder's service dead, instance running, fence: stop", fence: true},
 	} {
-		if s.runs <= 0 {
-			continue
+		if *watchRuns <= 0 {
+			break
 		}
-		var assoc, dns, both []time.Duration
-		for i := range s.runs {
-			a, d, err := w.failover(ctx, s.interval, i)
+		var assoc, dns, both, dep, fenced []time.Duration
+		for i := range *watchRuns {
+			r, err := w.failover(ctx, sc, i)
 			if err != nil {
-				return fmt.Errorf("failover run %d at interval %s: %w", i+1, s.interval, err)
+				return fmt.Errorf("%s, run %d: %w", sc.name, i+1, err)
 			}
-			assoc, dns, both = append(assoc, a), append(dns, d), append(both, max(a, d))
+			assoc, dns, both = append(assoc, r.assoc), append(dns, r.dns), append(both, max(r.assoc, r.dns))
+			if sc.standby {
+				dep = append(dep, r.deposed)
+			}
+			if sc.fence {
+				fenced = append(fenced, r.fenced)
+			}
 			fmt.Fprint(out, ".")
 		}
 		fmt.Fprintln(out)
-		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.interval, s.runs,
-			ms(quantile(assoc, .5)), ms(quantile(assoc, .95)), ms(quantile(dns, .5)), ms(quantile(dns, .95)),
-			ms(quantile(both, .5)), ms(quantile(both, .95)), ms(quantile(both, 1)), 4*s.interval)
-		if s.why != "" {
-			notes = append(notes, fmt.Sprintf("  (interval %s: %s)", s.interval, s.why))
+		p95 := quantile(both, .95)
+		line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s (≤ %s, %.2f)", sc.name, ms(quantile(assoc, .5)), ms(quantile(assoc, .95)),
+			ms(quantile(dns, .5)), ms(quantile(dns, .95)), ms(p95), ms(targetFailoverP95), float64(p95)/float64(targetFailoverP95))
+		if p95 > targetFailoverP95 {
+			problems = append(problems, fmt.Sprintf("%s: failover p95 %s above the target %s", sc.name, ms(p95), ms(targetFailoverP95)))
+		}
+		if sc.standby {
+			d95, bound := quantile(dep, .95), targetStandbyP95*watchInterval
+			line += fmt.Sprintf("\t%s\t%s (≤ %d intervals = %s, %.2f)", ms(quantile(dep, .5)), ms(d95), targetStandbyP95, ms(bound), float64(d95)/float64(bound))
+			if d95 > bound {
+				problems = append(problems, fmt.Sprintf("%s: the deposed holder's on_standby p95 %s after the move, above %d intervals", sc.name, ms(d95), targetStandbyP95))
+			}
+		} else {
+			line += "\t-\t-"
+		}
+		fmt.Fprintln(tw, line)
+		if sc.fence {
+			fences = fmt.Sprintf("  fence: stop: from the holder's service dead to its instance stopping p50 %s, p95 %s; to the EIP moved p50 %s, p95 %s (the fence, then the move)",
+				ms(quantile(fenced, .5)), ms(quantile(fenced, .95)), ms(quantile(assoc, .5)), ms(quantile(assoc, .95)))
 		}
 	}
 	tw.Flush()
-	for _, n := range notes {
-		fmt.Fprintln(out, n)
+	if fences != "" {
+		fmt.Fprintln(out, fences)
 	}
 
 	if *watchSteady > 0 {
-		if err := w.steady(ctx, out, 5*time.Second, *watchSteady); err != nil {
+		p, err := w.steady(ctx, out, *watchSteady)
+		if err != nil {
 			return err
 		}
+		problems = append(problems, p...)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(out, "  MISSED: "+p)
 	}
 	return nil
+}
+
+// scenario is one fault the failover is timed for.
+type scenario struct {
+	name    string
+	stop    bool // the holder's instance stops and its watcher is killed
+	standby bool // the holder's watcher runs on: time its on_standby
+	fence   bool // the role fences (fence: stop): time the holder's stop
 }
 
 type watchWorld struct {
@@ -161,15 +194,23 @@ func (b *benchWatcher) state() string {
 	return ""
 }
 
-// config writes a role configuration and returns its path.
-func (w *watchWorld) config(alloc, name string, interval time.Duration, healthCheck bool) (string, error) {
+// config writes a role configuration and returns its path; with standby
+// set, the on_standby hook writes the time it ran (ns) to that file.
+func (w *watchWorld) config(alloc, name string, interval time.Duration, healthCheck bool, standby string, fence bool) (string, error) {
 	w.seq++
 	hc := ""
 	if healthCheck {
 		hc = "    health_check: tcp:5432\n"
 	}
-	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n%s    dns:\n      route53: {zone_id: %s, name: %s, ttl: 30}\n    watch: {interval: %s}\n",
-		alloc, hc, w.zoneID, name, interval)
+	if fence {
+		hc += "    fence: stop\n"
+	}
+	hooks := ""
+	if standby != "" {
+		hooks = fmt.Sprintf("    hooks:\n      on_standby: [/bin/sh, -c, 'date +%%s%%N > %s.tmp && mv %s.tmp %s']\n", standby, standby, standby)
+	}
+	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n%s    dns:\n      route53: {zone_id: %s, name: %s, ttl: 30}\n    watch: {interval: %s, fall: %d, hold_down: 1s}\n%s",
+		alloc, hc, w.zoneID, name, interval, watchFall, hooks)
 	path := filepath.Join(w.dir, fmt.Sprintf("eipclaim-%d.yaml", w.seq))
 	return path, os.WriteFile(path, []byte(doc), 0o600)
 }
@@ -253,208 +294,254 @@ func (w *watchWorld) cname(ctx context.Context, name string) (*r53types.Resource
 	return nil, nil
 }
 
-// failover times one failover at interval: a holder A and a standby B,
-// fresh instances and EIP; A's CNAME deleted (so that B's publication
-// shows); then A's instance stops, its watcher is killed and its service
-// gone, all at t0.
-func (w *watchWorld) failover(ctx context.Context, interval time.Duration, run int) (assoc, dns time.Duration, err error) {
+// timedRun is one timed failover: the standby's association and CNAME after
+// the fault, and the deposed holder's on_standby after the association
+// was seen.
+type timedRun struct{ assoc, dns, deposed, fenced time.Duration }
+
+// failover times one failover: a holder A and a standby B, fresh
+// instances and EIP; A's CNAME deleted (so that B's publication shows);
+// past hold_down, the fault at t0: A's service stops, and with sc.stop
+// A's instance stops and its watcher is killed.
+func (w *watchWorld) failover(ctx context.Context, sc scenario, i int) (r timedRun, err error) {
 	var emu testenv.Emulators
 	defer emu.Close()
 	a, err := w.NewInstance(ctx)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	b, err := w.NewInstance(ctx)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	eip, err := w.NewEIP(ctx, nil)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	if err := w.Associate(ctx, eip.AllocationID, a.ID); err != nil {
-		return 0, 0, err
+		return r, err
 	}
-	name := fmt.Sprintf("db-%s-%d.watch.internal", interval, run)
-	config, err := w.config(eip.AllocationID, name, interval, true)
+	// The shipped policy lets an instance stop (fence) only instances
+	// tagged with a role.
+	if _, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{a.ID, b.ID},
+		Tags: []ec2types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		return r, err
+	}
+	w.seq++
+	name := fmt.Sprintf("db-%d-%d.watch.internal", w.seq, i)
+	standbyFile := filepath.Join(w.dir, fmt.Sprintf("on-standby-%d", w.seq))
+	config, err := w.config(eip.AllocationID, name, watchInterval, true, standbyFile, sc.fence)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	svcA, err := testenv.NewService()
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	defer svcA.Stop()
 	svcB, err := testenv.NewService()
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	defer svcB.Stop()
 	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
 	wa, err := w.start(&emu, a, config, dial, false)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	defer wa.end()
 	wb, err := w.start(&emu, b, config, dial, false)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	defer wb.end()
 	if err := settle(ctx, 60*time.Second, map[*benchWatcher]string{wa: "holder", wb: "standby"}); err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	rr, err := w.cname(ctx, name)
 	if err != nil || rr == nil {
-		return 0, 0, fmt.Errorf("the holder's CNAME %s: %v %v", name, rr, err)
+		return r, fmt.Errorf("the holder's CNAME %s: %v %v", name, rr, err)
 	}
 	if _, err := w.Route53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(w.zoneID),
 		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{{Action: r53types.ChangeActionDelete, ResourceRecordSet: rr}}}}); err != nil {
-		return 0, 0, fmt.Errorf("deleting the CNAME: %w", err)
+		return r, fmt.Errorf("deleting the CNAME: %w", err)
 	}
+	// Past hold_down (1s) since the standby saw the holder, and past
+	// on_standby's run at start.
+	time.Sleep(1500 * time.Millisecond)
+	os.Remove(standbyFile)
 
 	t0 := time.Now()
-	wa.cmd.Process.Kill()
 	svcA.Stop()
-	if _, err := w.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{a.ID}}); err != nil {
-		return 0, 0, err
+	if sc.stop {
+		wa.cmd.Process.Kill()
+		if _, err := w.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{a.ID}}); err != nil {
+			return r, err
+		}
 	}
-	limit := 6*interval + 30*time.Second
-	for assoc == 0 || dns == 0 {
+	limit := 30 * time.Second
+	var movedAt time.Time
+	for r.assoc == 0 || r.dns == 0 || sc.standby && r.deposed == 0 || sc.fence && r.fenced == 0 {
 		if time.Since(t0) > limit {
-			return 0, 0, fmt.Errorf("no failover within %s (EIP on B after %s, CNAME after %s); the standby's log:\n%s", limit, assoc, dns, tailLines(wb.logs(), 30))
+			return r, fmt.Errorf("not within %s (EIP on B after %s, CNAME after %s, on_standby %s after the move); the standby's log:\n%s\nthe holder's log:\n%s",
+				limit, r.assoc, r.dns, r.deposed, tailLines(wb.logs(), 20), tailLines(wa.logs(), 20))
 		}
 		if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
+			return r, ctx.Err()
 		}
-		if assoc == 0 {
+		if r.assoc == 0 {
 			addr, err := w.Address(ctx, eip.AllocationID)
 			if err != nil {
-				return 0, 0, err
+				return r, err
 			}
 			if aws.ToString(addr.NetworkInterfaceId) == b.ENI {
-				assoc = time.Since(t0)
+				movedAt = time.Now()
+				r.assoc = movedAt.Sub(t0)
 			}
 		}
-		if dns == 0 {
+		if r.dns == 0 {
 			rr, err := w.cname(ctx, name)
 			if err != nil {
-				return 0, 0, err
+				return r, err
 			}
 			if rr != nil {
-				dns = time.Since(t0)
+				r.dns = time.Since(t0)
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if sc.fence && r.fenced == 0 {
+			out, err := w.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{a.ID}})
+			if err != nil {
+				return r, err
+			}
+			for _, res := range out.Reservations {
+				for _, in := range res.Instances {
+					if in.State != nil && in.State.Name != ec2types.InstanceStateNameRunning {
+						r.fenced = time.Since(t0)
+					}
+				}
+			}
+		}
+		if sc.standby && r.deposed == 0 && !movedAt.IsZero() {
+			if b, err := os.ReadFile(standbyFile); err == nil {
+				ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+				if err != nil {
+					return r, fmt.Errorf("the on_standby hook wrote %q: %w", b, err)
+				}
+				r.deposed = max(time.Unix(0, ns).Sub(movedAt), 0)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return assoc, dns, nil
+	return r, nil
 }
 
-// steady counts each kind of watcher's AWS requests over window at
-// interval, after the watchers' start, and scales them to an hour.
-func (w *watchWorld) steady(ctx context.Context, out io.Writer, interval, window time.Duration) error {
+// steady counts each watcher's AWS requests over window, after the
+// watchers' start, and scales them to an hour: a holder and a standby of
+// a role with a health_check at 250ms and at 5s, and of a role without
+// one at 5s, all at once. It returns the watchers above the target.
+func (w *watchWorld) steady(ctx context.Context, out io.Writer, window time.Duration) ([]string, error) {
 	var emu testenv.Emulators
 	defer emu.Close()
 	type kind struct {
 		name        string
+		interval    time.Duration
 		healthCheck bool
-		holder      bool
 	}
-	kinds := []kind{
-		{"holder", true, true},
-		{"standby with health_check", true, false},
-		{"holder (role without a health_check)", false, true},
-		{"standby without health_check", false, false},
+	pairs := []kind{
+		{"health_check", watchInterval, true},
+		{"health_check", 5 * time.Second, true},
+		{"no health_check", 5 * time.Second, false},
 	}
-	watchers := map[string]*benchWatcher{}
+	type watcher struct {
+		name string
+		b    *benchWatcher
+		want string
+	}
+	var watchers []watcher
 	want := map[*benchWatcher]string{}
-	for _, hc := range []bool{true, false} {
+	for i, k := range pairs {
 		h, err := w.NewInstance(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s, err := w.NewInstance(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		eip, err := w.NewEIP(ctx, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := w.Associate(ctx, eip.AllocationID, h.ID); err != nil {
-			return err
+			return nil, err
 		}
-		config, err := w.config(eip.AllocationID, fmt.Sprintf("steady-%t.watch.internal", hc), interval, hc)
+		config, err := w.config(eip.AllocationID, fmt.Sprintf("steady-%d.watch.internal", i), k.interval, k.healthCheck, "", false)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		svcH, err := testenv.NewService()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer svcH.Stop()
 		dial := h.PrivateIP + "=" + svcH.Addr()
-		for _, k := range kinds {
-			if k.healthCheck != hc {
-				continue
-			}
+		for _, role := range []string{"holder", "standby"} {
 			inst := s
-			if k.holder {
+			if role == "holder" {
 				inst = h
 			}
 			b, err := w.start(&emu, inst, config, dial, true)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer b.end()
-			watchers[k.name] = b
-			want[b] = map[bool]string{true: "holder", false: "standby"}[k.holder]
+			watchers = append(watchers, watcher{fmt.Sprintf("%s at %s, %s", role, k.interval, k.name), b, role})
+			want[b] = role
 		}
 	}
 	if err := settle(ctx, 60*time.Second, want); err != nil {
-		return err
+		return nil, err
 	}
-	// Past the start: the first look and the start's failover step.
-	time.Sleep(interval)
+	// Past the start: the first looks and the start's failover step.
+	time.Sleep(10 * time.Second)
 	from := time.Now()
-	fmt.Fprintf(out, "watch steady state: counting each watcher's AWS requests over %s at interval %s (counting proxy per watcher, no faults), scaled to an hour\n", window, interval)
+	fmt.Fprintf(out, "watch steady state: each watcher's AWS requests over %s (a counting proxy per watcher, no faults), scaled to an hour; target ≤ %d each\n", window, targetPerHour)
 	select {
 	case <-time.After(window):
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	to := time.Now()
 	scale := float64(time.Hour) / float64(to.Sub(from))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  watcher\trequests counted\tEC2/hour\tRoute 53/hour\tby action, per hour\tREADME (computed)")
-	var problems []error
-	for _, k := range kinds {
-		b := watchers[k.name]
-		if b.state() != want[b] {
-			problems = append(problems, fmt.Errorf("%s is %q at the end of the window", k.name, b.state()))
+	fmt.Fprintln(tw, "  watcher\trequests counted\tper hour (target, ratio)\tby action, per hour")
+	var problems []string
+	var errs []error
+	for _, x := range watchers {
+		if st := x.b.state(); st != x.want {
+			errs = append(errs, fmt.Errorf("%s is %q at the end of the window", x.name, st))
 		}
 		byAction := map[string]int{}
-		var ec2n, r53n, n int
-		for _, r := range b.proxy.Records() {
+		n := 0
+		for _, r := range x.b.proxy.Records() {
 			if r.Start.Before(from) || !r.Start.Before(to) {
 				continue
 			}
 			n++
-			byAction[r.Action]++
-			if r.Service == "route53" {
-				r53n++
-			} else {
-				ec2n++
-			}
+			byAction[shortAction(r.Action)]++
 		}
 		var parts []string
 		for _, a := range slices.Sorted(maps.Keys(byAction)) {
-			parts = append(parts, fmt.Sprintf("%s %.0f", shortAction(a), float64(byAction[a])*scale))
+			parts = append(parts, fmt.Sprintf("%s %.0f", a, float64(byAction[a])*scale))
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%.0f\t%.0f\t%s\t%s\n", k.name, n, float64(ec2n)*scale, float64(r53n)*scale, strings.Join(parts, ", "), readmePerHour[k.name])
+		perHour := float64(n) * scale
+		fmt.Fprintf(tw, "  %s\t%d\t%.0f (≤ %d, %.2f)\t%s\n", x.name, n, perHour, targetPerHour, perHour/targetPerHour, strings.Join(parts, ", "))
+		if perHour > targetPerHour {
+			problems = append(problems, fmt.Sprintf("%s: %.0f AWS requests per hour, above %d", x.name, perHour, targetPerHour))
+		}
 	}
 	tw.Flush()
-	return errors.Join(problems...)
+	return problems, errors.Join(errs...)
 }
 
 func shortAction(a string) string {
