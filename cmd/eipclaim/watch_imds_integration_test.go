@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -82,6 +83,36 @@ func TestWatchHolderLossViaIMDS(t *testing.T) {
 		t.Errorf("A's log does not say IMDS and EC2 agreed on the loss")
 	}
 	waitFor(t, 5*time.Second, "B's on_holder ran (moved to it: its IMDS lists the EIP)", func() bool { return len(wb.hooks(t, "holder")) == 1 })
+	wa.stopTerm(t, 5*time.Second)
+	wb.stopTerm(t, 5*time.Second)
+}
+
+// A standby whose own IMDS does not answer does not take over, however
+// long the holder fails its probes: it says why (refused=imds) and
+// counts it; once its IMDS answers again, it takes over.
+func TestWatchStandbyWithoutIMDSRefuses(t *testing.T) {
+	w := newWatchWorld(t, watchFast)
+	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
+	a, b := w.instance(svcA), w.instance(svcB)
+	w.tw.Associate(w.eip.AllocationID, a.ID)
+	wa, wb := w.start(a), w.start(b)
+	waitFor(t, 20*time.Second, "A holder, B standby", func() bool {
+		return len(wa.hooks(t, "holder")) == 1 && len(wb.hooks(t, "standby")) == 1
+	})
+	wb.md.SetDown(true)
+	svcA.Stop()
+	waitFor(t, 15*time.Second, "B refuses for want of its IMDS", func() bool {
+		return metricHas(t, wb.metrics, `eipclaim_takeover_refused_total{reason="imds",role="db"} 1`)
+	})
+	time.Sleep(3 * time.Second) // three more looks
+	if got := aws.ToString(w.tw.Address(w.eip.AllocationID).NetworkInterfaceId); got != a.ENI {
+		t.Fatalf("the EIP moved to %s while B's IMDS was down", got)
+	}
+	if !strings.Contains(wb.stderr.String(), `"refused":"imds"`) {
+		t.Errorf("B's log does not say why it did not take over")
+	}
+	wb.md.SetDown(false)
+	waitFor(t, 20*time.Second, "B takes over once its IMDS answers", func() bool { return len(wb.hooks(t, "holder")) == 1 })
 	wa.stopTerm(t, 5*time.Second)
 	wb.stopTerm(t, 5*time.Second)
 }

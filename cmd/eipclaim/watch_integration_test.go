@@ -31,8 +31,9 @@ import (
 // watcher is one `eipclaim watch` process on its own instance.
 type watcher struct {
 	inst    testenv.Instance
-	hookDir string // where its hooks write their environment
-	metrics string // its --metrics-file
+	md      *testenv.IMDS // its instance's metadata service
+	hookDir string        // where its hooks write their environment
+	metrics string        // its --metrics-file
 	ec2     *faultproxy.Proxy
 	cmd     *exec.Cmd
 	stderr  *testenv.LockedBuffer
@@ -110,7 +111,7 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { px.Close() })
-	wt := &watcher{inst: inst, hookDir: w.t.TempDir(), ec2: px, stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
+	wt := &watcher{inst: inst, md: md, hookDir: w.t.TempDir(), ec2: px, stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
 	wt.metrics = filepath.Join(wt.hookDir, "metrics.prom")
 	moto := &testenv.Moto{Endpoint: px.URL}
 	env := append(os.Environ(), moto.Env()...)
@@ -479,6 +480,7 @@ func TestWatchHookFailsAndHangs(t *testing.T) {
 // within a few seconds, nothing changed.
 func TestWatchSIGTERMMidLook(t *testing.T) {
 	w := newWatchWorld(t, watchFast)
+	w.truthEvery = "1s" // every look a truth check: it reads EC2
 	// From its third DescribeAddresses on, every look hangs 20s.
 	w.ec2 = func(uint64) faultproxy.Options {
 		return faultproxy.Options{Latency: 20 * time.Second, Plan: func(action string, n int) faultproxy.Kind {
