@@ -209,6 +209,10 @@ const (
 
 // The bounds of one look and of one run of the step.
 const (
+	// imdsTimeout bounds a look's reads of IMDS (it answers in
+	// milliseconds): an IMDS that hangs makes the holder read EC2, and
+	// does not hold up a standby's probes.
+	imdsTimeout = time.Second
 	minLookTimeout = 15 * time.Second
 	maxLookTimeout = time.Minute
 	stepTimeout    = 2 * time.Minute
@@ -523,6 +527,8 @@ func (w *Watcher) movedHere(ctx context.Context) bool {
 // alone when set, else on every interface. It returns the interface's MAC,
 // "" when IMDS answered without ip.
 func (w *Watcher) imdsFind(ctx context.Context, ip, mac string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, imdsTimeout)
+	defer cancel()
 	macs := []string{mac}
 	if mac == "" {
 		list, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/")
@@ -755,10 +761,13 @@ func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address, probe *
 func (w *Watcher) checkSelf(ctx context.Context, h decide.Holder) decide.Self {
 	s := decide.Self{Checked: true, API: true, IMDS: true}
 	if w.IMDS != nil {
-		_, err := w.IMDS.Metadata(ctx, "instance-id")
+		ictx, cancel := context.WithTimeout(ctx, imdsTimeout)
+		_, err := w.IMDS.Metadata(ictx, "instance-id")
+		cancel()
 		s.IMDS = err == nil
 		if err != nil && ctx.Err() == nil {
-			w.Log.Warn("this instance's IMDS did not answer", "error", err)
+			// The refusal's line says so; this is its cause.
+			w.Log.Debug("this instance's IMDS did not answer", "error", err)
 		}
 	}
 	if h.Probe == nil || h.Probe.OK {
