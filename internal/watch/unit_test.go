@@ -55,6 +55,7 @@ type world struct {
 	// probes of the reference targets.
 	imdsDown              int
 	imdsCanned, imdsStale bool
+	imdsHang              bool // IMDS answers nothing until the caller gives up
 	refDown               bool
 	imdsCalls             int
 
@@ -172,6 +173,10 @@ func (e imdsError) HTTPStatusCode() int { return int(e) }
 // Metadata is this instance's IMDS on the world.
 func (w *world) Metadata(ctx context.Context, path string) (string, error) {
 	w.imdsCalls++
+	if w.imdsHang {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
 	if w.imdsDown > 0 {
 		w.imdsDown--
 		return "", errors.New("dial tcp 169.254.169.254:80: i/o timeout")
@@ -1285,4 +1290,34 @@ func TestUnitRequestsPerHour(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestUnitIMDSHangs: an IMDS that answers nothing holds a look up for
+// imdsTimeout at most: the holder reads EC2 instead (and says so once),
+// a standby probes on.
+func TestUnitIMDSHangs(t *testing.T) {
+	t.Run("holder", func(t *testing.T) {
+		wd := newWorld(t, self, 3)
+		wd.at[2] = func(w *world) { w.imdsHang = true }
+		r := newRig(t, wd, &config.Role{}, config.WatchSettings{})
+		began := time.Now()
+		r.run(t)
+		if d := time.Since(began); d > 4*imdsTimeout {
+			t.Errorf("3 looks took %s with IMDS hanging, want about 2 × %s", d, imdsTimeout)
+		}
+		if wd.looks != 3 || r.logCount("IMDS did not answer: reading EC2 at every look until it does") != 1 {
+			t.Errorf("%d reads of EC2, want 3 (each look, IMDS not answering), said once\n%s", wd.looks, r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("standby", func(t *testing.T) {
+		wd := newWorld(t, holderB, 3)
+		wd.imdsHang = true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.w.standbyEvery = 0
+		r.run(t)
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 3 {
+			t.Errorf("%d probes in 3 looks with IMDS hanging, want 3: %v", n, wd.calls)
+		}
+	})
 }
