@@ -212,7 +212,7 @@ const (
 	// imdsTimeout bounds a look's reads of IMDS (it answers in
 	// milliseconds): an IMDS that hangs makes the holder read EC2, and
 	// does not hold up a standby's probes.
-	imdsTimeout = time.Second
+	imdsTimeout    = time.Second
 	minLookTimeout = 15 * time.Second
 	maxLookTimeout = time.Minute
 	stepTimeout    = 2 * time.Minute
