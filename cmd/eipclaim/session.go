@@ -17,6 +17,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/imds"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/source"
@@ -33,6 +34,7 @@ type session struct {
 	cfg        *config.Config
 	role       string       // the effective role, "" if none was given
 	ec2API     claim.EC2API // set when the command prefetched this instance (claim)
+	imds       *imds.Client // this instance's metadata (watch's looks)
 	// closeLog closes the log file, if any.
 	closeLog func()
 	logFile  bool
@@ -93,6 +95,7 @@ func open(ctx context.Context, c *common, getenv env, stderr io.Writer, o openOp
 	}
 	s.aws = env.Config
 	md := env.IMDS
+	s.imds = md
 	retrier := &retry.Retrier{Log: log}
 	req := source.Request{
 		Role:      c.role,

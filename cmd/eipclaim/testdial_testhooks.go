@@ -17,6 +17,7 @@ import (
 // Any other address is refused without a dial.
 func init() {
 	testConfigEvery, _ = time.ParseDuration(os.Getenv("EIPCLAIM_TEST_CONFIG_EVERY"))
+	testTruthEvery, _ = time.ParseDuration(os.Getenv("EIPCLAIM_TEST_TRUTH_EVERY"))
 	spec := os.Getenv("EIPCLAIM_TEST_DIAL")
 	if spec == "" {
 		return

@@ -82,8 +82,8 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		}
 		w := &watch.Watcher{
 			Role: s.role, Spec: spec, Settings: settings, InstanceID: s.instanceID,
-			Engine: s.engine(), Step: s.step(), Publishers: pubs, Hooks: hooks,
-			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery,
+			Engine: s.engine(), Step: s.step(), Publishers: pubs, Hooks: hooks, IMDS: s.imds,
+			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery, TruthEvery: testTruthEvery,
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
 			w.Notify = n

@@ -31,8 +31,9 @@ import (
 // watcher is one `eipclaim watch` process on its own instance.
 type watcher struct {
 	inst    testenv.Instance
-	hookDir string // where its hooks write their environment
-	metrics string // its --metrics-file
+	md      *testenv.IMDS // its instance's metadata service
+	hookDir string        // where its hooks write their environment
+	metrics string        // its --metrics-file
 	ec2     *faultproxy.Proxy
 	cmd     *exec.Cmd
 	stderr  *testenv.LockedBuffer
@@ -52,6 +53,9 @@ type watchWorld struct {
 	ec2    func(seed uint64) faultproxy.Options
 	seeds  uint64
 	run    string // RUNTIME_DIRECTORY of every watcher of this world (their locks)
+	// truthEvery, when set, shortens the watchers' truth checks
+	// (EIPCLAIM_TEST_TRUTH_EVERY).
+	truthEvery string
 }
 
 // hookScript writes the hook's EIPCLAIM_* environment to a new file in
@@ -107,7 +111,7 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { px.Close() })
-	wt := &watcher{inst: inst, hookDir: w.t.TempDir(), ec2: px, stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
+	wt := &watcher{inst: inst, md: md, hookDir: w.t.TempDir(), ec2: px, stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
 	wt.metrics = filepath.Join(wt.hookDir, "metrics.prom")
 	moto := &testenv.Moto{Endpoint: px.URL}
 	env := append(os.Environ(), moto.Env()...)
@@ -116,7 +120,7 @@ func (w *watchWorld) start(inst testenv.Instance, args ...string) *watcher {
 		w.run = w.t.TempDir()
 	}
 	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "HOOK_DIR="+wt.hookDir, "RUNTIME_DIRECTORY="+w.run,
-		"EIPCLAIM_TEST_DIAL="+strings.Join(w.dial, ","))
+		"EIPCLAIM_TEST_DIAL="+strings.Join(w.dial, ","), "EIPCLAIM_TEST_TRUTH_EVERY="+w.truthEvery)
 	wt.cmd = exec.Command(w.bin, append([]string{"watch", "--config", w.config, "--log-format", "json", "--timeout", "60s", "--metrics-file", wt.metrics}, args...)...)
 	wt.cmd.Env = env
 	wt.cmd.Stderr = wt.stderr
@@ -288,6 +292,12 @@ func TestWatchOperatorForceElsewhere(t *testing.T) {
 	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
+	if !w.imdsLists(a) {
+		// B learns that the EIP was moved to it from its IMDS, at its
+		// next look; from canned answers, at its next truth check.
+		t.Log("the IMDS emulator does not list the EIP on its holder's interface (canned answers): B's truth checks every 2s")
+		w.truthEvery = "2s"
+	}
 	wa, wb := w.start(a), w.start(b)
 	waitFor(t, 20*time.Second, "A holder, B standby", func() bool {
 		return len(wa.hooks(t, "holder")) == 1 && len(wb.hooks(t, "standby")) == 1
@@ -376,9 +386,9 @@ func TestWatchThreeStandbysOneMove(t *testing.T) {
 }
 
 // A health probe that flaps every interval moves nothing with the default
-// fall (3), even without a hold-down.
+// fall (3), with the shortest hold-down (1s).
 func TestWatchFlappingProbeNoMove(t *testing.T) {
-	w := newWatchWorld(t, "    watch: {interval: 1s, hold_down: 0s}\n")
+	w := newWatchWorld(t, "    watch: {interval: 1s, hold_down: 1s}\n")
 	svcA, svcB := testenv.StartService(t), testenv.StartService(t)
 	a, b := w.instance(svcA), w.instance(svcB)
 	w.tw.Associate(w.eip.AllocationID, a.ID)
@@ -470,6 +480,7 @@ func TestWatchHookFailsAndHangs(t *testing.T) {
 // within a few seconds, nothing changed.
 func TestWatchSIGTERMMidLook(t *testing.T) {
 	w := newWatchWorld(t, watchFast)
+	w.truthEvery = "1s" // every look a truth check: it reads EC2
 	// From its third DescribeAddresses on, every look hangs 20s.
 	w.ec2 = func(uint64) faultproxy.Options {
 		return faultproxy.Options{Latency: 20 * time.Second, Plan: func(action string, n int) faultproxy.Kind {

@@ -26,6 +26,7 @@ import (
 // reader never sees a partial file.
 func TestWatchMetricsListenAndFile(t *testing.T) {
 	w := newWatchWorld(t, watchFast)
+	w.truthEvery = "1s" // every look a truth check: it reads EC2
 	// The third DescribeAddresses is throttled once (the SDK retries it).
 	w.ec2 = func(uint64) faultproxy.Options {
 		return faultproxy.Options{Plan: func(action string, n int) faultproxy.Kind {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,7 +14,12 @@ import (
 type Watch struct {
 	Interval Duration `yaml:"interval"`  // how often the watcher looks (default 5s)
 	Fall     *int     `yaml:"fall"`      // consecutive failed looks before the holder counts as down (default 3)
-	HoldDown Duration `yaml:"hold_down"` // a new holder is not taken over for failing probes within this (default 60s)
+	HoldDown Duration `yaml:"hold_down"` // a new holder is not taken over for failing probes within this (default 60s, at least MinHoldDown)
+	// References are HOST:PORT addresses of the network, other than the
+	// holder, that a standby probes (TCP) before it takes over: when the
+	// holder's probe and every reference fail, it is the one cut off and
+	// does not take over.
+	References []string `yaml:"references"`
 }
 
 // Hooks is a role's hooks: block, the commands a watcher runs when it
@@ -30,6 +36,11 @@ const (
 	DefaultFall        = 3
 	DefaultHoldDown    = 60 * time.Second
 	DefaultHookTimeout = 30 * time.Second
+	// MinHoldDown is the shortest hold_down: after a move the new holder
+	// keeps the EIP at least this long, so that a probe that fails from
+	// everywhere cannot move the EIP at every fall looks (0 no longer
+	// turns the hold-down off: it is refused).
+	MinHoldDown = time.Second
 )
 
 // WatchSettings are a role's watch: and hooks: blocks with the defaults
@@ -38,6 +49,7 @@ type WatchSettings struct {
 	Interval    time.Duration
 	Fall        int
 	HoldDown    time.Duration
+	References  []string // HOST:PORT
 	OnHolder    []string
 	OnStandby   []string
 	HookTimeout time.Duration
@@ -52,6 +64,7 @@ func (r *Role) WatchSettings() WatchSettings {
 		if w.Fall != nil {
 			s.Fall = *w.Fall
 		}
+		s.References = w.References
 	}
 	if h := r.Hooks; h != nil {
 		s.OnHolder, s.OnStandby = h.OnHolder, h.OnStandby
@@ -75,7 +88,14 @@ func (v *validator) watch(path string, w *Watch) {
 	if w.Fall != nil && (*w.Fall < 1 || *w.Fall > maxFall) {
 		v.add(path+".fall", fmt.Sprint(*w.Fall), fmt.Sprintf("want a whole number of looks from 1 to %d, such as 3", maxFall))
 	}
-	v.durationIn(path+".hold_down", w.HoldDown, 0, 24*time.Hour, "such as 60s, or 0s for none")
+	v.durationIn(path+".hold_down", w.HoldDown, MinHoldDown, 24*time.Hour,
+		"such as 60s: after a move the new holder keeps the EIP at least this long, so 0 (no hold-down) is refused")
+	for i, r := range w.References {
+		host, port, err := net.SplitHostPort(r)
+		if _, ok := decimal(port, 1, 65535); err != nil || !ok || host == "" {
+			v.add(fmt.Sprintf("%s.references[%d]", path, i), r, "want HOST:PORT, an address of the network other than the holder that answers TCP on PORT, such as 10.0.0.5:22")
+		}
+	}
 }
 
 func (v *validator) hooks(path string, h *Hooks) {

@@ -20,7 +20,7 @@ func TestWatchDefaultsAndValues(t *testing.T) {
 	c, err = Parse([]byte(`roles:
   db:
     public_ip: 203.0.113.3
-    watch: {interval: 1s, fall: 2, hold_down: 0s}
+    watch: {interval: 1s, fall: 2, hold_down: 1s, references: ["10.0.0.5:22", "gw.example.internal:53"]}
     hooks:
       on_holder: ["/usr/local/bin/promote", "--fast"]
       on_standby: [/usr/local/bin/demote]
@@ -30,7 +30,7 @@ func TestWatchDefaultsAndValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = c.Roles["db"].WatchSettings()
-	if got.Interval != time.Second || got.Fall != 2 || got.HoldDown != 0 || got.HookTimeout != 10*time.Second ||
+	if got.Interval != time.Second || got.Fall != 2 || got.HoldDown != time.Second || !slices.Equal(got.References, []string{"10.0.0.5:22", "gw.example.internal:53"}) || got.HookTimeout != 10*time.Second ||
 		!slices.Equal(got.OnHolder, []string{"/usr/local/bin/promote", "--fast"}) || !slices.Equal(got.OnStandby, []string{"/usr/local/bin/demote"}) {
 		t.Errorf("settings = %+v", got)
 	}
@@ -44,6 +44,10 @@ func TestWatchInvalid(t *testing.T) {
 		{"fall zero", role + "    watch: {fall: 0}\n", `roles.db.watch.fall "0" (line 4): want a whole number of looks from 1 to 100`},
 		{"fall float", role + "    watch: {fall: 2.5}\n", `roles.db.watch.fall "2.5" (line 4): want a whole number`},
 		{"negative hold_down", role + "    watch: {hold_down: -1s}\n", `roles.db.watch.hold_down "-1s" (line 4)`},
+		{"hold_down zero", role + "    watch: {hold_down: 0s}\n", `roles.db.watch.hold_down "0s" (line 4): want a duration from 1s to 24h0m0s, such as 60s: after a move the new holder keeps the EIP at least this long, so 0 (no hold-down) is refused`},
+		{"hold_down below the floor", role + "    watch: {hold_down: 500ms}\n", `roles.db.watch.hold_down "500ms" (line 4): want a duration from 1s`},
+		{"reference without a port", role + "    watch: {references: [10.0.0.5]}\n", `roles.db.watch.references[0] "10.0.0.5" (line 4): want HOST:PORT`},
+		{"reference port 0", role + "    watch: {references: [\"10.0.0.5:22\", \"10.0.0.6:0\"]}\n", `roles.db.watch.references[1] "10.0.0.6:0" (line 4): want HOST:PORT`},
 		{"unknown watch key", role + "    watch: {intervall: 5s}\n", "roles.db.watch.intervall (line 4): unknown key"},
 		{"relative hook", role + "    hooks:\n      on_holder: [promote]\n", `roles.db.hooks.on_holder "promote" (line 5): want the program's absolute path`},
 		{"hook as a string", role + "    hooks:\n      on_holder: /usr/local/bin/promote --fast\n", `roles.db.hooks.on_holder (line 5): want a list, got "/usr/local/bin/promote --fast"`},

@@ -3,6 +3,7 @@ package decide
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/config"
@@ -80,6 +81,59 @@ type Look struct {
 	// tagged); within HoldDown a holder failing its probes is not taken
 	// over, unless its state is a stopped one (Stopped).
 	HeldFor, HoldDown time.Duration
+	// Self is what this instance knows of its own reach, checked at the
+	// look that would take the EIP from another instance (ActCheckSelf).
+	Self Self
+}
+
+// Self is a standby's own reach, checked before it takes the EIP from
+// another instance, so that an instance that is itself cut off or unwell
+// does not take over (and the EIP does not ping-pong): its own instance
+// metadata (IMDS, local to the instance) answered, the EC2 API answered
+// the fresh read of this look, and its reference targets (watch.references:
+// addresses of the network other than the holder) answered at least once.
+type Self struct {
+	Checked bool // checked at this look; the other fields mean nothing until then
+	IMDS    bool // this instance's IMDS answered
+	API     bool // the EC2 API answered this look's fresh read of the EIP
+	// References are this look's probes of the reference targets; none
+	// when none are configured.
+	References []Probe
+}
+
+// The reasons a standby does not take over although the holder failed
+// fall looks: the label of eipclaim_takeover_refused_total.
+const (
+	RefusedHoldDown = "hold_down" // the holder is new (hold_down) and not stopped
+	RefusedIMDS     = "imds"      // this instance's own IMDS does not answer
+	RefusedAPI      = "ec2_api"   // the EC2 API does not answer this instance
+	RefusedCutOff   = "cut_off"   // the holder's probe and every reference fail: this instance is the one cut off
+)
+
+// Refusal says why a standby that would take the EIP from holder h does
+// not, from its own reach s: one of the Refused reasons and the words, or
+// "" when nothing stops it. Only a probe's failure is put down to a
+// cut-off: a holder the EC2 API shows stopped or impaired is down
+// whatever this instance's network.
+func Refusal(s Self, h Holder) (reason, why string) {
+	switch {
+	case !s.IMDS:
+		return RefusedIMDS, "this instance's own instance metadata (IMDS) does not answer: not taking over from an instance that may be unwell itself"
+	case !s.API:
+		return RefusedAPI, "the EC2 API does not answer this instance: not taking over without a fresh read of the EIP"
+	case h.Probe == nil || h.Probe.OK || len(s.References) == 0 || Judge(Holder{Instance: h.Instance, State: h.State,
+		InstanceStatus: h.InstanceStatus, SystemStatus: h.SystemStatus}).Down:
+		return "", ""
+	}
+	var failed []string
+	for _, r := range s.References {
+		if r.OK {
+			return "", ""
+		}
+		failed = append(failed, r.Result)
+	}
+	return RefusedCutOff, "every target this instance probes fails, the holder and the references (" + strings.Join(failed, "; ") +
+		"): this instance is the one cut off, not taking over"
 }
 
 // Act is what a watcher does after a look.
@@ -105,6 +159,10 @@ const (
 	ActStep
 	// ActWatch: only watch: this watcher does not take the EIP.
 	ActWatch
+	// ActCheckSelf: the holder counts as down and this watcher would take
+	// the EIP from it: check this instance's own reach first (Look.Self),
+	// then decide again.
+	ActCheckSelf
 )
 
 func (a Act) String() string {
@@ -121,16 +179,20 @@ func (a Act) String() string {
 		return "step"
 	case ActWatch:
 		return "watch"
+	case ActCheckSelf:
+		return "check self"
 	}
 	return "Act(" + strconv.Itoa(int(a)) + ")"
 }
 
 // Next is the decision of a look: what to do, the consecutive failed looks
-// counted after it, and why in words.
+// counted after it, and why in words. Refused is set when the holder
+// failed fall looks but is not taken over (one of the Refused reasons).
 type Next struct {
-	Act   Act
-	Fails int
-	Why   string
+	Act     Act
+	Fails   int
+	Why     string
+	Refused string
 }
 
 // Standby is a watcher's decision at one look where it does not already
@@ -147,8 +209,10 @@ type Next struct {
 //   - down, fewer than fall looks in a row: count;
 //   - fall looks, held for less than hold_down: take over only a holder
 //     in a stopped state (Stopped), read through the API when not known;
-//     otherwise count and wait;
-//   - else take over.
+//     otherwise count and wait (refused: hold_down);
+//   - else take over, once this instance's own reach is checked
+//     (ActCheckSelf) and Refusal finds nothing against it (else count,
+//     refused for Refusal's reason).
 //
 // Fails is kept as it was on every answer that has not examined the
 // holder (and so when it could not be examined: no evidence either way).
@@ -196,10 +260,23 @@ func Standby(l Look) Next {
 		case l.Holder.State == "":
 			return Next{Act: ActReadState, Fails: fails, Why: v.Why + ": the holder is new (" + held + "): its state, read through the API, decides (a stopped holder is taken over)"}
 		case !Stopped(l.Holder.State):
-			return Next{Act: ActCount, Fails: fails, Why: v.Why + ": the holder is new (" + held + ", " + l.Holder.State + "): not taking over within hold_down for failing probes"}
+			return Next{Act: ActCount, Fails: fails, Refused: RefusedHoldDown,
+				Why: v.Why + ": the holder is new (" + held + ", " + l.Holder.State + "): not taking over within hold_down for failing probes"}
 		}
 		// Judge puts a stopped state before any probe: v.Why names it.
-		return Next{Act: ActStep, Fails: fails, Why: v.Why + " (taken over within hold_down: a stopped holder does not serve)"}
+		return takeOver(l, fails, v.Why+" (taken over within hold_down: a stopped holder does not serve)")
 	}
-	return Next{Act: ActStep, Fails: fails, Why: fmt.Sprintf("%s: failed %d looks of fall %d", v.Why, fails, fall)}
+	return takeOver(l, fails, fmt.Sprintf("%s: failed %d looks of fall %d", v.Why, fails, fall))
+}
+
+// takeOver is the decision to take the EIP from another instance, once
+// this instance's own reach is known and nothing in it refuses.
+func takeOver(l Look, fails int, why string) Next {
+	if !l.Self.Checked {
+		return Next{Act: ActCheckSelf, Fails: fails, Why: why + ": checking this instance's own reach before taking over"}
+	}
+	if reason, refused := Refusal(l.Self, l.Holder); reason != "" {
+		return Next{Act: ActCount, Fails: fails, Why: why + ": " + refused, Refused: reason}
+	}
+	return Next{Act: ActStep, Fails: fails, Why: why}
 }

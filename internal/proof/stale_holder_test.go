@@ -43,7 +43,7 @@ func TestWatchHolderStaleReadsUnderStale(t *testing.T) {
 	st := newStale(t, 1700)
 	eip := world.NewEIP(nil)
 	config := filepath.Join(t.TempDir(), "eipclaim.yaml")
-	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    public_ip: %s\n    watch: {interval: 100ms, fall: 3, hold_down: 0s}\n", eip.PublicIP)
+	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    public_ip: %s\n    watch: {interval: 100ms, fall: 3, hold_down: 1s}\n", eip.PublicIP)
 	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}

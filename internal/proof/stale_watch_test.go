@@ -69,7 +69,7 @@ func watchTakeoverUnderStale(t *testing.T, bin string, seed uint64, after time.D
 	st := newStale(t, 100+seed)
 	eip := world.NewEIP(nil)
 	config := filepath.Join(t.TempDir(), "eipclaim.yaml")
-	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n    watch: {interval: 1s, fall: 3, hold_down: 0s}\n", eip.AllocationID)
+	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n    watch: {interval: 1s, fall: 3, hold_down: 1s}\n", eip.AllocationID)
 	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,11 @@ func startWatch(t *testing.T, bin, name string, moto *testenv.Moto, w *testenv.T
 	// The watcher's lock (internal/watch.Lock) beside its metrics, not
 	// in /run/eipclaim, which may not be writable here.
 	env = append(env, "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=", "NOTIFY_SOCKET=", "EIPCLAIM_TEST_DIAL="+dial, "RUNTIME_DIRECTORY="+filepath.Dir(p.metrics))
+	// The truth checks (the watchers' reads of EC2 in steady state, every
+	// 90 s to 6 min) every 2 s: the proofs put those reads, and the
+	// decisions taken on them, under their faults and stale answers many
+	// times a run.
+	env = append(env, "EIPCLAIM_TEST_TRUTH_EVERY=2s")
 	p.cmd = exec.Command(bin, "watch", "--config", config, "--log-format", "json", "--timeout", "120s", "--metrics-file", p.metrics)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
@@ -194,7 +199,7 @@ func TestWatchHealthyHolderUnderFaults(t *testing.T) {
 		config := filepath.Join(t.TempDir(), "eipclaim.yaml")
 		// fence: stop: a healthy holder is never fenced, whatever the
 		// faults and the partition (issue 19).
-		doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n    fence: stop\n%s    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 30}\n    watch: {interval: 1s, fall: 3, hold_down: 0s}\n",
+		doc := fmt.Sprintf("role: db\nroles:\n  db:\n    allocation_id: %s\n    fence: stop\n%s    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 30}\n    watch: {interval: 1s, fall: 3, hold_down: 1s}\n",
 			eip.AllocationID, variant.healthCheck, zoneID, strings.ReplaceAll(variant.name, "_", "-"))
 		if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)

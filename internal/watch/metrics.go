@@ -13,6 +13,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eipclaim/eipclaim/internal/decide"
 )
 
 // Metrics are the watcher's, in the Prometheus client library's registry:
@@ -35,6 +37,7 @@ type Metrics struct {
 	tableDrops    *prometheus.CounterVec
 	holderStopped *prometheus.GaugeVec
 	changed       *prometheus.GaugeVec
+	refusals      *prometheus.CounterVec
 }
 
 // NewMetrics registers the watcher's metrics in a registry of their own.
@@ -54,11 +57,11 @@ func NewMetrics() *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_aws_requests_total",
 			Help: "AWS requests (every attempt) by operation and outcome (ok, or the error code)."}, []string{"operation", "outcome"}),
 		looks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_looks_total",
-			Help: "Looks at the role's EIP by result (ok, or failed: the EC2 API did not answer)."}, []string{"role", "result"}),
+			Help: "Looks at the role's EIP by result: ok (through IMDS, the probe, or EC2), or failed (the EC2 API did not answer a look that read it)."}, []string{"role", "result"}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_holder_failed_looks_total",
 			Help: "Looks at which the holder failed its probe or counted as down through the API."}, []string{"role"}),
 		lastLook: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_last_successful_look_timestamp_seconds",
-			Help: "Unix time of the last look the EC2 API answered."}, []string{"role"}),
+			Help: "Unix time of the last read of the EIP the EC2 API answered (the truth checks, the reads on suspicion)."}, []string{"role"}),
 		epochInvalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_epoch_invalid",
 			Help: "1 when the role's EIP's eipclaim:epoch tag, as last seen, is not an epoch (not an integer from 0 to 2^53-1)."}, []string{"role"}),
 		tableDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_table_writes_dropped_total",
@@ -67,9 +70,11 @@ func NewMetrics() *Metrics {
 			Help: "1 while the EIP's holder is stopped, terminated or gone and still holds it (the EIP, DNS and role table name it)."}, []string{"role"}),
 		changed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eipclaim_config_changed",
 			Help: "1 when the configuration on disk differs from the one the watcher runs with (restart it to apply it), else 0."}, []string{"role"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_takeover_refused_total",
+			Help: "Looks at which the holder had failed fall looks but this standby did not take over, by reason: hold_down (the holder is new), imds (this instance's IMDS does not answer), ec2_api (the EC2 API does not answer it), cut_off (its every probe fails)."}, []string{"role", "reason"}),
 	}
 	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook,
-		m.epochInvalid, m.tableDrops, m.holderStopped, m.changed)
+		m.epochInvalid, m.tableDrops, m.holderStopped, m.changed, m.refusals)
 	return m
 }
 
@@ -87,6 +92,9 @@ func (m *Metrics) Role(role string) {
 	m.tableDrops.WithLabelValues(role)
 	m.holderStopped.WithLabelValues(role).Set(0)
 	m.changed.WithLabelValues(role).Set(0)
+	for _, r := range []string{decide.RefusedHoldDown, decide.RefusedIMDS, decide.RefusedAPI, decide.RefusedCutOff} {
+		m.refusals.WithLabelValues(role, r)
+	}
 	for _, ev := range []string{StateHolder, StateStandby} {
 		for _, r := range []string{"ok", "failed", "timeout"} {
 			m.hooks.WithLabelValues(role, ev, r)
@@ -156,9 +164,22 @@ func (m *Metrics) loss(role string) {
 	}
 }
 
+func (m *Metrics) refused(role, reason string) {
+	if m != nil {
+		m.refusals.WithLabelValues(role, reason).Inc()
+	}
+}
+
 func (m *Metrics) probeFailed(role string) {
 	if m != nil {
 		m.probes.WithLabelValues(role).Inc()
+	}
+}
+
+// freeLook counts a look that read no AWS API (IMDS, the probe).
+func (m *Metrics) freeLook(role string) {
+	if m != nil {
+		m.looks.WithLabelValues(role, "ok").Inc()
 	}
 }
 

@@ -28,7 +28,7 @@ import (
 // hook environments with which epoch.
 
 const (
-	holderB = "i-0000000000holderb"
+	holderB = "i-00000000000holderb"
 	noInst  = "eni-0000000nat0gw"
 )
 
@@ -49,6 +49,15 @@ type world struct {
 	// eventual consistency).
 	apiDown, healthDown int
 	stale               []string
+	// IMDS: imdsDown fails the next reads (a timeout); imdsCanned never
+	// lists the EIP (the IMDS emulator's canned answers); imdsStale keeps
+	// listing it here after it left (IMDS lags). refDown fails the
+	// probes of the reference targets.
+	imdsDown              int
+	imdsCanned, imdsStale bool
+	imdsHang              bool // IMDS answers nothing until the caller gives up
+	refDown               bool
+	imdsCalls             int
 
 	at    map[int]func(*world)
 	last  int
@@ -147,6 +156,48 @@ func (w *world) Health(ctx context.Context, holder, privateIP string, hc config.
 	return &claim.Health{Instance: holder, State: f.State, Down: v.Down, Why: v.Why, Facts: f}, nil
 }
 
+// The interfaces of this instance as IMDS lists them: the EIP, when
+// here, is on the first; the second has a public IP of its own.
+const (
+	macEIP   = "0e:00:00:00:00:01"
+	macOther = "0e:00:00:00:00:02"
+	refIP    = "10.0.9.9" // the reference target (watch.references)
+)
+
+// imdsError is IMDS answering with an HTTP status, as the SDK's errors do.
+type imdsError int
+
+func (e imdsError) Error() string       { return "imds: HTTP " + strconv.Itoa(int(e)) }
+func (e imdsError) HTTPStatusCode() int { return int(e) }
+
+// Metadata is this instance's IMDS on the world.
+func (w *world) Metadata(ctx context.Context, path string) (string, error) {
+	w.imdsCalls++
+	if w.imdsHang {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	if w.imdsDown > 0 {
+		w.imdsDown--
+		return "", errors.New("dial tcp 169.254.169.254:80: i/o timeout")
+	}
+	switch path {
+	case "instance-id":
+		return self, nil
+	case "network/interfaces/macs/":
+		return macEIP + "/\n" + macOther + "/", nil
+	case "network/interfaces/macs/" + macOther + "/public-ipv4s":
+		return "198.51.100.7", nil
+	case "network/interfaces/macs/" + macEIP + "/public-ipv4s":
+		if (w.holder == self || w.imdsStale) && !w.imdsCanned {
+			return "203.0.113.10", nil
+		}
+		return "", imdsError(404)
+	}
+	w.t.Errorf("IMDS path %q: not one the watcher reads", path)
+	return "", imdsError(404)
+}
+
 func (w *world) state(id string) string {
 	if s := w.states[id]; s != "" {
 		return s
@@ -154,13 +205,28 @@ func (w *world) state(id string) string {
 	return decide.StateRunning
 }
 
+// Probe probes an instance by its private IP (10.0.1.<length of its
+// id>), or the reference target.
 func (w *world) Probe(ctx context.Context, ip string, hc config.HealthCheck) (bool, string) {
 	w.calls = append(w.calls, "probe "+ip)
-	if w.holder == "" || ip != "10.0.1."+strconv.Itoa(len(w.holder)) {
-		w.t.Errorf("probe of %s: the holder %s is at 10.0.1.%d", ip, w.holder, len(w.holder))
+	failed := hc.String() + " on " + ip + " failed: connection refused"
+	if ip == refIP {
+		if w.refDown {
+			return false, failed
+		}
+		return true, hc.String() + " on " + ip + " answered"
 	}
-	if w.down[w.holder] || decide.Stopped(w.state(w.holder)) {
-		return false, hc.String() + " on " + ip + " failed: connection refused"
+	var id string
+	for _, x := range []string{self, other, holderB} {
+		if ip == "10.0.1."+strconv.Itoa(len(x)) {
+			id = x
+		}
+	}
+	if id == "" || id == self {
+		w.t.Errorf("probe of %s: no other instance is there", ip)
+	}
+	if w.down[id] || decide.Stopped(w.state(id)) {
+		return false, failed
 	}
 	return true, hc.String() + " on " + ip + " answered"
 }
@@ -280,9 +346,11 @@ func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSet
 		clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	m := NewMetrics()
 	m.Role("db")
+	// A truth check at every look of a standby (the state machine's tests;
+	// the cadence's have theirs), none of a holder's but its first.
 	r.w = &Watcher{Role: "db", Spec: spec, Settings: settings, InstanceID: self,
-		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m,
-		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000}
+		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m, IMDS: wd,
+		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000, standbyEvery: 1}
 	return r
 }
 
@@ -354,8 +422,10 @@ func TestUnitStartAsHolder(t *testing.T) {
 		t.Fatalf("hooks %+v: want on_holder only", r.hooks.envs)
 	}
 	wantEnv(t, r.hooks.envs[0], failover.HookEnv{Event: failover.EventHolder, Epoch: 4, Holder: self, Reason: "started as the holder"})
-	if n := wd.count("probe 10.0.1." + strconv.Itoa(len(self))); n != 0 || len(wd.calls) != 3 {
-		t.Errorf("calls %v: a holder only looks at the EIP", wd.calls)
+	// Look 1 reads EC2; looks 2 and 3 read IMDS only: the interfaces,
+	// then the EIP's interface's public addresses (2), then those alone.
+	if len(wd.calls) != 1 || wd.imdsCalls != 3 {
+		t.Errorf("calls %v, %d IMDS reads: want one read of EC2 (the start), then IMDS only (3 reads)", wd.calls, wd.imdsCalls)
 	}
 	r.wantState(t, StateHolder)
 }
@@ -632,12 +702,44 @@ func TestUnitAPIBackoff(t *testing.T) {
 	}
 }
 
-// TestUnitHolderDeposed: a holder that sees the EIP elsewhere reads it
+// TestUnitHolderDeposed: a holder whose IMDS no longer lists the EIP
+// reads EC2 at once; when EC2 shows it elsewhere too, the loss is
+// confirmed by both and it stands down at that look. When IMDS never
+// listed it (canned answers), a look that shows the EIP elsewhere is read
 // again (1s, then 2s later) before it stands down; a read that shows the
-// EIP here again keeps it holder.
+// EIP here again keeps it holder, and so does EC2 showing it here while
+// IMDS does not.
 func TestUnitHolderDeposed(t *testing.T) {
-	t.Run("deposed", func(t *testing.T) {
+	t.Run("deposed: IMDS and EC2 agree", func(t *testing.T) {
 		wd := newWorld(t, self, 4)
+		wd.at[3] = func(w *world) { w.moveTo(holderB) }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		if got, want := fmt.Sprint(r.clock.sleeps), fmt.Sprint([]time.Duration{time.Second, time.Second, time.Second}); got != want {
+			t.Errorf("waits %s, want %s (no confirming delays: two sources agree)", got, want)
+		}
+		if len(r.hooks.envs) != 2 || r.hooks.at[1] != 3 {
+			t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 3, the look of the move", r.hooks.envs, r.hooks.at)
+		}
+		wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventStandby, Epoch: 5, PreviousHolder: self, Holder: holderB, Reason: "the EIP was moved to " + holderB})
+		if v := value(t, r.w.Metrics, "eipclaim_losses_total", "db"); v != 1 {
+			t.Errorf("eipclaim_losses_total %v, want 1", v)
+		}
+		// EC2: the start, the read on suspicion at look 3, look 4 (a
+		// standby's truth check in this rig).
+		if wd.looks != 3 || r.logCount("the loss is confirmed by both") != 1 {
+			t.Errorf("%d reads of EC2, want 3 (start, suspicion, look 4); the log:\n%s", wd.looks, r.logs)
+		}
+		// The new holder is examined from the next look on.
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 1 {
+			t.Errorf("%d probes of the new holder, want 1 (look 4): %v", n, wd.calls)
+		}
+		r.wantState(t, StateStandby)
+	})
+	t.Run("deposed: IMDS canned", func(t *testing.T) {
+		wd := newWorld(t, self, 4)
+		wd.imdsCanned = true
 		wd.at[3] = func(w *world) { w.moveTo(holderB) }
 		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
 		r.run(t)
@@ -648,13 +750,8 @@ func TestUnitHolderDeposed(t *testing.T) {
 		if len(r.hooks.envs) != 2 || r.hooks.at[1] != 3 {
 			t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 3", r.hooks.envs, r.hooks.at)
 		}
-		wantEnv(t, r.hooks.envs[1], failover.HookEnv{Event: failover.EventStandby, Epoch: 5, PreviousHolder: self, Holder: holderB, Reason: "the EIP was moved to " + holderB})
-		if v := value(t, r.w.Metrics, "eipclaim_losses_total", "db"); v != 1 {
-			t.Errorf("eipclaim_losses_total %v, want 1", v)
-		}
-		// The new holder is examined from the next look on.
-		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 1 {
-			t.Errorf("%d probes of the new holder, want 1 (look 4): %v", n, wd.calls)
+		if n := r.logCount("IMDS does not list the EIP on this instance's interfaces, while EC2 shows it here"); n != 1 {
+			t.Errorf("IMDS's canned answer reported %d times, want once:\n%s", n, r.logs)
 		}
 		r.wantState(t, StateStandby)
 	})
@@ -671,6 +768,7 @@ func TestUnitHolderDeposed(t *testing.T) {
 	})
 	t.Run("stale read", func(t *testing.T) {
 		wd := newWorld(t, self, 4)
+		wd.imdsCanned = true
 		wd.at[3] = func(w *world) { w.stale = []string{holderB} }
 		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
 		r.run(t)
@@ -680,6 +778,34 @@ func TestUnitHolderDeposed(t *testing.T) {
 		}
 		if r.logCount("a stale read showed the EIP elsewhere") != 1 {
 			t.Errorf("the log does not say the read was stale:\n%s", r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("IMDS stops listing, EC2 shows it here", func(t *testing.T) {
+		wd := newWorld(t, self, 6)
+		wd.at[3] = func(w *world) { w.imdsCanned = true }
+		wd.at[5] = func(w *world) { w.imdsCanned = false }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		// EC2: the start, looks 3 and 4 (IMDS does not list it); IMDS
+		// alone again from look 5.
+		if wd.looks != 3 || len(r.hooks.envs) != 1 || r.clock.sleeps[len(r.clock.sleeps)-1] != time.Second {
+			t.Errorf("%d reads of EC2, hooks %+v: want 3 reads, on_holder only, no stand-down\n%s", wd.looks, r.hooks.envs, r.logs)
+		}
+		if r.logCount("IMDS lists the EIP on this instance: looks read IMDS only") != 1 {
+			t.Errorf("the log does not say IMDS lists the EIP again:\n%s", r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("IMDS does not answer", func(t *testing.T) {
+		wd := newWorld(t, self, 5)
+		wd.at[3] = func(w *world) { w.imdsDown = 2 }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.run(t)
+		r.wantSteps(t, 1)
+		if wd.looks != 3 || len(r.hooks.envs) != 1 || r.logCount("IMDS did not answer: reading EC2 at every look until it does") != 1 {
+			t.Errorf("%d reads of EC2, hooks %+v: want 3 (start, looks 3 and 4), on_holder only, the failure said once\n%s", wd.looks, r.hooks.envs, r.logs)
 		}
 		r.wantState(t, StateHolder)
 	})
@@ -741,15 +867,21 @@ func TestUnitRepairCadence(t *testing.T) {
 	}
 }
 
-// TestUnitRepairEveryDefault: one repair a minute, at least every look.
+// TestUnitRepairEveryDefault: the truth checks' cadence: a holder's (and
+// its repair) every 6 minutes, a standby's every 90 s with a
+// health_check, every 4 minutes without; at least every look.
 func TestUnitRepairEveryDefault(t *testing.T) {
-	for interval, want := range map[time.Duration]int{time.Second: 60, 10 * time.Second: 6, 2 * time.Minute: 1} {
-		wd := newWorld(t, self, 1)
-		r := newRig(t, wd, &config.Role{}, config.WatchSettings{Interval: interval})
-		r.w.RepairEvery = 0
-		r.run(t)
-		if r.w.RepairEvery != want {
-			t.Errorf("interval %s: RepairEvery %d, want %d", interval, r.w.RepairEvery, want)
+	for interval, want := range map[time.Duration][3]int{
+		250 * time.Millisecond: {1440, 360, 960}, time.Second: {360, 90, 240}, 10 * time.Second: {36, 9, 24}, 2 * time.Minute: {3, 1, 2}, time.Hour: {1, 1, 1},
+	} {
+		for i, hc := range []config.HealthCheck{hc5432, {}} {
+			wd := newWorld(t, self, 1)
+			r := newRig(t, wd, &config.Role{HealthCheck: hc}, config.WatchSettings{Interval: interval})
+			r.w.RepairEvery, r.w.standbyEvery = 0, 0
+			r.run(t)
+			if r.w.RepairEvery != want[0] || r.w.standbyEvery != want[1+i] {
+				t.Errorf("interval %s, health_check %q: RepairEvery %d, standbyEvery %d, want %d and %d", interval, hc, r.w.RepairEvery, r.w.standbyEvery, want[0], want[1+i])
+			}
 		}
 	}
 }
@@ -878,4 +1010,314 @@ func TestUnitNotify(t *testing.T) {
 	if n.ready != 1 || n.watchdog != 3+6 {
 		t.Errorf("READY %d times, WATCHDOG %d times: want 1, and 9 (3 looks, 6 parts of waits)", n.ready, n.watchdog)
 	}
+}
+
+// refusals is eipclaim_takeover_refused_total{role="db",reason}.
+func refusals(t *testing.T, m *Metrics, reason string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eipclaim_takeover_refused_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["role"] == "db" && labels["reason"] == reason {
+				return s.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no eipclaim_takeover_refused_total{role=db,reason=%s}", reason)
+	return 0
+}
+
+// ec2Requests is how many requests the world's EC2 answered:
+// DescribeAddresses, and two (DescribeInstances, DescribeInstanceStatus)
+// per read of a holder's health.
+func (w *world) ec2Requests() int {
+	n := w.looks
+	for _, c := range w.calls {
+		if strings.HasPrefix(c, "health ") {
+			n += 2
+		}
+	}
+	return n
+}
+
+// TestUnitHolderLooksFree: a holder's looks between truth checks read
+// IMDS only: no EC2 request in 100 looks.
+func TestUnitHolderLooksFree(t *testing.T) {
+	wd := newWorld(t, self, 101)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.RepairEvery = 0 // the default: 360 looks at 1s
+	r.run(t)
+	r.wantSteps(t, 1)
+	if wd.looks != 1 || len(wd.calls) != 1 {
+		t.Errorf("calls %v: want the start's read of EC2 only, then 100 looks through IMDS", wd.calls)
+	}
+	if wd.imdsCalls != 101 {
+		t.Errorf("%d IMDS reads in 100 looks, want 101 (the interfaces once, then one a look)", wd.imdsCalls)
+	}
+}
+
+// TestUnitHolderTruthCadence: the holder reads EC2 and repairs every
+// RepairEvery looks, and at no other look.
+func TestUnitHolderTruthCadence(t *testing.T) {
+	wd := newWorld(t, self, 25)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.RepairEvery = 8
+	r.run(t)
+	r.wantSteps(t, 1, 9, 17, 25)
+	if wd.looks != 4 {
+		t.Errorf("%d reads of EC2, want 4 (the start, 3 truth checks)", wd.looks)
+	}
+}
+
+// TestUnitStandbyProbesOnly: with the default cadence, a standby's looks
+// between truth checks probe the holder and read nothing: one read of EC2
+// in 50 looks at 1s, 50 probes; a truth check every 90 looks.
+func TestUnitStandbyProbesOnly(t *testing.T) {
+	wd := newWorld(t, holderB, 182)
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.standbyEvery = 0
+	r.run(t)
+	r.wantSteps(t)
+	// EC2 at look 1, then at looks 91 and 181 (standby looks 90, 180).
+	if wd.looks != 3 || wd.count("probe 10.0.1."+strconv.Itoa(len(holderB))) != 182 || len(wd.calls) != 185 {
+		t.Errorf("%d reads of EC2, %d calls: want 3 reads (looks 1, 91, 181) and a probe at every look", wd.looks, len(wd.calls))
+	}
+	// Between truth checks it also asks its own IMDS (free) whether the
+	// EIP was moved here: the interfaces, then each one's addresses.
+	if wd.imdsCalls != 179*3 {
+		t.Errorf("%d IMDS reads by a standby whose holder answers, want %d (3 at each of the 179 looks between truth checks)", wd.imdsCalls, 179*3)
+	}
+	r.wantState(t, StateStandby)
+}
+
+// TestUnitStandbyMovedHere: an EIP moved to a standby by another (the
+// controller, an operator) shows in its IMDS at the next look, which
+// reads EC2 at once and runs the step.
+func TestUnitStandbyMovedHere(t *testing.T) {
+	wd := newWorld(t, holderB, 6)
+	wd.at[5] = func(w *world) { w.holder, w.assoc = self, "eipassoc-by-hand" }
+	r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+	r.w.standbyEvery = 0
+	r.run(t)
+	r.wantSteps(t, 5)
+	if req := r.step.calls[0].req; req.Reason != "the EIP was moved to this instance" || req.PreviousHolder != holderB {
+		t.Errorf("step request reason %q previous %q", req.Reason, req.PreviousHolder)
+	}
+	if wd.looks != 2 {
+		t.Errorf("%d reads of EC2, want 2 (the start, look 5)", wd.looks)
+	}
+	r.wantState(t, StateHolder)
+}
+
+// TestUnitStandbyFallFreshRead: the probes between truth checks count;
+// the one that makes fall reads EC2 at once, and the step runs on that
+// fresh read (the probe counted once); a new holder seen by that read is
+// not taken over for the old one's probes.
+func TestUnitStandbyFallFreshRead(t *testing.T) {
+	t.Run("the holder fails", func(t *testing.T) {
+		wd := newWorld(t, holderB, 8)
+		wd.at[5] = func(w *world) { w.down[holderB] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute})
+		r.w.standbyEvery = 0
+		r.run(t)
+		r.wantSteps(t, 6)
+		want := fmt.Sprintf("holder %s fails its health check: tcp:5432 on 10.0.1.%d failed: connection refused: failed 2 looks of fall 2", holderB, len(holderB))
+		if len(r.step.calls) != 1 || r.step.calls[0].req.Reason != want {
+			t.Errorf("reason %q, want %q", r.step.calls[0].req.Reason, want)
+		}
+		// EC2: the start, the fresh read at look 6; the IMDS of this
+		// instance checked before the takeover, then its own IMDS looks.
+		if wd.looks != 2 || r.logCount(`msg="the holder failed a look"`) != 2 {
+			t.Errorf("%d reads of EC2, want 2 (start, fall); %d failed looks logged, want 2\n%s", wd.looks, r.logCount(`msg="the holder failed a look"`), r.logs)
+		}
+		if v := value(t, r.w.Metrics, "eipclaim_holder_failed_looks_total", "db"); v != 2 {
+			t.Errorf("eipclaim_holder_failed_looks_total %v, want 2", v)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("the fresh read shows a new holder", func(t *testing.T) {
+		wd := newWorld(t, holderB, 9)
+		wd.at[4] = func(w *world) { w.down[holderB] = true }
+		wd.at[5] = func(w *world) { w.moveTo(other) } // the controller moved it
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute})
+		r.w.standbyEvery = 0
+		r.run(t)
+		r.wantSteps(t)
+		// look 5: holderB's second failed probe, then the fresh read
+		// shows other: examined (answers), the count starts over.
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(other))); n != 5 {
+			t.Errorf("%d probes of the new holder, want 5 (looks 5 to 9): %v", n, wd.calls)
+		}
+		if len(r.hooks.envs) != 1 {
+			t.Errorf("hooks %+v: on_standby once", r.hooks.envs)
+		}
+	})
+}
+
+// TestUnitStandbyWithoutHealthCheck: no free signal: the holder is
+// examined through the API at the truth checks only, and every look after
+// a failed examination until fall.
+func TestUnitStandbyWithoutHealthCheck(t *testing.T) {
+	wd := newWorld(t, holderB, 30)
+	wd.at[12] = func(w *world) { w.states[holderB] = decide.StateStopped }
+	r := newRig(t, wd, &config.Role{}, config.WatchSettings{Fall: 3})
+	r.w.standbyEvery = 10
+	r.run(t)
+	// Truth checks at looks 1, 11, 21 (the holder stopped: fail 1), then
+	// looks 22 and 23: fall, the step at 23.
+	r.wantSteps(t, 23)
+	if n := wd.count("health " + holderB); n != 5 || wd.looks != 5 {
+		t.Errorf("%d reads of the holder's health, %d of the EIP: want 5 and 5 (looks 1, 11, 21, 22, 23): %v", n, wd.looks, wd.calls)
+	}
+}
+
+// TestUnitTakeoverRefused: a standby that would take the EIP over does
+// not when it is cut off (the holder's probe and its reference fail), when
+// its own IMDS does not answer, or when the EC2 API does not answer the
+// fresh read: it says why in the log, once a look, and in
+// eipclaim_takeover_refused_total; once the cause is gone it takes over.
+func TestUnitTakeoverRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, reason, log string
+		cause             func(w *world)
+		cured             func(w *world)
+	}{
+		{"cut off", decide.RefusedCutOff, "this instance is the one cut off, not taking over",
+			func(w *world) { w.refDown = true }, func(w *world) { w.refDown = false }},
+		{"its IMDS does not answer", decide.RefusedIMDS, "this instance's own instance metadata (IMDS) does not answer",
+			func(w *world) { w.imdsDown = 1000 }, func(w *world) { w.imdsDown = 0 }},
+		{"the EC2 API does not answer", decide.RefusedAPI, "the EC2 API does not answer this instance: no move without a fresh read",
+			func(w *world) { w.apiDown = 1000 }, func(w *world) { w.apiDown = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wd := newWorld(t, holderB, 12)
+			wd.at[3] = func(w *world) { w.down[holderB] = true; tc.cause(w) }
+			wd.at[9] = tc.cured
+			r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute,
+				References: []string{refIP + ":53"}})
+			r.w.standbyEvery = 0
+			r.run(t)
+			if got := r.stepsAt(); len(got) != 1 || got[0] < 9 {
+				t.Errorf("the step ran at looks %v, want once, once the cause is gone (look 9 on)\n%s", got, r.logs)
+			}
+			n := r.logCount(tc.log)
+			if n == 0 || refusals(t, r.w.Metrics, tc.reason) != float64(n) {
+				t.Errorf("%d refusals logged, %v counted for %s: want as many, at least one\n%s", n, refusals(t, r.w.Metrics, tc.reason), tc.reason, r.logs)
+			}
+			for _, other := range []string{decide.RefusedCutOff, decide.RefusedIMDS, decide.RefusedAPI, decide.RefusedHoldDown} {
+				if other != tc.reason && refusals(t, r.w.Metrics, other) != 0 {
+					t.Errorf("refusals for %s counted too", other)
+				}
+			}
+		})
+	}
+	t.Run("a lasting cut-off reads EC2 seldom", func(t *testing.T) {
+		wd := newWorld(t, holderB, 300)
+		wd.down[holderB], wd.refDown = true, true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute, References: []string{refIP + ":53"}})
+		r.w.standbyEvery = 0 // 90 looks at 1s
+		r.run(t)
+		r.wantSteps(t)
+		// The start; fresh reads at standby looks 1, 2, 4, 8, 16, 32, 64,
+		// 128, 218 (+90); truth checks at 90, 180, 270.
+		if wd.looks > 14 || refusals(t, r.w.Metrics, decide.RefusedCutOff) < 8 {
+			t.Errorf("%d reads of EC2 in 300 looks, %v refusals: want the fresh reads spaced out (at most 14), every one refused",
+				wd.looks, refusals(t, r.w.Metrics, decide.RefusedCutOff))
+		}
+	})
+	t.Run("a reference answers: not cut off", func(t *testing.T) {
+		wd := newWorld(t, holderB, 5)
+		wd.at[3] = func(w *world) { w.down[holderB] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute, References: []string{refIP + ":53"}})
+		r.w.standbyEvery = 0
+		r.run(t)
+		r.wantSteps(t, 4)
+		if wd.count("probe "+refIP) != 1 {
+			t.Errorf("calls %v: want the reference probed once, before the takeover", wd.calls)
+		}
+	})
+	t.Run("hold_down", func(t *testing.T) {
+		wd := newWorld(t, holderB, 6)
+		wd.at[3] = func(w *world) { w.moveTo(other); w.down[other] = true }
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{Fall: 2, HoldDown: time.Minute})
+		r.run(t)
+		r.wantSteps(t)
+		if n := r.logCount("refused=hold_down"); n != 3 || refusals(t, r.w.Metrics, decide.RefusedHoldDown) != 3 {
+			t.Errorf("%d hold_down refusals logged, %v counted: want 3 (looks 4 to 6)\n%s", n, refusals(t, r.w.Metrics, decide.RefusedHoldDown), r.logs)
+		}
+	})
+}
+
+// TestUnitRequestsPerHour counts the EC2 requests of a watcher in steady
+// state over a simulated hour (the fake clock), at 250ms and 5s: a holder
+// (its truth checks, each followed by a repair counted as repairCost
+// requests: DescribeAddresses, DescribeInstances, one Route 53 record,
+// the role table), a standby with a health_check, and one without. This
+// checks the cadence; the real figure is the bench's.
+func TestUnitRequestsPerHour(t *testing.T) {
+	const repairCost = 4
+	for _, interval := range []time.Duration{250 * time.Millisecond, 5 * time.Second} {
+		for _, tc := range []struct {
+			name   string
+			holder string
+			hc     config.HealthCheck
+		}{{"holder", self, hc5432}, {"standby", holderB, hc5432}, {"standby without health_check", holderB, config.HealthCheck{}}} {
+			t.Run(interval.String()+"/"+tc.name, func(t *testing.T) {
+				looks := int(time.Hour / interval)
+				wd := newWorld(t, tc.holder, looks+1)
+				r := newRig(t, wd, &config.Role{HealthCheck: tc.hc}, config.WatchSettings{Interval: interval})
+				r.w.RepairEvery, r.w.standbyEvery = 0, 0
+				var start int
+				wd.at[2] = func(w *world) { start = w.ec2Requests() } // after the start's look
+				r.run(t)
+				repairs := max(len(r.step.calls)-1, 0) // the start's step is not steady state
+				n := wd.ec2Requests() - start + repairCost*repairs
+				t.Logf("%s at %s: %d EC2 requests (%d reads of the EIP, %d repairs) in an hour of %d looks",
+					tc.name, interval, n, wd.looks, repairs, looks)
+				if n > 60 || n == 0 {
+					t.Errorf("%d requests per hour, want from 1 to 60", n)
+				}
+			})
+		}
+	}
+}
+
+// TestUnitIMDSHangs: an IMDS that answers nothing holds a look up for
+// imdsTimeout at most: the holder reads EC2 instead (and says so once),
+// a standby probes on.
+func TestUnitIMDSHangs(t *testing.T) {
+	t.Run("holder", func(t *testing.T) {
+		wd := newWorld(t, self, 3)
+		wd.at[2] = func(w *world) { w.imdsHang = true }
+		r := newRig(t, wd, &config.Role{}, config.WatchSettings{})
+		began := time.Now()
+		r.run(t)
+		if d := time.Since(began); d > 4*imdsTimeout {
+			t.Errorf("3 looks took %s with IMDS hanging, want about 2 × %s", d, imdsTimeout)
+		}
+		if wd.looks != 3 || r.logCount("IMDS did not answer: reading EC2 at every look until it does") != 1 {
+			t.Errorf("%d reads of EC2, want 3 (each look, IMDS not answering), said once\n%s", wd.looks, r.logs)
+		}
+		r.wantState(t, StateHolder)
+	})
+	t.Run("standby", func(t *testing.T) {
+		wd := newWorld(t, holderB, 3)
+		wd.imdsHang = true
+		r := newRig(t, wd, &config.Role{HealthCheck: hc5432}, config.WatchSettings{})
+		r.w.standbyEvery = 0
+		r.run(t)
+		if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 3 {
+			t.Errorf("%d probes in 3 looks with IMDS hanging, want 3: %v", n, wd.calls)
+		}
+	})
 }

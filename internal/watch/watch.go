@@ -4,25 +4,39 @@
 // standby, and runs the state's hook when it enters it, including at
 // start.
 //
-// One look is one DescribeAddresses of the role's EIP. A standby also
-// examines the holder: with a health_check, by its probe against the
-// holder's private IP (free: no AWS request); without one, through the EC2
-// API (DescribeInstances and DescribeInstanceStatus). Only after Fall
-// consecutive failed looks does it run the failover step, whose engine
-// examines the holder again through the API and makes the move as a
-// compare-and-swap, so that of several standbys exactly one wins. A holder
-// seen new within HoldDown is not taken over for failing probes, unless it
-// is in a stopped state (decide.Stopped).
+// A look costs the account no request in steady state. A holder reads its
+// own instance metadata (IMDS, local to the instance, outside the
+// account's token buckets): the public addresses of its interfaces list
+// the EIP while it holds it. A standby with a health_check probes the
+// holder's private IP, learnt at the last EC2 read (free). EC2 is read
+// (DescribeAddresses) on a slow cadence, the truth check (holder: with
+// the repair of its publications, every holderCheckEvery; standby: every
+// standbyCheckEvery, standbyAPIEvery without a health_check, which then
+// examines the holder through the EC2 API, DescribeInstances and
+// DescribeInstanceStatus), and at once on suspicion: IMDS no longer lists
+// the EIP, or the holder failed Fall probes in a row. Only then, on that
+// fresh read, does a standby decide (decide.Standby) to run the failover
+// step, whose engine examines the holder again through the API and makes
+// the move as a compare-and-swap, so that of several standbys exactly one
+// wins: nothing decided from a probe alone changes AWS without a fresh
+// read. Before it takes the EIP from another instance, a standby checks
+// its own reach (its IMDS, the API, its reference targets: decide.Refusal)
+// and does not take over when it is the one cut off. A holder seen new
+// within HoldDown is not taken over for failing probes, unless it is in a
+// stopped state (decide.Stopped).
 //
 // What to do at each look is decided by decide.Standby; the watcher does
 // the reading, the waiting, the step, the hooks, the metrics and the log,
-// through small interfaces (Looker, Stepper, failover.HookRunner, retry.Clock), so
-// that its state machine is tested without EC2.
+// through small interfaces (Looker, Stepper, Metadata, failover.HookRunner,
+// retry.Clock), so that its state machine is tested without EC2.
 //
-// A holder stands down only on a loss it has confirmed: a look that shows
-// the EIP elsewhere or free may be stale (EC2's eventual consistency), so
-// the EIP is read again after lossConfirm's delays, and one read that
-// shows it here keeps this instance holder.
+// A holder stands down only on a loss it has confirmed: by two sources
+// that agree (IMDS, which listed the EIP and no longer does, and a read
+// of EC2 that shows it elsewhere or free), or else, since a read may be
+// stale (EC2's eventual consistency), by reading the EIP again after
+// lossConfirm's delays; one read that shows it here keeps this instance
+// holder. IMDS alone never demotes: an answer that does not list the EIP
+// makes the look read EC2.
 package watch
 
 import (
@@ -30,6 +44,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
@@ -62,6 +81,14 @@ type Looker interface {
 	Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]claim.Address, error)
 	Health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*claim.Health, error)
 	Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string)
+}
+
+// Metadata reads this instance's metadata (IMDS), one path at a time,
+// such as "network/interfaces/macs/"; *imds.Client has it. An error with
+// HTTPStatusCode 404 is a path that does not exist (an interface without
+// public addresses).
+type Metadata interface {
+	Metadata(ctx context.Context, path string) (string, error)
 }
 
 // Stepper runs the failover step (claim, publish, on_holder hook);
@@ -97,22 +124,45 @@ type Watcher struct {
 	Config      *config.Config
 	Reload      func(context.Context) (*config.Config, error)
 	ConfigEvery time.Duration
-	// RepairEvery is how many looks a holder makes between two runs of
-	// the step that repair its DNS publications and audit tags;
-	// default: one a minute (at least every look).
+	// IMDS is this instance's metadata: the holder's look, and a
+	// standby's check of its own reach before a takeover. nil: none (the
+	// holder reads EC2 at every look).
+	IMDS Metadata
+	// RepairEvery is how many looks a holder makes between two truth
+	// checks (a DescribeAddresses) each followed by the step that repairs
+	// its DNS publications and audit tags; default: holderCheckEvery (at
+	// least every look).
 	RepairEvery int
+	// TruthEvery, when set, is the period of every truth check, the
+	// holder's and a standby's, in place of holderCheckEvery,
+	// standbyCheckEvery and standbyAPIEvery (tests shorten it).
+	TruthEvery time.Duration
 
 	state      string
-	fails      int       // consecutive failed looks at the current holder
-	assoc      string    // the association the failures count against
-	seenAt     time.Time // when that association was first seen (or tagged)
-	looks      int       // looks as holder, for RepairEvery
-	apiErrors  int       // consecutive looks the API did not answer
-	badEpoch   string    // the EIP's epoch tag last reported as not an epoch
-	stopped    string    // the stopped holder last reported, left in place
-	otherLooks int       // looks as standby, for the holder's state when not taking over
-	other      string    // the other holder the last look saw, "" when none
-	watching   string    // why this watcher only watches, as last logged
+	fails      int           // consecutive failed looks at the current holder
+	assoc      string        // the association the failures count against
+	seenAt     time.Time     // when that association was first seen (or tagged)
+	looks      int           // looks as holder, for RepairEvery
+	apiErrors  int           // consecutive looks the API did not answer
+	badEpoch   string        // the EIP's epoch tag last reported as not an epoch
+	stopped    string        // the stopped holder last reported, left in place
+	otherLooks int           // looks as standby, for the holder's state when not taking over
+	other      string        // the other holder the last look saw, "" when none
+	watching   string        // why this watcher only watches, as last logged
+	seen       claim.Address // the EIP as the last EC2 read saw it
+	mac        string        // the interface (MAC) IMDS last listed the EIP on
+	imdsSaw    bool          // IMDS listed the EIP since this instance became holder
+	imdsNote   string        // what was last logged of IMDS, "" when it lists the EIP
+	sbLooks    int           // looks as standby, for standbyEvery
+	// refusals counts the takeovers refused in a row; until the standby
+	// look escalate, failed probes do not read EC2 again (1, 2, 4...
+	// looks, up to standbyEvery): a refusal that lasts costs no more
+	// than the truth checks.
+	refusals, escalate int
+	// standbyEvery is how many looks a standby makes between two truth
+	// checks; stateEvery how many truth checks of a standby that only
+	// watches between two reads of the holder's state (defaults: Run).
+	standbyEvery, stateEvery int
 	// lossConfirm are the delays before the reads that confirm a loss;
 	// lossConfirmDelays when nil (tests shorten them).
 	lossConfirm []time.Duration
@@ -138,8 +188,31 @@ func LossConfirmation() time.Duration {
 	return d
 }
 
+// The slow cadence: a watcher's EC2 reads in steady state, whatever the
+// interval (a look more often than these needs no request: IMDS, the
+// probe). Sized to stay under 60 AWS requests an hour per watcher:
+//   - holder: a DescribeAddresses, then the repair step (a DescribeAddresses
+//     and a DescribeInstances, a read per DNS record, a read of the role
+//     table): 5 requests with one record and a table, 10 times an hour;
+//   - standby with a health_check: a DescribeAddresses, 40 times an hour;
+//   - standby without: a DescribeAddresses and the holder through the API
+//     (DescribeInstances, DescribeInstanceStatus), 15 times an hour; after
+//     a failed examination, every look until the holder answers or fall.
+const (
+	holderCheckEvery  = 6 * time.Minute
+	standbyCheckEvery = 90 * time.Second
+	standbyAPIEvery   = 4 * time.Minute
+	// stateChecks: a standby that only watches reads the holder's state
+	// (is it stopped?) every this many truth checks.
+	stateChecks = 4
+)
+
 // The bounds of one look and of one run of the step.
 const (
+	// imdsTimeout bounds a look's reads of IMDS (it answers in
+	// milliseconds): an IMDS that hangs makes the holder read EC2, and
+	// does not hold up a standby's probes.
+	imdsTimeout    = time.Second
 	minLookTimeout = 15 * time.Second
 	maxLookTimeout = time.Minute
 	stepTimeout    = 2 * time.Minute
@@ -171,11 +244,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return errors.New("watch needs a role with allocation_id or public_ip, not a pool")
 	}
 	if w.RepairEvery <= 0 {
-		w.RepairEvery = max(1, int(time.Minute/w.Settings.Interval))
+		w.RepairEvery = everyLooks(cmp.Or(w.TruthEvery, holderCheckEvery), w.Settings.Interval)
+	}
+	if w.standbyEvery <= 0 {
+		period := standbyAPIEvery
+		if w.Spec.HealthCheck.Set() {
+			period = standbyCheckEvery
+		}
+		w.standbyEvery = everyLooks(cmp.Or(w.TruthEvery, period), w.Settings.Interval)
+	}
+	if w.stateEvery <= 0 {
+		w.stateEvery = stateChecks
 	}
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
 	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
-		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck)
+		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck,
+		"truth_check_as_holder", (time.Duration(w.RepairEvery) * w.Settings.Interval).String(),
+		"truth_check_as_standby", (time.Duration(w.standbyEvery) * w.Settings.Interval).String())
 	if w.Reload != nil && w.Config != nil {
 		cctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -202,6 +287,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// everyLooks is how many looks at interval make period, at least one.
+func everyLooks(period, interval time.Duration) int {
+	return max(1, int(period/interval))
 }
 
 // nextWait is the interval, longer after looks the API did not answer
@@ -242,10 +332,54 @@ func (w *Watcher) wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// look is one look at the EIP and what follows from it.
+// look is one look at the EIP and what follows from it: for a holder,
+// its IMDS, and EC2 when the truth check is due or IMDS does not list the
+// EIP; for a standby, its probe of the holder, and EC2 when the truth
+// check is due or the holder failed fall probes; at start, EC2.
 func (w *Watcher) look(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, min(max(w.Settings.Interval, minLookTimeout), maxLookTimeout))
 	defer cancel()
+	switch w.state {
+	case StateHolder:
+		w.looks++
+		due := w.looks%w.RepairEvery == 0 || w.apiErrors > 0
+		var src imdsAnswer
+		if !due {
+			if src = w.holderIMDS(lctx); src == imdsListed {
+				w.Metrics.freeLook(w.Role)
+				return
+			}
+		}
+		w.lookEC2(ctx, lctx, ec2Look{repair: due, imds: src})
+	case StateStandby:
+		w.sbLooks++
+		due := w.sbLooks%w.standbyEvery == 0 || w.apiErrors > 0 || w.fails > 0 && !w.Spec.HealthCheck.Set()
+		switch {
+		case due:
+			w.lookEC2(ctx, lctx, ec2Look{})
+		case w.movedHere(lctx):
+			w.Log.Info("IMDS lists the EIP on this instance: reading EC2", "public_ip", w.seen.PublicIP)
+			w.lookEC2(ctx, lctx, ec2Look{})
+		case w.probes():
+			w.probeLook(ctx, lctx)
+		default:
+			w.Metrics.freeLook(w.Role) // nothing to probe: the look waits for the truth check
+		}
+	default:
+		w.lookEC2(ctx, lctx, ec2Look{})
+	}
+}
+
+// ec2Look is what led to a look's read of EC2.
+type ec2Look struct {
+	repair bool          // the holder's truth check: repair after it
+	imds   imdsAnswer    // what the holder's IMDS said at this look
+	probe  *decide.Probe // the standby's probe that failed fall times: decide on this read
+}
+
+// lookEC2 reads the EIP through EC2 (DescribeAddresses) and does what
+// follows from it.
+func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 	addrs, err := w.Engine.Addresses(lctx, w.Spec, false)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -253,6 +387,14 @@ func (w *Watcher) look(ctx context.Context) {
 		}
 		w.apiErrors++
 		w.Metrics.look(w.Role, false)
+		if o.probe != nil {
+			// The takeover would need this read.
+			w.Metrics.refused(w.Role, decide.RefusedAPI)
+			w.refusedAgain()
+			w.Log.Warn("not taking over: the holder failed fall probes, but the EC2 API does not answer this instance: no move without a fresh read",
+				"holder", w.seen.Holder, "refused", decide.RefusedAPI, "error", err, "next_look_in", w.nextWait().String())
+			return
+		}
 		w.Log.Warn("look failed: nothing changes until the EC2 API answers", "error", err, "next_look_in", w.nextWait().String())
 		return
 	}
@@ -260,17 +402,171 @@ func (w *Watcher) look(ctx context.Context) {
 	w.Metrics.look(w.Role, true)
 	a := addrs[0]
 	if w.state == StateHolder && a.Holder != w.InstanceID {
-		var ok bool
-		if a, ok = w.confirmLoss(ctx, lctx, a); !ok {
-			return
+		if o.imds == imdsGone {
+			w.Log.Info("IMDS no longer lists the EIP on this instance, and EC2 shows it elsewhere or free: the loss is confirmed by both", "seen_holder", a.HolderName())
+		} else {
+			var ok bool
+			if a, ok = w.confirmLoss(ctx, lctx, a); !ok {
+				return
+			}
 		}
 	}
+	w.seen = a
 	w.epochOf(a)
 	if w.state == StateHolder && a.Holder == w.InstanceID {
-		w.asHolder(ctx, a)
+		if (o.imds == imdsMissing || o.imds == imdsGone) && w.imdsNote != noteMissing {
+			w.imdsNote = noteMissing
+			w.Log.Warn("IMDS does not list the EIP on this instance's interfaces, while EC2 shows it here: IMDS lags or is not this instance's; "+
+				"staying holder, and reading EC2 at every look until IMDS lists it", "public_ip", a.PublicIP)
+		}
+		w.asHolder(ctx, a, o.repair)
 		return
 	}
-	w.decideLook(ctx, lctx, a)
+	w.decideLook(ctx, lctx, a, o.probe, true)
+}
+
+// probes reports whether a standby's looks between truth checks probe
+// the holder: it has a health_check, may take over, and the last read
+// showed the EIP on another instance.
+func (w *Watcher) probes() bool {
+	return w.Spec.HealthCheck.Set() && w.Spec.EffectiveTakeover() != config.TakeoverNever &&
+		w.seen.Holder != "" && w.seen.Holder != w.InstanceID
+}
+
+// probeLook is a standby's look between truth checks: the probe of the
+// holder the last EC2 read showed (free). A failed probe counts; when it
+// makes fall (or the decision needs the API), EC2 is read at once and the
+// decision taken again on that fresh read, with this probe.
+func (w *Watcher) probeLook(ctx, lctx context.Context) {
+	a := w.seen
+	ok, result := w.Engine.Probe(lctx, a.PrivateIP, w.Spec.HealthCheck)
+	if ctx.Err() != nil {
+		return
+	}
+	w.Metrics.freeLook(w.Role)
+	p := &decide.Probe{OK: ok, Result: result}
+	if !w.decideLook(ctx, lctx, a, p, false) {
+		return
+	}
+	if w.sbLooks < w.escalate {
+		w.Log.Debug("the holder still fails its probe; the takeover was refused at a recent look: reading EC2 again later", "holder", a.Holder,
+			"refusals", w.refusals, "looks_left", w.escalate-w.sbLooks)
+		return
+	}
+	w.lookEC2(ctx, lctx, ec2Look{probe: p})
+}
+
+// refusedAgain spaces out the fresh reads of a standby whose takeover was
+// refused (1, 2, 4... looks, up to a truth check's).
+func (w *Watcher) refusedAgain() {
+	w.refusals++
+	w.escalate = w.sbLooks + min(1<<min(w.refusals-1, 16), w.standbyEvery)
+}
+
+// imdsAnswer is what a holder's IMDS said of the EIP at a look.
+type imdsAnswer int
+
+const (
+	imdsUnknown imdsAnswer = iota // not asked, or it did not answer
+	imdsListed                    // it lists the EIP on an interface of this instance
+	imdsMissing                   // it answered without the EIP, and never listed it in this tenure
+	imdsGone                      // it listed the EIP in this tenure and no longer does
+)
+
+// What was last logged of IMDS.
+const (
+	noteMissing = "missing"
+	noteFailed  = "failed"
+)
+
+// holderIMDS asks this instance's IMDS whether one of its interfaces has
+// the EIP's public IP (network/interfaces/macs/MAC/public-ipv4s): first
+// the interface it was last on, else every interface.
+func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
+	ip := w.seen.PublicIP
+	if w.IMDS == nil || ip == "" {
+		return imdsUnknown
+	}
+	m, err := w.imdsFind(ctx, ip, w.mac)
+	if err == nil && m == "" && w.mac != "" {
+		// Not on the interface it was on: look through them all.
+		m, err = w.imdsFind(ctx, ip, "")
+	}
+	switch {
+	case err != nil:
+		return w.imdsFailed(ctx, err)
+	case m != "":
+		w.mac, w.imdsSaw = m, true
+		if w.imdsNote != "" {
+			w.imdsNote = ""
+			w.Log.Info("IMDS lists the EIP on this instance: looks read IMDS only", "public_ip", ip, "mac", m)
+		}
+		return imdsListed
+	}
+	w.mac = ""
+	if w.imdsSaw {
+		return imdsGone
+	}
+	return imdsMissing
+}
+
+// movedHere reports whether this standby's IMDS lists the EIP on one of
+// its interfaces: moved here (by the controller, an operator), which a
+// read of EC2 confirms at once. Free; an IMDS that does not answer says
+// nothing.
+func (w *Watcher) movedHere(ctx context.Context) bool {
+	if w.IMDS == nil || w.seen.PublicIP == "" {
+		return false
+	}
+	m, err := w.imdsFind(ctx, w.seen.PublicIP, "")
+	return err == nil && m != ""
+}
+
+// imdsFind looks for ip among the public addresses IMDS lists for this
+// instance's interfaces (network/interfaces/macs/MAC/public-ipv4s): on mac
+// alone when set, else on every interface. It returns the interface's MAC,
+// "" when IMDS answered without ip.
+func (w *Watcher) imdsFind(ctx context.Context, ip, mac string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, imdsTimeout)
+	defer cancel()
+	macs := []string{mac}
+	if mac == "" {
+		list, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/")
+		if err != nil {
+			return "", err
+		}
+		macs = nil
+		for m := range strings.FieldsSeq(list) {
+			macs = append(macs, strings.TrimSuffix(m, "/"))
+		}
+	}
+	for _, m := range macs {
+		ips, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/"+m+"/public-ipv4s")
+		if err != nil && !notFound(err) {
+			return "", err
+		}
+		if err == nil && slices.Contains(strings.Fields(ips), ip) {
+			return m, nil
+		}
+	}
+	return "", nil
+}
+
+// imdsFailed: IMDS did not answer the holder's look, which reads EC2
+// instead. Said once until IMDS lists the EIP again.
+func (w *Watcher) imdsFailed(ctx context.Context, err error) imdsAnswer {
+	if ctx.Err() == nil && w.imdsNote != noteFailed {
+		w.imdsNote = noteFailed
+		w.Log.Warn("IMDS did not answer: reading EC2 at every look until it does", "error", err)
+	}
+	return imdsUnknown
+}
+
+// notFound reports whether err is IMDS answering 404: the path does not
+// exist (an interface with no public address).
+func notFound(err error) bool {
+	var sc interface{ HTTPStatusCode() int }
+	return errors.As(err, &sc) && sc.HTTPStatusCode() == http.StatusNotFound
 }
 
 // confirmLoss reads the EIP again, after each of lossConfirm's delays,
@@ -306,13 +602,12 @@ func (w *Watcher) confirmLoss(ctx, lctx context.Context, a claim.Address) (claim
 	return a, true
 }
 
-// asHolder: this instance held the EIP and still does. Every RepairEvery
-// looks it runs the step, which on an EIP already held reads and repairs
-// the DNS publications (and the audit tags), and moves nothing.
-func (w *Watcher) asHolder(ctx context.Context, a claim.Address) {
+// asHolder: this instance held the EIP and still does. At the truth
+// check (repair) it runs the step, which on an EIP already held reads and
+// repairs the DNS publications (and the audit tags), and moves nothing.
+func (w *Watcher) asHolder(ctx context.Context, a claim.Address, repair bool) {
 	w.fails, w.assoc = 0, a.AssociationID
-	w.looks++
-	if w.looks%w.RepairEvery != 0 {
+	if !repair {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
@@ -358,13 +653,22 @@ func (w *Watcher) where(a claim.Address) decide.Where {
 
 // decideLook asks decide.Standby what this look calls for, when this instance
 // does not hold the EIP or has just started, and does it: examine the
-// holder, count its failed looks, read its state during its hold-down, run
-// the step, or only watch. Every look that does not act says why in the
-// log.
-func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address) {
+// holder, count its failed looks, read its state during its hold-down,
+// check its own reach, run the step, or only watch. Every look that does
+// not act says why in the log. probe is this look's probe of the holder,
+// when it was probed before. A look that is not fresh (a probe between
+// truth checks, on the last EC2 read) only counts: when the decision needs
+// more, it does nothing and returns true (read EC2 afresh, then decide
+// again).
+func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address, probe *decide.Probe, fresh bool) (needFresh bool) {
 	from := w.from()
 	l := decide.Look{From: from, Where: w.where(a), Policy: w.Spec.Takeover,
 		Fall: w.Settings.Fall, HoldDown: w.Settings.HoldDown, Holder: decide.Holder{Instance: a.Holder}}
+	if probe != nil && from == decide.FromStandby && l.Where == decide.WhereOther && a.AssociationID == w.assoc {
+		// Probed before this read, the same holder: the probe counts
+		// once, at this look.
+		l.Examined, l.Holder.Probe = true, probe
+	}
 	switch l.Where {
 	case decide.WhereHere:
 		w.fails, w.assoc = 0, a.AssociationID
@@ -376,12 +680,15 @@ func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address) {
 	}
 	l.Fails, l.HeldFor = w.fails, w.clock().Now().Sub(w.seenAt)
 	next := decide.Standby(l)
+	if !fresh && next.Act != decide.ActNothing && next.Act != decide.ActCount {
+		return true
+	}
 	if l.Where == decide.WhereOther || l.Where == decide.WhereNoInstance || next.Act == decide.ActWatch {
 		w.enterStandby(ctx, a, from, next)
 	}
 	if next.Act == decide.ActExamine {
 		if !w.examine(lctx, a, &l) || ctx.Err() != nil {
-			return
+			return false
 		}
 		next = decide.Standby(l)
 	}
@@ -397,17 +704,35 @@ func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address) {
 				w.Log.Warn("the holder failed a look, and its state could not be read during its hold-down: not taking over at this look",
 					"holder", a.Holder, "why", next.Why, "failed_looks", next.Fails, "error", err)
 			}
-			return
+			return false
 		}
 		l.Holder.State = cmp.Or(h.State, decide.StatusUnknown)
 		w.Metrics.setHolderStopped(w.Role, decide.Stopped(h.State))
 		next = decide.Standby(l)
 	}
+	if next.Act == decide.ActCheckSelf {
+		l.Self = w.checkSelf(lctx, l.Holder)
+		if ctx.Err() != nil {
+			return false
+		}
+		next = decide.Standby(l)
+	}
+	if next.Refused != "" {
+		w.Metrics.refused(w.Role, next.Refused)
+		w.refusedAgain()
+	} else if next.Act != decide.ActCount {
+		w.refusals, w.escalate = 0, 0
+	}
 	if failed {
 		// The decision says why: fewer than fall failed looks, within
-		// hold_down and not stopped, or the takeover.
-		w.Log.Info("the holder failed a look", "holder", a.Holder, "why", next.Why, "failed_looks", next.Fails, "fall", w.Settings.Fall,
-			"held_for", l.HeldFor.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String(), "then", next.Act.String())
+		// hold_down and not stopped, this instance cut off, or the
+		// takeover.
+		attrs := []any{"holder", a.Holder, "why", next.Why, "failed_looks", next.Fails, "fall", w.Settings.Fall,
+			"held_for", l.HeldFor.Round(time.Second).String(), "hold_down", w.Settings.HoldDown.String(), "then", next.Act.String()}
+		if next.Refused != "" {
+			attrs = append(attrs, "refused", next.Refused)
+		}
+		w.Log.Info("the holder failed a look", attrs...)
 	}
 	switch next.Act {
 	case decide.ActNothing:
@@ -426,6 +751,35 @@ func (w *Watcher) decideLook(ctx, lctx context.Context, a claim.Address) {
 		}
 		w.runStep(ctx, next.Why)
 	}
+	return false
+}
+
+// checkSelf checks this instance's own reach before it takes the EIP from
+// another (decide.Refusal): its IMDS answers, and when the holder failed
+// its probe, which of the reference targets (watch.references) answer.
+// The EC2 API answered this look's fresh read.
+func (w *Watcher) checkSelf(ctx context.Context, h decide.Holder) decide.Self {
+	s := decide.Self{Checked: true, API: true, IMDS: true}
+	if w.IMDS != nil {
+		ictx, cancel := context.WithTimeout(ctx, imdsTimeout)
+		_, err := w.IMDS.Metadata(ictx, "instance-id")
+		cancel()
+		s.IMDS = err == nil
+		if err != nil && ctx.Err() == nil {
+			// The refusal's line says so; this is its cause.
+			w.Log.Debug("this instance's IMDS did not answer", "error", err)
+		}
+	}
+	if h.Probe == nil || h.Probe.OK {
+		return s
+	}
+	for _, r := range w.Settings.References {
+		host, port, _ := net.SplitHostPort(r) // validated
+		n, _ := strconv.Atoi(port)
+		ok, result := w.Engine.Probe(ctx, host, config.HealthCheck{Port: n})
+		s.References = append(s.References, decide.Probe{OK: ok, Result: result})
+	}
+	return s
 }
 
 // track follows the association of the EIP held by another: the failed
@@ -456,7 +810,7 @@ func (w *Watcher) onlyWatch(lctx context.Context, a claim.Address, l decide.Look
 		w.watching = next.Why
 		w.Log.Info("only watching: "+next.Why, "holder", a.HolderName())
 	}
-	if l.Where == decide.WhereOther && w.otherLooks%w.RepairEvery == 0 {
+	if l.Where == decide.WhereOther && w.otherLooks%w.stateEvery == 0 {
 		if h, err := w.Engine.Health(lctx, a.Holder, a.PrivateIP, config.HealthCheck{}); err == nil {
 			w.holderState(a, h.State, next.Why)
 		} else if lctx.Err() == nil {
@@ -523,6 +877,9 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	}
 	w.Log.Info("holder", "action", o.Action, "reason", o.Reason, "previous_holder", o.PreviousHolder, "epoch", o.Epoch, "public_ip", o.PublicIP)
 	w.state, w.fails, w.assoc, w.looks = StateHolder, 0, o.AssociationID, 0
+	// A new tenure: IMDS has yet to list the EIP here.
+	w.seen = claim.Address{AllocationID: o.AllocationID, PublicIP: o.PublicIP, Holder: w.InstanceID, ENI: o.ENI, PrivateIP: o.PrivateIP, AssociationID: o.AssociationID}
+	w.imdsSaw, w.imdsNote = false, ""
 	w.Metrics.setState(w.Role, w.state)
 	w.Metrics.setEpoch(w.Role, o.Epoch)
 }
@@ -548,7 +905,7 @@ func (w *Watcher) enterStandby(ctx context.Context, a claim.Address, from decide
 	}
 	if from == decide.FromHolder && !a.Free() {
 		w.Metrics.loss(w.Role)
-		w.Log.Warn("this instance no longer holds the EIP (confirmed by reading it again): entering standby", "holder", a.HolderName(), "epoch", w.epochOf(a))
+		w.Log.Warn("this instance no longer holds the EIP (confirmed): entering standby", "holder", a.HolderName(), "epoch", w.epochOf(a))
 	}
 	w.state = StateStandby
 	w.Metrics.setState(w.Role, w.state)
