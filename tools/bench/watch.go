@@ -117,9 +117,13 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 		}
 		fmt.Fprintln(out)
 		p95 := quantile(both, .95)
-		line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s (≤ %s, %.2f)", sc.name, ms(quantile(assoc, .5)), ms(quantile(assoc, .95)),
-			ms(quantile(dns, .5)), ms(quantile(dns, .95)), ms(p95), ms(targetFailoverP95), float64(p95)/float64(targetFailoverP95))
-		if p95 > targetFailoverP95 {
+		target := fmt.Sprintf("≤ %s, %.2f", ms(targetFailoverP95), float64(p95)/float64(targetFailoverP95))
+		if sc.fence {
+			target = "no target: the stop comes first"
+		}
+		line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s (%s)", sc.name, ms(quantile(assoc, .5)), ms(quantile(assoc, .95)),
+			ms(quantile(dns, .5)), ms(quantile(dns, .95)), ms(p95), target)
+		if p95 > targetFailoverP95 && !sc.fence { // a fence adds the stop: measured, not a target
 			problems = append(problems, fmt.Sprintf("%s: failover p95 %s above the target %s", sc.name, ms(p95), ms(targetFailoverP95)))
 		}
 		if sc.standby {
