@@ -40,6 +40,8 @@ type World struct {
 	EC2     *ec2.Client
 	Route53 *route53.Client
 	moto    *Moto // the server behind cfg, if it is one of this process's
+	// loopSubnet is NewLoopbackInstances' subnet, once made.
+	loopSubnet string
 }
 
 // NewWorld returns the world seen through cfg, usually [Moto.Config]. When
@@ -95,6 +97,54 @@ func (w *World) NewInstances(ctx context.Context, n int) ([]Instance, error) {
 		}
 		if in.ENI == "" {
 			return nil, fmt.Errorf("RunInstances: instance %s has no interface at device index 0", in.ID)
+		}
+		is = append(is, in)
+	}
+	return is, nil
+}
+
+// LoopbackCIDR is the VPC of NewLoopbackInstances, and LoopbackSubnet its
+// subnet: moto accepts them, and this machine routes every 127.0.0.0/8
+// address to its loopback interface.
+const (
+	LoopbackCIDR   = "127.0.0.0/16"
+	LoopbackSubnet = "127.0.1.0/24"
+)
+
+// NewLoopbackInstances runs one instance per ip (each in LoopbackSubnet)
+// in a VPC on LoopbackCIDR, made at the first call: their private IPs are
+// loopback addresses, so a health_check of them dials a listener on this
+// machine for real (never moto's default 10.x, which must not be dialled).
+func (w *World) NewLoopbackInstances(ctx context.Context, ips ...string) ([]Instance, error) {
+	if w.loopSubnet == "" {
+		vpc, err := w.EC2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(LoopbackCIDR)})
+		if err != nil {
+			return nil, fmt.Errorf("CreateVpc %s: %w", LoopbackCIDR, err)
+		}
+		sn, err := w.EC2.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String(LoopbackSubnet)})
+		if err != nil {
+			return nil, fmt.Errorf("CreateSubnet %s: %w", LoopbackSubnet, err)
+		}
+		w.loopSubnet = aws.ToString(sn.Subnet.SubnetId)
+	}
+	var is []Instance
+	for _, ip := range ips {
+		out, err := w.EC2.RunInstances(ctx, &ec2.RunInstancesInput{
+			ImageId: aws.String("ami-12c6146b"), InstanceType: types.InstanceTypeT3Micro,
+			MinCount: aws.Int32(1), MaxCount: aws.Int32(1), SubnetId: aws.String(w.loopSubnet), PrivateIpAddress: aws.String(ip),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("RunInstances at %s: %w", ip, err)
+		}
+		i := out.Instances[0]
+		in := Instance{ID: aws.ToString(i.InstanceId), SubnetID: aws.ToString(i.SubnetId), moto: w.moto}
+		for _, ni := range i.NetworkInterfaces {
+			if ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
+				in.ENI, in.PrivateIP = aws.ToString(ni.NetworkInterfaceId), aws.ToString(ni.PrivateIpAddress)
+			}
+		}
+		if in.PrivateIP != ip {
+			return nil, fmt.Errorf("RunInstances at %s: the instance's primary private IP is %q", ip, in.PrivateIP)
 		}
 		is = append(is, in)
 	}

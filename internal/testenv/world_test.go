@@ -2,10 +2,12 @@ package testenv_test
 
 import (
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -163,4 +165,32 @@ func TestSeedFleet(t *testing.T) {
 	if p := f.Problems(st, map[string]bool{r0.Holder.ID: true, r1.Holder.ID: true}); !slices.ContainsFunc(p, func(s string) bool { return strings.HasPrefix(s, "double holder: "+r0.Standby.ID) }) {
 		t.Errorf("two EIPs on %s: problems %q, want a double holder", r0.Standby.ID, p)
 	}
+}
+
+// TestNewLoopbackInstances: instances on the loopback VPC have the
+// private IPs asked for, which a listener on this machine answers.
+func TestNewLoopbackInstances(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	w := testenv.NewWorld(moto.Config())
+	is, err := w.NewLoopbackInstances(t.Context(), "127.0.1.21", "127.0.1.22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(is) != 2 || is[0].PrivateIP != "127.0.1.21" || is[1].PrivateIP != "127.0.1.22" || is[0].ENI == "" {
+		t.Fatalf("instances %+v, want two on 127.0.1.21 and .22 with interfaces", is)
+	}
+	more, err := w.NewLoopbackInstances(t.Context(), "127.0.1.23")
+	if err != nil || more[0].SubnetID != is[0].SubnetID {
+		t.Fatalf("a second call: %+v %v, want the same subnet %s", more, err, is[0].SubnetID)
+	}
+	l, err := net.Listen("tcp", is[0].PrivateIP+":0")
+	if err != nil {
+		t.Fatalf("listen on the instance's private IP: %v", err)
+	}
+	defer l.Close()
+	c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", l.Addr(), err)
+	}
+	c.Close()
 }

@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -153,7 +154,7 @@ eipclaim:
 	if err := showWorld(ctx, world, alloc, zoneID); err != nil {
 		return err
 	}
-	if err := watchDemo(ctx, &emu, world, moto, bin, dir, self, alloc, zoneID); err != nil {
+	if err := watchDemo(ctx, &emu, world, moto, bin, dir, alloc, zoneID); err != nil {
 		return err
 	}
 	if err := fleetDemo(ctx, &emu, world, moto, bin, dir); err != nil {
@@ -163,13 +164,36 @@ eipclaim:
 	return nil
 }
 
-// watchDemo shows automatic failover: a watcher on the holder and one on a
-// standby, each with hooks; the holder's instance stops, the standby takes
+// watchDemo shows automatic failover in under a second: a watcher on a
+// holder and one on a standby, instances on a loopback VPC so that the
+// standby's health_check dials the holder's service for real; each has
+// hooks; the holder's instance and its service stop, the standby takes
 // the EIP over by itself and runs on_holder, and the deposed holder's
 // watcher runs on_standby.
-func watchDemo(ctx context.Context, emu *testenv.Emulators, world *testenv.World, moto *testenv.Moto, bin, dir string, holder testenv.Instance, alloc, zoneID string) error {
-	standby, err := world.NewInstance(ctx)
+func watchDemo(ctx context.Context, emu *testenv.Emulators, world *testenv.World, moto *testenv.Moto, bin, dir string, alloc, zoneID string) error {
+	pair, err := world.NewLoopbackInstances(ctx, "127.0.1.10", "127.0.1.11")
 	if err != nil {
+		return err
+	}
+	holder, standby := pair[0], pair[1]
+	const port = "15432"
+	svc, err := net.Listen("tcp", net.JoinHostPort(holder.PrivateIP, port))
+	if err != nil {
+		return fmt.Errorf("the holder's service on %s:%s: %w", holder.PrivateIP, port, err)
+	}
+	defer svc.Close()
+	go func() {
+		for {
+			c, err := svc.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	step("a holder %s (%s) and a standby %s (%s) on a loopback VPC (%s), so that the standby's health check dials the holder's service (%s:%s) for real; the EIP moved to the holder",
+		holder.ID, holder.PrivateIP, standby.ID, standby.PrivateIP, testenv.LoopbackSubnet, holder.PrivateIP, port)
+	if err := world.Associate(ctx, alloc, holder.ID); err != nil {
 		return err
 	}
 	hooksLog := dir + "/hooks.log"
@@ -185,15 +209,16 @@ eipclaim:
   roles:
     master-db:
       allocation_id: %s
+      health_check: tcp:%s
       dns:
         route53: {zone_id: %s, name: master-db.example.internal, ttl: 60}
-      watch: {interval: 1s, fall: 2, hold_down: 10s}
+      watch: {interval: 250ms, fall: 2, hold_down: 10s}
       hooks:
         on_holder: %s
         on_standby: %s
-`, alloc, zoneID, h, sb)
+`, alloc, port, zoneID, h, sb)
 	}
-	step("automatic failover: a watcher on the holder %s and one on a new standby %s, with this user-data (the standby's):", holder.ID, standby.ID)
+	step("automatic failover: a watcher on each, with this user-data (the standby's); each look is a probe (the standby) or an IMDS read (the holder), free: EC2 is read on suspicion and every few minutes")
 	fmt.Print(indent(conf(standby)))
 	var watchers []*exec.Cmd
 	for _, inst := range []testenv.Instance{holder, standby} {
@@ -232,8 +257,9 @@ eipclaim:
 	step("each watcher ran the hook of the state it found at start")
 	printHooks()
 
-	step("the holder's instance %s stops; the standby takes over by itself", holder.ID)
+	step("the holder's instance %s stops, and its service with it; the standby takes over by itself", holder.ID)
 	stopped := time.Now()
+	svc.Close()
 	if _, err := world.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{holder.ID}}); err != nil {
 		return err
 	}
@@ -243,16 +269,16 @@ eipclaim:
 			return err
 		}
 		if aws.ToString(a.NetworkInterfaceId) == standby.ENI {
-			fmt.Printf("    the EIP is on the standby %s %s after %s\n", standby.ID, standby.ENI, time.Since(stopped).Round(100*time.Millisecond))
+			fmt.Printf("    the EIP is on the standby %s %s after %s\n", standby.ID, standby.ENI, time.Since(stopped).Round(10*time.Millisecond))
 			break
 		}
 		if time.Since(stopped) > 60*time.Second {
 			return fmt.Errorf("the standby did not take the EIP over within 60s: see %s", dir)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	// The deposed holder stands down once it has read the loss again (a
-	// holder confirms a loss over about 3s: EC2's reads may be stale).
+	// The deposed holder stands down once its IMDS no longer lists the EIP
+	// and EC2 agrees.
 	for began := time.Now(); time.Since(began) < 20*time.Second; time.Sleep(200 * time.Millisecond) {
 		b, _ := os.ReadFile(hooksLog)
 		if strings.Contains(string(b), "hook on "+holder.ID+": entered standby") && strings.Contains(string(b), "hook on "+standby.ID+": entered holder") {
