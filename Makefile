@@ -40,8 +40,9 @@ lambda:
 		rm -f dist/eipclaim-lambda-$$arch.zip && (cd dist/lambda-$$arch && zip -q -X ../eipclaim-lambda-$$arch.zip bootstrap) || exit 1; \
 	done
 
-## demo: the end-to-end demonstration against the emulators (installs them first)
-demo: tools
+## demo: the end-to-end demonstration against the emulators (installs only what it starts first)
+demo:
+	bash scripts/tools.sh demo
 	go run ./tools/demo
 
 -include release.mk

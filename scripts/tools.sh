@@ -2,6 +2,11 @@
 # tools.sh installs what `make test` needs on a fresh Debian machine, and
 # nothing that is already there. Safe to run any number of times.
 #
+#   scripts/tools.sh [test]   everything below (make test, make tools)
+#   scripts/tools.sh demo     only what `make demo` starts: the IMDS emulator,
+#                             the Lambda RIE, the IAM gate's evaluator, and
+#                             moto checked; no apt, no linters
+#
 #   .tools/bin/ec2-metadata-mock   AWS's IMDS emulator (AEMM), pinned
 #   .tools/bin/aws-lambda-rie      AWS's Lambda runtime interface emulator, pinned
 #   .tools/bin/staticcheck         linter, pinned
@@ -11,6 +16,12 @@
 #   named, nsupdate, dig           BIND 9, from Debian's bind9 + bind9-dnsutils
 #   moto_server                    checked only: it comes from PyPI
 set -euo pipefail
+
+MODE=${1:-test}
+case $MODE in
+test | demo) ;;
+*) printf 'tools: unknown mode %q: want test (the default) or demo\n' "$MODE" >&2; exit 2 ;;
+esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -45,8 +56,10 @@ go_tool ec2-metadata-mock github.com/aws/amazon-ec2-metadata-mock \
 	github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock "$AEMM_VERSION"
 go_tool aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator \
 	github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie "$RIE_VERSION"
-go_tool staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
-go_tool govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
+if [[ $MODE == test ]]; then
+	go_tool staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
+	go_tool govulncheck golang.org/x/vuln golang.org/x/vuln/cmd/govulncheck "$GOVULNCHECK_VERSION"
+fi
 
 # The IAM evaluator of the test world's gate (internal/testenv/iamgate.go),
 # installed with npm ci from the lock file; again only when the lock changed.
@@ -64,10 +77,13 @@ else
 fi
 
 # BIND 9 for the RFC 2136 tests; systemd-analyze for the unit files' test.
+# The demo uses neither: `tools.sh demo` never runs apt.
 have_named() { [[ -n "${NAMED_BIN:-}" && -x "${NAMED_BIN}" ]] || command -v named >/dev/null || [[ -x /usr/sbin/named ]]; }
 have_nsupdate() { command -v nsupdate >/dev/null && command -v dig >/dev/null; }
 have_analyze() { command -v systemd-analyze >/dev/null; }
-if have_named && have_nsupdate && have_analyze; then
+if [[ $MODE == demo ]]; then
+	: # no BIND, no systemd
+elif have_named && have_nsupdate && have_analyze; then
 	say "ok        named ($( (named -v 2>/dev/null || /usr/sbin/named -v) | head -n1))"
 else
 	sudo=()
