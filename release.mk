@@ -103,7 +103,7 @@ $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH):
 
 ## install: install the host's binary, the systemd units, the settings (kept if present) and docs under DESTDIR/PREFIX
 install: $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/default
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(SYSCONFDIR)/default
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/eipclaim
 	install -m 0755 $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH) $(DESTDIR)$(BINDIR)/eipclaim
 	@set -e; for u in $(UNITS); do \
@@ -117,7 +117,8 @@ install: $(DIST)/eipclaim_$(HOST_OS)_$(HOST_ARCH)
 		install -m 0644 packaging/default/eipclaim $(DESTDIR)$(SYSCONFDIR)/default/eipclaim; \
 		echo "installed $(DESTDIR)$(SYSCONFDIR)/default/eipclaim"; \
 	fi
-	install -m 0644 README.md docs/iam.md docs/iam-policy.json $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/iam-policy.json $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/* $(DESTDIR)$(DOCDIR)/docs/
 	$(fixpaths) init/release-on-stop.conf > $(DESTDIR)$(DOCDIR)/release-on-stop.conf
 	$(fixpaths) init/rc.local > $(DESTDIR)$(DOCDIR)/rc.local
 	chmod 0644 $(DESTDIR)$(DOCDIR)/release-on-stop.conf $(DESTDIR)$(DOCDIR)/rc.local

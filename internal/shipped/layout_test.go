@@ -16,9 +16,12 @@ import (
 	"testing"
 )
 
-// layoutHeading is the README section whose table says where things live
-// and what may import what.
-const layoutHeading = "### Layout: where things live, and what may import what"
+// layoutFile and layoutHeading: the section whose table says where things
+// live and what may import what.
+const (
+	layoutFile    = "docs/development.md"
+	layoutHeading = "## Layout: where things live, and what may import what"
+)
 
 // layoutRow is one row of the layout table: the packages it is for (one,
 // or a group), and the internal packages they may import.
@@ -34,7 +37,7 @@ var (
 	parenthetical = regexp.MustCompile(`\([^)]*\)`)
 )
 
-// readLayout parses the layout table of README.md, reporting what is
+// readLayout parses the layout table of layoutFile, reporting what is
 // not a row of it to errorf.
 func readLayout(readme []byte, errorf func(format string, args ...any)) []layoutRow {
 	var rows []layoutRow
@@ -63,7 +66,7 @@ func readLayout(readme []byte, errorf func(format string, args ...any)) []layout
 		}
 		cells := strings.Split(strings.Trim(line, "|"), "|")
 		if len(cells) != 3 {
-			errorf("README.md:%d: the layout table's row has %d columns, want 3 (package | owns | may import)", n, len(cells))
+			errorf(layoutFile+":%d: the layout table's row has %d columns, want 3 (package | owns | may import)", n, len(cells))
 			continue
 		}
 		r := layoutRow{line: n, imports: map[string]bool{}}
@@ -71,7 +74,7 @@ func readLayout(readme []byte, errorf func(format string, args ...any)) []layout
 			r.packages = append(r.packages, m[1])
 		}
 		if len(r.packages) == 0 {
-			errorf("README.md:%d: the layout table's row names no package in `backquotes`", n)
+			errorf(layoutFile+":%d: the layout table's row names no package in `backquotes`", n)
 		}
 		switch may := strings.TrimSpace(parenthetical.ReplaceAllString(cells[2], "")); may {
 		case "everything below":
@@ -81,7 +84,7 @@ func readLayout(readme []byte, errorf func(format string, args ...any)) []layout
 			for name := range strings.SplitSeq(may, ",") {
 				name = strings.Trim(strings.TrimSpace(name), "`")
 				if name == "" || strings.ContainsAny(name, " /") {
-					errorf("README.md:%d: the layout table's \"may import\" %q: want short package names such as retry, config, separated by commas", n, name)
+					errorf(layoutFile+":%d: the layout table's \"may import\" %q: want short package names such as retry, config, separated by commas", n, name)
 					continue
 				}
 				r.imports["internal/"+name] = true
@@ -90,7 +93,7 @@ func readLayout(readme []byte, errorf func(format string, args ...any)) []layout
 		rows = append(rows, r)
 	}
 	if len(rows) == 0 {
-		errorf("README.md has no table under %q", layoutHeading)
+		errorf("%s has no table under %q", layoutFile, layoutHeading)
 	}
 	return rows
 }
@@ -167,13 +170,13 @@ func shortNames(pkgs map[string]bool) string {
 	return strings.Join(names, ", ")
 }
 
-// TestLayoutTable: README.md's layout table is true of the code. Every
+// TestLayoutTable: the layout table of docs/development.md is true of the code. Every
 // package has a row (a row may group packages); every internal package it
 // imports is in its row's "may import"; and a row allows nothing that its
 // packages do not import, nor names a package that does not exist.
 // cmd/eipclaim may import "everything below". Test files are not counted.
 func TestLayoutTable(t *testing.T) {
-	rows := readLayout(readFile(t, "README.md"), t.Errorf)
+	rows := readLayout(readFile(t, layoutFile), t.Errorf)
 	checkLayout(rows, internalImports(t), t.Errorf)
 }
 
@@ -185,18 +188,18 @@ func checkLayout(rows []layoutRow, pkgs map[string]map[string]bool, errorf func(
 		r := &rows[i]
 		for _, p := range r.packages {
 			if prev, ok := rowOf[p]; ok {
-				errorf("README.md:%d: %s has a row already (line %d): give each package one row", r.line, p, prev.line)
+				errorf(layoutFile+":%d: %s has a row already (line %d): give each package one row", r.line, p, prev.line)
 			}
 			rowOf[p] = r
 			if _, ok := pkgs[p]; !ok {
-				errorf("README.md:%d: the layout table has a row for %s, which is not a package of the repository: take it out, or correct its path", r.line, p)
+				errorf(layoutFile+":%d: the layout table has a row for %s, which is not a package of the repository: take it out, or correct its path", r.line, p)
 			}
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(pkgs)) {
 		r := rowOf[p]
 		if r == nil {
-			errorf("README.md: the layout table (%s) has no row for %s: add the row\n\t| `%s` | (what it owns) | %s |", layoutHeading, p, p, shortNames(pkgs[p]))
+			errorf(layoutFile+": the layout table (%s) has no row for %s: add the row\n\t| `%s` | (what it owns) | %s |", layoutHeading, p, p, shortNames(pkgs[p]))
 			continue
 		}
 		if r.anything {
@@ -204,7 +207,7 @@ func checkLayout(rows []layoutRow, pkgs map[string]map[string]bool, errorf func(
 		}
 		for _, dep := range slices.Sorted(maps.Keys(pkgs[p])) {
 			if !r.imports[dep] {
-				errorf("README.md:%d: %s imports %s, which its row's \"may import\" does not list: add %s to it (the imports are: %s), or remove the import",
+				errorf(layoutFile+":%d: %s imports %s, which its row's \"may import\" does not list: add %s to it (the imports are: %s), or remove the import",
 					r.line, p, dep, strings.TrimPrefix(dep, "internal/"), shortNames(pkgs[p]))
 			}
 		}
@@ -218,9 +221,9 @@ func checkLayout(rows []layoutRow, pkgs map[string]map[string]bool, errorf func(
 		for _, dep := range slices.Sorted(maps.Keys(r.imports)) {
 			switch {
 			case pkgs[dep] == nil:
-				errorf("README.md:%d: the row of %s may import %s, which is not a package of the repository: take it out of the row", r.line, strings.Join(r.packages, ", "), strings.TrimPrefix(dep, "internal/"))
+				errorf(layoutFile+":%d: the row of %s may import %s, which is not a package of the repository: take it out of the row", r.line, strings.Join(r.packages, ", "), strings.TrimPrefix(dep, "internal/"))
 			case !used[dep]:
-				errorf("README.md:%d: the row of %s may import %s, which it does not import: take it out of the row (the imports are: %s)", r.line, strings.Join(r.packages, ", "), strings.TrimPrefix(dep, "internal/"), shortNames(used))
+				errorf(layoutFile+":%d: the row of %s may import %s, which it does not import: take it out of the row (the imports are: %s)", r.line, strings.Join(r.packages, ", "), strings.TrimPrefix(dep, "internal/"), shortNames(used))
 			}
 		}
 	}
