@@ -18,8 +18,10 @@ func TestHostsFromShipped(t *testing.T) {
 	}
 	doc := string(readFile(t, "init/eipclaim-hosts.service"))
 	const args = "--from s3://fleet-config/roles.json"
-	if !strings.Contains(doc, "EIPCLAIM_HOSTS_ARGS="+args) {
-		t.Errorf("eipclaim-hosts.service does not show EIPCLAIM_HOSTS_ARGS=%s", args)
+	// Quoted: /etc/default/eipclaim is read by sh too, which would run
+	// the word after an unquoted space as a command.
+	if !strings.Contains(doc, `EIPCLAIM_HOSTS_ARGS="`+args+`"`) {
+		t.Errorf(`eipclaim-hosts.service does not show EIPCLAIM_HOSTS_ARGS="%s"`, args)
 	}
 	words := strings.Fields(strings.ReplaceAll(exec[0], "$EIPCLAIM_HOSTS_ARGS", args))
 	acceptsArgs(t, words[1:])
