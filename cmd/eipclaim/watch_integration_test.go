@@ -607,7 +607,7 @@ func TestWatchConfigChangedOnDisk(t *testing.T) {
 	if strings.Contains(wa.stderr.String(), "configuration changed on disk") || !metricHas(t, wa.metrics, `eipclaim_config_changed{role="db"} 0`) {
 		t.Errorf("a change of another role was reported:\n%s", wa.stderr.String())
 	}
-	// takeover: never on the watched role (the README's advice during a
+	// takeover: never on the watched role (docs/watch.md's advice during a
 	// probe problem): warned, once, and the metric says so.
 	changed := strings.Replace(other, "    health_check: tcp:5432\n", "    health_check: tcp:5432\n    takeover: never\n", 1)
 	if err := os.WriteFile(w.config, []byte(changed), 0o600); err != nil {
