@@ -103,14 +103,3 @@ func checkName(iface string) error {
 	}
 	return nil
 }
-
-// nameList writes interface names for an error: sorted, comma-separated,
-// or "none".
-func nameList(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	names = slices.Clone(names)
-	slices.Sort(names)
-	return strings.Join(names, ", ")
-}

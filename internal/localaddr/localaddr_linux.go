@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -210,4 +211,15 @@ func classify(err error) error {
 		return exitcode.With(exitcode.Denied, fmt.Errorf("%w (adding and removing addresses needs root or CAP_NET_ADMIN)", err))
 	}
 	return err
+}
+
+// nameList writes interface names for an error: sorted, comma-separated,
+// or "none".
+func nameList(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	names = slices.Clone(names)
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
