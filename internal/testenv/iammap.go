@@ -153,6 +153,25 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 			req.checks = append(req.checks, Authorization{Action: "ec2:StopInstances", Resource: a, Context: ctx})
 		}
 		return nil
+	case action == "AssignPrivateIpAddresses" || action == "UnassignPrivateIpAddresses":
+		// Authorized on the interface, with its tags as
+		// aws:ResourceTag/* (the shipped policy moves addresses only on
+		// the interfaces of a role).
+		eni := form.Get("NetworkInterfaceId")
+		if eni == "" {
+			return fmt.Errorf("%s without NetworkInterfaceId", action)
+		}
+		a, err := ec2ResourceARN(eni)
+		if err != nil {
+			return err
+		}
+		ctx, err := g.resourceTags(r.Context(), eni)
+		if err != nil {
+			return err
+		}
+		req.summary += " " + eni + " " + strings.Join(listParam(form, "PrivateIpAddress"), ",")
+		req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
+		return nil
 	case action == "DisassociateAddress":
 		assoc := form.Get("AssociationId")
 		if assoc == "" {
