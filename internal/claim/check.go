@@ -22,6 +22,7 @@ type Permission struct {
 
 // Actions are the EC2 actions eipclaim calls, for the IAM policy.
 var Actions = []string{
+	"ec2:AssignPrivateIpAddresses", // private_address only
 	"ec2:AssociateAddress",
 	"ec2:CreateTags",
 	"ec2:DeleteTags",
@@ -29,8 +30,10 @@ var Actions = []string{
 	"ec2:DescribeInstanceStatus",
 	"ec2:DescribeInstances",
 	"ec2:DescribeNetworkInterfaces",
+	"ec2:DescribeSubnets", // private_address only
 	"ec2:DisassociateAddress",
-	"ec2:StopInstances", // fence: stop only
+	"ec2:StopInstances",              // fence: stop only
+	"ec2:UnassignPrivateIpAddresses", // private_address only
 }
 
 // Permissions asks EC2, with DryRun, whether every call a claim of spec

@@ -39,6 +39,10 @@ type EC2API interface {
 	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
 	// StopInstances fences a down but running holder (fence: stop).
 	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	// A role's secondary private IP (private_address): secondary.go.
+	AssignPrivateIpAddresses(ctx context.Context, in *ec2.AssignPrivateIpAddressesInput, optFns ...func(*ec2.Options)) (*ec2.AssignPrivateIpAddressesOutput, error)
+	UnassignPrivateIpAddresses(ctx context.Context, in *ec2.UnassignPrivateIpAddressesInput, optFns ...func(*ec2.Options)) (*ec2.UnassignPrivateIpAddressesOutput, error)
+	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 }
 
 // The audit tags set on a claimed EIP.
@@ -152,6 +156,7 @@ type Result struct {
 type target struct {
 	eni, privateIP string
 	enis           []string // every interface of the instance
+	subnet, vpc    string   // eni's
 }
 
 func (e *Engine) retrier() *retry.Retrier {
@@ -290,8 +295,12 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		stop, fwhy := decide.Fence(req.Spec.EffectiveFence(), req.Spec.Takeover, req.Force, *facts)
 		if !stop {
 			log.Info("no fence", "holder", name, "reason", fwhy)
-		} else if err := e.fence(ctx, log, req, res, holder, fwhy); err != nil {
-			return nil, err
+		} else {
+			f, err := e.fence(ctx, log, req, res.PublicIP+" ("+res.AllocationID+")", holder, fwhy)
+			if err != nil {
+				return nil, err
+			}
+			res.Fence = f
 		}
 	}
 	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
@@ -806,6 +815,7 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 	}
 	t.eni = aws.ToString(nic.NetworkInterfaceId)
 	t.privateIP = aws.ToString(nic.PrivateIpAddress)
+	t.subnet, t.vpc = aws.ToString(nic.SubnetId), aws.ToString(nic.VpcId)
 	if spec.PrivateIP != "" {
 		if !hasPrivateIP(nic, spec.PrivateIP) {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("private_ip %s is not an address of interface %s (it has %s): fix private_ip or interface", spec.PrivateIP, t.eni, privateIPs(nic)))

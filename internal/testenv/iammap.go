@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -222,7 +223,18 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 			if err != nil {
 				return err
 			}
-			req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
+			c := ctx
+			if strings.HasPrefix(id, "eni-") {
+				// An interface's tags are evaluated as aws:ResourceTag/*
+				// (the shipped policy tags only the interfaces of a role).
+				rt, err := g.resourceTags(r.Context(), id)
+				if err != nil {
+					return err
+				}
+				c = maps.Clone(ctx)
+				maps.Copy(c, rt)
+			}
+			req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: c})
 		}
 		return nil
 	}
