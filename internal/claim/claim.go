@@ -148,6 +148,10 @@ type Result struct {
 	// TagsStale says that the EIP's audit tags do not name this holder
 	// and epoch yet: the caller runs Tag (alongside its other work).
 	TagsStale bool
+	// PrivateAddress and PrivateAddressENI are the role's secondary
+	// private IP and the interface of this instance that holds it, set by
+	// the failover step from ClaimSecondary's result ("" without one).
+	PrivateAddress, PrivateAddressENI string
 
 	epochTag string // the EIP's eipclaim:epoch as read
 }
@@ -688,6 +692,15 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 		return
 	}
 	res.TagsStale = false
+}
+
+// SyncEpoch raises the claim's epoch to n when n is greater (a role with
+// an EIP and a private address has one epoch, the greater of the two
+// claims'), marking the tags stale except in a dry run.
+func (r *Result) SyncEpoch(n int64, dryRun bool) {
+	if n > r.Epoch {
+		r.Epoch, r.TagsStale = n, !dryRun
+	}
 }
 
 // settleEpoch decides the claim's epoch (epoch.Decide) from the EIP's tag,

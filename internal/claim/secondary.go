@@ -582,10 +582,10 @@ func (e *Engine) settleSecondaryEpoch(log *slog.Logger, req Request, res *Second
 
 // SyncEpoch sets the result's epoch to n when n is greater (a role with an
 // EIP and a private address has one epoch: the greater of the two
-// claims'), marking the tags stale.
-func (r *SecondaryResult) SyncEpoch(n int64) {
+// claims'), marking the tags stale except in a dry run.
+func (r *SecondaryResult) SyncEpoch(n int64, dryRun bool) {
 	if n > r.Epoch {
-		r.Epoch, r.TagsStale = n, true
+		r.Epoch, r.TagsStale = n, !dryRun
 	}
 }
 

@@ -30,7 +30,6 @@ import (
 
 const secondaryAddr = "127.0.1.200"
 
-
 // secondaryWorld is instances on the loopback VPC whose interfaces carry
 // the role tag (the shipped policy moves addresses only on those).
 type secondaryWorld struct {

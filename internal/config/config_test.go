@@ -355,7 +355,7 @@ func TestParsePrivateAddress(t *testing.T) {
 	ok := []string{
 		"roles:\n  db:\n    private_address: 10.0.1.50\n",
 		"roles:\n  db:\n    allocation_id: eipalloc-01234567\n    private_address: 10.0.1.50\n",
-		"roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n",
+		"roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n",
 	}
 	for _, doc := range ok {
 		c, err := Parse([]byte(doc), "test")
@@ -381,6 +381,8 @@ func TestParsePrivateAddress(t *testing.T) {
 		{"private_ip is the address", "roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    private_ip: 10.0.1.50\n", []string{`roles.db.private_ip "10.0.1.50" (line 5): private_ip is the address of this instance`}},
 		{"cname without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      rfc2136: {server: 10.0.0.2, zone: example.internal., name: db.example.internal., record: CNAME, tsig_name: k., tsig_secret_file: /k}\n",
 			[]string{`roles.db.dns.rfc2136.record "CNAME"`, "use record: A"}},
+		{"route53 without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n", []string{"roles.db.dns.route53 (line 5): the role has no EIP", "a Route 53 A record of it is not supported yet"}},
+		{"dyndns public without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      dyndns: {url: 'https://x.example/nic/update', hostname: db.example-ddns.net, username: u, password_file: /x, address: public}\n", []string{`roles.db.dns.dyndns.address "public"`, "use address: private"}},
 		{"shared", "roles:\n  db:\n    private_address: 10.0.1.50\n  db2:\n    private_address: 10.0.1.50\n", []string{`roles.db2.private_address "10.0.1.50" (line 5): roles.db.private_address (line 3) names this address too`}},
 		{"nothing", "roles:\n  db:\n    takeover: never\n", []string{"roles.db (line 2): want one of allocation_id, public_ip or pool (an EIP), or private_address"}},
 	}

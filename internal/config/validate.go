@@ -478,7 +478,19 @@ func (v *validator) privateAddress(path string, r *Role) {
 	if r.PrivateIP != "" {
 		v.add(path+".private_ip", r.PrivateIP, "private_ip chooses the address an EIP is associated with, and the role has no EIP: remove private_ip (private_address is the role's address)")
 	}
-	if r.DNS != nil && r.DNS.RFC2136 != nil && strings.EqualFold(r.DNS.RFC2136.Record, "CNAME") {
+	if r.DNS == nil {
+		return
+	}
+	if r.DNS.RFC2136 != nil && strings.EqualFold(r.DNS.RFC2136.Record, "CNAME") {
 		v.add(path+".dns.rfc2136.record", r.DNS.RFC2136.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only private_address): use record: A (the private address)")
+	}
+	if r.DNS.DynDNS != nil && r.DNS.DynDNS.EffectiveAddress() == DynDNSPublic {
+		v.add(path+".dns.dyndns.address", r.DNS.DynDNS.Address, "the role has no EIP (only private_address), so no public address: use address: private (the private address)")
+	}
+	if r.DNS.Route53 != nil {
+		// eipclaim's Route 53 record is a CNAME to the EIP's public DNS
+		// name; an A record of the private address is not built yet.
+		v.add(path+".dns.route53", "", "the role has no EIP (only private_address), and eipclaim's Route 53 record is a CNAME to an EIP's public DNS name: "+
+			"publish the private address with dns.rfc2136 (record: A), dns.dyndns or the role table (repository:) instead; a Route 53 A record of it is not supported yet")
 	}
 }
