@@ -98,8 +98,8 @@ type secondaryState struct {
 	holder    string // the instance the holder interface is attached to
 	holderIP  string // the holder interface's primary private IP (health checks)
 	primary   bool   // the address is the holder interface's primary address
-	// tagged are the interfaces of the VPC that carry the role's holder
-	// or epoch tag.
+	// tagged are the interfaces of the VPC that carry the role's epoch
+	// tag.
 	tagged []taggedENI
 }
 
@@ -232,12 +232,14 @@ func (e *Engine) enisWith(ctx context.Context, vpc, addr string) ([]types.Networ
 	})
 }
 
-// taggedENIs lists the interfaces of the VPC that carry the role's holder
-// or epoch tag.
+// taggedENIs lists the interfaces of the VPC that carry the role's epoch
+// tag: every claim writes it with the holder's, and a release keeps it.
+// (One key: moto 5.2.1 matches a tag-key filter of several values only
+// when they are all, or all its keys, of the interface.)
 func (e *Engine) taggedENIs(ctx context.Context, vpc, role string) ([]types.NetworkInterface, error) {
-	hk, _, ek := SecondaryTagKeys(role)
+	_, _, ek := SecondaryTagKeys(role)
 	return e.describeENIs(ctx, "find the interfaces tagged for role "+role, []types.Filter{
-		{Name: aws.String("tag-key"), Values: []string{hk, ek}},
+		{Name: aws.String("tag-key"), Values: []string{ek}},
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 	})
 }
@@ -651,4 +653,59 @@ func orNone(instance string) string {
 		return "no instance"
 	}
 	return instance
+}
+
+// ReleaseSecondary unassigns the role's private_address from this
+// instance's interface that holds it, if one does (never from another
+// instance's), and removes the role's holder and claimed-at tags there:
+// the epoch tag stays, for the next claim to count from. It returns what
+// it did: "released …", "would release …", or why there was nothing to do.
+func (e *Engine) ReleaseSecondary(ctx context.Context, role string, spec *config.Role, dryRun bool) (string, error) {
+	addr := spec.PrivateAddress
+	tgt, err := e.target(ctx, &config.Role{})
+	if err != nil {
+		return "", err
+	}
+	st, err := e.lookSecondary(ctx, tgt.vpc, role, addr)
+	if err != nil {
+		return "", err
+	}
+	log := e.Log.With("role", role, "instance_id", e.InstanceID, "private_address", addr, "eni_id", st.holderENI)
+	switch {
+	case st.holderENI == "":
+		return "nothing to do: the private address " + addr + " is on no interface", nil
+	case !slices.Contains(tgt.enis, st.holderENI):
+		return fmt.Sprintf("nothing to do: the private address %s is held by %s (%s), not this instance", addr, orNone(st.holder), st.holderENI), nil
+	case st.primary:
+		return "", exitcode.With(exitcode.Usage, fmt.Errorf("private_address %s is the primary private address of this instance's interface %s: it cannot be released", addr, st.holderENI))
+	case dryRun:
+		log.Info("dry run: would release the private address")
+		return fmt.Sprintf("would release the private address %s from %s", addr, st.holderENI), nil
+	}
+	err = e.retrier().Do(ctx, "ec2:UnassignPrivateIpAddresses", func(ctx context.Context) error {
+		_, err := e.EC2.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(st.holderENI), PrivateIpAddresses: []string{addr}})
+		if retry.Code(err) == "InvalidParameterValue" {
+			return nil // no longer there (a retried call that went through, or another claimer)
+		}
+		return err
+	})
+	if err != nil {
+		failed := fmt.Errorf("unassign %s from %s: %w", addr, st.holderENI, err)
+		now, lerr := e.lookSecondaryFinishing(ctx, tgt.vpc, role, addr)
+		if lerr != nil {
+			return "", fmt.Errorf("%w; whether it is released is unknown (%v): see `eipclaim status`", failed, lerr)
+		}
+		if now.holderENI == st.holderENI {
+			return "", fmt.Errorf("%w (nothing changed: this instance still holds it)", failed)
+		}
+		log.Warn("the unassign was carried out although its call failed", "error", err)
+	}
+	log.Info("released the private address")
+	fctx, cancel := e.Finishing(ctx)
+	defer cancel()
+	hk, ck, _ := SecondaryTagKeys(role)
+	t := st.taggedOf(st.holderENI)
+	t.epoch = "" // kept: the next claim counts from it
+	e.untagSecondary(fctx, log, t, hk, ck)
+	return fmt.Sprintf("released the private address %s from %s", addr, st.holderENI), nil
 }

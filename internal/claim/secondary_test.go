@@ -333,3 +333,50 @@ func TestSecondaryRace(t *testing.T) {
 	}
 	t.Logf("%d rounds of %d standbys: %s; moves the strict layer refused: %d", rounds, standbys, strings.Join(parts, ", "), refused)
 }
+
+// TestSecondaryRelease: release unassigns the address only from this
+// instance's interface, a dry run changes nothing, the holder tags go and
+// the epoch stays, so that the next claim counts from it.
+func TestSecondaryRelease(t *testing.T) {
+	w := newSecondaryWorld(t, 2)
+	ctx := t.Context()
+	a, b := w.inst[0], w.inst[1]
+	ea, _ := w.engine(a)
+	eb, _ := w.engine(b)
+	spec := secondaryRequest().Spec
+	if what, err := ea.ReleaseSecondary(ctx, "db", spec, false); err != nil || !strings.Contains(what, "nothing to do") {
+		t.Errorf("release of a free address: %q, %v; want nothing to do", what, err)
+	}
+	res, err := ea.ClaimSecondary(ctx, secondaryRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea.TagSecondary(ctx, res)
+	if what, err := eb.ReleaseSecondary(ctx, "db", spec, false); err != nil || !strings.Contains(what, "held by "+a.ID) {
+		t.Errorf("release by another instance: %q, %v; want nothing to do, held by %s", what, err, a.ID)
+	}
+	if what, err := ea.ReleaseSecondary(ctx, "db", spec, true); err != nil || !strings.HasPrefix(what, "would release") {
+		t.Errorf("dry run: %q, %v", what, err)
+	}
+	if h := w.holders(); len(h) != 1 {
+		t.Fatalf("after the dry run the address is on %d interfaces, want 1", len(h))
+	}
+	if what, err := ea.ReleaseSecondary(ctx, "db", spec, false); err != nil || !strings.HasPrefix(what, "released") {
+		t.Errorf("release: %q, %v", what, err)
+	}
+	if h := w.holders(); len(h) != 0 {
+		t.Errorf("after the release the address is on %d interfaces, want none", len(h))
+	}
+	hk, ck, ek := SecondaryTagKeys("db")
+	if tags := w.eniTags(a.ENI); TagValue(tags, hk) != "" || TagValue(tags, ck) != "" || TagValue(tags, ek) != "1" {
+		t.Errorf("tags after the release %v: want no holder, no claimed-at, epoch 1 kept", tags)
+	}
+	res, err = eb.ClaimSecondary(ctx, secondaryRequest())
+	if err != nil || res.Action != "claimed" || res.Epoch != 2 {
+		t.Fatalf("claim after the release: %+v, %v; want claimed, epoch 2 (above the released interface's 1)", res, err)
+	}
+	eb.TagSecondary(ctx, res)
+	if tags := w.eniTags(a.ENI); TagValue(tags, ek) != "" {
+		t.Errorf("the released interface keeps %s=%s after another's claim: want it removed", ek, TagValue(tags, ek))
+	}
+}
