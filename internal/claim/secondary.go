@@ -709,3 +709,50 @@ func (e *Engine) ReleaseSecondary(ctx context.Context, role string, spec *config
 	e.untagSecondary(fctx, log, t, hk, ck)
 	return fmt.Sprintf("released the private address %s from %s", addr, st.holderENI), nil
 }
+
+// SecondaryStatus is what `eipclaim status` shows of a role's secondary
+// private IP.
+type SecondaryStatus struct {
+	Address  string `json:"address"`
+	ENI      string `json:"eni_id,omitempty"`     // the interface that has it, "" when free
+	Holder   string `json:"holder,omitempty"`     // its instance
+	HolderIP string `json:"private_ip,omitempty"` // the holder interface's primary private IP
+	// Epoch is the role's epoch tag on the holder's interface (or the
+	// greatest left on a released one), as stored.
+	Epoch  string  `json:"epoch,omitempty"`
+	Health *Health `json:"health,omitempty"`
+}
+
+// Free reports whether no interface has the address.
+func (s *SecondaryStatus) Free() bool { return s.ENI == "" }
+
+// Secondary reads where the role's private_address is (in this instance's
+// VPC) and, with withHealth, examines its holder as a claim would. It
+// changes nothing.
+func (e *Engine) Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*SecondaryStatus, error) {
+	tgt, err := e.target(ctx, &config.Role{})
+	if err != nil {
+		return nil, err
+	}
+	st, err := e.lookSecondary(ctx, tgt.vpc, role, spec.PrivateAddress)
+	if err != nil {
+		return nil, err
+	}
+	out := &SecondaryStatus{Address: spec.PrivateAddress, ENI: st.holderENI, Holder: st.holder, HolderIP: st.holderIP}
+	if t := st.taggedOf(st.holderENI); st.holderENI != "" && t.epoch != "" {
+		out.Epoch = t.epoch // the holder's own tag
+	} else {
+		best := int64(-1)
+		for _, t := range st.tagged { // the greatest left on a released interface
+			if n, err := epoch.Parse(t.epoch); err == nil && n > best {
+				out.Epoch, best = t.epoch, n
+			}
+		}
+	}
+	if withHealth && st.holderENI != "" {
+		if out.Health, err = e.health(ctx, st.holder, st.holderIP, spec.HealthCheck); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}

@@ -380,3 +380,62 @@ func TestSecondaryRelease(t *testing.T) {
 		t.Errorf("the released interface keeps %s=%s after another's claim: want it removed", ek, TagValue(tags, ek))
 	}
 }
+
+// TestSecondaryPermissions: check asks every call a claim of a private
+// address makes, changing nothing (Assign and Unassign on the subnet's
+// reserved first address, refused after authorization), says whether the
+// address is in the interface's subnet, and reports a denial when the
+// interface lacks the role tag the shipped policy requires.
+func TestSecondaryPermissions(t *testing.T) {
+	w := newSecondaryWorld(t, 1)
+	e, _ := w.engine(w.inst[0])
+	perms, err := e.Permissions(t.Context(), secondaryRequest().Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, p := range perms {
+		seen[p.Action] = true
+		if !p.Allowed {
+			t.Errorf("%s: not allowed: %s %s", p.Action, p.Code, p.Detail)
+		}
+		if p.Action == "ec2:AssociateAddress" || p.Action == "ec2:DescribeAddresses" {
+			t.Errorf("a role without an EIP asked %s", p.Action)
+		}
+	}
+	for _, a := range []string{"ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses", "ec2:DescribeSubnets", "ec2:CreateTags", "ec2:DeleteTags", "private_address 127.0.1.200 in the subnet of " + w.inst[0].ENI} {
+		if !seen[a] {
+			t.Errorf("check did not ask %s", a)
+		}
+	}
+	if h := w.holders(); len(h) != 0 {
+		t.Errorf("check assigned the address")
+	}
+
+	outside := secondaryRequest().Spec
+	outside.PrivateAddress = "127.0.9.9"
+	perms, err = e.Permissions(t.Context(), outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range perms {
+		if strings.HasPrefix(p.Action, "private_address ") && (p.Allowed || !strings.Contains(p.Detail, "moves only within one subnet")) {
+			t.Errorf("an address outside the subnet: %+v, want not allowed, saying one subnet", p)
+		}
+	}
+
+	// Without the role tag on the interface, the policy denies the moves.
+	if _, err := w.admin.DeleteTags(t.Context(), &ec2.DeleteTagsInput{Resources: []string{w.inst[0].ENI}, Tags: []types.Tag{{Key: aws.String(tagRole)}}}); err != nil {
+		t.Fatal(err)
+	}
+	w.moto.ExpectDenied(t, "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses", "ec2:CreateTags", "ec2:DeleteTags")
+	perms, err = e.Permissions(t.Context(), secondaryRequest().Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range perms {
+		if p.Action == "ec2:AssignPrivateIpAddresses" && (p.Allowed || !p.Denied) {
+			t.Errorf("assign on an interface without the role tag: %+v, want denied", p)
+		}
+	}
+}
