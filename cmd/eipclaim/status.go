@@ -24,7 +24,7 @@ type roleStatus struct {
 	// PrivateAddress is where the role's secondary private IP is, when it
 	// has one (private_address).
 	PrivateAddress *claim.SecondaryStatus `json:"private_address,omitempty"`
-	DNS       []string        `json:"dns,omitempty"`
+	DNS            []string               `json:"dns,omitempty"`
 	// Warnings say what is wrong with what names the holder
 	// (claim.Address.Warnings).
 	Warnings []string `json:"warnings,omitempty"`

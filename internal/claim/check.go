@@ -25,7 +25,6 @@ type Permission struct {
 
 // Actions are the EC2 actions eipclaim calls, for the IAM policy.
 var Actions = []string{
-	"ec2:AssignPrivateIpAddresses", // private_address only
 	"ec2:AssociateAddress",
 	"ec2:CreateTags",
 	"ec2:DeleteTags",
@@ -33,10 +32,17 @@ var Actions = []string{
 	"ec2:DescribeInstanceStatus",
 	"ec2:DescribeInstances",
 	"ec2:DescribeNetworkInterfaces",
-	"ec2:DescribeSubnets", // private_address only
 	"ec2:DisassociateAddress",
-	"ec2:StopInstances",              // fence: stop only
-	"ec2:UnassignPrivateIpAddresses", // private_address only
+	"ec2:StopInstances", // fence: stop only
+}
+
+// SecondaryActions are the EC2 actions a claim of a role's private_address
+// (a secondary private IP) calls besides Actions: in the instance's IAM
+// policy, not yet the controller's (it does not move them).
+var SecondaryActions = []string{
+	"ec2:AssignPrivateIpAddresses",
+	"ec2:DescribeSubnets",
+	"ec2:UnassignPrivateIpAddresses",
 }
 
 // Permissions asks EC2, with DryRun, whether every call a claim of spec

@@ -162,15 +162,14 @@ func (e *Engine) subnetCIDR(ctx context.Context, tgt *target, addr string) (neti
 		if err != nil {
 			return err
 		}
-		for _, s := range out.Subnets {
-			p, err := netip.ParsePrefix(aws.ToString(s.CidrBlock))
-			if err != nil {
-				return fmt.Errorf("subnet %s: EC2 reported CIDR %q: %w", tgt.subnet, aws.ToString(s.CidrBlock), err)
-			}
-			cidr = p
-			return nil
+		if len(out.Subnets) == 0 {
+			return retry.NotVisibleYet("subnet " + tgt.subnet + " not found")
 		}
-		return retry.NotVisibleYet("subnet " + tgt.subnet + " not found")
+		block := aws.ToString(out.Subnets[0].CidrBlock)
+		if cidr, err = netip.ParsePrefix(block); err != nil {
+			return fmt.Errorf("subnet %s: EC2 reported CIDR %q: %w", tgt.subnet, block, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("describe the subnet %s of interface %s: %w", tgt.subnet, tgt.eni, err)
