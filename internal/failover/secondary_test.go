@@ -14,6 +14,7 @@ import (
 
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
+	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/testenv"
@@ -103,5 +104,48 @@ func TestStepPrivateAddress(t *testing.T) {
 	}
 	if f := rec.facts.Load(); f == nil || f.Private().String() != "127.0.1.210" || f.PublicIP.String() != eip.PublicIP {
 		t.Errorf("published %+v, want the private address and the EIP", f)
+	}
+}
+
+// TestStepPrivateAddressRefused: a role with an EIP and a private address
+// held by a healthy instance: the EIP is claimed (and tagged), the
+// private address refused; the step fails with exit 4 saying both.
+func TestStepPrivateAddressRefused(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	admin := ec2.NewFromConfig(moto.Config())
+	w := testenv.NewWorld(moto.Config())
+	is, err := w.NewLoopbackInstances(t.Context(), "127.0.1.75", "127.0.1.76")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, other := is[0], is[1]
+	if _, err := admin.CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{self.ENI, other.ENI}, Tags: []types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AssignPrivateIpAddresses(t.Context(), &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(other.ENI), PrivateIpAddresses: []string{"127.0.1.211"}}); err != nil {
+		t.Fatal(err)
+	}
+	eip, err := w.NewEIP(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := &failover.Step{
+		Engine: &claim.Engine{EC2: ec2.NewFromConfig(moto.ConfigAs(testenv.CallerInstance)), InstanceID: self.ID, Region: "us-east-1", Log: slog.New(slog.DiscardHandler)},
+		Region: "us-east-1",
+	}
+	rec := &recorder{}
+	o, err := step.Run(t.Context(), failover.Request{Role: "db", Spec: &config.Role{Name: "db", AllocationID: eip.AllocationID, PrivateAddress: "127.0.1.211"}, Publishers: []publish.Publisher{rec}})
+	if o != nil || exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "the EIP "+eip.PublicIP+" is claimed on "+self.ID+", but the private address 127.0.1.211 is not") || !strings.Contains(err.Error(), other.ID) {
+		t.Fatalf("step: %+v, %v (exit %d); want exit 4 saying the EIP is claimed and the address held by %s", o, err, exitcode.Of(err), other.ID)
+	}
+	a, err := admin.DescribeAddresses(t.Context(), &ec2.DescribeAddressesInput{AllocationIds: []string{eip.AllocationID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(a.Addresses[0].NetworkInterfaceId) != self.ENI || claim.TagValue(a.Addresses[0].Tags, claim.TagEpoch) != "1" {
+		t.Errorf("the EIP %+v: want on %s, tagged epoch 1 (its claim stands)", a.Addresses[0], self.ENI)
+	}
+	if rec.facts.Load() != nil {
+		t.Errorf("a step whose private address was refused published")
 	}
 }
