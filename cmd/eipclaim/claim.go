@@ -40,7 +40,7 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		names[i] = p.Kind() + " " + p.Name()
 	}
 	s.log.Info("claiming", "role", s.role, "instance_id", s.instanceID, "region", s.region,
-		"eip", describeSelector(spec), "takeover", policy, "interface", spec.Interface, "private_ip", spec.PrivateIP,
+		"eip", describeSelector(spec), "private_address", spec.PrivateAddress, "takeover", policy, "interface", spec.Interface, "private_ip", spec.PrivateIP,
 		"dns", names, "dry_run", *dryRun)
 	// The claim enters (or confirms) the holder state: on_holder runs, as
 	// a watcher runs it at start.
@@ -77,7 +77,17 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 
 // describe says in one line what a claim did and why.
 func describe(o *failover.Outcome) string {
-	line := fmt.Sprintf("%s: %s %s (%s) on %s %s %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP, o.Epoch)
+	var line string
+	switch {
+	case o.AllocationID == "" && o.PrivateAddress != "":
+		// a role without an EIP: its private address
+		line = fmt.Sprintf("%s: %s private address %s on %s %s, epoch %d", o.Role, o.Action, o.PrivateAddress, o.InstanceID, o.PrivateAddressENI, o.Epoch)
+	case o.PrivateAddress != "":
+		line = fmt.Sprintf("%s: %s %s (%s) on %s %s %s, private address %s %s on %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP,
+			o.PrivateAddress, o.PrivateAddressAction, o.PrivateAddressENI, o.Epoch)
+	default:
+		line = fmt.Sprintf("%s: %s %s (%s) on %s %s %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP, o.Epoch)
+	}
 	if o.PreviousHolder != "" {
 		line += ", from " + o.PreviousHolder
 	}

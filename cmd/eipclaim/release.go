@@ -18,10 +18,19 @@ func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	what, err := s.engine().Release(ctx, s.role, spec, *dryRun)
-	if err != nil {
-		return fmt.Errorf("release role %s: %w", s.role, err)
+	if spec.HasEIP() {
+		what, err := s.engine().Release(ctx, s.role, spec, *dryRun)
+		if err != nil {
+			return fmt.Errorf("release role %s: %w", s.role, err)
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
 	}
-	fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
+	if spec.PrivateAddress != "" {
+		what, err := s.engine().ReleaseSecondary(ctx, s.role, spec, *dryRun)
+		if err != nil {
+			return fmt.Errorf("release the private address of role %s: %w", s.role, err)
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
+	}
 	return nil
 }

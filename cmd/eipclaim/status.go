@@ -21,7 +21,10 @@ import (
 type roleStatus struct {
 	Role      string          `json:"role"`
 	Addresses []claim.Address `json:"addresses,omitempty"`
-	DNS       []string        `json:"dns,omitempty"`
+	// PrivateAddress is where the role's secondary private IP is, when it
+	// has one (private_address).
+	PrivateAddress *claim.SecondaryStatus `json:"private_address,omitempty"`
+	DNS            []string               `json:"dns,omitempty"`
 	// Warnings say what is wrong with what names the holder
 	// (claim.Address.Warnings).
 	Warnings []string `json:"warnings,omitempty"`
@@ -60,7 +63,14 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 	for _, name := range roles {
 		spec := s.cfg.Roles[name]
 		st := roleStatus{Role: name, DNS: s.currentDNS(ctx, name, spec)}
-		addrs, err := eng.Addresses(ctx, spec, true)
+		var addrs []claim.Address
+		var err error
+		if spec.HasEIP() {
+			addrs, err = eng.Addresses(ctx, spec, true)
+		}
+		if err == nil && spec.PrivateAddress != "" {
+			st.PrivateAddress, err = eng.Secondary(ctx, name, spec, true)
+		}
 		if err != nil {
 			st.Error = err.Error()
 			if firstErr == nil {
@@ -110,6 +120,24 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, epochColumn(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
+		}
+		if p := st.PrivateAddress; p != nil {
+			// The role's secondary private IP: a line of its own, in
+			// the EIP column (it has no allocation).
+			holder, health := "free", "-"
+			if !p.Free() {
+				holder = p.Holder
+				if holder == "" {
+					holder = "(no instance)"
+				}
+			}
+			if p.Health != nil {
+				health = p.Health.Why
+				if p.Health.Down {
+					health = "DOWN: " + p.Health.Why
+				}
+			}
+			fmt.Fprintf(tw, "%s\tprivate %s\t-\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, p.Address, holder, epochColumn(p.Epoch), dash(p.ENI), dash(p.HolderIP), health, join(st.DNS))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -39,6 +39,10 @@ type EC2API interface {
 	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
 	// StopInstances fences a down but running holder (fence: stop).
 	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, optFns ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	// A role's secondary private IP (private_address): secondary.go.
+	AssignPrivateIpAddresses(ctx context.Context, in *ec2.AssignPrivateIpAddressesInput, optFns ...func(*ec2.Options)) (*ec2.AssignPrivateIpAddressesOutput, error)
+	UnassignPrivateIpAddresses(ctx context.Context, in *ec2.UnassignPrivateIpAddressesInput, optFns ...func(*ec2.Options)) (*ec2.UnassignPrivateIpAddressesOutput, error)
+	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 }
 
 // The audit tags set on a claimed EIP.
@@ -144,6 +148,10 @@ type Result struct {
 	// TagsStale says that the EIP's audit tags do not name this holder
 	// and epoch yet: the caller runs Tag (alongside its other work).
 	TagsStale bool
+	// PrivateAddress and PrivateAddressENI are the role's secondary
+	// private IP and the interface of this instance that holds it, set by
+	// the failover step from ClaimSecondary's result ("" without one).
+	PrivateAddress, PrivateAddressENI string
 
 	epochTag string // the EIP's eipclaim:epoch as read
 }
@@ -152,6 +160,7 @@ type Result struct {
 type target struct {
 	eni, privateIP string
 	enis           []string // every interface of the instance
+	subnet, vpc    string   // eni's
 }
 
 func (e *Engine) retrier() *retry.Retrier {
@@ -290,8 +299,12 @@ func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tg
 		stop, fwhy := decide.Fence(req.Spec.EffectiveFence(), req.Spec.Takeover, req.Force, *facts)
 		if !stop {
 			log.Info("no fence", "holder", name, "reason", fwhy)
-		} else if err := e.fence(ctx, log, req, res, holder, fwhy); err != nil {
-			return nil, err
+		} else {
+			f, err := e.fence(ctx, log, req, res.PublicIP+" ("+res.AllocationID+")", holder, fwhy)
+			if err != nil {
+				return nil, err
+			}
+			res.Fence = f
 		}
 	}
 	log.Info("taking over the EIP", "holder", name, "reason", res.Why)
@@ -681,6 +694,15 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 	res.TagsStale = false
 }
 
+// SyncEpoch raises the claim's epoch to n when n is greater (a role with
+// an EIP and a private address has one epoch, the greater of the two
+// claims'), marking the tags stale except in a dry run.
+func (r *Result) SyncEpoch(n int64, dryRun bool) {
+	if n > r.Epoch {
+		r.Epoch, r.TagsStale = n, !dryRun
+	}
+}
+
 // settleEpoch decides the claim's epoch (epoch.Decide) from the EIP's tag,
 // whether the claim moved it, and the role table's record; it logs every
 // problem with the epochs seen, and says whether the tags are to be
@@ -806,6 +828,7 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 	}
 	t.eni = aws.ToString(nic.NetworkInterfaceId)
 	t.privateIP = aws.ToString(nic.PrivateIpAddress)
+	t.subnet, t.vpc = aws.ToString(nic.SubnetId), aws.ToString(nic.VpcId)
 	if spec.PrivateIP != "" {
 		if !hasPrivateIP(nic, spec.PrivateIP) {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("private_ip %s is not an address of interface %s (it has %s): fix private_ip or interface", spec.PrivateIP, t.eni, privateIPs(nic)))

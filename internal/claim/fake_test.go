@@ -377,3 +377,20 @@ func (e *Engine) claimTagged(ctx context.Context, req Request) (*Result, error) 
 	}
 	return res, err
 }
+
+// The fake has no secondary private IPs: their claim is tested against
+// moto behind the gate's strict layer (secondary_test.go), which answers as
+// AWS does.
+var errNoSecondary = apiErr("UnsupportedOperation")
+
+func (f *fakeEC2) AssignPrivateIpAddresses(context.Context, *ec2.AssignPrivateIpAddressesInput, ...func(*ec2.Options)) (*ec2.AssignPrivateIpAddressesOutput, error) {
+	return nil, errNoSecondary
+}
+
+func (f *fakeEC2) UnassignPrivateIpAddresses(context.Context, *ec2.UnassignPrivateIpAddressesInput, ...func(*ec2.Options)) (*ec2.UnassignPrivateIpAddressesOutput, error) {
+	return nil, errNoSecondary
+}
+
+func (f *fakeEC2) DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	return nil, errNoSecondary
+}

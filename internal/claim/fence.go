@@ -63,11 +63,14 @@ var ErrFenceFailed = errors.New("fence failed")
 // nothing: the error says why (exit 1, or 3 when StopInstances is not
 // permitted), and one line is logged. In a dry run it only says what it
 // would do.
-func (e *Engine) fence(ctx context.Context, log *slog.Logger, req Request, res *Result, holder, why string) error {
-	res.Fence = &Fence{Instance: holder, Why: why}
+//
+// what names the address the fence is for, in messages: "203.0.113.10
+// (eipalloc-…)", "private address 10.0.1.50". It returns the fence made.
+func (e *Engine) fence(ctx context.Context, log *slog.Logger, req Request, what, holder, why string) (*Fence, error) {
+	f := &Fence{Instance: holder, Why: why}
 	if req.DryRun {
 		log.Info("dry run: would fence the holder (stop its instance) before the move", "holder", holder, "reason", why)
-		return nil
+		return f, nil
 	}
 	timeout := req.Spec.EffectiveFenceTimeout()
 	fctx, cancel := context.WithTimeout(ctx, timeout)
@@ -80,17 +83,16 @@ func (e *Engine) fence(ctx context.Context, log *slog.Logger, req Request, res *
 		state, err = e.awaitStopped(fctx, holder)
 	}
 	if err != nil {
-		res.Fence = nil
 		code := exitcode.Failed
 		if exitcode.Of(err) == exitcode.Denied {
 			code = exitcode.Denied // say what to grant: the IAM statement for fencing
 		}
-		log.Warn("fence failed: the EIP is not taken from the holder", "error_code", retry.Code(err), "error", err)
-		return exitcode.With(code, fmt.Errorf("%w: stop %s (the holder of %s, %s) within fence_timeout %s: %w; nothing moved: the EIP stays on %s until it is stopped", ErrFenceFailed, holder, res.PublicIP, res.AllocationID, timeout, err, holder))
+		log.Warn("fence failed: the address is not taken from the holder", "error_code", retry.Code(err), "error", err)
+		return nil, exitcode.With(code, fmt.Errorf("%w: stop %s (the holder of %s) within fence_timeout %s: %w; nothing moved: the address stays on %s until it is stopped", ErrFenceFailed, holder, what, timeout, err, holder))
 	}
-	res.Fence.State, res.Fence.Took = state, e.clock().Now().Sub(began)
-	log.Info("fenced the holder", "state", state, "took", res.Fence.Took.Round(time.Millisecond).String())
-	return nil
+	f.State, f.Took = state, e.clock().Now().Sub(began)
+	log.Info("fenced the holder", "state", state, "took", f.Took.Round(time.Millisecond).String())
+	return f, nil
 }
 
 // stop asks EC2 to stop the instance, forced, and returns the state EC2

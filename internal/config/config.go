@@ -63,17 +63,22 @@ type Config struct {
 type Role struct {
 	// Name is the role's name, its key in the roles table: a role knows
 	// its name (set by Decode).
-	Name         string      `yaml:"-" json:"-"`
-	AllocationID string      `yaml:"allocation_id"`
-	PublicIP     string      `yaml:"public_ip"`
-	Pool         *Pool       `yaml:"pool"`
-	PrivateIP    string      `yaml:"private_ip"`
-	Interface    Interface   `yaml:"interface"` // eni-… or a device index
-	Takeover     Takeover    `yaml:"takeover"`
-	HealthCheck  HealthCheck `yaml:"health_check"` // tcp:PORT
-	DNS          *DNS        `yaml:"dns"`
-	Watch        *Watch      `yaml:"watch"` // eipclaim watch: see watch.go
-	Hooks        *Hooks      `yaml:"hooks"`
+	Name         string `yaml:"-" json:"-"`
+	AllocationID string `yaml:"allocation_id"`
+	PublicIP     string `yaml:"public_ip"`
+	Pool         *Pool  `yaml:"pool"`
+	PrivateIP    string `yaml:"private_ip"`
+	// PrivateAddress is a secondary private IPv4 address that the holder's
+	// interface carries (AssignPrivateIpAddresses), moved between the
+	// holders' interfaces within one subnet: instead of an EIP, or beside
+	// one.
+	PrivateAddress string      `yaml:"private_address"`
+	Interface      Interface   `yaml:"interface"` // eni-… or a device index
+	Takeover       Takeover    `yaml:"takeover"`
+	HealthCheck    HealthCheck `yaml:"health_check"` // tcp:PORT
+	DNS            *DNS        `yaml:"dns"`
+	Watch          *Watch      `yaml:"watch"` // eipclaim watch: see watch.go
+	Hooks          *Hooks      `yaml:"hooks"`
 
 	// Fence, when stop, stops a running holder that counts as down before
 	// its EIP is taken (decide.Fence); off (the default) when unset.
@@ -164,6 +169,12 @@ func (r *Role) dnsNames() []keyedName {
 		out = append(out, keyedName{"dns.dyndns.hostname", d.Hostname})
 	}
 	return out
+}
+
+// HasEIP reports whether the role claims an Elastic IP (allocation_id,
+// public_ip or pool); a role with only private_address has none.
+func (r *Role) HasEIP() bool {
+	return r.AllocationID != "" || r.PublicIP != "" || r.Pool != nil
 }
 
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.

@@ -78,7 +78,7 @@ func TestParseBad(t *testing.T) {
 		{"malformed allocation id", "roles:\n  db:\n    allocation_id: eipalloc-XYZ\n", []string{`roles.db.allocation_id "eipalloc-XYZ" (line 3): want eipalloc-`}},
 		{"not an ip", "roles:\n  db:\n    public_ip: 203.0.113.300\n", []string{`roles.db.public_ip "203.0.113.300" (line 3)`}},
 		{"two selectors", "roles:\n  db:\n    public_ip: 203.0.113.3\n    allocation_id: eipalloc-01234567\n", []string{"roles.db (line 2): want exactly one"}},
-		{"no selector", "roles:\n  db:\n    takeover: never\n", []string{"roles.db (line 2): want exactly one"}},
+		{"no selector", "roles:\n  db:\n    takeover: never\n", []string{"roles.db (line 2): want one of allocation_id, public_ip or pool"}},
 		{"bad takeover", "roles:\n  db:\n    public_ip: 203.0.113.3\n    takeover: sometimes\n", []string{`roles.db.takeover "sometimes" (line 4)`}},
 		{"bad fence", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: kill\n", []string{`roles.db.fence "kill" (line 4): want off or stop`}},
 		{"fence wrong type", "roles:\n  db:\n    public_ip: 203.0.113.3\n    fence: [stop]\n", []string{"roles.db.fence", "line 4"}},
@@ -348,5 +348,55 @@ func TestParseFence(t *testing.T) {
 		if got := r.EffectiveFenceTimeout(); got != tc.timeout {
 			t.Errorf("%q: fence timeout %s, want %s", tc.doc, got, tc.timeout)
 		}
+	}
+}
+
+func TestParsePrivateAddress(t *testing.T) {
+	ok := []string{
+		"roles:\n  db:\n    private_address: 10.0.1.50\n",
+		"roles:\n  db:\n    allocation_id: eipalloc-01234567\n    private_address: 10.0.1.50\n",
+		"roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n",
+	}
+	for _, doc := range ok {
+		c, err := Parse([]byte(doc), "test")
+		if err != nil {
+			t.Errorf("Parse(%q): %v", doc, err)
+			continue
+		}
+		if got := c.Roles["db"].PrivateAddress; got != "10.0.1.50" {
+			t.Errorf("private_address = %q, want 10.0.1.50", got)
+		}
+	}
+	if c, _ := Parse([]byte(ok[0]), "test"); c.Roles["db"].HasEIP() {
+		t.Errorf("a role with only private_address has an EIP, says HasEIP")
+	}
+	bad := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"not an address", "roles:\n  db:\n    private_address: 10.0.1.500\n", []string{`roles.db.private_address "10.0.1.500" (line 3): want an IPv4 address`}},
+		{"ipv6", "roles:\n  db:\n    private_address: fd00::5\n", []string{`roles.db.private_address "fd00::5" (line 3): want an IPv4`}},
+		{"with pool", "roles:\n  db:\n    pool: {tags: {p: q}}\n    private_address: 10.0.1.50\n", []string{`roles.db.private_address "10.0.1.50" (line 4): not with pool`}},
+		{"private_ip without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    private_ip: 10.0.1.5\n", []string{`roles.db.private_ip "10.0.1.5" (line 4): private_ip chooses the address an EIP`}},
+		{"private_ip is the address", "roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    private_ip: 10.0.1.50\n", []string{`roles.db.private_ip "10.0.1.50" (line 5): private_ip is the address of this instance`}},
+		{"cname without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      rfc2136: {server: 10.0.0.2, zone: example.internal., name: db.example.internal., record: CNAME, tsig_name: k., tsig_secret_file: /k}\n",
+			[]string{`roles.db.dns.rfc2136.record "CNAME"`, "use record: A"}},
+		{"route53 without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n", []string{"roles.db.dns.route53 (line 5): the role has no EIP", "a Route 53 A record of it is not supported yet"}},
+		{"dyndns public without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      dyndns: {url: 'https://x.example/nic/update', hostname: db.example-ddns.net, username: u, password_file: /x, address: public}\n", []string{`roles.db.dns.dyndns.address "public"`, "use address: private"}},
+		{"shared", "roles:\n  db:\n    private_address: 10.0.1.50\n  db2:\n    private_address: 10.0.1.50\n", []string{`roles.db2.private_address "10.0.1.50" (line 5): roles.db.private_address (line 3) names this address too`}},
+		{"nothing", "roles:\n  db:\n    takeover: never\n", []string{"roles.db (line 2): want one of allocation_id, public_ip or pool (an EIP), or private_address"}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc), "test")
+			if err == nil {
+				t.Fatalf("Parse: no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
 	}
 }

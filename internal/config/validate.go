@@ -133,7 +133,7 @@ func (v *validator) uniqueAddresses(roles []string) {
 		if r == nil {
 			continue
 		}
-		for _, k := range []struct{ key, value string }{{"allocation_id", r.AllocationID}, {"public_ip", r.PublicIP}} {
+		for _, k := range []struct{ key, value string }{{"allocation_id", r.AllocationID}, {"public_ip", r.PublicIP}, {"private_address", r.PrivateAddress}} {
 			if k.value == "" {
 				continue
 			}
@@ -144,8 +144,12 @@ func (v *validator) uniqueAddresses(roles []string) {
 				seen[key] = path
 				continue
 			}
-			v.add(path, k.value, fmt.Sprintf("%s (line %d) names this EIP too: two roles cannot share one EIP "+
-				"(each claim would take it from the other); give each role its own", prev, v.line(prev)))
+			what := "EIP"
+			if k.key == "private_address" {
+				what = "address"
+			}
+			v.add(path, k.value, fmt.Sprintf("%s (line %d) names this %s too: two roles cannot share one %s "+
+				"(each claim would take it from the other); give each role its own", prev, v.line(prev), what, what))
 		}
 	}
 }
@@ -169,7 +173,7 @@ func (v *validator) role(path, name string, r *Role) {
 		v.add(path, "", err.Error()+"; "+roleNameRule)
 	}
 	if r == nil {
-		v.add(path, "", "empty role: want one of allocation_id, public_ip or pool")
+		v.add(path, "", "empty role: want one of allocation_id, public_ip or pool, or private_address")
 		return
 	}
 	set := 0
@@ -196,7 +200,12 @@ func (v *validator) role(path, name string, r *Role) {
 			}
 		}
 	}
-	if set != 1 {
+	switch {
+	case set == 0 && r.PrivateAddress != "":
+		// a secondary private IP alone: no EIP
+	case set == 0:
+		v.add(path, "", "want one of allocation_id, public_ip or pool (an EIP), or private_address (a secondary private IP), or an EIP and private_address")
+	case set > 1:
 		v.add(path, "", fmt.Sprintf("want exactly one of allocation_id, public_ip or pool, got %d", set))
 	}
 	if r.PrivateIP != "" {
@@ -204,6 +213,7 @@ func (v *validator) role(path, name string, r *Role) {
 			v.add(path+".private_ip", r.PrivateIP, "want a private IPv4 address of this instance, such as 10.0.1.5")
 		}
 	}
+	v.privateAddress(path, r)
 	if r.Interface.bad != "" {
 		v.add(path+".interface", r.Interface.bad, interfaceRule)
 	}
@@ -433,5 +443,54 @@ func (v *validator) fence(path string, r *Role) {
 		v.add(path+".fence_timeout", r.FenceTimeout.String(), "it bounds a fence, and fence is not stop: set fence: stop, or remove fence_timeout")
 	case r.Fence == FenceStop && r.Pool != nil:
 		v.add(path+".fence", string(r.Fence), "a pool's EIPs are claimed only when free, never taken from a holder: remove fence")
+	}
+}
+
+// privateAddress checks private_address (a secondary private IP): an IPv4
+// address a host can have, not with pool (a pool's EIP is any free one, a
+// secondary IP is one address), not the address an EIP is associated
+// with (private_ip, which stays on this instance), and, for a role
+// without an EIP, no use of what only an EIP has (private_ip, an rfc2136
+// CNAME to the EIP's public name).
+func (v *validator) privateAddress(path string, r *Role) {
+	if r.PrivateAddress == "" {
+		return
+	}
+	a, err := netip.ParseAddr(r.PrivateAddress)
+	if err == nil && !a.Is4() {
+		err = errors.New("not IPv4")
+	}
+	if err == nil {
+		err = CheckHostAddress(a)
+	}
+	if err != nil {
+		v.add(path+".private_address", r.PrivateAddress, "want an IPv4 address of the holders' subnet, such as 10.0.1.50 (a secondary private IP)")
+	}
+	if r.Pool != nil {
+		v.add(path+".private_address", r.PrivateAddress, "not with pool: a pool's EIP is any free one, a secondary private IP is one address; use allocation_id or public_ip beside it, or no EIP")
+	}
+	if r.PrivateIP != "" && r.PrivateIP == r.PrivateAddress {
+		v.add(path+".private_ip", r.PrivateIP, "private_ip is the address of this instance that carries the EIP, private_address the one that moves: they cannot be the same; remove private_ip")
+	}
+	if r.HasEIP() {
+		return
+	}
+	if r.PrivateIP != "" {
+		v.add(path+".private_ip", r.PrivateIP, "private_ip chooses the address an EIP is associated with, and the role has no EIP: remove private_ip (private_address is the role's address)")
+	}
+	if r.DNS == nil {
+		return
+	}
+	if r.DNS.RFC2136 != nil && strings.EqualFold(r.DNS.RFC2136.Record, "CNAME") {
+		v.add(path+".dns.rfc2136.record", r.DNS.RFC2136.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only private_address): use record: A (the private address)")
+	}
+	if r.DNS.DynDNS != nil && r.DNS.DynDNS.EffectiveAddress() == DynDNSPublic {
+		v.add(path+".dns.dyndns.address", r.DNS.DynDNS.Address, "the role has no EIP (only private_address), so no public address: use address: private (the private address)")
+	}
+	if r.DNS.Route53 != nil {
+		// eipclaim's Route 53 record is a CNAME to the EIP's public DNS
+		// name; an A record of the private address is not built yet.
+		v.add(path+".dns.route53", "", "the role has no EIP (only private_address), and eipclaim's Route 53 record is a CNAME to an EIP's public DNS name: "+
+			"publish the private address with dns.rfc2136 (record: A), dns.dyndns or the role table (repository:) instead; a Route 53 A record of it is not supported yet")
 	}
 }

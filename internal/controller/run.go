@@ -48,15 +48,27 @@ func (c *Controller) newRun(cfg *config.Config) *run {
 	return r
 }
 
-// roles are the configuration's roles (a role with no body left out).
+// roles are the configuration's roles (a role with no body left out, and
+// a role the controller does not serve yet: notYet).
 func (r *run) roles() map[string]*config.Role {
 	roles := map[string]*config.Role{}
 	for n, spec := range r.cfg.Roles {
-		if spec != nil {
+		if spec != nil && notYet(n, spec) == nil {
 			roles[n] = spec
 		}
 	}
 	return roles
+}
+
+// notYet says why the controller does not serve a role yet (exit 2), nil
+// when it does: a role with private_address (a secondary private IP) is
+// claimed only by eipclaim on its instances for now.
+func notYet(name string, spec *config.Role) error {
+	if spec == nil || spec.PrivateAddress == "" {
+		return nil
+	}
+	return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has private_address: the controller does not move a secondary private IP yet (eipclaim claim on the role's instances does); "+
+		"remove the role from the controller's configuration", name))
 }
 
 // job is one role's plan, carried out by a worker.
@@ -87,6 +99,11 @@ func (j *job) work() bool {
 // schedule observes every role at once, plans each, and carries out the
 // plans that change or publish something, Workers at a time.
 func (r *run) schedule(ctx context.Context, add func(Decision, error)) {
+	for _, n := range slices.Sorted(maps.Keys(r.cfg.Roles)) {
+		if err := notYet(n, r.cfg.Roles[n]); err != nil {
+			add(Decision{Role: n, Action: "failed", Reason: "not served by the controller yet"}, err)
+		}
+	}
 	roles := r.roles()
 	fleet, err := r.obs.Fleet(ctx, roles)
 	if err != nil {
@@ -182,6 +199,11 @@ func (r *run) forSubject(ctx context.Context, s decide.Situation, add func(Decis
 	if spec == nil {
 		d.Role, d.Action, d.Reason = role, "ignored", "instance "+s.Subject+" is tagged "+TagRole+"="+role+", a role the configuration does not define: add it to the roles table or fix the tag"
 		add(d, nil)
+		return
+	}
+	if err := notYet(role, spec); err != nil {
+		d.Role, d.Action, d.Reason = role, "failed", "not served by the controller yet"
+		add(d, err)
 		return
 	}
 	one := map[string]*config.Role{role: spec}

@@ -527,3 +527,26 @@ type memAutoScaling struct{ AutoScalingAPI }
 func (memAutoScaling) CompleteLifecycleAction(context.Context, *autoscaling.CompleteLifecycleActionInput, ...func(*autoscaling.Options)) (*autoscaling.CompleteLifecycleActionOutput, error) {
 	return &autoscaling.CompleteLifecycleActionOutput{}, nil
 }
+
+// A role with private_address is not served by the controller yet: it is
+// failed with exit 2, named, and the other roles are served.
+func TestSchedulePrivateAddressNotYet(t *testing.T) {
+	w := newWorld()
+	w.role("a-kept", roleSpec(1, ""), []observe.Address{heldBy(1, healthy("i-1"))}, candidate("i-1", 0))
+	w.cfg.Roles["b-private"] = &config.Role{PrivateAddress: "10.0.1.50"}
+	w.obs.tags["i-b"] = "b-private"
+	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-private has private_address: the controller does not move a secondary private IP yet") {
+		t.Errorf("error %v (exit %d), want b-private's, exit 2", err, exitcode.Of(err))
+	}
+	if got := actions(res); !strings.Contains(got, "b-private: failed") || !strings.Contains(got, "a-kept: already held") {
+		t.Errorf("decisions %s, want b-private failed and a-kept served", got)
+	}
+	if w.obs.asked[0] != 1 {
+		t.Errorf("observed %d roles, want 1 (not the private one)", w.obs.asked[0])
+	}
+	res, err = w.c.Handle(t.Context(), []byte(stateEvent("i-b", "stopped")))
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(actions(res), "b-private: failed") {
+		t.Errorf("state change of the private role's instance: %v (exit %d), %s; want failed, exit 2", err, exitcode.Of(err), actions(res))
+	}
+}

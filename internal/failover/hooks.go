@@ -85,6 +85,11 @@ type HookEnv struct {
 	// Fenced is the previous holder's instance the move stopped first
 	// (fence: stop), "" when none was: EIPCLAIM_FENCED.
 	Fenced string
+	// PrivateAddress is the role's secondary private IP (private_address),
+	// "" when it has none: EIPCLAIM_PRIVATE_ADDRESS. A hook on Linux or
+	// elsewhere adds it to (on_holder) or removes it from (on_standby)
+	// the local interface when eipclaim does not.
+	PrivateAddress string
 }
 
 // HookRun is one run of a hook, reported in the step's Outcome.
@@ -138,6 +143,7 @@ func (h *Hooks) Run(ctx context.Context, env HookEnv) *HookRun {
 		"EIPCLAIM_HOLDER="+env.Holder,
 		"EIPCLAIM_REASON="+env.Reason,
 		"EIPCLAIM_FENCED="+env.Fenced,
+		"EIPCLAIM_PRIVATE_ADDRESS="+env.PrivateAddress,
 	)
 	out, err := os.CreateTemp("", "eipclaim-hook-*.out")
 	if err != nil {

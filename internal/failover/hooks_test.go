@@ -22,7 +22,7 @@ func TestHookEnvAndResult(t *testing.T) {
 	h := &Hooks{Role: "db", OnHolder: []string{"/bin/sh", "-c", "env | grep ^EIPCLAIM_ > " + out},
 		OnStandby: []string{"/bin/sh", "-c", "echo demote failed; exit 3"},
 		Observe:   func(ev, res string) { mu.Lock(); seen[ev+" "+res]++; mu.Unlock() }}
-	run := h.Run(t.Context(), HookEnv{Event: EventHolder, PublicIP: "203.0.113.9", AllocationID: "eipalloc-1", Epoch: 7, PreviousHolder: "i-old", Holder: "i-new", Reason: "holder i-old is stopped", Fenced: "i-old"})
+	run := h.Run(t.Context(), HookEnv{Event: EventHolder, PublicIP: "203.0.113.9", AllocationID: "eipalloc-1", Epoch: 7, PreviousHolder: "i-old", Holder: "i-new", Reason: "holder i-old is stopped", Fenced: "i-old", PrivateAddress: "10.0.1.50"})
 	if run == nil || run.Result != HookOK {
 		t.Fatalf("on_holder: %+v", run)
 	}
@@ -31,7 +31,7 @@ func TestHookEnvAndResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"EIPCLAIM_EVENT=holder", "EIPCLAIM_ROLE=db", "EIPCLAIM_PUBLIC_IP=203.0.113.9", "EIPCLAIM_ALLOCATION_ID=eipalloc-1",
-		"EIPCLAIM_EPOCH=7", "EIPCLAIM_PREVIOUS_HOLDER=i-old", "EIPCLAIM_HOLDER=i-new", "EIPCLAIM_REASON=holder i-old is stopped", "EIPCLAIM_FENCED=i-old"} {
+		"EIPCLAIM_EPOCH=7", "EIPCLAIM_PREVIOUS_HOLDER=i-old", "EIPCLAIM_HOLDER=i-new", "EIPCLAIM_REASON=holder i-old is stopped", "EIPCLAIM_FENCED=i-old", "EIPCLAIM_PRIVATE_ADDRESS=10.0.1.50"} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("hook env lacks %s:\n%s", want, b)
 		}

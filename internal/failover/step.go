@@ -64,16 +64,25 @@ type Outcome struct {
 	Epoch int64 `json:"epoch"`
 	// EpochProblems say what was wrong with the epochs seen (the EIP's
 	// tag not an epoch, an epoch that cannot advance): see epoch.Decide.
-	EpochProblems []string         `json:"epoch_problems,omitempty"`
-	AllocationID  string           `json:"allocation_id"`
-	PublicIP      string           `json:"public_ip"`
-	PublicDNSName string           `json:"public_dns_name,omitempty"`
-	InstanceID    string           `json:"instance_id"`
-	ENI           string           `json:"eni_id"`
-	PrivateIP     string           `json:"private_ip"`
-	AssociationID string           `json:"association_id,omitempty"`
-	DryRun        bool             `json:"dry_run,omitempty"`
-	Published     []publish.Result `json:"published,omitempty"`
+	EpochProblems []string `json:"epoch_problems,omitempty"`
+	AllocationID  string   `json:"allocation_id"`
+	PublicIP      string   `json:"public_ip"`
+	PublicDNSName string   `json:"public_dns_name,omitempty"`
+	InstanceID    string   `json:"instance_id"`
+	ENI           string   `json:"eni_id"`
+	PrivateIP     string   `json:"private_ip"`
+	AssociationID string   `json:"association_id,omitempty"`
+	// PrivateAddress is the role's secondary private IP (private_address)
+	// on PrivateAddressENI, this instance's interface, and
+	// PrivateAddressAction what happened to it (as Action): set when the
+	// role has one. A role with only private_address has no EIP: its
+	// allocation_id, public_ip and private_ip are empty, and Action is
+	// the private address's.
+	PrivateAddress       string           `json:"private_address,omitempty"`
+	PrivateAddressENI    string           `json:"private_address_eni_id,omitempty"`
+	PrivateAddressAction string           `json:"private_address_action,omitempty"`
+	DryRun               bool             `json:"dry_run,omitempty"`
+	Published            []publish.Result `json:"published,omitempty"`
 	// Hook is the run of the on_holder hook, when one is configured.
 	Hook *HookRun `json:"hook,omitempty"`
 	// Fence is the previous holder's fence before the move (fence: stop):
@@ -99,13 +108,16 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		// goes above it.
 		creq.Recorded = publish.Recorded(ctx, req.Publishers, s.Log)
 	}
-	res, err := s.Engine.Claim(ctx, creq)
+	res, sres, err := s.claim(ctx, req, creq)
 	if err != nil {
 		return nil, err
 	}
 	f, badAddr := s.placement(res)
 	o := outcome(res, f)
 	o.DryRun = req.DryRun
+	if sres != nil {
+		o.PrivateAddressAction = sres.Action
+	}
 	if badAddr != nil {
 		// Nothing is published from an answer that is not whole; the
 		// claim stands (exit 5), the hook still runs (the EIP is here),
@@ -129,7 +141,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	// deadline plus FinishTimeout), the hook on a context ctx does not
 	// end, bounded by the hook's own timeout.
 	pctx, hctx := ctx, ctx
-	if moved(res) {
+	if moved(res) || sres != nil && movedSecondary(sres) {
 		var cancel context.CancelFunc
 		pctx, cancel = s.Engine.Finishing(ctx)
 		defer cancel()
@@ -137,10 +149,13 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	}
 	// The audit tags and the publications do not depend on each other.
 	var wg sync.WaitGroup
-	if res.TagsStale {
+	if res.TagsStale && res.AllocationID != "" {
 		// Tag makes its own finishing context from ctx (a second one
 		// over pctx would outlive ctx's deadline by two windows).
 		wg.Go(func() { s.Engine.Tag(ctx, res) })
+	}
+	if sres != nil && sres.TagsStale {
+		wg.Go(func() { s.Engine.TagSecondary(ctx, sres) })
 	}
 	if badAddr == nil {
 		o.Published, err = publish.All(pctx, req.Publishers, f)
@@ -163,6 +178,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		o.Hook = req.Hooks.Run(hctx, HookEnv{
 			Event: EventHolder, PublicIP: o.PublicIP, AllocationID: f.AllocationID, Epoch: f.Epoch,
 			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason, Fenced: fenced(o.Fence),
+			PrivateAddress: o.PrivateAddress,
 		})
 	}
 	return o, err
@@ -204,7 +220,10 @@ func (s *Step) placement(res *claim.Result) (placement.Placement, error) {
 	p.PublicIP, errPub = placement.Addr("public IP of "+res.AllocationID, res.PublicIP)
 	p.PrivateIP, errPriv = placement.Addr("private IP of "+res.ENI, res.PrivateIP)
 	p.PublicDNSName = publish.PublicDNSName(p.PublicIP, s.Region)
-	return p, errors.Join(errPub, errPriv)
+	var errAddr error
+	p.PrivateAddress, errAddr = placement.Addr("private address on "+res.ENI, res.PrivateAddress)
+	p.PrivateAddressENI = res.PrivateAddressENI
+	return p, errors.Join(errPub, errPriv, errAddr)
 }
 
 // outcome is the step's Outcome of a claim, its addresses from p.
@@ -215,7 +234,60 @@ func outcome(res *claim.Result, p placement.Placement) *Outcome {
 		PublicIP: placement.String(p.PublicIP), PublicDNSName: p.PublicDNSName,
 		InstanceID: p.InstanceID, ENI: p.ENI, PrivateIP: placement.String(p.PrivateIP),
 		AssociationID: p.AssociationID, Fence: res.Fence,
+		PrivateAddress: placement.String(p.PrivateAddress), PrivateAddressENI: p.PrivateAddressENI,
 	}
+}
+
+// claim runs the claims of the role's addresses: its EIP, and its
+// secondary private IP (private_address), the EIP first. A role with both
+// has one epoch, the greater of the two claims' (both tags get it). A role
+// with only private_address gets a Result without EIP that carries the
+// secondary's decision (Action, reason, previous holder, epoch, fence), so
+// that one placement builds the outcome, the publications and the hook.
+func (s *Step) claim(ctx context.Context, req Request, creq claim.Request) (*claim.Result, *claim.SecondaryResult, error) {
+	var res *claim.Result
+	if req.Spec.HasEIP() {
+		var err error
+		if res, err = s.Engine.Claim(ctx, creq); err != nil {
+			return nil, nil, err
+		}
+	}
+	if req.Spec.PrivateAddress == "" {
+		return res, nil, nil
+	}
+	sres, err := s.Engine.ClaimSecondary(ctx, creq)
+	if err != nil {
+		if res != nil && !req.DryRun {
+			// The EIP's claim stands (its tags are written, so that its
+			// epoch counts); the private address's failure is the step's.
+			s.Engine.Tag(ctx, res)
+			return nil, nil, fmt.Errorf("role %s: the EIP %s is %s on %s, but the private address %s is not: %w", req.Role, res.PublicIP, res.Action, res.InstanceID, req.Spec.PrivateAddress, err)
+		}
+		return nil, nil, err
+	}
+	if res == nil {
+		res = &claim.Result{
+			Role: sres.Role, InstanceID: sres.InstanceID, ENI: sres.ENI, Action: sres.Action,
+			PreviousHolder: sres.PreviousHolder, Why: sres.Why, Epoch: sres.Epoch,
+			EpochProblems: sres.EpochProblems, Fence: sres.Fence,
+		}
+	} else {
+		n := max(res.Epoch, sres.Epoch)
+		res.SyncEpoch(n, req.DryRun)
+		sres.SyncEpoch(n, req.DryRun)
+		if sres.Fence != nil && res.Fence == nil {
+			res.Fence = sres.Fence
+		}
+		res.EpochProblems = append(res.EpochProblems, sres.EpochProblems...)
+	}
+	res.PrivateAddress, res.PrivateAddressENI = sres.Address, sres.ENI
+	return res, sres, nil
+}
+
+// movedSecondary reports whether the secondary private IP moved to this
+// instance (by the claim, or untagged by something else).
+func movedSecondary(r *claim.SecondaryResult) bool {
+	return r.Action == "claimed" || r.Action == "taken over" || r.PreviousHolder != ""
 }
 
 // fenced is the instance a fence stopped, "" when none was.

@@ -24,6 +24,23 @@ type Placement struct {
 	PrivateIP     netip.Addr
 	AssociationID string
 	Epoch         int64
+	// PrivateAddress is the role's secondary private IP (private_address)
+	// on PrivateAddressENI, this holder's interface; zero when the role
+	// has none.
+	PrivateAddress    netip.Addr
+	PrivateAddressENI string
+}
+
+// Private is the address clients inside the VPC use for the role: its
+// secondary private IP when it has one (the address that moves with the
+// role), else the holder's private IP that carries the EIP. RFC 2136 A
+// records, dyndns's private address, the role table's private_ip and a
+// Route 53 A record publish it.
+func (p Placement) Private() netip.Addr {
+	if p.PrivateAddress.IsValid() {
+		return p.PrivateAddress
+	}
+	return p.PrivateIP
 }
 
 // Addr parses an address EC2 reported for key (public_ip, private_ip):

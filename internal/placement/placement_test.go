@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -22,5 +23,19 @@ func TestAddr(t *testing.T) {
 		if (err != nil) != (tt.err != "") || err != nil && !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("Addr(%q) error = %v, want %q", tt.in, err, tt.err)
 		}
+	}
+}
+
+func TestPrivate(t *testing.T) {
+	eipOnly := Placement{PrivateIP: netip.MustParseAddr("10.0.1.5")}
+	if got := eipOnly.Private(); got != eipOnly.PrivateIP {
+		t.Errorf("Private() of a role without private_address = %v, want the EIP's private IP %v", got, eipOnly.PrivateIP)
+	}
+	both := Placement{PrivateIP: netip.MustParseAddr("10.0.1.5"), PrivateAddress: netip.MustParseAddr("10.0.1.50")}
+	if got := both.Private(); got != both.PrivateAddress {
+		t.Errorf("Private() with private_address = %v, want it, %v", got, both.PrivateAddress)
+	}
+	if got := (Placement{}).Private(); got.IsValid() {
+		t.Errorf("Private() of nothing = %v, want the zero Addr", got)
 	}
 }

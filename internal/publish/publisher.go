@@ -228,7 +228,7 @@ func wouldPublish(p Publisher, f placement.Placement) string {
 		return "A " + q.address(f).String()
 	}
 	if r, ok := unwrap(p).(*rfc2136Publisher); ok && !strings.EqualFold(r.c.Record, "CNAME") {
-		return "A " + f.PrivateIP.String()
+		return "A " + f.Private().String()
 	}
 	return "CNAME " + f.PublicDNSName
 }
@@ -313,7 +313,7 @@ func (r *rfc2136Publisher) Kind() string { return "rfc2136" }
 func (r *rfc2136Publisher) Name() string { return r.c.Name }
 
 func (r *rfc2136Publisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {
-	changed, err := r.p.Publish(ctx, r.c, f.PrivateIP, f.PublicDNSName)
+	changed, err := r.p.Publish(ctx, r.c, f.Private(), f.PublicDNSName)
 	return Result{Value: wouldPublish(r, f), Changed: changed, Detail: "server " + r.c.Server}, err
 }
 

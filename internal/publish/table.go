@@ -116,8 +116,8 @@ func (t *tablePublisher) Name() string { return t.store.URL() }
 // entry is the role's entry for f.
 func (t *tablePublisher) entry(f placement.Placement) table.Entry {
 	e := table.Entry{Name: t.role, PublicDNSName: f.PublicDNSName, Holder: f.InstanceID, Epoch: f.Epoch, UpdatedAt: t.now().UTC()}
-	if f.PrivateIP.IsValid() {
-		e.PrivateIP = f.PrivateIP.String()
+	if a := f.Private(); a.IsValid() {
+		e.PrivateIP = a.String() // the secondary private IP when the role has one
 	}
 	if f.PublicIP.IsValid() {
 		e.PublicIP = f.PublicIP.String()

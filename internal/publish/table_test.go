@@ -17,6 +17,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/table"
@@ -156,5 +157,29 @@ func TestTableRecordedSlowS3(t *testing.T) {
 	}
 	if snap := p.take(); snap != nil {
 		t.Errorf("take = %+v, want nil (Publish reads the table again)", snap)
+	}
+}
+
+// TestPrivateAddressPublished: a role's secondary private IP is what the
+// role table's private_ip, an RFC 2136 A record and dyndns (private)
+// publish: the address clients must use; without one, the EIP's private
+// IP.
+func TestPrivateAddressPublished(t *testing.T) {
+	f := placement.Placement{Role: "db", InstanceID: "i-1", PrivateIP: netip.MustParseAddr("10.0.1.5"), Epoch: 3}
+	tp := &tablePublisher{role: "db", spec: &config.Role{}, now: time.Now}
+	rp := &rfc2136Publisher{c: &config.RFC2136{Name: "db.example.internal."}}
+	dp := &dyndnsPublisher{c: &config.DynDNS{Hostname: "db.example-ddns.net"}}
+	if e := tp.entry(f); e.PrivateIP != "10.0.1.5" {
+		t.Errorf("table entry without a private address: private_ip %q, want the EIP's 10.0.1.5", e.PrivateIP)
+	}
+	f.PrivateAddress = netip.MustParseAddr("10.0.1.50")
+	if e := tp.entry(f); e.PrivateIP != "10.0.1.50" || e.PublicIP != "" {
+		t.Errorf("table entry: private_ip %q public_ip %q, want the private address 10.0.1.50 and none", e.PrivateIP, e.PublicIP)
+	}
+	if got := wouldPublish(rp, f); got != "A 10.0.1.50" {
+		t.Errorf("rfc2136 would publish %q, want A 10.0.1.50", got)
+	}
+	if got := dp.address(f); got != f.PrivateAddress {
+		t.Errorf("dyndns publishes %v, want the private address %v", got, f.PrivateAddress)
 	}
 }

@@ -10,6 +10,7 @@ package shipped
 
 import (
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/eipclaim/eipclaim/internal/claim"
@@ -94,12 +95,53 @@ var needed = map[testenv.Caller][]testenv.Authorization{
 	},
 }
 
+// roleENI is an interface of a role's instance (tagged observe.TagRole),
+// the only kind whose secondary private IPs eipclaim moves and tags.
+var roleENI = map[string]any{"aws:ResourceTag/" + observe.TagRole: "db"}
+
+// secondaryKeys are the role-scoped tag keys of a secondary private IP.
+func secondaryKeys(role string) []string {
+	h, c, e := claim.SecondaryTagKeys(role)
+	return []string{h, c, e}
+}
+
+// withTags is ctx with the interface's tags (aws:ResourceTag/*).
+func withTags(ctx, resourceTags map[string]any) map[string]any {
+	out := maps.Clone(ctx)
+	maps.Copy(out, resourceTags)
+	return out
+}
+
+// secondaryNeeded are the requests of a claim of a secondary private IP
+// (private_address): an instance's only (the controller does not move
+// them yet).
+var secondaryNeeded = []testenv.Authorization{
+	{Action: "ec2:DescribeSubnets", Resource: "*"},
+	{Action: "ec2:AssignPrivateIpAddresses", Resource: eni, Context: roleENI},
+	{Action: "ec2:UnassignPrivateIpAddresses", Resource: eni, Context: roleENI},
+	{Action: "ec2:CreateTags", Resource: eni, Context: withTags(tags(secondaryKeys("db")...), roleENI)},
+	{Action: "ec2:DeleteTags", Resource: eni, Context: withTags(map[string]any{"aws:TagKeys": secondaryKeys("db")}, roleENI)},
+}
+
 func init() {
 	// The controller sends what an instance sends, in its zones, and
 	// completes lifecycle actions.
 	needed[testenv.CallerController] = append(needed[testenv.CallerController], needed[testenv.CallerInstance]...)
 	needed[testenv.CallerController] = append(needed[testenv.CallerController],
 		testenv.Authorization{Action: "autoscaling:CompleteLifecycleAction", Resource: asg})
+	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], secondaryNeeded...)
+	foreign = append(foreign,
+		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni},                                                                         // an interface of no role
+		testenv.Authorization{Action: "ec2:UnassignPrivateIpAddresses", Resource: eni, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}},             // likewise
+		testenv.Authorization{Action: "ec2:CreateTags", Resource: eni, Context: withTags(tags("Name"), roleENI)},                                             // a foreign key on a role's interface
+		testenv.Authorization{Action: "ec2:CreateTags", Resource: eni, Context: tags(secondaryKeys("db")...)},                                                // an interface of no role
+		testenv.Authorization{Action: "ec2:DeleteTags", Resource: eni, Context: withTags(map[string]any{"aws:TagKeys": []string{observe.TagRole}}, roleENI)}, // its role tag
+		testenv.Authorization{Action: "ec2:DeleteTags", Resource: eni, Context: roleENI},                                                                     // no keys: every tag
+		testenv.Authorization{Action: "ec2:ModifyNetworkInterfaceAttribute", Resource: eni, Context: roleENI},                                                // not yet (overlay)
+	)
+	// The controller moves no secondary private IP yet.
+	foreignFor[testenv.CallerController] = append(foreignFor[testenv.CallerController],
+		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni, Context: roleENI})
 }
 
 // foreign are requests eipclaim never sends, which every shipped policy

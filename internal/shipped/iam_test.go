@@ -51,14 +51,16 @@ func (s *stringOrList) UnmarshalJSON(b []byte) error {
 
 type policy struct {
 	Version   string
-	Statement []struct {
-		Sid       string
-		Effect    string
-		Action    stringOrList
-		NotAction stringOrList
-		Resource  stringOrList
-		Condition map[string]map[string]stringOrList
-	}
+	Statement []policyStatement
+}
+
+type policyStatement struct {
+	Sid       string
+	Effect    string
+	Action    stringOrList
+	NotAction stringOrList
+	Resource  stringOrList
+	Condition map[string]map[string]stringOrList
 }
 
 func readPolicy(t *testing.T) *policy {
@@ -73,7 +75,7 @@ func readPolicy(t *testing.T) *policy {
 }
 
 // TestIAMPolicyActions keeps docs/iam-policy.json in step with the code: its
-// actions are exactly claim.Actions, the Route 53 publisher's and the S3
+// actions are exactly claim.Actions and claim.SecondaryActions, the Route 53 publisher's and the S3
 // source's, and every AWS action the code names is in it.
 func TestIAMPolicyActions(t *testing.T) {
 	p := readPolicy(t)
@@ -81,6 +83,7 @@ func TestIAMPolicyActions(t *testing.T) {
 		t.Errorf("Version %q, want 2012-10-17", p.Version)
 	}
 	inPolicy := map[string]bool{}
+	resourcesOf := map[string][]string{} // action -> the resources granted so far
 	sids := map[string]bool{}
 	for i, s := range p.Statement {
 		if s.Effect != "Allow" {
@@ -100,15 +103,21 @@ func TestIAMPolicyActions(t *testing.T) {
 			if strings.Contains(a, "*") {
 				t.Errorf("statement %s: action %q: name each action, no wildcards", s.Sid, a)
 			}
-			if inPolicy[a] {
-				t.Errorf("statement %s: action %q granted twice", s.Sid, a)
+			// An action may be in two statements on different resources
+			// (ec2:CreateTags on EIPs and on interfaces, each with its
+			// own keys), never twice on one.
+			for _, r := range s.Resource {
+				if slices.Contains(resourcesOf[a], r) {
+					t.Errorf("statement %s: action %q granted twice on %s", s.Sid, a, r)
+				}
 			}
+			resourcesOf[a] = append(resourcesOf[a], s.Resource...)
 			inPolicy[a] = true
 		}
 	}
 
 	want := map[string]bool{}
-	for _, a := range slices.Concat(claim.Actions, route53Actions, configActions, tableActions) {
+	for _, a := range slices.Concat(claim.Actions, claim.SecondaryActions, route53Actions, configActions, tableActions) {
 		want[a] = true
 	}
 	for _, a := range slices.Sorted(maps.Keys(want)) {
@@ -157,11 +166,22 @@ func TestIAMPolicyActions(t *testing.T) {
 // TestIAMPolicyConditions checks the narrowing the docs promise.
 func TestIAMPolicyConditions(t *testing.T) {
 	p := readPolicy(t)
-	statementOf := map[string]int{}
+	statementOf := map[string]int{} // action -> its statement (on EIPs, for the tag actions)
 	for i, s := range p.Statement {
 		for _, a := range s.Action {
-			statementOf[a] = i
+			if _, seen := statementOf[a]; !seen {
+				statementOf[a] = i
+			}
 		}
+	}
+	sid := func(name string) policyStatement {
+		for _, s := range p.Statement {
+			if s.Sid == name {
+				return s
+			}
+		}
+		t.Fatalf("docs/iam-policy.json has no statement %s", name)
+		return policyStatement{}
 	}
 
 	t.Run("CreateTags only eipclaim's tags on EIPs", func(t *testing.T) {
@@ -183,6 +203,30 @@ func TestIAMPolicyConditions(t *testing.T) {
 		got := slices.Sorted(slices.Values(s.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]))
 		if want := slices.Sorted(slices.Values(claim.TagsDeleted)); !slices.Equal(got, want) {
 			t.Errorf("aws:TagKeys %q, want %q (claim.TagsDeleted)", got, want)
+		}
+	})
+	t.Run("secondary private IPs moved and tagged only on the interfaces of a role, with the role's keys", func(t *testing.T) {
+		move := sid("MoveRolePrivateAddresses")
+		if !slices.Equal(move.Action, stringOrList{"ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}) {
+			t.Errorf("MoveRolePrivateAddresses: Action %q", move.Action)
+		}
+		for _, s := range []policyStatement{move, sid("TagRoleInterfaces"), sid("UntagRoleInterfaces")} {
+			if !slices.Equal(s.Resource, stringOrList{"arn:aws:ec2:*:*:network-interface/*"}) {
+				t.Errorf("%s: Resource %q, want only network-interface ARNs", s.Sid, s.Resource)
+			}
+			if got := s.Condition["Null"]["aws:ResourceTag/"+observe.TagRole]; !slices.Equal(got, stringOrList{"false"}) {
+				t.Errorf("%s: Condition %v, want Null aws:ResourceTag/%s false (the interface carries the role tag)", s.Sid, s.Condition, observe.TagRole)
+			}
+		}
+		for name, want := range map[string][]string{"TagRoleInterfaces": claim.SecondaryTagPatterns, "UntagRoleInterfaces": claim.SecondaryTagsDeleted} {
+			s := sid(name)
+			got := slices.Sorted(slices.Values(s.Condition["ForAllValues:StringLike"]["aws:TagKeys"]))
+			if want := slices.Sorted(slices.Values(want)); !slices.Equal(got, want) {
+				t.Errorf("%s: aws:TagKeys %q, want %q", name, got, want)
+			}
+			if got := s.Condition["Null"]["aws:TagKeys"]; !slices.Equal(got, stringOrList{"false"}) {
+				t.Errorf("%s: want Null aws:TagKeys false (a request without keys would touch every tag)", name)
+			}
 		}
 	})
 	t.Run("Associate and Disassociate on EIP, instance and ENI ARNs", func(t *testing.T) {
@@ -220,7 +264,7 @@ func TestIAMPolicyConditions(t *testing.T) {
 		}
 	})
 	t.Run("describe actions on *", func(t *testing.T) {
-		for _, a := range claim.Actions {
+		for _, a := range slices.Concat(claim.Actions, claim.SecondaryActions) {
 			if !strings.Contains(a, ":Describe") {
 				continue
 			}

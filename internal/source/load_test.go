@@ -501,7 +501,7 @@ func TestLoadFileErrors(t *testing.T) {
 		// A named pipe with no writer: refused at once, not waited on past
 		// --timeout and SIGTERM (issue 17).
 		{"named pipe", "fifo", exitcode.Usage, "a named pipe, not a regular file: point --config at a file"},
-		{"invalid", "bad.yaml", exitcode.Usage, "roles.db (line 2): want exactly one of allocation_id, public_ip or pool"},
+		{"invalid", "bad.yaml", exitcode.Usage, "roles.db (line 2): want one of allocation_id, public_ip or pool"},
 		{"permission denied", "secret.yaml", exitcode.Denied, "permission denied"},
 		{"gzip", "doc.yaml.gz", exitcode.OK, ""},
 	}

@@ -59,6 +59,13 @@ type gate struct {
 	judged   map[Caller]int         // requests evaluated and allowed, by caller
 	expected map[string]int         // the current test's expected denials, by action
 	objects  map[string]*sync.Mutex // bucket/key -> writes of that object
+	// privateIPs serializes the checks and calls of EC2's secondary
+	// private IP moves (ec2strict.go); strictRefusals counts the moves it
+	// refused as AWS would, and actions the EC2 requests of callers by
+	// action (ActionCounts).
+	privateIPs     sync.Mutex
+	strictRefusals int
+	actions        map[string]int
 	// motoJudgesUnknownKeys: moto enforces IAM (StartMotoEnv with
 	// INITIAL_NO_AUTH_ACTION_COUNT), and the keys of its IAM users pass.
 	motoJudgesUnknownKeys bool
@@ -239,6 +246,14 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.judged = map[Caller]int{}
 	}
 	g.judged[caller]++
+	if service == "ec2" {
+		if g.actions == nil {
+			g.actions = map[string]int{}
+		}
+		for _, c := range req.checks[:min(1, len(req.checks))] {
+			g.actions[c.Action]++
+		}
+	}
 	g.mu.Unlock()
 	g.forward(w, r, body, service, caller, req)
 }
@@ -261,6 +276,9 @@ func contextString(ctx map[string]any) string {
 // forward sends the request to moto, with S3's semantics where moto's
 // differ.
 func (g *gate) forward(w http.ResponseWriter, r *http.Request, body []byte, service string, caller Caller, req *request) {
+	if service == "ec2" && g.ec2Strict(w, r, body) {
+		return
+	}
 	if service == "s3" && (r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPost) {
 		if bucket, key := s3Object(r.URL.Path); key != "" {
 			m := g.objectLock(bucket + "/" + key)

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -153,6 +154,25 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 			req.checks = append(req.checks, Authorization{Action: "ec2:StopInstances", Resource: a, Context: ctx})
 		}
 		return nil
+	case action == "AssignPrivateIpAddresses" || action == "UnassignPrivateIpAddresses":
+		// Authorized on the interface, with its tags as
+		// aws:ResourceTag/* (the shipped policy moves addresses only on
+		// the interfaces of a role).
+		eni := form.Get("NetworkInterfaceId")
+		if eni == "" {
+			return fmt.Errorf("%s without NetworkInterfaceId", action)
+		}
+		a, err := ec2ResourceARN(eni)
+		if err != nil {
+			return err
+		}
+		ctx, err := g.resourceTags(r.Context(), eni)
+		if err != nil {
+			return err
+		}
+		req.summary += " " + eni + " " + strings.Join(listParam(form, "PrivateIpAddress"), ",")
+		req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
+		return nil
 	case action == "DisassociateAddress":
 		assoc := form.Get("AssociationId")
 		if assoc == "" {
@@ -203,7 +223,18 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 			if err != nil {
 				return err
 			}
-			req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
+			c := ctx
+			if strings.HasPrefix(id, "eni-") {
+				// An interface's tags are evaluated as aws:ResourceTag/*
+				// (the shipped policy tags only the interfaces of a role).
+				rt, err := g.resourceTags(r.Context(), id)
+				if err != nil {
+					return err
+				}
+				c = maps.Clone(ctx)
+				maps.Copy(c, rt)
+			}
+			req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: c})
 		}
 		return nil
 	}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/testenv"
+)
+
+// TestPrivateAddressCommands: a role with only private_address, end to
+// end through the commands: check asks its calls, the claim assigns the
+// address to this instance's interface (and the instance metadata's
+// local-ipv4s shows it), status shows it, watch refuses the role (exit 2:
+// not yet), release unassigns it (and the metadata no longer shows it).
+func TestPrivateAddressCommands(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("EIPCLAIM_ROLE", "")
+	t.Setenv("EIPCLAIM_CONFIG", "")
+	tw := testenv.NewTestWorld(t, moto.Config())
+	is, err := tw.World.NewLoopbackInstances(t.Context(), "127.0.1.81", "127.0.1.82")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, other := is[0], is[1]
+	if _, err := tw.EC2.CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{self.ENI, other.ENI}, Tags: []types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		t.Fatal(err)
+	}
+	const addr = "127.0.1.220"
+	md := tw.IMDSFor(self, "role: db\nroles:\n  db:\n    private_address: "+addr+"\n")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
+	localIPv4s := func() string {
+		t.Helper()
+		c := awsimds.New(awsimds.Options{Endpoint: md.Endpoint})
+		get := func(path string) string {
+			out, err := c.GetMetadata(context.Background(), &awsimds.GetMetadataInput{Path: path})
+			if err != nil {
+				t.Fatalf("IMDS %s: %v", path, err)
+			}
+			defer out.Content.Close()
+			b, _ := io.ReadAll(out.Content)
+			return string(b)
+		}
+		return get("network/interfaces/macs/" + get("mac") + "/local-ipv4s")
+	}
+
+	out, errs, code := eipclaim(t, "check", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("check: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"ok      db         ec2:AssignPrivateIpAddresses", "ok      db         ec2:UnassignPrivateIpAddresses", "ok      db         private_address " + addr + " in the subnet of " + self.ENI} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, errs, code = eipclaim(t, "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "db: claimed private address "+addr+" on "+self.ID+" "+self.ENI+", epoch 1") {
+		t.Fatalf("claim: exit %d\n%s\n%s", code, out, errs)
+	}
+	if got := localIPv4s(); got != self.PrivateIP+"\n"+addr {
+		t.Errorf("local-ipv4s after the claim %q, want the primary and %s", got, addr)
+	}
+
+	out, errs, code = eipclaim(t, "status", "--json", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{`"private_address": {`, `"address": "` + addr + `"`, `"holder": "` + self.ID + `"`, `"eni_id": "` + self.ENI + `"`, `"epoch": "1"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status --json lacks %s:\n%s", want, out)
+		}
+	}
+	checkSnakeCase(t, out)
+
+	_, errs, code = eipclaim(t, "watch", "--timeout", "60s")
+	if code != exitcode.Usage || !strings.Contains(errs, "eipclaim watch does not move a secondary private IP yet") {
+		t.Errorf("watch of a private_address role: exit %d, want 2 saying not yet\n%s", code, errs)
+	}
+
+	out, errs, code = eipclaim(t, "release", "--dry-run", "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "would release the private address "+addr) {
+		t.Errorf("release --dry-run: exit %d\n%s\n%s", code, out, errs)
+	}
+	out, errs, code = eipclaim(t, "release", "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "released the private address "+addr) {
+		t.Fatalf("release: exit %d\n%s\n%s", code, out, errs)
+	}
+	if got := localIPv4s(); got != self.PrivateIP {
+		t.Errorf("local-ipv4s after the release %q, want the primary alone", got)
+	}
+}
