@@ -10,6 +10,8 @@
 #                                  pinned by tools/iamgate/package-lock.json (npm ci)
 #   named, nsupdate, dig           BIND 9, from Debian's bind9 + bind9-dnsutils
 #   moto_server                    checked only: it comes from PyPI
+#   wine64, .tools/wine/prefix     wine 8 and its prefix for the Windows tests,
+#                                  by scripts/wine.sh (apt wine64, mingw-w64)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -101,3 +103,7 @@ if [[ -z "$moto" || ! -x "$moto" ]]; then
 	exit 1
 fi
 say "ok        moto_server ($moto)"
+
+# wine, for the Windows tests (eipclaim.exe under wine): its own script, so
+# that what only the tests need can be installed apart.
+bash scripts/wine.sh
