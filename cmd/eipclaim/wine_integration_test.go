@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
@@ -119,4 +121,121 @@ func writeFile(t *testing.T, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// windowsHosts is the hosts file of the prefix, where eipclaim.exe's hosts
+// writes by default (%SystemRoot%\System32\drivers\etc\hosts).
+const windowsHosts = `C:\windows\system32\drivers\etc\hosts`
+
+// The Windows binary writes the Windows hosts file, at its default path:
+// a CRLF file stays CRLF, the operator's lines are kept, the managed block
+// is replaced (never appended) when the EIP moves, and an answer that
+// cannot be had leaves the file as it was with the documented exit codes.
+func TestWindowsHostsFile(t *testing.T) {
+	w := newWindowsWorld(t)
+	a, b := w.tw.NewInstance(), w.tw.NewInstance()
+	eip := w.tw.NewEIP(nil)
+	w.tw.Associate(eip.AllocationID, a.ID)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "eipclaim.yaml")
+	writeFile(t, conf, []byte("roles:\n  master-db:\n    allocation_id: "+eip.AllocationID+
+		"\n    dns:\n      route53: {zone_id: Z123, name: master-db.example.internal}\n"))
+
+	path := w.wine.HostPath(windowsHosts)
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(path, saved, 0o644) })
+	const original = "# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n127.0.0.1       localhost\r\n::1             localhost\r\n10.9.9.9 legacy.example.internal\r\n"
+	writeFile(t, path, []byte(original))
+	etc := dirNames(t, filepath.Dir(path))
+
+	// hostsFile reads the file and checks what holds after every run: the
+	// operator's lines first, CRLF throughout, one managed block.
+	hostsFile := func(when string) string {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(b)
+		if !strings.HasPrefix(got, original) {
+			t.Fatalf("%s: the operator's lines were not kept:\n%q", when, got)
+		}
+		if n := strings.Count(got, "\n"); n != strings.Count(got, "\r\n") {
+			t.Errorf("%s: %d line feeds, %d of them CRLF: the file was CRLF\n%q", when, n, strings.Count(got, "\r\n"), got)
+		}
+		if n := strings.Count(got, "# BEGIN eipclaim"); n != 1 {
+			t.Errorf("%s: %d managed blocks, want 1:\n%s", when, n, got)
+		}
+		return got
+	}
+	entry := func(ip string) string { return ip + " " }
+	hosts := []string{"hosts", "--config", testenv.WinPath(conf), "--timeout", "60s"}
+
+	out, errs, code := w.run(w.env(nil), hosts...)
+	if code != 0 {
+		t.Fatalf("eipclaim.exe hosts: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	if !strings.Contains(strings.ToLower(out), strings.ToLower(windowsHosts)+" updated") {
+		t.Errorf("stdout %q does not name the Windows hosts file %s", out, windowsHosts)
+	}
+	got := hostsFile("first run")
+	block := got[strings.Index(got, "# BEGIN eipclaim"):]
+	if !strings.Contains(block, entry(a.PrivateIP)) || !strings.Contains(block, "master-db.example.internal") {
+		t.Errorf("the block lacks %s master-db.example.internal:\n%s", a.PrivateIP, block)
+	}
+
+	// The EIP moves to B: the block is replaced, not appended.
+	if _, err := w.tw.EC2.DisassociateAddress(t.Context(), &ec2.DisassociateAddressInput{AssociationId: w.tw.Address(eip.AllocationID).AssociationId}); err != nil {
+		t.Fatal(err)
+	}
+	w.tw.Associate(eip.AllocationID, b.ID)
+	if out, errs, code := w.run(w.env(nil), hosts...); code != 0 {
+		t.Fatalf("second run: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	got = hostsFile("second run")
+	block = got[strings.Index(got, "# BEGIN eipclaim"):]
+	if !strings.Contains(block, entry(b.PrivateIP)) || strings.Contains(got, entry(a.PrivateIP)) {
+		t.Errorf("after the move to B (%s), the file is not B's alone (A %s):\n%s", b.PrivateIP, a.PrivateIP, got)
+	}
+	before := got
+
+	// EC2 out of reach: exit 1 after the retries, the file byte for byte.
+	_, errs, code = w.run(w.env(nil, "AWS_ENDPOINT_URL=http://127.0.0.1:1"), "hosts", "--config", testenv.WinPath(conf), "--timeout", "3s")
+	if code != 1 || !strings.Contains(errs, "left as it was") {
+		t.Errorf("EC2 unreachable: exit %d, want 1 saying the file was left as it was\n%s", code, errs)
+	}
+	if got := hostsFile("EC2 unreachable"); got != before {
+		t.Errorf("the file changed although EC2 was unreachable:\nbefore: %q\nafter:  %q", before, got)
+	}
+
+	// A role table that is not one: exit 2, the file byte for byte.
+	bad := filepath.Join(dir, "roles.json")
+	writeFile(t, bad, []byte(`{"not": "a table"}`))
+	_, errs, code = w.run(w.env(nil), "hosts", "--from", testenv.WinPath(bad), "--timeout", "10s")
+	if code != 2 || !strings.Contains(errs, "left as it was") {
+		t.Errorf("a role table that is not one: exit %d, want 2 saying the file was left as it was\n%s", code, errs)
+	}
+	if got := hostsFile("bad role table"); got != before {
+		t.Errorf("the file changed although the role table was bad:\nbefore: %q\nafter:  %q", before, got)
+	}
+	if got := dirNames(t, filepath.Dir(path)); !slices.Equal(got, etc) {
+		t.Errorf("files in drivers\\etc: %v, want %v as before (no temporary file left)", got, etc)
+	}
+}
+
+// dirNames lists dir's entries.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
