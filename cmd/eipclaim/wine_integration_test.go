@@ -3,8 +3,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -238,4 +241,141 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// windowsWatcher is one eipclaim.exe watch under wine.
+type windowsWatcher struct {
+	cmd    *exec.Cmd
+	stderr *testenv.LockedBuffer
+	done   chan struct{}
+	err    error
+}
+
+// startWatch starts eipclaim.exe watch for inst with the configuration
+// file conf.
+func (w *windowsWorld) startWatch(inst testenv.Instance, conf string, extra ...string) *windowsWatcher {
+	w.t.Helper()
+	md := w.tw.IMDSFor(inst, "")
+	ww := &windowsWatcher{stderr: &testenv.LockedBuffer{}, done: make(chan struct{})}
+	ww.cmd = w.wine.Command(context.Background(), w.exe, w.env(md, extra...),
+		"watch", "--config", testenv.WinPath(conf), "--log-format", "json", "--timeout", "60s")
+	ww.cmd.Stderr = ww.stderr
+	if err := ww.cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	go func() { ww.err = ww.cmd.Wait(); close(ww.done) }()
+	w.t.Cleanup(func() {
+		ww.cmd.Process.Kill()
+		<-ww.done
+		if w.t.Failed() {
+			w.t.Logf("eipclaim.exe watch on %s, stderr:\n%s", inst.ID, ww.stderr)
+		}
+	})
+	return ww
+}
+
+// The Windows binary as watch, a holder and a standby on a loopback VPC
+// (the standby's health check dials the holder's service for real): when
+// the holder's instance and service stop, the standby takes the EIP over
+// and runs its on_holder hook through cmd.exe; both watchers stop on
+// Ctrl-C (wine turns SIGINT into CTRL_C_EVENT) with exit 0.
+func TestWindowsWatchTakesOver(t *testing.T) {
+	w := newWindowsWorld(t)
+	pair, err := w.tw.NewLoopbackInstances(t.Context(), "127.0.1.40", "127.0.1.41")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := pair[0], pair[1]
+	svc, err := net.Listen("tcp", net.JoinHostPort(a.PrivateIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	go func() {
+		for {
+			c, err := svc.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(svc.Addr().String())
+	eip := w.tw.NewEIP(nil)
+	w.tw.Associate(eip.AllocationID, a.ID)
+	t.Cleanup(func() { os.RemoveAll(w.wine.HostPath(`C:\ProgramData\eipclaim`)) }) // the watchers' locks
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "eipclaim.yaml")
+	// The hook runs cmd.exe, which writes the hook's environment to
+	// %HOOK_DIR%\EVENT.txt, HOOK_DIR being the watcher's own.
+	hook := `["C:\\windows\\system32\\cmd.exe", "/c", "set EIPCLAIM_> %HOOK_DIR%\\%EIPCLAIM_EVENT%.txt"]`
+	writeFile(t, conf, []byte(`role: db
+roles:
+  db:
+    allocation_id: `+eip.AllocationID+`
+    health_check: tcp:`+port+`
+    watch: {interval: 1s, fall: 2, hold_down: 1s}
+    hooks:
+      on_holder: `+hook+`
+      on_standby: `+hook+`
+      timeout: 20s
+`))
+	hookDir := func(inst testenv.Instance) string { return filepath.Join(dir, inst.ID) }
+	hookEnv := func(event string, inst testenv.Instance) map[string]string {
+		b, err := os.ReadFile(filepath.Join(hookDir(inst), event+".txt"))
+		if err != nil {
+			return nil
+		}
+		m := map[string]string{}
+		for l := range strings.Lines(string(b)) {
+			k, v, _ := strings.Cut(strings.TrimRight(l, "\r\n"), "=")
+			m[k] = v
+		}
+		return m
+	}
+	for _, inst := range pair {
+		if err := os.Mkdir(hookDir(inst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wa := w.startWatch(a, conf, "HOOK_DIR="+testenv.WinPath(hookDir(a)))
+	wb := w.startWatch(b, conf, "HOOK_DIR="+testenv.WinPath(hookDir(b)))
+	waitFor(t, 60*time.Second, "A runs on_holder and B on_standby (cmd.exe hooks under wine)", func() bool {
+		return hookEnv("holder", a) != nil && hookEnv("standby", b) != nil
+	})
+	if h := hookEnv("standby", b); h["EIPCLAIM_HOLDER"] != a.ID {
+		t.Errorf("B's on_standby: EIPCLAIM_HOLDER %q, want A %s: %v", h["EIPCLAIM_HOLDER"], a.ID, h)
+	}
+
+	svc.Close()
+	if _, err := w.tw.EC2.StopInstances(t.Context(), &ec2.StopInstancesInput{InstanceIds: []string{a.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 30*time.Second, "B holds the EIP", func() bool {
+		return aws.ToString(w.tw.Address(eip.AllocationID).NetworkInterfaceId) == b.ENI
+	})
+	t.Logf("failover under wine: the EIP on B %s after the holder stopped (interval 1s, fall 2)", took.Round(100*time.Millisecond))
+	waitFor(t, 30*time.Second, "B's on_holder ran", func() bool { return hookEnv("holder", b) != nil })
+	h := hookEnv("holder", b)
+	for k, want := range map[string]string{"EIPCLAIM_EVENT": "holder", "EIPCLAIM_ROLE": "db", "EIPCLAIM_PUBLIC_IP": eip.PublicIP, "EIPCLAIM_EPOCH": "2"} {
+		if h[k] != want {
+			t.Errorf("B's on_holder: %s=%q, want %q (%v)", k, h[k], want, h)
+		}
+	}
+
+	for name, ww := range map[string]*windowsWatcher{"A": wa, "B": wb} {
+		ww.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-ww.done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("watcher %s did not exit within 30s of Ctrl-C\n%s", name, ww.stderr)
+		}
+		if ww.err != nil {
+			t.Errorf("watcher %s: %v after Ctrl-C, want exit 0\n%s", name, ww.err, ww.stderr)
+		}
+		if !strings.Contains(ww.stderr.String(), `"msg":"stopping`) {
+			t.Errorf("watcher %s exited without saying it was stopping (not a graceful stop?):\n%s", name, ww.stderr)
+		}
+	}
 }
