@@ -5,10 +5,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -377,5 +380,141 @@ roles:
 		if !strings.Contains(ww.stderr.String(), `"msg":"stopping`) {
 			t.Errorf("watcher %s exited without saying it was stopping (not a graceful stop?):\n%s", name, ww.stderr)
 		}
+	}
+}
+
+// The system environment's key: wine's service manager gives a service
+// these variables (and not the host's environment), read when it starts.
+const systemEnvKey = `HKEY_LOCAL_MACHINE\System\CurrentControlSet\Control\Session Manager\Environment`
+
+// setSystemEnv sets the system environment variables of the prefix (a
+// variable whose value is "" is deleted) with one reg import.
+func (w *windowsWorld) setSystemEnv(env map[string]string) {
+	w.t.Helper()
+	var b strings.Builder
+	b.WriteString("REGEDIT4\r\n\r\n[" + systemEnvKey + "]\r\n")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		if v == "" {
+			fmt.Fprintf(&b, "%q=-\r\n", k)
+			continue
+		}
+		fmt.Fprintf(&b, "%q=\"%s\"\r\n", k, strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v))
+	}
+	f := filepath.Join(w.t.TempDir(), "env.reg")
+	writeFile(w.t, f, []byte(b.String()))
+	if out, errs, code := w.wine.Run(w.t, wineTimeout, "reg", nil, "import", testenv.WinPath(f)); code != 0 {
+		w.t.Fatalf("reg import %s: exit %d\n%s%s", b.String(), code, out, errs)
+	}
+}
+
+// sc runs wine's sc.exe.
+func (w *windowsWorld) sc(args ...string) (string, int) {
+	w.t.Helper()
+	out, errs, code := w.wine.Run(w.t, wineTimeout, "sc", nil, args...)
+	return out + errs, code
+}
+
+// The Windows binary as the service eipclaim-watch, as install.ps1 -Watch
+// installs it (the executable under Program Files, watch --log-file under
+// ProgramData), through wine's service manager: sc create, sc start (the
+// service runs, claims the EIP, logs), sc stop (it stops cleanly: the
+// service manager says STOPPED with exit code 0, the log says so).
+// The service's environment is the system environment (the registry):
+// wine's service manager, like Windows', does not pass its own.
+func TestWindowsService(t *testing.T) {
+	w := newWindowsWorld(t)
+	// The test build: see service_wine_testhooks_windows.go for why.
+	w.exe = testenv.EipclaimWindows(t, testenv.TestHooksTag)
+	self := w.tw.NewInstance()
+	eip := w.tw.NewEIP(nil)
+	md := w.tw.IMDSFor(self, "")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "eipclaim.yaml")
+	writeFile(t, conf, []byte("role: db\nroles:\n  db:\n    allocation_id: "+eip.AllocationID+"\n    watch: {interval: 1s}\n"))
+
+	env := map[string]string{}
+	var names []string
+	for _, kv := range w.env(md) {
+		k, v, _ := strings.Cut(kv, "=")
+		if v == os.DevNull {
+			v = "NUL"
+		}
+		env[k] = v
+		names = append(names, k)
+	}
+	w.setSystemEnv(env)
+	const name = "eipclaim-watch"
+	exe := w.wine.HostPath(`C:\Program Files\eipclaim\eipclaim.exe`)
+	b, err := os.ReadFile(w.exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, exe, b)
+	// install.ps1 makes the log folder (Install-DataDir); --log-file
+	// does not.
+	logPath := w.wine.HostPath(`C:\ProgramData\eipclaim\watch.log`)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.sc("stop", name)
+		w.sc("delete", name)
+		clear := map[string]string{}
+		for _, k := range names {
+			clear[k] = ""
+		}
+		w.setSystemEnv(clear)
+		w.wine.Restart(t) // no service manager with the test's environment
+		os.RemoveAll(filepath.Dir(exe))
+		os.RemoveAll(filepath.Dir(logPath))
+	})
+	// The service manager reads the system environment when it starts.
+	w.wine.Restart(t)
+
+	binPath := `"C:\Program Files\eipclaim\eipclaim.exe" watch --config "` + testenv.WinPath(conf) + `" --log-file "C:\ProgramData\eipclaim\watch.log"`
+	w.sc("delete", name) // left by a test process that was killed
+	if out, code := w.sc("create", name, "binPath=", binPath, "DisplayName=", "eipclaim watch"); code != 0 {
+		t.Fatalf("sc create: exit %d\n%s", code, out)
+	}
+	// install.ps1's restart on failure; wine's sc takes it (whether wine's
+	// service manager acts on it is not tested).
+	if out, code := w.sc("failure", name, "reset=", "86400", "actions=", "restart/5000/restart/5000/restart/5000"); code != 0 {
+		t.Errorf("sc failure: exit %d\n%s", code, out)
+	}
+	began := time.Now()
+	if out, code := w.sc("start", name); code != 0 {
+		logb, _ := os.ReadFile(logPath)
+		t.Fatalf("sc start: exit %d\n%s\nthe service's log:\n%s", code, out, logb)
+	}
+	state := func() string {
+		out, _ := w.sc("query", name)
+		return out
+	}
+	if out := state(); !strings.Contains(out, "RUNNING") {
+		logb, _ := os.ReadFile(logPath)
+		t.Fatalf("sc query after sc start:\n%s\nthe service's log:\n%s", out, logb)
+	}
+	logged := func(s string) bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), s)
+	}
+	waitFor(t, 60*time.Second, "the service holds the EIP", func() bool {
+		return aws.ToString(w.tw.Address(eip.AllocationID).NetworkInterfaceId) == self.ENI
+	})
+	t.Logf("the service held the EIP %s after sc start", time.Since(began).Round(100*time.Millisecond))
+	waitFor(t, 10*time.Second, "the service's log says it holds the EIP", func() bool { return logged("msg=holder") })
+
+	if out, code := w.sc("stop", name); code != 0 {
+		t.Fatalf("sc stop: exit %d\n%s", code, out)
+	}
+	waitFor(t, 30*time.Second, "sc query says STOPPED", func() bool { return strings.Contains(state(), "STOPPED") })
+	out := state()
+	if !regexp.MustCompile(`WIN32_EXIT_CODE\s*:\s*0\b`).MatchString(out) || !regexp.MustCompile(`SERVICE_EXIT_CODE\s*:\s*0\b`).MatchString(out) {
+		t.Errorf("the stopped service's exit codes are not 0:\n%s", out)
+	}
+	if !logged("msg=stopping") {
+		b, _ := os.ReadFile(logPath)
+		t.Errorf("the service's log does not say it was stopping:\n%s", b)
 	}
 }
