@@ -415,6 +415,43 @@ func (w *windowsWorld) sc(args ...string) (string, int) {
 	return out + errs, code
 }
 
+// installPS1Service is what TestWindowsService takes from
+// windows/install.ps1.
+type installPS1Service struct {
+	failure []string // the arguments of sc.exe failure after the name
+}
+
+// installPS1 reads the service's part of windows/install.ps1 and fails the
+// test when it no longer makes the service TestWindowsService makes.
+func installPS1(t *testing.T) installPS1Service {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "windows", "install.ps1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps1 := string(b)
+	for _, want := range []string{
+		`$svcName = 'eipclaim-watch'`,
+		"$binPath = \"`\"$Exe`\" watch$claimArguments --log-file `\"$DataDir\\watch.log`\"\"",
+		`$common += " --config ` + "`" + `"$Config` + "`" + `""`,
+		`$InstallDir = Join-Path $ProgramFiles 'eipclaim'`,
+		`$DataDir = Join-Path $env:ProgramData 'eipclaim'`,
+	} {
+		if !strings.Contains(ps1, want) {
+			t.Errorf("windows/install.ps1 no longer contains %s: make TestWindowsService install the service as it does", want)
+		}
+	}
+	m := regexp.MustCompile(`& sc\.exe failure \$svcName (.+?) \| Out-Null`).FindStringSubmatch(ps1)
+	if m == nil {
+		t.Fatal("windows/install.ps1 has no `& sc.exe failure $svcName ... | Out-Null`")
+	}
+	return installPS1Service{failure: strings.Fields(m[1])}
+}
+
 // The Windows binary as the service eipclaim-watch, as install.ps1 -Watch
 // installs it (the executable under Program Files, watch --log-file under
 // ProgramData), through wine's service manager: sc create, sc start (the
@@ -472,14 +509,17 @@ func TestWindowsService(t *testing.T) {
 	// The service manager reads the system environment when it starts.
 	w.wine.Restart(t)
 
+	// The service as install.ps1 -Watch makes it (its $binPath with
+	// -Config, and its sc.exe failure), which PowerShell cannot run here.
+	ps1 := installPS1(t)
 	binPath := `"C:\Program Files\eipclaim\eipclaim.exe" watch --config "` + testenv.WinPath(conf) + `" --log-file "C:\ProgramData\eipclaim\watch.log"`
 	w.sc("delete", name) // left by a test process that was killed
 	if out, code := w.sc("create", name, "binPath=", binPath, "DisplayName=", "eipclaim watch"); code != 0 {
 		t.Fatalf("sc create: exit %d\n%s", code, out)
 	}
-	// install.ps1's restart on failure; wine's sc takes it (whether wine's
-	// service manager acts on it is not tested).
-	if out, code := w.sc("failure", name, "reset=", "86400", "actions=", "restart/5000/restart/5000/restart/5000"); code != 0 {
+	// Restart on failure; wine's sc takes it (whether wine's service
+	// manager acts on it is not tested).
+	if out, code := w.sc(append([]string{"failure", name}, ps1.failure...)...); code != 0 {
 		t.Errorf("sc failure: exit %d\n%s", code, out)
 	}
 	began := time.Now()
