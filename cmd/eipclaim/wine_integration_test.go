@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"maps"
 	"net"
@@ -556,5 +557,134 @@ func TestWindowsService(t *testing.T) {
 	if !logged("msg=stopping") {
 		b, _ := os.ReadFile(logPath)
 		t.Errorf("the service's log does not say it was stopping:\n%s", b)
+	}
+}
+
+// taskAction is a scheduled task's Exec action.
+type taskAction struct {
+	Command          string
+	Arguments        string
+	WorkingDirectory string
+}
+
+// readTaskAction reads the Exec action of the task XML file (windows/NAME).
+func readTaskAction(t *testing.T, name string) taskAction {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "windows", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task struct {
+		Exec []taskAction `xml:"Actions>Exec"`
+	}
+	if err := xml.Unmarshal(b, &task); err != nil {
+		t.Fatalf("windows/%s: %v", name, err)
+	}
+	if len(task.Exec) != 1 {
+		t.Fatalf("windows/%s: %d Exec actions, want 1", name, len(task.Exec))
+	}
+	return task.Exec[0]
+}
+
+// splitCommandLine splits a Windows command line at spaces outside double
+// quotes, as CommandLineToArgvW does for lines without backslashes before
+// a quote.
+func splitCommandLine(t *testing.T, line string) []string {
+	t.Helper()
+	if strings.Contains(line, `\"`) {
+		t.Fatalf("%s: a backslash before a quote; teach splitCommandLine CommandLineToArgvW's rules", line)
+	}
+	var args []string
+	var cur strings.Builder
+	quoted, have := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, have = !quoted, true
+		case r == ' ' && !quoted:
+			if have {
+				args = append(args, cur.String())
+			}
+			cur.Reset()
+			have = false
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		args = append(args, cur.String())
+	}
+	return args
+}
+
+// The scheduled tasks cannot run under wine (no Task Scheduler runs their
+// triggers), but their actions can: the Exec command lines of
+// windows/eipclaim-task.xml and eipclaim-hosts-task.xml, run as the task
+// would run them once install.ps1 has put the executable and the log folder
+// in place, claim the EIP (the log in the task's --log-file) and write the
+// hosts file, from the user-data.
+func TestWindowsTaskActions(t *testing.T) {
+	w := newWindowsWorld(t)
+	self := w.tw.NewInstance()
+	eip := w.tw.NewEIP(nil)
+	zone := w.tw.NewZone("example.internal", false)
+	md := w.tw.IMDSFor(self, "role: master-db\nroles:\n  master-db:\n    allocation_id: "+eip.AllocationID+
+		"\n    dns:\n      route53: {zone_id: "+zone+", name: master-db.example.internal}\n")
+
+	hostsPath := w.wine.HostPath(windowsHosts)
+	saved, err := os.ReadFile(hostsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := w.wine.HostPath(`C:\Program Files\eipclaim\eipclaim.exe`)
+	data := w.wine.HostPath(`C:\ProgramData\eipclaim`)
+	t.Cleanup(func() {
+		os.WriteFile(hostsPath, saved, 0o644)
+		os.RemoveAll(filepath.Dir(exe))
+		os.RemoveAll(data)
+	})
+	b, err := os.ReadFile(w.exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, exe, b)
+	if err := os.MkdirAll(data, 0o755); err != nil { // install.ps1's Install-DataDir
+		t.Fatal(err)
+	}
+
+	run := func(name string) {
+		t.Helper()
+		a := readTaskAction(t, name)
+		argv := splitCommandLine(t, a.Command)
+		if len(argv) != 1 {
+			t.Fatalf("windows/%s: Command %s is not one program", name, a.Command)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wineTimeout)
+		defer cancel()
+		cmd := w.wine.Command(ctx, argv[0], w.env(md), splitCommandLine(t, a.Arguments)...)
+		cmd.Dir = w.wine.HostPath(a.WorkingDirectory)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("windows/%s's action %s %s: %v\n%s", name, a.Command, a.Arguments, err, out)
+		}
+	}
+
+	run("eipclaim-task.xml")
+	if got := aws.ToString(w.tw.Address(eip.AllocationID).NetworkInterfaceId); got != self.ENI {
+		t.Errorf("after the claim task's action, EIP %s is on %q, want %q", eip.AllocationID, got, self.ENI)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "eipclaim.log")); !strings.Contains(string(b), "msg=associated") || !strings.Contains(string(b), "action=claimed") {
+		t.Errorf("C:\\ProgramData\\eipclaim\\eipclaim.log does not say associated, action=claimed:\n%s", b)
+	}
+
+	run("eipclaim-hosts-task.xml")
+	b, _ = os.ReadFile(hostsPath)
+	if !regexp.MustCompile(`\n` + regexp.QuoteMeta(self.PrivateIP) + ` +master-db\.example\.internal +master-db\r\n`).Match(b) {
+		t.Errorf("after the hosts task's action, %s lacks %s master-db.example.internal master-db:\n%s", windowsHosts, self.PrivateIP, b)
 	}
 }
