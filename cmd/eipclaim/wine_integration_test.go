@@ -473,11 +473,8 @@ func TestWindowsService(t *testing.T) {
 
 	env := map[string]string{}
 	var names []string
-	for _, kv := range w.env(md) {
+	for _, kv := range testenv.WindowsEnv(w.env(md)) {
 		k, v, _ := strings.Cut(kv, "=")
-		if v == os.DevNull {
-			v = "NUL"
-		}
 		env[k] = v
 		names = append(names, k)
 	}

@@ -195,9 +195,8 @@ func (w *Wine) startServer() error {
 
 // Env returns the environment of a wine process: what wine itself needs
 // (WINEPREFIX, HOME, no display, no Mono or Gecko prompts, no debug
-// output), then env, later entries winning. Nothing else of the host's
-// environment. A value of /dev/null (the moto environment's AWS_CONFIG_FILE)
-// becomes NUL, its Windows name.
+// output), then env ([WindowsEnv]), later entries winning. Nothing else of
+// the host's environment.
 func (w *Wine) Env(env ...string) []string {
 	out := []string{
 		"WINEPREFIX=" + w.Prefix,
@@ -211,6 +210,13 @@ func (w *Wine) Env(env ...string) []string {
 			out = append(out, k+"="+v)
 		}
 	}
+	return append(out, WindowsEnv(env)...)
+}
+
+// WindowsEnv returns env for a Windows program: a value of /dev/null (the
+// moto environment's AWS_CONFIG_FILE) becomes NUL, its Windows name.
+func WindowsEnv(env []string) []string {
+	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok && v == os.DevNull {
 			kv = k + "=NUL"
