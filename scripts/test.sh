@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh is THE test command (`make test`, .ci/run): it installs the tools,
 # lints, builds for Windows, runs every test with the race detector (the
-# integration tests start and stop their own emulators), runs each fuzz
-# target briefly, and checks for known vulnerabilities.
+# integration tests start and stop their own emulators; the TestWindows*
+# tests of cmd/eipclaim run eipclaim.exe under wine, see docs/windows.md),
+# runs each fuzz target briefly, and checks for known vulnerabilities.
 #
 #   scripts/test.sh          everything
 #   scripts/test.sh fuzz     only the fuzz targets (make fuzz: FUZZTIME=60s)

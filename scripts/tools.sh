@@ -15,6 +15,8 @@
 #                                  pinned by tools/iamgate/package-lock.json (npm ci)
 #   named, nsupdate, dig           BIND 9, from Debian's bind9 + bind9-dnsutils
 #   moto_server                    checked only: it comes from PyPI
+#   wine64, .tools/wine/prefix     wine 8 and its prefix for the Windows tests,
+#                                  by scripts/wine.sh (apt wine64, mingw-w64)
 set -euo pipefail
 
 MODE=${1:-test}
@@ -117,3 +119,7 @@ if [[ -z "$moto" || ! -x "$moto" ]]; then
 	exit 1
 fi
 say "ok        moto_server ($moto)"
+
+# wine, for the Windows tests (eipclaim.exe under wine): its own script, so
+# that what only the tests need can be installed apart.
+bash scripts/wine.sh

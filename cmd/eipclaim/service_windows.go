@@ -13,10 +13,15 @@ import (
 // watchServiceName is the Windows service install.ps1 creates.
 const watchServiceName = "eipclaim-watch"
 
+// isService reports whether the service manager started this process:
+// svc.IsWindowsService, its parent is services.exe in session 0. The test
+// build widens it for wine (service_wine_testhooks_windows.go).
+var isService = svc.IsWindowsService
+
 // asService runs the watch as a Windows service when the service manager
 // started the process, else (a console) as it is.
 func asService(ctx context.Context, run func(context.Context) error) error {
-	isService, err := svc.IsWindowsService()
+	isService, err := isService()
 	if err != nil || !isService {
 		return run(ctx)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,9 +107,49 @@ func buildEipclaim() (string, error) {
 // the linker's dead-code elimination off: 57 MB instead of 17.
 const ReleaseTags = "lambda.norpc"
 
+// EipclaimWindows builds cmd/eipclaim for windows/amd64 (eipclaim.exe,
+// with ReleaseTags and the extra tags) the first time it is called in a
+// test process for those tags, and returns the executable's path: the
+// binary the Windows tests run under wine ([Wine]).
+func EipclaimWindows(t testing.TB, tags ...string) string {
+	t.Helper()
+	all := strings.Join(append([]string{ReleaseTags}, tags...), ",")
+	key := "windows/amd64 " + all
+	build.Lock()
+	defer build.Unlock()
+	if build.tagged == nil {
+		build.tagged = map[string]*taggedBuild{}
+	}
+	b := build.tagged[key]
+	if b == nil {
+		b = &taggedBuild{}
+		build.tagged[key] = b
+		began := time.Now()
+		dir, err := os.MkdirTemp("", "testenv-eipclaim-windows-")
+		if err == nil {
+			extraDirs = append(extraDirs, dir)
+			b.path, b.err = buildFor(dir, "windows", "amd64", "-tags", all)
+		} else {
+			b.err = err
+		}
+		if b.err == nil {
+			t.Logf("testenv: built %s for windows/amd64 -tags %s in %s", EipclaimPackage, all, since(began))
+		}
+	}
+	if b.err != nil {
+		t.Fatalf("testenv: %v", b.err)
+	}
+	return b.path
+}
+
 // buildInto builds cmd/eipclaim into dir, with ReleaseTags unless flags
 // name tags.
 func buildInto(dir string, flags ...string) (string, error) {
+	return buildFor(dir, runtime.GOOS, runtime.GOARCH, flags...)
+}
+
+// buildFor is buildInto for goos/goarch.
+func buildFor(dir, goos, goarch string, flags ...string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -118,7 +159,7 @@ func buildInto(dir string, flags ...string) (string, error) {
 		return "", fmt.Errorf("build eipclaim: %w", err)
 	}
 	out := filepath.Join(dir, "eipclaim")
-	if runtime.GOOS == "windows" {
+	if goos == "windows" {
 		out += ".exe"
 	}
 	args := append([]string{"build", "-o", out}, flags...)
@@ -127,6 +168,9 @@ func buildInto(dir string, flags ...string) (string, error) {
 	}
 	cmd := exec.Command(goBin, append(args, EipclaimPackage)...)
 	cmd.Dir = root
+	if goos != runtime.GOOS || goarch != runtime.GOARCH {
+		cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", EipclaimPackage, err, b)
 	}

@@ -1,10 +1,14 @@
 package testenv
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // setProcAttr puts the child in its own process group, so that stopping it
@@ -49,4 +53,23 @@ func killGroup(cmd *exec.Cmd) {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	_ = cmd.Process.Kill()
+}
+
+// lockFile takes f's exclusive lock (flock), waiting up to limit for
+// another process to let go of it; closing f releases it.
+func lockFile(f *os.File, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("another process held it for %s", limit)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

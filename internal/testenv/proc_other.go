@@ -2,7 +2,12 @@
 
 package testenv
 
-import "os/exec"
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"time"
+)
 
 // setProcAttr does nothing outside Linux: there is no parent-death signal,
 // and the emulators do not start children of their own.
@@ -15,4 +20,9 @@ func killGroup(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		_ = cmd.Process.Kill()
 	}
+}
+
+// lockFile is not needed outside Linux: wine runs on Linux only.
+func lockFile(f *os.File, limit time.Duration) error {
+	return errors.New("file locks are used on Linux only")
 }

@@ -12,6 +12,8 @@
 //   - BIND 9's named for RFC 2136 dynamic updates ([StartBIND]),
 //   - AWS's Lambda runtime interface emulator, running eipclaim built as a
 //     Lambda function's bootstrap ([StartRIE], [Bootstrap]),
+//   - wine, running eipclaim built for Windows ([SharedWine],
+//     [EipclaimWindows], in wine.go),
 //
 // builds the emulated world in them, instances with their interfaces, Elastic
 // IPs, hosted zones and an IMDS per instance ([World], [TestWorld], in
@@ -52,6 +54,7 @@ import (
 func Main(m *testing.M) {
 	code := m.Run()
 	stopShared()
+	stopWine()
 	stopAll()
 	removeBuild()
 	removeBootstrap()
