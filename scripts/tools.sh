@@ -121,5 +121,8 @@ fi
 say "ok        moto_server ($moto)"
 
 # wine, for the Windows tests (eipclaim.exe under wine): its own script, so
-# that what only the tests need can be installed apart.
-bash scripts/wine.sh
+# that what only the tests need can be installed apart. The demo runs no
+# Windows program.
+if [[ $MODE == test ]]; then
+	bash scripts/wine.sh
+fi
