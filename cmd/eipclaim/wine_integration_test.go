@@ -587,34 +587,13 @@ func readTaskAction(t *testing.T, name string) taskAction {
 	return task.Exec[0]
 }
 
-// splitCommandLine splits a Windows command line at spaces outside double
-// quotes, as CommandLineToArgvW does for lines without backslashes before
-// a quote.
+// splitCommandLine is testenv.WindowsArgs, failing the test on a line it
+// cannot split.
 func splitCommandLine(t *testing.T, line string) []string {
 	t.Helper()
-	if strings.Contains(line, `\"`) {
-		t.Fatalf("%s: a backslash before a quote; teach splitCommandLine CommandLineToArgvW's rules", line)
-	}
-	var args []string
-	var cur strings.Builder
-	quoted, have := false, false
-	for _, r := range line {
-		switch {
-		case r == '"':
-			quoted, have = !quoted, true
-		case r == ' ' && !quoted:
-			if have {
-				args = append(args, cur.String())
-			}
-			cur.Reset()
-			have = false
-		default:
-			cur.WriteRune(r)
-			have = true
-		}
-	}
-	if have {
-		args = append(args, cur.String())
+	args, err := testenv.WindowsArgs(line)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return args
 }

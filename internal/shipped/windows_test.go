@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // taskNamespace is the Task Scheduler schema's namespace.
@@ -117,33 +119,6 @@ func isoDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// splitWindowsArgs splits a command line as the Windows C runtime does for
-// the simple cases the tasks use: spaces separate, double quotes group.
-func splitWindowsArgs(s string) []string {
-	var args []string
-	var cur strings.Builder
-	inQuotes, have := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			inQuotes, have = !inQuotes, true
-		case (r == ' ' || r == '\t') && !inQuotes:
-			if have {
-				args = append(args, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteRune(r)
-			have = true
-		}
-	}
-	if have {
-		args = append(args, cur.String())
-	}
-	return args
-}
-
 func TestWindowsTasks(t *testing.T) {
 	cases := []struct {
 		file        string
@@ -241,7 +216,10 @@ func TestWindowsTasks(t *testing.T) {
 			if got := strings.Trim(ex.Command, `"`); got != windowsExe {
 				t.Errorf("Exec Command %q, want %q", ex.Command, windowsExe)
 			}
-			args := splitWindowsArgs(ex.Arguments)
+			args, err := testenv.WindowsArgs(ex.Arguments)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(args) == 0 || args[0] != c.command {
 				t.Fatalf("Exec Arguments %q: want the %s command first", ex.Arguments, c.command)
 			}

@@ -273,3 +273,36 @@ func (w *Wine) HostPath(win string) string {
 func WinPath(p string) string {
 	return `Z:` + strings.ReplaceAll(p, "/", `\`)
 }
+
+// WindowsArgs splits a Windows command line (a scheduled task's Exec, a
+// service's binPath) into its arguments as CommandLineToArgvW does for the
+// lines eipclaim ships: spaces and tabs outside double quotes separate,
+// double quotes group and are dropped. A backslash before a quote, whose
+// rules these lines do not need, is an error rather than a guess.
+func WindowsArgs(line string) ([]string, error) {
+	if strings.Contains(line, `\"`) {
+		return nil, fmt.Errorf("%s: a backslash before a quote; teach testenv.WindowsArgs CommandLineToArgvW's rules", line)
+	}
+	var args []string
+	var cur strings.Builder
+	quoted, have := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, have = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if have {
+				args = append(args, cur.String())
+			}
+			cur.Reset()
+			have = false
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		args = append(args, cur.String())
+	}
+	return args, nil
+}
