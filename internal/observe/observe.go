@@ -156,8 +156,8 @@ var ErrNotFound = errors.New("not found")
 // instance is what one DescribeInstances gave of an instance.
 type instance struct {
 	id, state, privateIP, role, vpc string
-	launch                     time.Time
-	enis                       []string
+	launch                          time.Time
+	enis                            []string
 }
 
 // Fleet observes the roles named: the batched reads, then the probes.
