@@ -113,8 +113,7 @@ func withTags(ctx, resourceTags map[string]any) map[string]any {
 }
 
 // secondaryNeeded are the requests of a claim of a secondary private IP
-// (private_address): an instance's only (the controller does not move
-// them yet).
+// (private_address): an instance's, and the controller's on behalf of one.
 var secondaryNeeded = []testenv.Authorization{
 	{Action: "ec2:DescribeSubnets", Resource: "*"},
 	{Action: "ec2:AssignPrivateIpAddresses", Resource: eni, Context: roleENI},
@@ -130,6 +129,7 @@ func init() {
 	needed[testenv.CallerController] = append(needed[testenv.CallerController],
 		testenv.Authorization{Action: "autoscaling:CompleteLifecycleAction", Resource: asg})
 	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], secondaryNeeded...)
+	needed[testenv.CallerController] = append(needed[testenv.CallerController], secondaryNeeded...)
 	foreign = append(foreign,
 		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni},                                                                         // an interface of no role
 		testenv.Authorization{Action: "ec2:UnassignPrivateIpAddresses", Resource: eni, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}},             // likewise
@@ -139,9 +139,9 @@ func init() {
 		testenv.Authorization{Action: "ec2:DeleteTags", Resource: eni, Context: roleENI},                                                                     // no keys: every tag
 		testenv.Authorization{Action: "ec2:ModifyNetworkInterfaceAttribute", Resource: eni, Context: roleENI},                                                // not yet (overlay)
 	)
-	// The controller moves no secondary private IP yet.
+	// The controller's statements are of its account and region.
 	foreignFor[testenv.CallerController] = append(foreignFor[testenv.CallerController],
-		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni, Context: roleENI})
+		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: "arn:aws:ec2:eu-west-1:123456789012:network-interface/eni-0123456789abcdef0", Context: roleENI})
 }
 
 // foreign are requests eipclaim never sends, which every shipped policy
