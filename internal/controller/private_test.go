@@ -63,10 +63,10 @@ type privateFleet struct {
 	c       *controller.Controller
 	count   *countingTransport
 	roles   map[string]*config.Role
-	eips    map[string]string              // role -> allocation id
+	eips    map[string]string             // role -> allocation id
 	insts   map[string][]testenv.Instance // role -> its two instances
-	byENI   map[string]string              // interface -> instance
-	private map[string]string              // role -> its private address
+	byENI   map[string]string             // interface -> instance
+	private map[string]string             // role -> its private address
 }
 
 func newPrivateFleet(t *testing.T) *privateFleet {

@@ -574,7 +574,11 @@ func TestSchedulePrivateAddresses(t *testing.T) {
 	only := func(n int) *config.Role {
 		return &config.Role{PrivateAddress: fmt.Sprintf("10.0.1.%d", n), DNS: &config.DNS{Route53: &config.Route53{ZoneID: "Z1", Name: fmt.Sprintf("p%d.example.internal", n)}}}
 	}
-	withEIP := func(n int) *config.Role { s := roleSpec(n, ""); s.PrivateAddress = fmt.Sprintf("10.0.1.%d", n); return s }
+	withEIP := func(n int) *config.Role {
+		s := roleSpec(n, "")
+		s.PrivateAddress = fmt.Sprintf("10.0.1.%d", n)
+		return s
+	}
 	add := func(name string, spec *config.Role, addrs []observe.Address, p *observe.Private, cands ...decide.Candidate) {
 		w.role(name, spec, addrs, cands...)
 		w.obs.roles[name].Private = p

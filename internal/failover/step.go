@@ -40,7 +40,7 @@ type Request struct {
 	// Force says of its EIP: the off-box controller moves a private
 	// address held apart from the EIP to the EIP's holder (decide.Plan).
 	ForcePrivate bool
-	DryRun     bool                // decide and report, change nothing
+	DryRun       bool // decide and report, change nothing
 	// Hooks, when set, run the role's on_holder hook once the EIP is this
 	// instance's and published: the state entered is holder. *Hooks is
 	// one; nil (or a nil *Hooks) runs none.
