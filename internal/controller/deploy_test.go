@@ -193,7 +193,7 @@ func TestTemplatePolicyMatchesCode(t *testing.T) {
 	}
 	want := append(slices.Clone(controller.Actions), "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 	slices.Sort(granted)
-	granted = slices.Compact(granted) // CreateTags and DeleteTags: on EIPs, and on a role's interfaces
+	granted = slices.Compact(granted) // CreateTags and DeleteTags: on EIPs and a role's interfaces; ChangeResourceRecordSets: CNAMEs and A records
 	slices.Sort(want)
 	if !slices.Equal(granted, want) {
 		t.Errorf("the template grants %v\nthe code calls     %v", granted, want)
