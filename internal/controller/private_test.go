@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/eipclaim/eipclaim/internal/config"
@@ -54,8 +55,8 @@ func (c *countingTransport) take() map[string]int {
 }
 
 // privateFleet is 40 roles on moto behind the gate: r00-r19 an EIP each
-// (a Route 53 CNAME), r20-r29 a private address each (10.77.1.200+), r30-r39
-// both; each role two instances of one subnet, tagged with the role on the
+// (a Route 53 CNAME), r20-r29 a private address each (10.77.1.200+: a
+// Route 53 A record of it), r30-r39 both (a CNAME); each role two instances of one subnet, tagged with the role on the
 // instance and its interface (the shipped policies move private addresses
 // only on those).
 type privateFleet struct {
@@ -109,9 +110,9 @@ func newPrivateFleet(t *testing.T) *privateFleet {
 			pf.private[role] = fmt.Sprintf("10.77.1.%d", 180+i)
 			fmt.Fprintf(&doc, "    private_address: %s\n", pf.private[role])
 		}
-		if i < 20 || i >= 30 {
-			fmt.Fprintf(&doc, "    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 60}\n", f.zone, role)
-		}
+		// A CNAME to the EIP's name, or for a role with only a private
+		// address an A record of it (the default), in the private zone.
+		fmt.Fprintf(&doc, "    dns:\n      route53: {zone_id: %s, name: %s.example.internal, ttl: 60}\n", f.zone, role)
 	}
 	cfg, err := config.Parse([]byte(doc.String()), "test")
 	if err != nil {
@@ -212,6 +213,11 @@ func TestPrivateFleetSteadyAndFailover(t *testing.T) {
 			t.Errorf("%s: the EIP on %s, the private address on %s: want one holder", role, pf.eipHolder(t, role), h)
 		}
 		holders[role] = h
+		if _, ok := pf.eips[role]; !ok {
+			if got := pf.f.aRecord(role + ".example.internal"); got != addr {
+				t.Errorf("%s: A record %q after the claim, want %s", role, got, addr)
+			}
+		}
 	}
 
 	actions, ec2Steady, bySvc := pf.schedule(t)
@@ -262,12 +268,36 @@ func TestPrivateFleetSteadyAndFailover(t *testing.T) {
 		}
 	}
 
+	for role, addr := range pf.private {
+		if _, ok := pf.eips[role]; !ok {
+			if got := pf.f.aRecord(role + ".example.internal"); got != addr {
+				t.Errorf("%s: A record %q, want %s", role, got, addr)
+			}
+		}
+	}
+
 	_, ec2Again, bySvc := pf.schedule(t)
 	if !maps.Equal(ec2Again, want) {
 		t.Errorf("EC2 requests of the steady run after the failover: %v, want %v", ec2Again, want)
 	}
 	t.Logf("steady run after the failover: %d AWS requests %v", total(bySvc), bySvc)
 	_ = slices.Sorted(maps.Keys(bySvc))
+}
+
+// aRecord returns the A record's address at name in the fixture's
+// (private) zone, "" if none.
+func (f *fixture) aRecord(name string) string {
+	f.t.Helper()
+	out, err := route53.NewFromConfig(f.cfg).ListResourceRecordSets(f.t.Context(), &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(f.zone)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, rr := range out.ResourceRecordSets {
+		if strings.TrimSuffix(aws.ToString(rr.Name), ".") == name && rr.Type == r53types.RRTypeA && len(rr.ResourceRecords) > 0 {
+			return aws.ToString(rr.ResourceRecords[0].Value)
+		}
+	}
+	return ""
 }
 
 type tableEntry struct {
