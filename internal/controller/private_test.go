@@ -321,3 +321,66 @@ func (pf *privateFleet) table(t *testing.T) map[string]tableEntry {
 	}
 	return doc.Roles
 }
+
+// TestPrivateAddressJoinsTheEIP: a role's EIP on one healthy instance, its
+// private address on another healthy one (an operator's move). The
+// schedule moves the private address to the EIP's holder (the EIP leads),
+// through the engine's compare-and-swap taking it by force, and says so.
+func TestPrivateAddressJoinsTheEIP(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	vpc, err := f.w.EC2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.78.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := f.w.EC2.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("10.78.1.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.w.EC2.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), InstanceType: types.InstanceTypeT3Micro,
+		MinCount: aws.Int32(2), MaxCount: aws.Int32(2), SubnetId: sn.Subnet.SubnetId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := out.Instances[0], out.Instances[1]
+	aENI, bENI := aws.ToString(a.NetworkInterfaces[0].NetworkInterfaceId), aws.ToString(b.NetworkInterfaces[0].NetworkInterfaceId)
+	if _, err := f.w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{aws.ToString(a.InstanceId), aws.ToString(b.InstanceId), aENI, bENI},
+		Tags: []types.Tag{{Key: aws.String(controller.TagRole), Value: aws.String("db")}}}); err != nil {
+		t.Fatal(err)
+	}
+	eip := f.w.NewEIP(nil)
+	f.w.Associate(eip.AllocationID, aws.ToString(a.InstanceId))
+	const addr = "10.78.1.200"
+	if _, err := f.w.EC2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(bENI), PrivateIpAddresses: []string{addr}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf("roles:\n  db:\n    allocation_id: %s\n    private_address: %s\n", eip.AllocationID, addr)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := f.moto.ConfigAs(testenv.CallerController)
+	c := &controller.Controller{EC2: ec2.NewFromConfig(acfg), Route53: route53.NewFromConfig(acfg),
+		Config: func(context.Context) (*config.Config, error) { return cfg, nil }, Region: testenv.MotoRegion}
+	res, err := c.Handle(ctx, []byte(scheduled))
+	if err != nil {
+		t.Fatalf("schedule: %v %+v", err, res)
+	}
+	if len(res.Decisions) != 1 || res.Decisions[0].Action != "taken over" || res.Decisions[0].Candidate != aws.ToString(a.InstanceId) ||
+		!strings.Contains(res.Decisions[0].Reason, "the EIP's holder leads") {
+		t.Errorf("decisions %+v, want db's private address taken over for %s, joining the EIP", res.Decisions, aws.ToString(a.InstanceId))
+	}
+	enis, err := f.w.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String("addresses.private-ip-address"), Values: []string{addr}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enis.NetworkInterfaces) != 1 || aws.ToString(enis.NetworkInterfaces[0].NetworkInterfaceId) != aENI {
+		t.Errorf("%s on %d interfaces %+v, want only %s (the EIP's holder's)", addr, len(enis.NetworkInterfaces), enis.NetworkInterfaces, aENI)
+	}
+	if holder, _ := f.holder(eip.AllocationID); holder != aENI {
+		t.Errorf("the EIP is on %q, want it left on %s", holder, aENI)
+	}
+	res, err = c.Handle(ctx, []byte(scheduled))
+	if err != nil || len(res.Decisions) != 1 || res.Decisions[0].Action != "already held" {
+		t.Errorf("the next run: %+v, %v; want already held", res.Decisions, err)
+	}
+}

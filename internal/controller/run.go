@@ -410,6 +410,10 @@ func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance st
 			d.Reason = "held by " + instance + "; DNS kept true"
 		}
 	}
+	if pa := out.PrivateAddressAction; out.Action == "already held" && pa != "" && pa != "already held" && o.Spec.HasEIP() {
+		// The EIP stayed; its private address moved to join it.
+		d.Action, d.Reason = pa, "the EIP is held by "+instance+"; "+why
+	}
 	if err != nil {
 		return d, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: claimed for %s, but DNS publication failed: %w", d.Role, instance, err))
 	}
