@@ -38,7 +38,7 @@ var Actions = []string{
 
 // SecondaryActions are the EC2 actions a claim of a role's private_address
 // (a secondary private IP) calls besides Actions: in the instance's IAM
-// policy, not yet the controller's (it does not move them).
+// policy and the controller's.
 var SecondaryActions = []string{
 	"ec2:AssignPrivateIpAddresses",
 	"ec2:DescribeSubnets",

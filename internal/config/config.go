@@ -109,6 +109,10 @@ type Route53 struct {
 	PrivateZone *bool  `yaml:"private_zone"`
 	Name        string `yaml:"name"`
 	TTL         int64  `yaml:"ttl"` // 0 means DefaultTTL
+	// Record is the record's type: CNAME (to the EIP's public DNS name)
+	// or A (the role's private address: Placement.Private); see
+	// Role.Route53Record for the default.
+	Record string `yaml:"record"`
 }
 
 // RFC2136 publishes Name by a TSIG-signed dynamic update to Server.
@@ -175,6 +179,22 @@ func (r *Role) dnsNames() []keyedName {
 // public_ip or pool); a role with only private_address has none.
 func (r *Role) HasEIP() bool {
 	return r.AllocationID != "" || r.PublicIP != "" || r.Pool != nil
+}
+
+// Route53Record returns the type of the role's Route 53 record, "A" or
+// "CNAME": dns.route53.record when set; else a CNAME to the EIP's public
+// DNS name when the role has an EIP, an A record of its private address
+// when it has none (only private_address). An A record publishes the
+// role's private address: its private_address, or the holder's private
+// IP that carries the EIP.
+func (r *Role) Route53Record() string {
+	if r.DNS != nil && r.DNS.Route53 != nil && r.DNS.Route53.Record != "" {
+		return strings.ToUpper(r.DNS.Route53.Record)
+	}
+	if r.HasEIP() {
+		return "CNAME"
+	}
+	return "A"
 }
 
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.

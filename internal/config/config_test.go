@@ -370,6 +370,22 @@ func TestParsePrivateAddress(t *testing.T) {
 	if c, _ := Parse([]byte(ok[0]), "test"); c.Roles["db"].HasEIP() {
 		t.Errorf("a role with only private_address has an EIP, says HasEIP")
 	}
+	// The Route 53 record's type: A by default without an EIP, CNAME with
+	// one, as configured otherwise.
+	for doc, want := range map[string]string{
+		"roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n":                                        "A",
+		"roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n":            "CNAME",
+		"roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal, record: a}\n": "A",
+		"roles:\n  db:\n    public_ip: 203.0.113.3\n": "CNAME",
+	} {
+		c, err := Parse([]byte(doc), "test")
+		if err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		if got := c.Roles["db"].Route53Record(); got != want {
+			t.Errorf("%s: Route53Record %q, want %q", doc, got, want)
+		}
+	}
 	bad := []struct {
 		name, doc string
 		want      []string
@@ -381,7 +397,8 @@ func TestParsePrivateAddress(t *testing.T) {
 		{"private_ip is the address", "roles:\n  db:\n    public_ip: 203.0.113.3\n    private_address: 10.0.1.50\n    private_ip: 10.0.1.50\n", []string{`roles.db.private_ip "10.0.1.50" (line 5): private_ip is the address of this instance`}},
 		{"cname without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      rfc2136: {server: 10.0.0.2, zone: example.internal., name: db.example.internal., record: CNAME, tsig_name: k., tsig_secret_file: /k}\n",
 			[]string{`roles.db.dns.rfc2136.record "CNAME"`, "use record: A"}},
-		{"route53 without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal}\n", []string{"roles.db.dns.route53 (line 5): the role has no EIP", "a Route 53 A record of it is not supported yet"}},
+		{"route53 cname without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal, record: CNAME}\n", []string{`roles.db.dns.route53.record "CNAME" (line 5): a CNAME points to the EIP's public DNS name`, "use record: A"}},
+		{"route53 record of another type", "roles:\n  db:\n    public_ip: 203.0.113.3\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: db.example.internal, record: AAAA}\n", []string{`roles.db.dns.route53.record "AAAA" (line 5): want CNAME`}},
 		{"dyndns public without an EIP", "roles:\n  db:\n    private_address: 10.0.1.50\n    dns:\n      dyndns: {url: 'https://x.example/nic/update', hostname: db.example-ddns.net, username: u, password_file: /x, address: public}\n", []string{`roles.db.dns.dyndns.address "public"`, "use address: private"}},
 		{"shared", "roles:\n  db:\n    private_address: 10.0.1.50\n  db2:\n    private_address: 10.0.1.50\n", []string{`roles.db2.private_address "10.0.1.50" (line 5): roles.db.private_address (line 3) names this address too`}},
 		{"nothing", "roles:\n  db:\n    takeover: never\n", []string{"roles.db (line 2): want one of allocation_id, public_ip or pool (an EIP), or private_address"}},

@@ -259,10 +259,15 @@ func (v *validator) route53(path string, d *Route53) {
 		v.add(path+".name", d.Name, err.Error()+"; the name is a host name (clients resolve it, eipclaim hosts writes it)")
 		return
 	}
+	switch strings.ToUpper(d.Record) {
+	case "", "A", "CNAME":
+	default:
+		v.add(path+".record", d.Record, "want CNAME (the EIP's public DNS name) or A (the role's private address: private_address, or the holder's private IP)")
+	}
 	if d.Zone != "" && dnsname.IsDomainName(d.Zone) {
 		switch {
 		case dnsname.Canonical(d.Name) == dnsname.Canonical(d.Zone):
-			v.add(path+".name", d.Name, "a CNAME cannot be at the zone apex: want a name below "+d.Zone)
+			v.add(path+".name", d.Name, "eipclaim's record cannot be at the zone apex: want a name below "+d.Zone)
 		case !dnsname.InZone(d.Name, d.Zone):
 			v.add(path+".name", d.Name, "want a name inside zone "+d.Zone)
 		}
@@ -487,10 +492,7 @@ func (v *validator) privateAddress(path string, r *Role) {
 	if r.DNS.DynDNS != nil && r.DNS.DynDNS.EffectiveAddress() == DynDNSPublic {
 		v.add(path+".dns.dyndns.address", r.DNS.DynDNS.Address, "the role has no EIP (only private_address), so no public address: use address: private (the private address)")
 	}
-	if r.DNS.Route53 != nil {
-		// eipclaim's Route 53 record is a CNAME to the EIP's public DNS
-		// name; an A record of the private address is not built yet.
-		v.add(path+".dns.route53", "", "the role has no EIP (only private_address), and eipclaim's Route 53 record is a CNAME to an EIP's public DNS name: "+
-			"publish the private address with dns.rfc2136 (record: A), dns.dyndns or the role table (repository:) instead; a Route 53 A record of it is not supported yet")
+	if r.DNS.Route53 != nil && strings.EqualFold(r.DNS.Route53.Record, "CNAME") {
+		v.add(path+".dns.route53.record", r.DNS.Route53.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only private_address): use record: A (the private address; the default for such a role)")
 	}
 }

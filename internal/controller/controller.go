@@ -299,6 +299,9 @@ func (c *Controller) logDecision(d Decision, err error) {
 	}
 	if o := d.Outcome; o != nil {
 		attrs = append(attrs, "allocation_id", o.AllocationID, "public_ip", o.PublicIP, "epoch", o.Epoch, "previous_holder", o.PreviousHolder)
+		if o.PrivateAddress != "" {
+			attrs = append(attrs, "private_address", o.PrivateAddress, "private_address_action", o.PrivateAddressAction)
+		}
 	}
 	level := slog.LevelInfo
 	if err != nil {
@@ -312,10 +315,10 @@ func (c *Controller) logDecision(d Decision, err error) {
 }
 
 // Actions are the IAM actions the controller calls: the claim engine's
-// EC2 actions, the Route 53 publisher's, the configuration's S3 read, the
+// EC2 actions (its secondary private IP's too), the Route 53 publisher's, the configuration's S3 read, the
 // role table's read and write, and the lifecycle completion. deploy/eipclaim-controller.yaml grants exactly
 // these (and the Lambda log actions); a test keeps the two in step.
-var Actions = append(append([]string{}, claim.Actions...),
+var Actions = append(append(append([]string{}, claim.Actions...), claim.SecondaryActions...),
 	"route53:GetHostedZone",
 	"route53:ListHostedZonesByName",
 	"route53:ListResourceRecordSets",

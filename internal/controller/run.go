@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,13 +62,14 @@ func (r *run) roles() map[string]*config.Role {
 }
 
 // notYet says why the controller does not serve a role yet (exit 2), nil
-// when it does: a role with private_address (a secondary private IP) is
+// when it does: it serves a role's EIP (or pool) and its secondary private
+// IP (private_address); a role with neither (an overlay address alone) is
 // claimed only by eipclaim on its instances for now.
 func notYet(name string, spec *config.Role) error {
-	if spec == nil || spec.PrivateAddress == "" {
+	if spec == nil || spec.HasEIP() || spec.PrivateAddress != "" {
 		return nil
 	}
-	return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has private_address: the controller does not move a secondary private IP yet (eipclaim claim on the role's instances does); "+
+	return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has no EIP and no private_address: the controller moves only those yet (eipclaim claim on the role's instances moves the others); "+
 		"remove the role from the controller's configuration", name))
 }
 
@@ -80,11 +82,11 @@ type job struct {
 	errs  []error
 }
 
-// moving is 1 when the plan moves or frees an EIP (or repairs its tags
-// through the step), 0 when it only publishes or does nothing.
+// moving is 1 when the plan moves or frees an address (or repairs its
+// tags through the step), 0 when it only publishes or does nothing.
 func (j *job) moving() int {
 	if slices.ContainsFunc(j.moves, func(m decide.Move) bool {
-		return m.Action != decide.Nothing && m.Action != decide.Failed && (m.Action != decide.Keep || m.Repair)
+		return m.Action != decide.Nothing && m.Action != decide.Failed && (m.Action != decide.Keep || m.Repair) || m.Private.Moves()
 	}) {
 		return 1
 	}
@@ -93,7 +95,9 @@ func (j *job) moving() int {
 
 // work reports whether the plan changes or publishes anything.
 func (j *job) work() bool {
-	return slices.ContainsFunc(j.moves, func(m decide.Move) bool { return m.Action != decide.Nothing && m.Action != decide.Failed })
+	return slices.ContainsFunc(j.moves, func(m decide.Move) bool {
+		return m.Action != decide.Nothing && m.Action != decide.Failed || m.Private.Moves()
+	})
 }
 
 // schedule observes every role at once, plans each, and carries out the
@@ -233,11 +237,14 @@ func (r *run) forSubject(ctx context.Context, s decide.Situation, add func(Decis
 }
 
 // heldUpBy reports whether the event says an instance is stopping or
-// stopped that the observation shows holding an EIP of the role and not
-// down.
+// stopped that the observation shows holding an EIP or the private address
+// of the role and not down.
 func heldUpBy(o *observe.Role, s decide.Situation) bool {
 	if o == nil || s.Subject == "" || !decide.Stopped(s.State) {
 		return false
+	}
+	if p := o.Private; p != nil && p.Holder.Instance == s.Subject && !decide.Judge(p.Holder).Down {
+		return true
 	}
 	return slices.ContainsFunc(o.Addresses, func(a observe.Address) bool {
 		return a.Holder.Instance == s.Subject && !decide.Judge(a.Holder).Down
@@ -303,6 +310,12 @@ func (r *run) do(ctx context.Context, o *observe.Role, m decide.Move) (Decision,
 		}
 		return d, err
 	case decide.Nothing:
+		if p := m.Private; p.Moves() {
+			// The EIP stays on its healthy holder (an event about
+			// another instance); the private address joins it.
+			d.Reason = p.Why
+			return r.step(ctx, d, o, p.Candidate, false, "", p.Why, p.Force)
+		}
 		d.Action, d.Candidate = "nothing to do", m.Candidate
 		return d, nil
 	case decide.Release:
@@ -313,41 +326,61 @@ func (r *run) do(ctx context.Context, o *observe.Role, m decide.Move) (Decision,
 		d.Action, d.Reason = "released", m.Why+": "+msg
 		return d, nil
 	case decide.Keep:
+		if p := m.Private; p.Moves() {
+			// The EIP stays; the private address joins it (or its tags
+			// are repaired).
+			return r.step(ctx, d, o, m.Candidate, false, "", p.Why, p.Force)
+		}
 		if !m.Repair {
 			return r.keep(ctx, d, o, m)
 		}
-		return r.step(ctx, d, o, m.Candidate, false, "", "")
+		return r.step(ctx, d, o, m.Candidate, false, "", "", false)
 	case decide.HandOver:
-		return r.step(ctx, d, o, m.Candidate, true, "handed over", m.Why)
+		return r.step(ctx, d, o, m.Candidate, true, "handed over", m.Why, false)
 	}
-	return r.step(ctx, d, o, m.Candidate, false, "", m.Why) // Claim, TakeOver
+	return r.step(ctx, d, o, m.Candidate, false, "", m.Why, m.Private != nil && m.Private.Force) // Claim, TakeOver
 }
 
-// keep publishes where the EIP is, as observed: held by a healthy holder
-// whose tags are right (no claim, no change to the EIP).
+// keep publishes where the role's addresses are, as observed: held by a
+// healthy holder whose tags are right (no claim, no change). A role's
+// private address is published with its EIP when it is on the EIP's
+// holder (the plan keeps it there), alone when the role has no EIP.
 func (r *run) keep(ctx context.Context, d Decision, o *observe.Role, m decide.Move) (Decision, error) {
-	i := slices.IndexFunc(o.Addresses, func(a observe.Address) bool { return a.AllocationID == m.AllocationID })
-	if i < 0 {
-		return d, fmt.Errorf("role %s: EIP %s not in the observation", o.Name, m.AllocationID)
+	var held *claim.Result
+	if o.Spec.HasEIP() {
+		i := slices.IndexFunc(o.Addresses, func(a observe.Address) bool { return a.AllocationID == m.AllocationID })
+		if i < 0 {
+			return d, fmt.Errorf("role %s: EIP %s not in the observation", o.Name, m.AllocationID)
+		}
+		a := o.Addresses[i]
+		held = &claim.Result{Role: o.Name, AllocationID: a.AllocationID, PublicIP: a.PublicIP, AssociationID: a.AssociationID,
+			InstanceID: a.Holder.Instance, ENI: a.ENI, PrivateIP: a.PrivateIP, Action: "already held", Epoch: a.Epoch}
 	}
-	a := o.Addresses[i]
+	if p := o.Private; p != nil && p.ENI != "" && p.Holder.Instance == m.Candidate {
+		if held == nil {
+			held = &claim.Result{Role: o.Name, InstanceID: p.Holder.Instance, ENI: p.ENI, Action: "already held", Epoch: p.Epoch}
+		}
+		held.PrivateAddress, held.PrivateAddressENI = p.Address, p.ENI
+	}
+	if held == nil {
+		return d, fmt.Errorf("role %s: the private address is not on %s in the observation", o.Name, m.Candidate)
+	}
 	d.Candidate = m.Candidate
 	pubs, err := r.pub.Publishers(o.Name, o.Spec)
 	if err != nil {
 		return d, err
 	}
-	held := &claim.Result{Role: o.Name, AllocationID: a.AllocationID, PublicIP: a.PublicIP, AssociationID: a.AssociationID,
-		InstanceID: a.Holder.Instance, ENI: a.ENI, PrivateIP: a.PrivateIP, Action: "already held", Epoch: a.Epoch}
 	out, err := r.mover.Keep(ctx, failover.Request{Role: o.Name, Spec: o.Spec, Publishers: pubs}, held)
 	d.Outcome, d.Action = out, "already held"
 	if err != nil {
-		return d, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: held by %s, but DNS publication failed: %w", o.Name, a.Holder.Instance, err))
+		return d, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: held by %s, but DNS publication failed: %w", o.Name, held.InstanceID, err))
 	}
 	return d, nil
 }
 
-// step runs the failover step on behalf of instance.
-func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance string, force bool, action, why string) (Decision, error) {
+// step runs the failover step on behalf of instance; forcePrivate takes
+// the role's private address by force (to join the EIP).
+func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance string, force bool, action, why string, forcePrivate bool) (Decision, error) {
 	d.Candidate = instance
 	var pubs []publish.Publisher
 	if o.Spec.Pool == nil {
@@ -358,11 +391,11 @@ func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance st
 			return d, err
 		}
 	}
-	out, err := r.mover.Step(ctx, instance, failover.Request{Role: o.Name, Spec: o.Spec, Publishers: pubs, Force: force})
+	out, err := r.mover.Step(ctx, instance, failover.Request{Role: o.Name, Spec: o.Spec, Publishers: pubs, Force: force, ForcePrivate: forcePrivate})
 	d.Outcome = out
 	switch {
 	case errors.Is(err, claim.ErrRefused):
-		d.Action, d.Reason = "refused", "another instance took the EIP first, and it is healthy"
+		d.Action, d.Reason = "refused", "another instance took the "+what(o.Spec)+" first, and it is healthy"
 		return d, err
 	case out == nil:
 		return d, err
@@ -376,6 +409,10 @@ func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance st
 		if out.Action == "already held" {
 			d.Reason = "held by " + instance + "; DNS kept true"
 		}
+	}
+	if pa := out.PrivateAddressAction; out.Action == "already held" && pa != "" && pa != "already held" && o.Spec.HasEIP() {
+		// The EIP stayed; its private address moved to join it.
+		d.Action, d.Reason = pa, "the EIP is held by "+instance+"; "+why
 	}
 	if err != nil {
 		return d, exitcode.With(exitcode.DNSFailed, fmt.Errorf("role %s: claimed for %s, but DNS publication failed: %w", d.Role, instance, err))
@@ -398,8 +435,34 @@ func (m engineMover) Keep(ctx context.Context, req failover.Request, held *claim
 	return m.failoverStep(held.InstanceID).Keep(ctx, req, held)
 }
 
+// Release frees the role's EIP and its private address from instance
+// (each only where instance holds it).
 func (m engineMover) Release(ctx context.Context, instance, role string, spec *config.Role) (string, error) {
-	return m.c.engine(instance).Release(ctx, role, spec, false)
+	var done []string
+	if spec.HasEIP() {
+		msg, err := m.c.engine(instance).Release(ctx, role, spec, false)
+		if err != nil {
+			return "", err
+		}
+		done = append(done, msg)
+	}
+	if spec.PrivateAddress != "" {
+		msg, err := m.c.engine(instance).ReleaseSecondary(ctx, role, spec, false)
+		if err != nil {
+			return strings.Join(done, "; "), fmt.Errorf("release the private address of role %s from %s: %w", role, instance, err)
+		}
+		done = append(done, msg)
+	}
+	return strings.Join(done, "; "), nil
+}
+
+// what names a role's address in reasons: "EIP", or "private address"
+// for a role without one.
+func what(spec *config.Role) string {
+	if spec.HasEIP() {
+		return "EIP"
+	}
+	return "private address"
 }
 
 // awsPublishing builds the roles' publishers on the controller's clients,

@@ -528,25 +528,124 @@ func (memAutoScaling) CompleteLifecycleAction(context.Context, *autoscaling.Comp
 	return &autoscaling.CompleteLifecycleActionOutput{}, nil
 }
 
-// A role with private_address is not served by the controller yet: it is
-// failed with exit 2, named, and the other roles are served.
-func TestSchedulePrivateAddressNotYet(t *testing.T) {
+// A role with neither an EIP nor a private address (an overlay address
+// alone) is not served by the controller yet: it is failed with exit 2,
+// named, and the other roles are served.
+func TestScheduleNoAddressNotYet(t *testing.T) {
 	w := newWorld()
 	w.role("a-kept", roleSpec(1, ""), []observe.Address{heldBy(1, healthy("i-1"))}, candidate("i-1", 0))
-	w.cfg.Roles["b-private"] = &config.Role{PrivateAddress: "10.0.1.50"}
-	w.obs.tags["i-b"] = "b-private"
+	w.cfg.Roles["b-other"] = &config.Role{}
+	w.obs.tags["i-b"] = "b-other"
 	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
-	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-private has private_address: the controller does not move a secondary private IP yet") {
-		t.Errorf("error %v (exit %d), want b-private's, exit 2", err, exitcode.Of(err))
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-other has no EIP and no private_address") {
+		t.Errorf("error %v (exit %d), want b-other's, exit 2", err, exitcode.Of(err))
 	}
-	if got := actions(res); !strings.Contains(got, "b-private: failed") || !strings.Contains(got, "a-kept: already held") {
-		t.Errorf("decisions %s, want b-private failed and a-kept served", got)
+	if got := actions(res); !strings.Contains(got, "b-other: failed") || !strings.Contains(got, "a-kept: already held") {
+		t.Errorf("decisions %s, want b-other failed and a-kept served", got)
 	}
 	if w.obs.asked[0] != 1 {
-		t.Errorf("observed %d roles, want 1 (not the private one)", w.obs.asked[0])
+		t.Errorf("observed %d roles, want 1 (not b-other)", w.obs.asked[0])
 	}
 	res, err = w.c.Handle(t.Context(), []byte(stateEvent("i-b", "stopped")))
-	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(actions(res), "b-private: failed") {
-		t.Errorf("state change of the private role's instance: %v (exit %d), %s; want failed, exit 2", err, exitcode.Of(err), actions(res))
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(actions(res), "b-other: failed") {
+		t.Errorf("state change of b-other's instance: %v (exit %d), %s; want failed, exit 2", err, exitcode.Of(err), actions(res))
 	}
+}
+
+// privateOn is a role's private address 10.0.1.<n> on h's interface
+// (tagged for the role), or free when h is the zero Holder.
+func privateOn(role string, n int, h decide.Holder) *observe.Private {
+	p := &observe.Private{Address: fmt.Sprintf("10.0.1.%d", n)}
+	if h.Instance != "" {
+		p.ENI, p.HolderIP, p.HolderTag, p.EpochTag, p.Epoch, p.Holder = "eni-"+h.Instance, "10.0.0.1", h.Instance, "3", 3, h
+	}
+	return p
+}
+
+// Roles with a private address: kept where it is (published with the
+// private address), claimed when free, taken over from a stopped holder,
+// moved to the EIP's holder when held apart from it (by force), released
+// with the EIP from a terminating holder; the step gets ForcePrivate only
+// for the move that joins the EIP.
+func TestSchedulePrivateAddresses(t *testing.T) {
+	w := newWorld()
+	mov := &forceMover{memMover: w.mov}
+	w.c.Move = mov
+	only := func(n int) *config.Role {
+		return &config.Role{PrivateAddress: fmt.Sprintf("10.0.1.%d", n), DNS: &config.DNS{Route53: &config.Route53{ZoneID: "Z1", Name: fmt.Sprintf("p%d.example.internal", n)}}}
+	}
+	withEIP := func(n int) *config.Role {
+		s := roleSpec(n, "")
+		s.PrivateAddress = fmt.Sprintf("10.0.1.%d", n)
+		return s
+	}
+	add := func(name string, spec *config.Role, addrs []observe.Address, p *observe.Private, cands ...decide.Candidate) {
+		w.role(name, spec, addrs, cands...)
+		w.obs.roles[name].Private = p
+	}
+	stopped := decide.Holder{Instance: "i-c", State: "stopped"}
+	add("a-kept", only(10), nil, privateOn("a-kept", 10, healthy("i-a")), candidate("i-a", 0), candidate("i-a2", 1))
+	add("b-free", only(11), nil, privateOn("b-free", 11, decide.Holder{}), candidate("i-b", 0))
+	add("c-down", only(12), nil, privateOn("c-down", 12, stopped), candidate("i-c", 0), candidate("i-c2", 1))
+	add("d-both-kept", withEIP(13), []observe.Address{heldBy(13, healthy("i-d"))}, privateOn("d-both-kept", 13, healthy("i-d")), candidate("i-d", 0))
+	add("e-split", withEIP(14), []observe.Address{heldBy(14, healthy("i-e"))}, privateOn("e-split", 14, healthy("i-e2")), candidate("i-e", 0), candidate("i-e2", 1))
+	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
+	if err != nil {
+		t.Fatal(err, actions(res))
+	}
+	got := w.mov.sorted()
+	wantSorted := []string{
+		"keep a-kept on i-a epoch 3 pubs=1",
+		"keep d-both-kept on i-d epoch 1 pubs=1",
+		"step b-free for i-b force=false pubs=1",
+		"step c-down for i-c2 force=false pubs=1",
+		"step e-split for i-e force=false pubs=1",
+	}
+	if !slices.Equal(got, wantSorted) {
+		t.Errorf("calls\n  %v\nwant\n  %v", got, wantSorted)
+	}
+	if !slices.Equal(mov.forcedPrivate, []string{"e-split"}) {
+		t.Errorf("private addresses taken by force: %v, want e-split's only", mov.forcedPrivate)
+	}
+	if mov.kept["a-kept"] != "10.0.1.10 on eni-i-a" || mov.kept["d-both-kept"] != "10.0.1.13 on eni-i-d" {
+		t.Errorf("kept placements %v: want the private addresses on their holders' interfaces", mov.kept)
+	}
+	// Auto Scaling terminates d's holder with no other candidate: both
+	// addresses are released from it.
+	w.mov.calls = nil
+	w.c.AutoScaling = memAutoScaling{}
+	res, err = w.c.Handle(t.Context(), []byte(`{"id":"ev-3","source":"aws.autoscaling","detail-type":"EC2 Instance-terminate Lifecycle Action","detail":{"LifecycleActionToken":"t","AutoScalingGroupName":"g","LifecycleHookName":"h","EC2InstanceId":"i-d","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}`))
+	if err != nil {
+		t.Fatal(err, actions(res))
+	}
+	if got := w.mov.sorted(); !slices.Equal(got, []string{"release d-both-kept from i-d"}) {
+		t.Errorf("terminating holder: %v, want the role released from i-d", got)
+	}
+}
+
+// forceMover is a memMover that records the private addresses the step is
+// asked to take by force and the private placement of each Keep.
+type forceMover struct {
+	*memMover
+	forcedPrivate []string
+	kept          map[string]string
+}
+
+func (m *forceMover) Step(ctx context.Context, instance string, req failover.Request) (*failover.Outcome, error) {
+	if req.ForcePrivate {
+		m.mu.Lock()
+		m.forcedPrivate = append(m.forcedPrivate, req.Role)
+		m.mu.Unlock()
+	}
+	return m.memMover.Step(ctx, instance, req)
+}
+
+func (m *forceMover) Keep(ctx context.Context, req failover.Request, held *claim.Result) (*failover.Outcome, error) {
+	m.mu.Lock()
+	if m.kept == nil {
+		m.kept = map[string]string{}
+	}
+	m.kept[req.Role] = held.PrivateAddress + " on " + held.PrivateAddressENI
+	m.mu.Unlock()
+	return m.memMover.Keep(ctx, req, held)
 }

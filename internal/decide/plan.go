@@ -35,9 +35,13 @@ type Observed struct {
 	// Problem says why the role could not be observed (its EIP does not
 	// exist, its pool has none); "" when it was.
 	Problem string
-	// Addresses are the role's EIP (one), or every EIP of its pool.
+	// Addresses are the role's EIP (one), or every EIP of its pool; none
+	// for a role with only private_address.
 	Addresses  []Address
 	Candidates []Candidate
+	// Private is the role's secondary private IP (private_address) as
+	// observed; nil when the role has none.
+	Private *Private
 }
 
 // Address is one EIP as observed.
@@ -90,6 +94,12 @@ type Move struct {
 	// epoch is not an epoch: the failover step rewrites them.
 	Repair bool
 	Why    string
+	// Private is what becomes of the role's secondary private IP when the
+	// role has both an EIP and a private_address (the move above is the
+	// EIP's, which leads: see planPrivate); nil otherwise. For a role with
+	// only private_address, the move itself is the private address's
+	// (AllocationID and PublicIP empty).
+	Private *PrivateMove
 }
 
 // Plan decides what the controller does for one role in the situation,
@@ -104,60 +114,71 @@ func Plan(o Observed, s Situation) []Move {
 	if o.Problem != "" {
 		return []Move{{Action: Failed, Why: o.Problem}}
 	}
-	if o.Spec == nil || len(o.Addresses) == 0 {
+	if o.Spec == nil || len(o.Addresses) == 0 && o.Private == nil {
 		return []Move{{Action: Failed, Why: "no EIP observed"}}
 	}
 	cands, rejected := choose(o, s)
 	if o.Spec.Pool != nil {
 		return planPool(o, s, cands, rejected)
 	}
-	a := o.Addresses[0]
+	a, what := o.lead()
+	if o.Private != nil && len(o.Addresses) > 0 {
+		cands = preferHolder(cands, o.Private, s)
+		m := planOne(o, s, a, what, cands, rejected)
+		m.Private = planPrivate(o, s, m, a)
+		return []Move{m}
+	}
+	return []Move{planOne(o, s, a, what, cands, rejected)}
+}
+
+// planOne plans the role's leading address a (its EIP, or its private
+// address when it has no EIP), named what in reasons.
+func planOne(o Observed, s Situation, a Address, eip string, cands, rejected []string) Move {
 	m := Move{AllocationID: a.AllocationID, PublicIP: a.PublicIP, Holder: a.Holder.Instance}
-	eip := a.PublicIP + " (" + a.AllocationID + ")"
 	if !a.Held {
 		if len(cands) == 0 {
 			m.Action, m.Why = Nothing, eip+" is free and needs a holder, but "+noCandidate(rejected)
-			return []Move{m}
+			return m
 		}
-		m.Action, m.Candidate, m.Why = Claim, cands[0], "the EIP was free"
-		return []Move{m}
+		m.Action, m.Candidate, m.Why = Claim, cands[0], "the "+kind(a)+" was free"
+		return m
 	}
 	if a.Holder.Instance == "" {
 		m.Action, m.Why = Nothing, eip+" is "+NoInstance
-		return []Move{m}
+		return m
 	}
 	if s.Terminating && a.Holder.Instance == s.Subject {
 		why := "holder " + a.Holder.Instance + " is terminating"
 		if len(cands) == 0 {
 			m.Action, m.Why = Release, why+" and "+noCandidate(rejected)
-			return []Move{m}
+			return m
 		}
 		m.Action, m.Candidate, m.Force, m.Why = HandOver, cands[0], true, why
-		return []Move{m}
+		return m
 	}
 	v := Judge(a.Holder)
 	if !v.Down {
 		if s.Subject != "" {
 			m.Action, m.Why = Nothing, fmt.Sprintf("%s is held by %s, which is healthy (%s)", eip, a.Holder.Instance, v.Why)
-			return []Move{m}
+			return m
 		}
 		m.Action, m.Candidate, m.Why = Keep, a.Holder.Instance, "held by "+a.Holder.Instance+", which is healthy ("+v.Why+"); DNS kept true"
 		if a.HolderTag != a.Holder.Instance || a.EpochBad {
 			m.Repair = true
 			m.Why += "; the audit tags repaired"
 		}
-		return []Move{m}
+		return m
 	}
 	if allow, why := Takeover(o.Spec.Takeover, false, v); !allow {
 		m.Action, m.Why = Nothing, fmt.Sprintf("%s needs a holder (%s), but %s", eip, v.Why, why)
-		return []Move{m}
+		return m
 	}
 	if len(cands) == 0 {
 		m.Action, m.Why = Nothing, fmt.Sprintf("%s needs a holder (%s), but %s", eip, v.Why, noCandidate(rejected))
-		return []Move{m}
+		return m
 	}
 	m.Action, m.Candidate, m.Why = TakeOver, cands[0], v.Why
-	return []Move{m}
+	return m
 }
 
 // planPool plans a pool role: every eligible candidate should hold one of
@@ -252,10 +273,14 @@ func choose(o Observed, s Situation) (ok, rejected []string) {
 	return ok, rejected
 }
 
-// holds reports whether instance holds the role's (single) EIP: it is no
-// candidate to take it.
+// holds reports whether instance holds the role's (single) EIP, or its
+// private address when it has no EIP: it is no candidate to take it.
 func holds(o Observed, instance string) bool {
-	return o.Spec.Pool == nil && o.Addresses[0].Held && o.Addresses[0].Holder.Instance == instance
+	if o.Spec.Pool != nil {
+		return false
+	}
+	a, _ := o.lead()
+	return a.Held && a.Holder.Instance == instance
 }
 
 func noCandidate(rejected []string) string {

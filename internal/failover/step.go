@@ -36,7 +36,11 @@ type Request struct {
 	Spec       *config.Role
 	Publishers []publish.Publisher // publish.For the role's dns: block
 	Force      bool                // takeover: always
-	DryRun     bool                // decide and report, change nothing
+	// ForcePrivate takes the role's private address by force, whatever
+	// Force says of its EIP: the off-box controller moves a private
+	// address held apart from the EIP to the EIP's holder (decide.Plan).
+	ForcePrivate bool
+	DryRun       bool // decide and report, change nothing
 	// Hooks, when set, run the role's on_holder hook once the EIP is this
 	// instance's and published: the state entered is holder. *Hooks is
 	// one; nil (or a nil *Hooks) runs none.
@@ -255,7 +259,9 @@ func (s *Step) claim(ctx context.Context, req Request, creq claim.Request) (*cla
 	if req.Spec.PrivateAddress == "" {
 		return res, nil, nil
 	}
-	sres, err := s.Engine.ClaimSecondary(ctx, creq)
+	sreq := creq
+	sreq.Force = creq.Force || req.ForcePrivate
+	sres, err := s.Engine.ClaimSecondary(ctx, sreq)
 	if err != nil {
 		if res != nil && !req.DryRun {
 			// The EIP's claim stands (its tags are written, so that its

@@ -23,6 +23,7 @@ type fakeEC2 struct {
 	mu        sync.Mutex
 	addresses []types.Address
 	instances []types.Instance
+	enis      []types.NetworkInterface
 	status    map[string][2]types.SummaryStatus // by instance; absent: ok, ok
 	calls     map[string]int
 	hideFrom  map[string]bool // instance ids DescribeInstanceStatus does not know yet when named
@@ -116,6 +117,29 @@ func (f *fakeEC2) DescribeInstances(ctx context.Context, in *ec2.DescribeInstanc
 		return nil, err
 	}
 	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: page}}, NextToken: next}, nil
+}
+
+func (f *fakeEC2) DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, _ ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error) {
+	if err := f.count("DescribeNetworkInterfaces"); err != nil {
+		return nil, err
+	}
+	out := &ec2.DescribeNetworkInterfacesOutput{}
+	for _, n := range f.enis {
+		ok := true
+		for _, fl := range in.Filters {
+			switch name := aws.ToString(fl.Name); name {
+			case "addresses.private-ip-address":
+				// Every private address of the interface, as EC2 matches it.
+				ok = ok && slices.ContainsFunc(privateAddresses(n), func(a string) bool { return anyMatch(fl.Values, a) })
+			default:
+				return nil, fmt.Errorf("fake: filter %s", name)
+			}
+		}
+		if ok {
+			out.NetworkInterfaces = append(out.NetworkInterfaces, n)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeEC2) DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error) {

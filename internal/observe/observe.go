@@ -5,8 +5,11 @@
 // role's name), read in batched requests whose number grows only with
 // pages, never with roles: one DescribeAddresses for the fixed EIPs (by
 // filters, so that a missing EIP is absent for its role alone), one per
-// pool, one DescribeInstances for the candidates (and one for holders that
-// carry no tag, when there are any), one DescribeInstanceStatus.
+// pool, one DescribeNetworkInterfaces for the secondary private IPs
+// (private_address) of every role that has one (by the
+// addresses.private-ip-address filter, many values at once), one
+// DescribeInstances for the candidates (and one for holders that carry no
+// tag, when there are any), one DescribeInstanceStatus.
 //
 // It decides nothing: internal/decide judges what it observed.
 package observe
@@ -44,6 +47,7 @@ type EC2API interface {
 	DescribeAddresses(ctx context.Context, in *ec2.DescribeAddressesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeAddressesOutput, error)
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
+	DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -88,9 +92,42 @@ type Role struct {
 	// Candidates are the instances tagged eipclaim:role with the role's
 	// name (exactly), in no order: decide.Eligible and decide.Rank judge them.
 	Candidates []decide.Candidate
+	// Private is the role's secondary private IP (private_address) as
+	// observed; nil when the role has none.
+	Private *Private
 	// Err says why the role could not be observed (its EIP does not
 	// exist, its pool has none); the other roles are not concerned.
 	Err error
+}
+
+// Private is a role's secondary private IP as observed: the interface
+// that has it among its private addresses, in the VPC of the role's
+// candidates.
+type Private struct {
+	Address string
+	ENI     string // the interface holding it; "" when free
+	// HolderIP is the holder interface's primary private IP (the health
+	// check's target); Primary says the address is that primary address
+	// itself (it cannot move: the step says so).
+	HolderIP string
+	Primary  bool
+	// HolderTag and EpochTag are the holder interface's
+	// eipclaim:holder:<role> and eipclaim:epoch:<role> tags; Epoch the
+	// latter parsed (0 when absent), EpochErr why it is not an epoch.
+	HolderTag, EpochTag string
+	Epoch               int64
+	EpochErr            error
+	// Holder is what is known of the instance the interface is attached
+	// to (Instance "" when free, or on an interface of no instance).
+	Holder decide.Holder
+
+	found []eniSeen // the interfaces that have the address, in any VPC
+}
+
+// eniSeen is an interface that has a role's private address.
+type eniSeen struct {
+	id, vpc, instance, primaryIP string
+	tags                         map[string]string
 }
 
 // Address is one EIP as observed.
@@ -118,9 +155,9 @@ var ErrNotFound = errors.New("not found")
 
 // instance is what one DescribeInstances gave of an instance.
 type instance struct {
-	id, state, privateIP, role string
-	launch                     time.Time
-	enis                       []string
+	id, state, privateIP, role, vpc string
+	launch                          time.Time
+	enis                            []string
 }
 
 // Fleet observes the roles named: the batched reads, then the probes.
@@ -134,6 +171,9 @@ func (o *Observer) Fleet(ctx context.Context, roles map[string]*config.Role) (*F
 		}
 	}
 	if err := o.addresses(ctx, f); err != nil {
+		return nil, err
+	}
+	if err := o.privates(ctx, f); err != nil {
 		return nil, err
 	}
 	insts, err := o.instances(ctx, f)
@@ -190,6 +230,8 @@ func (o *Observer) addresses(ctx context.Context, f *Fleet) error {
 			byAlloc[r.Spec.AllocationID] = append(byAlloc[r.Spec.AllocationID], r)
 		case r.Spec.PublicIP != "":
 			byIP[r.Spec.PublicIP] = append(byIP[r.Spec.PublicIP], r)
+		case r.Spec.PrivateAddress != "":
+			// Only a secondary private IP: privates reads it.
 		default:
 			r.Err = fmt.Errorf("role %s names no EIP: want allocation_id, public_ip or pool", name)
 		}
@@ -311,6 +353,13 @@ func (o *Observer) instances(ctx context.Context, f *Fleet) (map[string]*instanc
 				ifaces = append(ifaces, a.ENI)
 			}
 		}
+		if r.Private != nil {
+			for _, n := range r.Private.found {
+				if n.instance != "" && insts[n.instance] == nil {
+					ids = append(ids, n.instance)
+				}
+			}
+		}
 	}
 	for _, q := range []struct {
 		filter string
@@ -358,7 +407,7 @@ func (o *Observer) describeInstances(ctx context.Context, filters []types.Filter
 				if id == "" {
 					continue
 				}
-				inst := &instance{id: id, privateIP: aws.ToString(i.PrivateIpAddress), launch: aws.ToTime(i.LaunchTime), role: claim.TagValue(i.Tags, TagRole)}
+				inst := &instance{id: id, privateIP: aws.ToString(i.PrivateIpAddress), launch: aws.ToTime(i.LaunchTime), role: claim.TagValue(i.Tags, TagRole), vpc: aws.ToString(i.VpcId)}
 				if i.State != nil {
 					inst.state = string(i.State.Name)
 				}
@@ -451,6 +500,9 @@ func (o *Observer) assemble(f *Fleet, insts map[string]*instance, status map[str
 				a.Holder.InstanceStatus, a.Holder.SystemStatus = st[0], st[1]
 			}
 		}
+		if r.Private != nil {
+			o.placePrivate(r, byRole[r.Name], insts, status)
+		}
 		// The tag's value exactly: a filter would treat * and ? as wildcards.
 		for _, i := range byRole[r.Name] {
 			c := decide.Candidate{Instance: i.id, State: i.state, LaunchTime: i.launch}
@@ -496,6 +548,13 @@ func (o *Observer) probe(ctx context.Context, f *Fleet, insts map[string]*instan
 				}
 				a.Holder.Probe = want(ip, hc)
 			}
+		}
+		if p := r.Private; p != nil && p.Holder.Instance != "" && !decide.Stopped(p.Holder.State) {
+			ip := p.HolderIP
+			if i := insts[p.Holder.Instance]; ip == "" && i != nil {
+				ip = i.privateIP
+			}
+			p.Holder.Probe = want(ip, hc)
 		}
 		for k := range r.Candidates {
 			c := &r.Candidates[k]
@@ -546,5 +605,131 @@ func (r *Role) Observed() decide.Observed {
 			HolderTag: a.Tags[claim.TagHolder], EpochBad: a.EpochErr != nil,
 		})
 	}
+	if p := r.Private; p != nil {
+		o.Private = &decide.Private{Address: p.Address, Held: p.ENI != "", Holder: p.Holder, HolderTag: p.HolderTag, EpochBad: p.EpochErr != nil}
+	}
 	return o
+}
+
+// privates reads the interfaces that have the roles' secondary private
+// IPs (private_address), every role's in one request (or one per
+// maxFilterValues addresses): the addresses.private-ip-address filter
+// matches every private IPv4 address of an interface, its secondaries too.
+// An address may be in several VPCs (their CIDRs may overlap): each
+// interface found is kept, and placePrivate keeps the one in the VPC of
+// the role's candidates.
+func (o *Observer) privates(ctx context.Context, f *Fleet) error {
+	byAddr := map[string][]*Role{}
+	for _, name := range slices.Sorted(maps.Keys(f.Roles)) {
+		r := f.Roles[name]
+		if a := r.Spec.PrivateAddress; a != "" && r.Spec.Pool == nil {
+			r.Private = &Private{Address: a}
+			byAddr[a] = append(byAddr[a], r)
+		}
+	}
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(byAddr)), maxFilterValues) {
+		filters := []types.Filter{{Name: aws.String("addresses.private-ip-address"), Values: chunk}}
+		var enis []types.NetworkInterface
+		err := o.call(ctx, "ec2:DescribeNetworkInterfaces", func(ctx context.Context) error {
+			enis = nil
+			p := ec2.NewDescribeNetworkInterfacesPaginator(o.EC2, &ec2.DescribeNetworkInterfacesInput{Filters: filters})
+			for p.HasMorePages() {
+				out, err := p.NextPage(ctx)
+				if err != nil {
+					return err
+				}
+				enis = append(enis, out.NetworkInterfaces...)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("find the interfaces that hold the private addresses (%s): %w", describeFilters(filters), err)
+		}
+		for _, n := range enis {
+			seen := eniSeen{id: aws.ToString(n.NetworkInterfaceId), vpc: aws.ToString(n.VpcId), primaryIP: aws.ToString(n.PrivateIpAddress), tags: map[string]string{}}
+			if n.Attachment != nil {
+				seen.instance = aws.ToString(n.Attachment.InstanceId)
+			}
+			for _, t := range n.TagSet {
+				seen.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			for _, a := range privateAddresses(n) {
+				for _, r := range byAddr[a] {
+					r.Private.found = append(r.Private.found, seen)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// privateAddresses are an interface's private IPv4 addresses, its primary
+// first.
+func privateAddresses(n types.NetworkInterface) []string {
+	out := []string{aws.ToString(n.PrivateIpAddress)}
+	for _, p := range n.PrivateIpAddresses {
+		if a := aws.ToString(p.PrivateIpAddress); a != out[0] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// placePrivate picks, of the interfaces that have the role's private
+// address, the one in the VPC of its candidates (any interface when the
+// role has none), and fills its holder from the reads. Two such
+// interfaces (which EC2 does not allow) make the role unobservable.
+func (o *Observer) placePrivate(r *Role, cands []*instance, insts map[string]*instance, status map[string][2]string) {
+	p := r.Private
+	vpcs := map[string]bool{}
+	for _, c := range cands {
+		if c.vpc != "" {
+			vpcs[c.vpc] = true
+		}
+	}
+	var mine []eniSeen
+	for _, n := range p.found {
+		if len(vpcs) == 0 || vpcs[n.vpc] {
+			mine = append(mine, n)
+		}
+	}
+	if len(mine) > 1 {
+		var ids []string
+		for _, n := range mine {
+			ids = append(ids, n.id)
+		}
+		slices.Sort(ids)
+		if r.Err == nil {
+			r.Err = fmt.Errorf("the private address %s is on %d interfaces (%s), which EC2 does not allow: see `aws ec2 describe-network-interfaces --filters Name=addresses.private-ip-address,Values=%s`", p.Address, len(ids), strings.Join(ids, ", "), p.Address)
+		}
+		return
+	}
+	if len(mine) == 0 {
+		return
+	}
+	n := mine[0]
+	if n.primaryIP == p.Address && r.Err == nil {
+		r.Err = fmt.Errorf("private_address %s is the primary private address of interface %s: a primary address cannot move; choose a free address of its subnet for roles.%s.private_address", p.Address, n.id, r.Name)
+	}
+	hk, _, ek := claim.SecondaryTagKeys(r.Name)
+	p.ENI, p.HolderIP, p.Primary = n.id, n.primaryIP, n.primaryIP == p.Address
+	p.HolderTag, p.EpochTag = n.tags[hk], n.tags[ek]
+	if p.EpochTag != "" {
+		if p.Epoch, p.EpochErr = epoch.Parse(p.EpochTag); p.EpochErr != nil {
+			p.Epoch = 0
+		}
+	}
+	p.Holder = decide.Holder{Instance: n.instance}
+	if n.instance == "" {
+		return
+	}
+	i := insts[n.instance]
+	if i == nil {
+		p.Holder.State = decide.StateGone
+		return
+	}
+	p.Holder.State = i.state
+	if st, ok := status[i.id]; ok {
+		p.Holder.InstanceStatus, p.Holder.SystemStatus = st[0], st[1]
+	}
 }

@@ -95,7 +95,7 @@ func For(role string, r *config.Role, d Deps) []Publisher {
 	if c := dns.Route53; c != nil {
 		// Each Route 53 call is retried alone: a throttled change is not
 		// preceded by its read again.
-		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS, Retry: d.Retry, Zones: d.Zones}, c: c})
+		pubs = append(pubs, &route53Publisher{p: &Route53{API: d.Route53, Log: log, Wait: d.WaitDNS, Retry: d.Retry, Zones: d.Zones}, c: c, a: r.Route53Record() == "A"})
 	}
 	if c := dns.RFC2136; c != nil {
 		var p Publisher = &rfc2136Publisher{p: &RFC2136{Log: log}, c: c}
@@ -230,6 +230,9 @@ func wouldPublish(p Publisher, f placement.Placement) string {
 	if r, ok := unwrap(p).(*rfc2136Publisher); ok && !strings.EqualFold(r.c.Record, "CNAME") {
 		return "A " + f.Private().String()
 	}
+	if r, ok := unwrap(p).(*route53Publisher); ok && r.a {
+		return "A " + placement.String(f.Private())
+	}
 	return "CNAME " + f.PublicDNSName
 }
 
@@ -270,16 +273,26 @@ func (r *retrying) Publish(ctx context.Context, f placement.Placement) (res Resu
 	return res, err
 }
 
-// route53Publisher publishes a CNAME in a Route 53 hosted zone.
+// route53Publisher publishes a CNAME in a Route 53 hosted zone, or an A
+// record of the role's private address (config.Role.Route53Record).
 type route53Publisher struct {
 	p *Route53
 	c *config.Route53
+	a bool
 }
 
 func (r *route53Publisher) Kind() string { return "route53" }
 func (r *route53Publisher) Name() string { return r.c.Name }
 
 func (r *route53Publisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {
+	if r.a {
+		res, err := r.p.PublishA(ctx, r.c, f.Private())
+		out := Result{Value: wouldPublish(r, f), Changed: res.Changed}
+		if res.ChangeID != "" {
+			out.Detail = "zone " + res.ZoneID + ", change " + res.ChangeID
+		}
+		return out, err
+	}
 	res, err := r.p.PublishCNAME(ctx, r.c, f.PublicDNSName)
 	out := Result{Value: "CNAME " + res.Value, Changed: res.Changed}
 	if res.Value == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/dnsname"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
+	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/retry"
 )
 
@@ -136,11 +138,28 @@ const maxComment = 256
 // UPSERT it reads the record back, and with Wait it waits for INSYNC until
 // ctx is done; a CNAMEResult with Changed set comes back with that error.
 func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target string) (CNAMEResult, error) {
+	if c != nil && !dnsname.IsDomainName(target) {
+		return CNAMEResult{}, fmt.Errorf("route53 %s: CNAME target %q is not a DNS name", c.Name, target)
+	}
+	return p.publish(ctx, c, types.RRTypeCname, dnsname.Canonical(target))
+}
+
+// PublishA makes c.Name an A record of addr (the role's private address,
+// for a private hosted zone), as PublishCNAME does a CNAME: unchanged when
+// it already is that record with that TTL, refused over records of
+// another type or with a routing policy, read back after an UPSERT.
+func (p *Route53) PublishA(ctx context.Context, c *config.Route53, addr netip.Addr) (CNAMEResult, error) {
+	if c != nil && (!addr.IsValid() || !addr.Is4()) {
+		return CNAMEResult{}, fmt.Errorf("route53 %s: A record of %q: want an IPv4 address", c.Name, placement.String(addr))
+	}
+	return p.publish(ctx, c, types.RRTypeA, addr.String())
+}
+
+// publish makes c.Name the simple record of type typ with value (a
+// CNAME's target fully qualified, an A record's address).
+func (p *Route53) publish(ctx context.Context, c *config.Route53, typ types.RRType, value string) (CNAMEResult, error) {
 	if c == nil {
 		return CNAMEResult{}, exitcode.With(exitcode.Usage, errors.New("route53: no configuration"))
-	}
-	if !dnsname.IsDomainName(target) {
-		return CNAMEResult{}, fmt.Errorf("route53 %s: CNAME target %q is not a DNS name", c.Name, target)
 	}
 	ttl := ttlOf(c.TTL)
 	if ttl < 1 || ttl > maxTTL {
@@ -150,14 +169,14 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 	if err != nil {
 		return CNAMEResult{}, err
 	}
-	res := CNAMEResult{Record: dnsname.Canonical(c.Name), Value: dnsname.Canonical(target), ZoneID: zoneID}
+	res := CNAMEResult{Record: dnsname.Canonical(c.Name), Value: value, ZoneID: zoneID}
 	log := logger(p.Log).With("zone_id", zoneID, "record", res.Record)
 
 	have, err := p.firstRead(ctx, zoneID, res.Record)
 	if err != nil {
 		return res, err
 	}
-	same, err := compareCNAME(zoneID, res.Record, have, res.Value, ttl)
+	same, err := compareRecord(zoneID, res.Record, have, typ, res.Value, ttl)
 	if err != nil {
 		return res, err
 	}
@@ -178,7 +197,7 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 				Action: types.ChangeActionUpsert,
 				ResourceRecordSet: &types.ResourceRecordSet{
 					Name:            aws.String(res.Record),
-					Type:            types.RRTypeCname,
+					Type:            typ,
 					TTL:             aws.Int64(ttl),
 					ResourceRecords: []types.ResourceRecord{{Value: aws.String(res.Value)}},
 				},
@@ -193,11 +212,11 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 		return err
 	})
 	if err != nil {
-		return res, apiError("route53:ChangeResourceRecordSets", fmt.Sprintf("upsert CNAME %s -> %s in route53 zone %s", res.Record, res.Value, zoneID), err)
+		return res, apiError("route53:ChangeResourceRecordSets", fmt.Sprintf("upsert %s %s -> %s in route53 zone %s", typ, res.Record, res.Value, zoneID), err)
 	}
 	res.Changed = true
 	if out == nil || out.ChangeInfo == nil || aws.ToString(out.ChangeInfo.Id) == "" {
-		return res, fmt.Errorf("upsert CNAME %s in route53 zone %s: the answer has no change id", res.Record, zoneID)
+		return res, fmt.Errorf("upsert %s %s in route53 zone %s: the answer has no change id", typ, res.Record, zoneID)
 	}
 	res.ChangeID = strings.TrimPrefix(aws.ToString(out.ChangeInfo.Id), "/change/")
 	log.Info("route53 record published", "value", res.Value, "ttl", ttl, "change_id", res.ChangeID, "previous", describe(have))
@@ -206,9 +225,9 @@ func (p *Route53) PublishCNAME(ctx context.Context, c *config.Route53, target st
 	if err != nil {
 		return res, fmt.Errorf("read back: %w", err)
 	}
-	if same, err := compareCNAME(zoneID, res.Record, after, res.Value, ttl); err != nil || !same {
-		return res, fmt.Errorf("read back %s in route53 zone %s after change %s: want CNAME %s TTL %d, found %s",
-			res.Record, zoneID, res.ChangeID, res.Value, ttl, describe(after))
+	if same, err := compareRecord(zoneID, res.Record, after, typ, res.Value, ttl); err != nil || !same {
+		return res, fmt.Errorf("read back %s in route53 zone %s after change %s: want %s %s TTL %d, found %s",
+			res.Record, zoneID, res.ChangeID, typ, res.Value, ttl, describe(after))
 	}
 
 	if p.Wait {
@@ -462,30 +481,38 @@ func (p *Route53) recordSets(ctx context.Context, zoneID, name string) ([]types.
 	return sets, nil
 }
 
-// compareCNAME reports whether sets, the record sets at name, are exactly
-// one simple CNAME to target with ttl. It refuses sets of other types and
-// CNAMEs with a routing policy, which an UPSERT would not replace cleanly.
-func compareCNAME(zoneID, name string, sets []types.ResourceRecordSet, target string, ttl int64) (bool, error) {
+// compareRecord reports whether sets, the record sets at name, are exactly
+// one simple record of type typ with value and ttl. It refuses sets of
+// other types (a CNAME cannot coexist with any; eipclaim replaces no
+// record of another type) and records with a routing policy, which an
+// UPSERT would not replace cleanly.
+func compareRecord(zoneID, name string, sets []types.ResourceRecordSet, typ types.RRType, value string, ttl int64) (bool, error) {
 	if len(sets) == 0 {
 		return false, nil
 	}
 	var other []string
 	for _, s := range sets {
 		switch {
-		case s.Type != types.RRTypeCname:
+		case s.Type != typ:
 			other = append(other, string(s.Type))
 		case s.SetIdentifier != nil:
-			return false, fmt.Errorf("route53 zone %s: %s is a CNAME with a routing policy (set identifier %q); eipclaim publishes only a simple CNAME: %w",
-				zoneID, name, aws.ToString(s.SetIdentifier), ErrConflict)
+			return false, fmt.Errorf("route53 zone %s: %s is a %s with a routing policy (set identifier %q); eipclaim publishes only a simple %s: %w",
+				zoneID, name, typ, aws.ToString(s.SetIdentifier), typ, ErrConflict)
 		}
 	}
 	if len(other) > 0 {
-		return false, fmt.Errorf("route53 zone %s: %s already has %s records, which a CNAME cannot coexist with; eipclaim does not delete them: remove them or publish another name: %w",
-			zoneID, name, strings.Join(other, ", "), ErrConflict)
+		return false, fmt.Errorf("route53 zone %s: %s already has %s records, which eipclaim's %s would replace; eipclaim does not delete them: remove them (or set dns.route53.record to their type) or publish another name: %w",
+			zoneID, name, strings.Join(other, ", "), typ, ErrConflict)
 	}
 	s := sets[0]
-	return len(sets) == 1 && s.AliasTarget == nil && len(s.ResourceRecords) == 1 &&
-		dnsname.Route53(aws.ToString(s.ResourceRecords[0].Value)) == target && aws.ToInt64(s.TTL) == ttl, nil
+	got := ""
+	if len(s.ResourceRecords) == 1 {
+		got = aws.ToString(s.ResourceRecords[0].Value)
+		if typ == types.RRTypeCname {
+			got = dnsname.Route53(got)
+		}
+	}
+	return len(sets) == 1 && s.AliasTarget == nil && len(s.ResourceRecords) == 1 && got == value && aws.ToInt64(s.TTL) == ttl, nil
 }
 
 // describe renders record sets for messages: "CNAME a.example. TTL 60".

@@ -58,7 +58,10 @@ func change(actions, types, names []string) map[string]any {
 
 var (
 	cnameUpsert = change([]string{"UPSERT"}, []string{"CNAME"}, []string{"db.example.internal"})
-	untag       = map[string]any{"aws:TagKeys": claim.TagsDeleted}
+	// aUpsert is the A record of a role's private address
+	// (dns.route53.record: A).
+	aUpsert = change([]string{"UPSERT"}, []string{"A"}, []string{"db.example.internal"})
+	untag   = map[string]any{"aws:TagKeys": claim.TagsDeleted}
 	// roleTagged is an instance of a role (the tag observe.TagRole), the
 	// only kind a fence stops.
 	roleTagged = map[string]any{"aws:ResourceTag/" + observe.TagRole: "db", "aws:ResourceTag/Name": "db-1"}
@@ -83,6 +86,7 @@ var needed = map[testenv.Caller][]testenv.Authorization{
 		{Action: "route53:GetHostedZone", Resource: roleZone},
 		{Action: "route53:ListResourceRecordSets", Resource: roleZone},
 		{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: cnameUpsert},
+		{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: aUpsert},
 		{Action: "route53:GetChange", Resource: "arn:aws:route53:::change/C0123456789"},
 		{Action: "s3:GetObject", Resource: configObj},
 		{Action: "s3:GetObject", Resource: tableObj},
@@ -113,8 +117,7 @@ func withTags(ctx, resourceTags map[string]any) map[string]any {
 }
 
 // secondaryNeeded are the requests of a claim of a secondary private IP
-// (private_address): an instance's only (the controller does not move
-// them yet).
+// (private_address): an instance's, and the controller's on behalf of one.
 var secondaryNeeded = []testenv.Authorization{
 	{Action: "ec2:DescribeSubnets", Resource: "*"},
 	{Action: "ec2:AssignPrivateIpAddresses", Resource: eni, Context: roleENI},
@@ -130,6 +133,7 @@ func init() {
 	needed[testenv.CallerController] = append(needed[testenv.CallerController],
 		testenv.Authorization{Action: "autoscaling:CompleteLifecycleAction", Resource: asg})
 	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], secondaryNeeded...)
+	needed[testenv.CallerController] = append(needed[testenv.CallerController], secondaryNeeded...)
 	foreign = append(foreign,
 		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni},                                                                         // an interface of no role
 		testenv.Authorization{Action: "ec2:UnassignPrivateIpAddresses", Resource: eni, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}},             // likewise
@@ -139,9 +143,9 @@ func init() {
 		testenv.Authorization{Action: "ec2:DeleteTags", Resource: eni, Context: roleENI},                                                                     // no keys: every tag
 		testenv.Authorization{Action: "ec2:ModifyNetworkInterfaceAttribute", Resource: eni, Context: roleENI},                                                // not yet (overlay)
 	)
-	// The controller moves no secondary private IP yet.
+	// The controller's statements are of its account and region.
 	foreignFor[testenv.CallerController] = append(foreignFor[testenv.CallerController],
-		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni, Context: roleENI})
+		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: "arn:aws:ec2:eu-west-1:123456789012:network-interface/eni-0123456789abcdef0", Context: roleENI})
 }
 
 // foreign are requests eipclaim never sends, which every shipped policy
@@ -163,10 +167,12 @@ var foreign = []testenv.Authorization{
 	{Action: "ec2:StopInstances", Resource: instance},                                                           // an instance without tags
 	{Action: "ec2:StopInstances", Resource: instance, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}}, // an instance of no role
 	{Action: "ec2:StartInstances", Resource: instance, Context: roleTagged},
-	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT"}, []string{"A"}, []string{"db.example.internal"})},                               // an A record
-	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"DELETE"}, []string{"CNAME"}, []string{"db.example.internal"})},                           // a DELETE
-	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT", "DELETE"}, []string{"CNAME"}, []string{"db.example.internal"})},                 // a DELETE in a batch of UPSERTs
-	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT"}, []string{"CNAME", "NS"}, []string{"example.internal", "db.example.internal"})}, // NS at the apex
+	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT"}, []string{"AAAA"}, []string{"db.example.internal"})}, // an AAAA record
+	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT"}, []string{"CNAME", "A"}, []string{"db.example.internal", "x.example.internal"})}, // both types in one batch
+	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"DELETE"}, []string{"A"}, []string{"db.example.internal"})},                                // a DELETE of an A record
+	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"DELETE"}, []string{"CNAME"}, []string{"db.example.internal"})},                            // a DELETE
+	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT", "DELETE"}, []string{"CNAME"}, []string{"db.example.internal"})},                  // a DELETE in a batch of UPSERTs
+	{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: change([]string{"UPSERT"}, []string{"CNAME", "NS"}, []string{"example.internal", "db.example.internal"})},  // NS at the apex
 	{Action: "route53:DeleteHostedZone", Resource: roleZone},
 	{Action: "s3:GetObject", Resource: otherObj},    // another object of the bucket
 	{Action: "s3:PutObject", Resource: configObj},   // the configuration object
@@ -184,6 +190,7 @@ var foreignFor = map[testenv.Caller][]testenv.Authorization{
 	// The controller's zones are its parameters: a change elsewhere.
 	testenv.CallerController: {
 		{Action: "route53:ChangeResourceRecordSets", Resource: otherZone, Context: cnameUpsert},
+		{Action: "route53:ChangeResourceRecordSets", Resource: otherZone, Context: aUpsert},
 		{Action: "route53:ListResourceRecordSets", Resource: otherZone},
 	},
 	// A client off EC2 touches no EC2 and no DNS.
@@ -193,6 +200,7 @@ var foreignFor = map[testenv.Caller][]testenv.Authorization{
 		{Action: "ec2:StopInstances", Resource: instance, Context: roleTagged},
 		{Action: "ec2:CreateTags", Resource: eip, Context: tags(claim.TagsWritten...)},
 		{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: cnameUpsert},
+		{Action: "route53:ChangeResourceRecordSets", Resource: roleZone, Context: aUpsert},
 		{Action: "autoscaling:CompleteLifecycleAction", Resource: asg},
 	},
 }

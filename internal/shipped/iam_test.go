@@ -2,6 +2,7 @@ package shipped
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -105,13 +106,15 @@ func TestIAMPolicyActions(t *testing.T) {
 			}
 			// An action may be in two statements on different resources
 			// (ec2:CreateTags on EIPs and on interfaces, each with its
-			// own keys), never twice on one.
+			// own keys), or on one with other conditions (Route 53's
+			// CNAMEs and A records), never twice alike.
 			for _, r := range s.Resource {
-				if slices.Contains(resourcesOf[a], r) {
+				key := r + " " + fmt.Sprint(s.Condition)
+				if slices.Contains(resourcesOf[a], key) {
 					t.Errorf("statement %s: action %q granted twice on %s", s.Sid, a, r)
 				}
+				resourcesOf[a] = append(resourcesOf[a], key)
 			}
-			resourcesOf[a] = append(resourcesOf[a], s.Resource...)
 			inPolicy[a] = true
 		}
 	}
@@ -261,6 +264,16 @@ func TestIAMPolicyConditions(t *testing.T) {
 		}
 		if !slices.Equal(s.Resource, stringOrList{"arn:aws:route53:::hostedzone/*"}) {
 			t.Errorf("Resource %q, want hosted zones", s.Resource)
+		}
+	})
+	t.Run("A records apart: only UPSERT of A, in a statement of its own", func(t *testing.T) {
+		s := sid("UpsertRolePrivateARecords")
+		c := s.Condition["ForAllValues:StringEquals"]
+		if !slices.Equal(s.Action, stringOrList{"route53:ChangeResourceRecordSets"}) || !slices.Equal(s.Resource, stringOrList{"arn:aws:route53:::hostedzone/*"}) {
+			t.Errorf("Action %q on %q, want route53:ChangeResourceRecordSets on hosted zones", s.Action, s.Resource)
+		}
+		if !slices.Equal(c["route53:ChangeResourceRecordSetsRecordTypes"], stringOrList{"A"}) || !slices.Equal(c["route53:ChangeResourceRecordSetsActions"], stringOrList{"UPSERT"}) {
+			t.Errorf("Condition %v, want record types [A], actions [UPSERT]", c)
 		}
 	})
 	t.Run("describe actions on *", func(t *testing.T) {
