@@ -80,7 +80,7 @@ func (m memIMDS) Metadata(_ context.Context, path string) (string, error) {
 }
 
 var twoENIs = memIMDS{
-	"network/interfaces/macs/":                                "0e:00:00:00:00:01/\n0e:00:00:00:00:02/",
+	"network/interfaces/macs/":                               "0e:00:00:00:00:01/\n0e:00:00:00:00:02/",
 	"network/interfaces/macs/0e:00:00:00:00:01/interface-id": "eni-0000000000000aaaa",
 	"network/interfaces/macs/0e:00:00:00:00:02/interface-id": "eni-0000000000000bbbb",
 }
@@ -204,7 +204,7 @@ func TestStepLocalInterface(t *testing.T) {
 	}
 	m := newMemLocal()
 	imds := memIMDS{
-		"network/interfaces/macs/":                                "0e:00:00:00:00:01/\n0e:00:00:00:00:02/",
+		"network/interfaces/macs/":                               "0e:00:00:00:00:01/\n0e:00:00:00:00:02/",
 		"network/interfaces/macs/0e:00:00:00:00:01/interface-id": "eni-0000000000000aaaa",
 		"network/interfaces/macs/0e:00:00:00:00:02/interface-id": self.ENI,
 	}
