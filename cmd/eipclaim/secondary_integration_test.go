@@ -11,15 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // TestPrivateAddressCommands: a role with only private_address, end to
 // end through the commands: check asks its calls, the claim assigns the
 // address to this instance's interface (and the instance metadata's
-// local-ipv4s shows it), status shows it, watch refuses the role (exit 2:
-// not yet), release unassigns it (and the metadata no longer shows it).
+// local-ipv4s shows it), status shows it, release unassigns it (and the
+// metadata no longer shows it). (watch_secondary_integration_test.go
+// watches it.)
 func TestPrivateAddressCommands(t *testing.T) {
 	moto := testenv.SharedMoto(t)
 	for _, kv := range moto.Env() {
@@ -83,11 +83,6 @@ func TestPrivateAddressCommands(t *testing.T) {
 		}
 	}
 	checkSnakeCase(t, out)
-
-	_, errs, code = eipclaim(t, "watch", "--timeout", "60s")
-	if code != exitcode.Usage || !strings.Contains(errs, "eipclaim watch does not move a secondary private IP yet") {
-		t.Errorf("watch of a private_address role: exit %d, want 2 saying not yet\n%s", code, errs)
-	}
 
 	out, errs, code = eipclaim(t, "release", "--dry-run", "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "would release the private address "+addr) {
