@@ -37,6 +37,18 @@
 // lossConfirm's delays; one read that shows it here keeps this instance
 // holder. IMDS alone never demotes: an answer that does not list the EIP
 // makes the look read EC2.
+//
+// A role with a secondary private IP (private_address) and no EIP is
+// watched the same way, the address in place of the EIP: IMDS lists it
+// among the interface's local-ipv4s, EC2 is read by the address
+// (DescribeNetworkInterfaces: Looker.Secondary, seen as an Address by
+// claim.SecondaryStatus.AsAddress), the standby probes the holder
+// interface's primary private IP (what the claim engine probes when it
+// re-judges), and decide.Standby decides as for an EIP. A role with both
+// is watched through its EIP, which leads; the step moves both, and the
+// holder's truth check claims the private address again. With
+// local_interface, a watcher entering standby takes the address off the
+// local interface (Local) before on_standby.
 package watch
 
 import (
@@ -264,7 +276,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.stateEvery = stateChecks
 	}
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
-	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
+	w.Log.Info("watching", "private_address", w.Spec.PrivateAddress, "local_interface", w.Spec.LocalInterface, "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
 		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck,
 		"truth_check_as_holder", (time.Duration(w.RepairEvery) * w.Settings.Interval).String(),
 		"truth_check_as_standby", (time.Duration(w.standbyEvery) * w.Settings.Interval).String())
