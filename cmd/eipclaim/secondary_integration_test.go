@@ -96,3 +96,64 @@ func TestPrivateAddressCommands(t *testing.T) {
 		t.Errorf("local-ipv4s after the release %q, want the primary alone", got)
 	}
 }
+
+// TestPrivateAddressLocalInterfaceFails: a claim whose address cannot be
+// put on the local interface (here: local_interface lo, and the loopback
+// VPC's address is one localaddr refuses, before any netlink call) keeps
+// its claim and exits 5, its outcome saying why (--json local_interface);
+// a release whose removal fails exits 1, the address released in EC2.
+func TestPrivateAddressLocalInterfaceFails(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("EIPCLAIM_ROLE", "")
+	t.Setenv("EIPCLAIM_CONFIG", "")
+	tw := testenv.NewTestWorld(t, moto.Config())
+	is, err := tw.World.NewLoopbackInstances(t.Context(), "127.0.1.84")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := is[0]
+	if _, err := tw.EC2.CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{self.ENI}, Tags: []types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		t.Fatal(err)
+	}
+	const addr = "127.0.1.221"
+	md := tw.IMDSFor(self, "role: db\nroles:\n  db:\n    private_address: "+addr+"\n    local_interface: lo\n")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
+	holds := func() bool {
+		out, err := tw.EC2.DescribeNetworkInterfaces(t.Context(), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{self.ENI}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range out.NetworkInterfaces[0].PrivateIpAddresses {
+			if aws.ToString(p.PrivateIpAddress) == addr {
+				return true
+			}
+		}
+		return false
+	}
+
+	out, errs, code := eipclaim(t, "--json", "--timeout", "60s")
+	if code != 5 || !strings.Contains(errs, "the private address is not on the local interface") {
+		t.Errorf("claim: exit %d, want 5 naming the local interface\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{`"action": "claimed"`, `"local_interface": {`, `"op": "ensure"`, `"name": "lo"`, `"address": "` + addr + `"`, `"changed": false`, `a loopback address`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("claim --json lacks %s:\n%s", want, out)
+		}
+	}
+	checkSnakeCase(t, out)
+	if !holds() {
+		t.Errorf("%s does not hold %s: the local failure undid the claim", self.ENI, addr)
+	}
+
+	out, errs, code = eipclaim(t, "release", "--timeout", "60s")
+	if code != 1 || !strings.Contains(out, "released the private address "+addr) || !strings.Contains(out, "could not be removed from lo") {
+		t.Errorf("release: exit %d, want 1 saying it released the address and could not take it off lo\n%s\n%s", code, out, errs)
+	}
+	if holds() {
+		t.Errorf("%s still holds %s after the release", self.ENI, addr)
+	}
+}
