@@ -164,3 +164,26 @@ func localValue(t *testing.T, m *Metrics, op, result string) float64 {
 	}
 	return 0
 }
+
+// TestUnitEIPAndPrivateAddress: a role with an EIP and a private address
+// is watched through its EIP, which leads: DescribeAddresses and IMDS's
+// public-ipv4s, never a read of the address; the step (which moves both)
+// runs on the EIP's failure, and both hooks get EIPCLAIM_PRIVATE_ADDRESS.
+func TestUnitEIPAndPrivateAddress(t *testing.T) {
+	wd := newWorld(t, holderB, 8)
+	wd.at[3] = func(w *world) { w.down[holderB] = true }
+	r := newRig(t, wd, &config.Role{AllocationID: alloc, PrivateAddress: privAddr, HealthCheck: hc5432}, config.WatchSettings{Fall: 2})
+	r.w.standbyEvery = 0
+	r.run(t)
+	r.wantSteps(t, 4)
+	if n, m := wd.count("secondary"), wd.count("addresses"); n != 0 || m != 2 {
+		t.Errorf("%d reads of the private address, %d of the EIP; want 0 and 2 (start, fall): %v", n, m, wd.calls)
+	}
+	if len(r.hooks.envs) != 2 || r.hooks.envs[0].PrivateAddress != privAddr || r.hooks.envs[1].PrivateAddress != privAddr || r.hooks.envs[1].PublicIP != "203.0.113.10" {
+		t.Errorf("hooks %+v: want on_standby then on_holder, both with the private address and the EIP", r.hooks.envs)
+	}
+	if r.w.seen.AllocationID != alloc || r.w.seen.PublicIP != "203.0.113.10" || !r.w.imdsSaw {
+		t.Errorf("the holder follows %+v (IMDS saw it: %v), want the EIP through public-ipv4s", r.w.seen, r.w.imdsSaw)
+	}
+	r.wantState(t, StateHolder)
+}
