@@ -62,6 +62,9 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	for _, p := range o.EpochProblems {
 		fmt.Fprintf(stdout, "%s: WARNING: %s (the epoch is now %d: if a service fences writes by epoch, make sure it counts above every epoch that service has accepted)\n", o.Role, p, o.Epoch)
 	}
+	if o.LocalInterface != nil {
+		fmt.Fprintf(stdout, "%s: %s\n", o.Role, o.LocalInterface)
+	}
 	if o.Hook != nil {
 		fmt.Fprintf(stdout, "%s: on_holder %s: %s (%s)\n", o.Role, o.Hook.Command, o.Hook.Result, o.Hook.Took)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/eipclaim/eipclaim/internal/failover"
 )
 
 func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) (err error) {
@@ -31,6 +33,15 @@ func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr i
 			return fmt.Errorf("release the private address of role %s: %w", s.role, err)
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
+	}
+	if spec.LocalInterface != "" && !*dryRun {
+		// Released (or another's): this instance no longer answers for it.
+		if run := s.local().Remove(ctx, s.role, spec, failover.RoleAddress(spec)); run != nil {
+			fmt.Fprintf(stdout, "%s: %s\n", s.role, run)
+			if run.Error != "" {
+				return fmt.Errorf("release role %s: %s", s.role, run)
+			}
+		}
 	}
 	return nil
 }

@@ -11,15 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // TestPrivateAddressCommands: a role with only private_address, end to
 // end through the commands: check asks its calls, the claim assigns the
 // address to this instance's interface (and the instance metadata's
-// local-ipv4s shows it), status shows it, watch refuses the role (exit 2:
-// not yet), release unassigns it (and the metadata no longer shows it).
+// local-ipv4s shows it), status shows it, release unassigns it (and the
+// metadata no longer shows it). (watch_secondary_integration_test.go
+// watches it.)
 func TestPrivateAddressCommands(t *testing.T) {
 	moto := testenv.SharedMoto(t)
 	for _, kv := range moto.Env() {
@@ -84,11 +84,6 @@ func TestPrivateAddressCommands(t *testing.T) {
 	}
 	checkSnakeCase(t, out)
 
-	_, errs, code = eipclaim(t, "watch", "--timeout", "60s")
-	if code != exitcode.Usage || !strings.Contains(errs, "eipclaim watch does not move a secondary private IP yet") {
-		t.Errorf("watch of a private_address role: exit %d, want 2 saying not yet\n%s", code, errs)
-	}
-
 	out, errs, code = eipclaim(t, "release", "--dry-run", "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "would release the private address "+addr) {
 		t.Errorf("release --dry-run: exit %d\n%s\n%s", code, out, errs)
@@ -99,5 +94,66 @@ func TestPrivateAddressCommands(t *testing.T) {
 	}
 	if got := localIPv4s(); got != self.PrivateIP {
 		t.Errorf("local-ipv4s after the release %q, want the primary alone", got)
+	}
+}
+
+// TestPrivateAddressLocalInterfaceFails: a claim whose address cannot be
+// put on the local interface (here: local_interface lo, and the loopback
+// VPC's address is one localaddr refuses, before any netlink call) keeps
+// its claim and exits 5, its outcome saying why (--json local_interface);
+// a release whose removal fails exits 1, the address released in EC2.
+func TestPrivateAddressLocalInterfaceFails(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("EIPCLAIM_ROLE", "")
+	t.Setenv("EIPCLAIM_CONFIG", "")
+	tw := testenv.NewTestWorld(t, moto.Config())
+	is, err := tw.World.NewLoopbackInstances(t.Context(), "127.0.1.84")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := is[0]
+	if _, err := tw.EC2.CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{self.ENI}, Tags: []types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		t.Fatal(err)
+	}
+	const addr = "127.0.1.221"
+	md := tw.IMDSFor(self, "role: db\nroles:\n  db:\n    private_address: "+addr+"\n    local_interface: lo\n")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", md.Endpoint)
+	holds := func() bool {
+		out, err := tw.EC2.DescribeNetworkInterfaces(t.Context(), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{self.ENI}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range out.NetworkInterfaces[0].PrivateIpAddresses {
+			if aws.ToString(p.PrivateIpAddress) == addr {
+				return true
+			}
+		}
+		return false
+	}
+
+	out, errs, code := eipclaim(t, "--json", "--timeout", "60s")
+	if code != 5 || !strings.Contains(errs, "the private address is not on the local interface") {
+		t.Errorf("claim: exit %d, want 5 naming the local interface\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{`"action": "claimed"`, `"local_interface": {`, `"op": "ensure"`, `"name": "lo"`, `"address": "` + addr + `"`, `"changed": false`, `a loopback address`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("claim --json lacks %s:\n%s", want, out)
+		}
+	}
+	checkSnakeCase(t, out)
+	if !holds() {
+		t.Errorf("%s does not hold %s: the local failure undid the claim", self.ENI, addr)
+	}
+
+	out, errs, code = eipclaim(t, "release", "--timeout", "60s")
+	if code != 1 || !strings.Contains(out, "released the private address "+addr) || !strings.Contains(out, "could not be removed from lo") {
+		t.Errorf("release: exit %d, want 1 saying it released the address and could not take it off lo\n%s\n%s", code, out, errs)
+	}
+	if holds() {
+		t.Errorf("%s still holds %s after the release", self.ENI, addr)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/failover"
 	"github.com/eipclaim/eipclaim/internal/imds"
+	"github.com/eipclaim/eipclaim/internal/localaddr"
 	"github.com/eipclaim/eipclaim/internal/publish"
 	"github.com/eipclaim/eipclaim/internal/retry"
 	"github.com/eipclaim/eipclaim/internal/source"
@@ -173,7 +174,17 @@ func (s *session) engine() *claim.Engine {
 
 // step returns the failover step for this instance.
 func (s *session) step() *failover.Step {
-	return &failover.Step{Engine: s.engine(), Region: s.aws.Region, Log: s.log}
+	return &failover.Step{Engine: s.engine(), Region: s.aws.Region, Log: s.log, Local: s.local()}
+}
+
+// local is the wiring of local_interface: the host's interfaces, found
+// by MAC through this instance's IMDS.
+func (s *session) local() *failover.Local {
+	l := &failover.Local{Addr: localaddr.Host(), Log: s.log}
+	if s.imds != nil {
+		l.IMDS = s.imds
+	}
+	return l
 }
 
 // publishers returns the publishers of a role's dns: block, and the role
@@ -207,6 +218,11 @@ func (s *session) spec() (*config.Role, error) {
 	r, err := s.cfg.Lookup(s.role)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, err)
+	}
+	if r.LocalInterface != "" {
+		if err := localaddr.Supported(); err != nil {
+			return nil, fmt.Errorf("role %s: local_interface %s: %w", s.role, r.LocalInterface, err)
+		}
 	}
 	return r, nil
 }

@@ -53,9 +53,6 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		if spec.Pool != nil {
 			return usageError("role %s has a pool: eipclaim watch needs a role with one EIP (allocation_id or public_ip)", s.role)
 		}
-		if spec.PrivateAddress != "" {
-			return usageError("role %s has private_address: eipclaim watch does not move a secondary private IP yet; claim it with `eipclaim --role %s` (eipclaim claim) until watch does", s.role, s.role)
-		}
 		// One watcher per role on an instance: a second would run the
 		// hooks too.
 		release, err := watch.Lock(watch.RuntimeDir(getenv), s.role, s.instanceID)
@@ -83,9 +80,13 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		if err := publish.CheckLocal(pubs); err != nil {
 			return fmt.Errorf("role %s: %w", s.role, err)
 		}
+		local := s.local()
+		local.Observe = m.LocalRun(s.role)
+		step := s.step()
+		step.Local = local
 		w := &watch.Watcher{
 			Role: s.role, Spec: spec, Settings: settings, InstanceID: s.instanceID,
-			Engine: s.engine(), Step: s.step(), Publishers: pubs, Hooks: hooks, IMDS: s.imds,
+			Engine: s.engine(), Step: step, Publishers: pubs, Hooks: hooks, IMDS: s.imds, Local: local,
 			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery, TruthEvery: testTruthEvery,
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {

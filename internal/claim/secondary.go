@@ -718,8 +718,28 @@ type SecondaryStatus struct {
 	HolderIP string `json:"private_ip,omitempty"` // the holder interface's primary private IP
 	// Epoch is the role's epoch tag on the holder's interface (or the
 	// greatest left on a released one), as stored.
-	Epoch  string  `json:"epoch,omitempty"`
-	Health *Health `json:"health,omitempty"`
+	Epoch string `json:"epoch,omitempty"`
+	// ClaimedAt is the holder interface's claimed-at tag, when its holder
+	// tag names the holder (as written by its claim), "" otherwise.
+	ClaimedAt string  `json:"claimed_at,omitempty"`
+	Health    *Health `json:"health,omitempty"`
+}
+
+// AsAddress is the secondary private IP seen as an EIP's Address, for the
+// watcher, which follows either the same way: the holder and its
+// interface; PrivateIP the interface's primary private IP (the target of
+// the holder's health_check, as an EIP's); AssociationID the interface
+// (the failed looks count against one holder interface); the audit tags
+// under the EIP's keys. It has no AllocationID nor PublicIP.
+func (s *SecondaryStatus) AsAddress() Address {
+	a := Address{ENI: s.ENI, AssociationID: s.ENI, PrivateIP: s.HolderIP, Holder: s.Holder, Health: s.Health, Tags: map[string]string{}}
+	if s.Epoch != "" {
+		a.Tags[TagEpoch] = s.Epoch
+	}
+	if s.ClaimedAt != "" {
+		a.Tags[TagHolder], a.Tags[TagClaimedAt] = s.Holder, s.ClaimedAt
+	}
+	return a
 }
 
 // Free reports whether no interface has the address.
@@ -738,7 +758,11 @@ func (e *Engine) Secondary(ctx context.Context, role string, spec *config.Role, 
 		return nil, err
 	}
 	out := &SecondaryStatus{Address: spec.PrivateAddress, ENI: st.holderENI, Holder: st.holder, HolderIP: st.holderIP}
-	if t := st.taggedOf(st.holderENI); st.holderENI != "" && t.epoch != "" {
+	t := st.taggedOf(st.holderENI)
+	if st.holderENI != "" && t.holder == st.holder && st.holder != "" {
+		out.ClaimedAt = t.claimedAt
+	}
+	if st.holderENI != "" && t.epoch != "" {
 		out.Epoch = t.epoch // the holder's own tag
 	} else {
 		best := int64(-1)

@@ -72,7 +72,13 @@ type Role struct {
 	// interface carries (AssignPrivateIpAddresses), moved between the
 	// holders' interfaces within one subnet: instead of an EIP, or beside
 	// one.
-	PrivateAddress string      `yaml:"private_address"`
+	PrivateAddress string `yaml:"private_address"`
+	// LocalInterface, when set, puts the role's private address on a
+	// local interface of the holder (Linux, netlink) and takes it off a
+	// deposed holder: LocalInterfaceAuto (the interface whose MAC is the
+	// ENI's), or an interface's name. Unset: the hooks do it
+	// (EIPCLAIM_PRIVATE_ADDRESS).
+	LocalInterface string      `yaml:"local_interface"`
 	Interface      Interface   `yaml:"interface"` // eni-… or a device index
 	Takeover       Takeover    `yaml:"takeover"`
 	HealthCheck    HealthCheck `yaml:"health_check"` // tcp:PORT
@@ -196,6 +202,17 @@ func (r *Role) Route53Record() string {
 	}
 	return "A"
 }
+
+// HasPrivateAddress reports whether the role moves a private address
+// (private_address), the one a local interface can carry
+// (local_interface).
+func (r *Role) HasPrivateAddress() bool {
+	return r.PrivateAddress != ""
+}
+
+// LocalInterfaceAuto is local_interface's value that finds the interface
+// by the MAC of the ENI that carries the address.
+const LocalInterfaceAuto = "auto"
 
 // EffectiveTakeover returns the role's policy, if-holder-down when unset.
 func (r *Role) EffectiveTakeover() Takeover {

@@ -417,3 +417,41 @@ func TestParsePrivateAddress(t *testing.T) {
 		})
 	}
 }
+
+func TestParseLocalInterface(t *testing.T) {
+	for _, v := range []string{"auto", "eth1", "ens5", "bond0.100"} {
+		doc := "roles:\n  db:\n    private_address: 10.0.1.50\n    local_interface: " + v + "\n"
+		c, err := Parse([]byte(doc), "test")
+		if err != nil {
+			t.Errorf("Parse(local_interface: %s): %v", v, err)
+			continue
+		}
+		if got := c.Roles["db"].LocalInterface; got != v {
+			t.Errorf("local_interface = %q, want %q", got, v)
+		}
+	}
+	bad := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"no private address", "roles:\n  db:\n    public_ip: 203.0.113.3\n    local_interface: auto\n",
+			[]string{`roles.db.local_interface "auto" (line 4): the role has no private address`, "set private_address, or remove local_interface"}},
+		{"too long", "roles:\n  db:\n    private_address: 10.0.1.50\n    local_interface: abcdefghijklmnop\n",
+			[]string{`roles.db.local_interface "abcdefghijklmnop" (line 4): want auto`}},
+		{"slash", "roles:\n  db:\n    private_address: 10.0.1.50\n    local_interface: eth/1\n", []string{`roles.db.local_interface "eth/1"`}},
+		{"alias", "roles:\n  db:\n    private_address: 10.0.1.50\n    local_interface: 'eth0:1'\n", []string{`roles.db.local_interface "eth0:1"`}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc), "test")
+			if err == nil {
+				t.Fatalf("Parse: no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}

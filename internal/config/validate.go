@@ -214,6 +214,7 @@ func (v *validator) role(path, name string, r *Role) {
 		}
 	}
 	v.privateAddress(path, r)
+	v.localInterface(path, r)
 	if r.Interface.bad != "" {
 		v.add(path+".interface", r.Interface.bad, interfaceRule)
 	}
@@ -448,6 +449,26 @@ func (v *validator) fence(path string, r *Role) {
 		v.add(path+".fence_timeout", r.FenceTimeout.String(), "it bounds a fence, and fence is not stop: set fence: stop, or remove fence_timeout")
 	case r.Fence == FenceStop && r.Pool != nil:
 		v.add(path+".fence", string(r.Fence), "a pool's EIPs are claimed only when free, never taken from a holder: remove fence")
+	}
+}
+
+// localInterface checks local_interface: auto or an interface's name
+// (Linux: 1 to 15 characters, no slash, colon or white space), on a role
+// with a private address. That the OS can do it is checked at start
+// (localaddr.Supported), not here: a configuration is valid anywhere.
+func (v *validator) localInterface(path string, r *Role) {
+	n := r.LocalInterface
+	if n == "" {
+		return
+	}
+	if !r.HasPrivateAddress() {
+		v.add(path+".local_interface", n, "the role has no private address to put on a local interface: set private_address, or remove local_interface")
+	}
+	if n == LocalInterfaceAuto {
+		return
+	}
+	if len(n) > 15 || n == "." || n == ".." || strings.ContainsAny(n, "/: \t\n") {
+		v.add(path+".local_interface", n, "want auto (the interface of the ENI that carries the address) or an interface's name such as eth1 (at most 15 characters, no slash, colon or space)")
 	}
 }
 

@@ -6,6 +6,7 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,11 @@ type Step struct {
 	// rerun cannot disagree.)
 	Region string
 	Log    *slog.Logger
+	// Local, when set, puts the role's private address on the local
+	// interface its local_interface names, once the address is this
+	// instance's (claimed, or already held), before the on_holder hook.
+	// nil: the hooks do it (EIPCLAIM_PRIVATE_ADDRESS).
+	Local *Local
 }
 
 // Request is one run of the step for one role.
@@ -87,6 +93,10 @@ type Outcome struct {
 	PrivateAddressAction string           `json:"private_address_action,omitempty"`
 	DryRun               bool             `json:"dry_run,omitempty"`
 	Published            []publish.Result `json:"published,omitempty"`
+	// LocalInterface is the addition of the private address to the local
+	// interface (local_interface), made before the hook; nil when the
+	// role has no local_interface.
+	LocalInterface *LocalRun `json:"local_interface,omitempty"`
 	// Hook is the run of the on_holder hook, when one is configured.
 	Hook *HookRun `json:"hook,omitempty"`
 	// Fence is the previous holder's fence before the move (fence: stop):
@@ -177,6 +187,13 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	previous := o.PreviousHolder
 	if previous == "" {
 		previous = req.PreviousHolder
+	}
+	// The address is this instance's in EC2: the kernel must answer for
+	// it before the service is promoted. A failure is the step's (exit
+	// 5), not the claim's.
+	o.LocalInterface = s.Local.Ensure(hctx, req.Role, req.Spec, cmp.Or(f.PrivateAddressENI, f.ENI), f.Private())
+	if lerr := localError(req.Role, f.InstanceID, o.LocalInterface); lerr != nil {
+		err = errors.Join(err, lerr)
 	}
 	if req.Hooks != nil {
 		o.Hook = req.Hooks.Run(hctx, HookEnv{

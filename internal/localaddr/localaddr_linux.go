@@ -223,3 +223,6 @@ func nameList(names []string) string {
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }
+
+// Supported returns nil: Linux puts addresses on local interfaces.
+func Supported() error { return nil }

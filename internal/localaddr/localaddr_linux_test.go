@@ -383,3 +383,10 @@ func TestHostByMAC(t *testing.T) {
 	}
 	t.Skip("no interface of this machine has a MAC of its own")
 }
+
+// TestSupported: Linux puts addresses on local interfaces.
+func TestSupported(t *testing.T) {
+	if err := Supported(); err != nil {
+		t.Errorf("Supported = %v, want nil on Linux", err)
+	}
+}

@@ -46,3 +46,7 @@ func unsupported(iface string, addr netip.Addr) error {
 	}
 	return ErrUnsupported
 }
+
+// Supported returns ErrUnsupported: only Linux puts addresses on local
+// interfaces (a configuration that asks for it is refused at start).
+func Supported() error { return ErrUnsupported }

@@ -25,6 +25,9 @@ func TestUnsupported(t *testing.T) {
 	if _, err := ns.ByMAC(t.Context(), "0e:1f:2a:3b:4c:5d"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("ByMAC = %v, want ErrUnsupported", err)
 	}
+	if err := Supported(); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Supported = %v, want ErrUnsupported (local_interface refused at start)", err)
+	}
 	if code := exitcode.Of(ErrUnsupported); code != exitcode.Usage {
 		t.Errorf("ErrUnsupported: exit code %d, want %d", code, exitcode.Usage)
 	}

@@ -38,6 +38,7 @@ type Metrics struct {
 	holderStopped *prometheus.GaugeVec
 	changed       *prometheus.GaugeVec
 	refusals      *prometheus.CounterVec
+	local         *prometheus.CounterVec
 }
 
 // NewMetrics registers the watcher's metrics in a registry of their own.
@@ -72,9 +73,11 @@ func NewMetrics() *Metrics {
 			Help: "1 when the configuration on disk differs from the one the watcher runs with (restart it to apply it), else 0."}, []string{"role"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_takeover_refused_total",
 			Help: "Looks at which the holder had failed fall looks but this standby did not take over, by reason: hold_down (the holder is new), imds (this instance's IMDS does not answer), ec2_api (the EC2 API does not answer it), cut_off (its every probe fails)."}, []string{"role", "reason"}),
+		local: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eipclaim_local_interface_total",
+			Help: "Operations on the local interface (local_interface) by op (ensure: the private address put on it; remove: taken off) and result (ok, failed)."}, []string{"role", "op", "result"}),
 	}
 	m.Registry.MustRegister(m.state, m.epoch, m.takeovers, m.losses, m.hooks, m.requests, m.looks, m.probes, m.lastLook,
-		m.epochInvalid, m.tableDrops, m.holderStopped, m.changed, m.refusals)
+		m.epochInvalid, m.tableDrops, m.holderStopped, m.changed, m.refusals, m.local)
 	return m
 }
 
@@ -200,6 +203,16 @@ func (m *Metrics) HookRun(role string) func(event, result string) {
 	return func(event, result string) {
 		if m != nil {
 			m.hooks.WithLabelValues(role, event, result).Inc()
+		}
+	}
+}
+
+// LocalRun counts an operation on the local interface:
+// failover.Local.Observe.
+func (m *Metrics) LocalRun(role string) func(op, result string) {
+	return func(op, result string) {
+		if m != nil {
+			m.local.WithLabelValues(role, op, result).Inc()
 		}
 	}
 }

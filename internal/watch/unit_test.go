@@ -105,6 +105,39 @@ func (w *world) address(holder string) claim.Address {
 	return a
 }
 
+// privAddr is the private address of the tests' roles that have one.
+const privAddr = "10.0.1.50"
+
+// Secondary answers a read of the role's private address from the same
+// world: its holder's interface eni-<holder>, whose primary private IP
+// is the holder's (10.0.1.<length of its id>).
+func (w *world) Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*claim.SecondaryStatus, error) {
+	w.looks++
+	w.calls = append(w.calls, "secondary")
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if withHealth || spec.PrivateAddress != privAddr || spec.HasEIP() || role != "db" {
+		w.t.Errorf("Secondary(%s, %+v, withHealth %v): want the role's private address of a role without EIP, without health", role, spec, withHealth)
+	}
+	if w.apiDown > 0 {
+		w.apiDown--
+		return nil, errors.New("api error RequestLimitExceeded: Request limit exceeded")
+	}
+	h := w.holder
+	if len(w.stale) > 0 {
+		h, w.stale = w.stale[0], w.stale[1:]
+	}
+	st := &claim.SecondaryStatus{Address: privAddr, Epoch: w.tags[claim.TagEpoch]}
+	if h != "" {
+		st.Holder, st.ENI, st.HolderIP = h, "eni-"+h, "10.0.1."+strconv.Itoa(len(h))
+		if w.tags[claim.TagHolder] == h {
+			st.ClaimedAt = w.tags[claim.TagClaimedAt]
+		}
+	}
+	return st, nil
+}
+
 func (w *world) Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]claim.Address, error) {
 	w.looks++
 	w.calls = append(w.calls, "addresses")
@@ -188,6 +221,13 @@ func (w *world) Metadata(ctx context.Context, path string) (string, error) {
 		return macEIP + "/\n" + macOther + "/", nil
 	case "network/interfaces/macs/" + macOther + "/public-ipv4s":
 		return "198.51.100.7", nil
+	case "network/interfaces/macs/" + macOther + "/local-ipv4s":
+		return "10.0.3.7", nil
+	case "network/interfaces/macs/" + macEIP + "/local-ipv4s":
+		if (w.holder == self || w.imdsStale) && !w.imdsCanned {
+			return "10.0.1.19\n" + privAddr, nil
+		}
+		return "10.0.1.19", nil
 	case "network/interfaces/macs/" + macEIP + "/public-ipv4s":
 		if (w.holder == self || w.imdsStale) && !w.imdsCanned {
 			return "203.0.113.10", nil
@@ -269,6 +309,12 @@ func (s *memStep) Run(ctx context.Context, req failover.Request) (*failover.Outc
 		return s.repair(&failover.Outcome{Role: req.Role, Action: "already held", AllocationID: alloc, InstanceID: self})
 	}
 	o := &failover.Outcome{Role: req.Role, Action: "already held", AllocationID: alloc, PublicIP: "203.0.113.10", InstanceID: self}
+	if req.Spec.PrivateAddress != "" {
+		o.PrivateAddress, o.PrivateAddressENI, o.ENI = privAddr, "eni-"+self, "eni-"+self
+		if !req.Spec.HasEIP() {
+			o.AllocationID, o.PublicIP = "", ""
+		}
+	}
 	if s.w.holder != self {
 		o.Action, o.PreviousHolder = "taken over", s.w.holder
 		if s.w.holder == "" {
@@ -279,8 +325,8 @@ func (s *memStep) Run(ctx context.Context, req failover.Request) (*failover.Outc
 	o.Epoch, _ = strconv.ParseInt(s.w.tags[claim.TagEpoch], 10, 64)
 	o.AssociationID = s.w.assoc
 	if req.Hooks != nil {
-		o.Hook = req.Hooks.Run(ctx, failover.HookEnv{Event: failover.EventHolder, PublicIP: o.PublicIP, AllocationID: alloc,
-			Epoch: o.Epoch, PreviousHolder: cmpOr(o.PreviousHolder, req.PreviousHolder), Holder: self, Reason: req.Reason})
+		o.Hook = req.Hooks.Run(ctx, failover.HookEnv{Event: failover.EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID,
+			Epoch: o.Epoch, PreviousHolder: cmpOr(o.PreviousHolder, req.PreviousHolder), Holder: self, Reason: req.Reason, PrivateAddress: o.PrivateAddress})
 	}
 	return o, nil
 }
@@ -297,9 +343,14 @@ type memHooks struct {
 	w    *world
 	envs []failover.HookEnv
 	at   []int
+	// onRun, when set, is called at every run (what else holds then).
+	onRun func(env failover.HookEnv)
 }
 
 func (h *memHooks) Run(ctx context.Context, env failover.HookEnv) *failover.HookRun {
+	if h.onRun != nil {
+		h.onRun(env)
+	}
 	h.envs = append(h.envs, env)
 	h.at = append(h.at, h.w.look)
 	return &failover.HookRun{Event: env.Event, Result: "ok"}
@@ -335,7 +386,9 @@ type rig struct {
 // newRig builds a watcher of role db on world, with interval 1s and fall
 // 3 unless settings say otherwise (hold_down: as given, 0 by default).
 func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSettings) *rig {
-	spec.AllocationID = alloc
+	if spec.PrivateAddress == "" {
+		spec.AllocationID = alloc
+	}
 	if settings.Interval == 0 {
 		settings.Interval = time.Second
 	}

@@ -37,6 +37,18 @@
 // lossConfirm's delays; one read that shows it here keeps this instance
 // holder. IMDS alone never demotes: an answer that does not list the EIP
 // makes the look read EC2.
+//
+// A role with a secondary private IP (private_address) and no EIP is
+// watched the same way, the address in place of the EIP: IMDS lists it
+// among the interface's local-ipv4s, EC2 is read by the address
+// (DescribeNetworkInterfaces: Looker.Secondary, seen as an Address by
+// claim.SecondaryStatus.AsAddress), the standby probes the holder
+// interface's primary private IP (what the claim engine probes when it
+// re-judges), and decide.Standby decides as for an EIP. A role with both
+// is watched through its EIP, which leads; the step moves both, and the
+// holder's truth check claims the private address again. With
+// local_interface, a watcher entering standby takes the address off the
+// local interface (Local) before on_standby.
 package watch
 
 import (
@@ -76,9 +88,12 @@ type Notifier interface {
 }
 
 // Looker is what the watcher learns from the EC2 API and the holder's
-// probe; *claim.Engine has it.
+// probe; *claim.Engine has it. Addresses reads the EIP
+// (DescribeAddresses), Secondary a role's secondary private IP
+// (DescribeNetworkInterfaces by the address).
 type Looker interface {
 	Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]claim.Address, error)
+	Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*claim.SecondaryStatus, error)
 	Health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*claim.Health, error)
 	Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string)
 }
@@ -109,6 +124,10 @@ type Watcher struct {
 	// Hooks run on_standby here and on_holder through the step, which
 	// takes the same interface; nil: none.
 	Hooks failover.HookRunner
+	// Local takes the role's private address off the local interface
+	// (local_interface) when this instance enters standby, before
+	// on_standby; the step puts it on. nil: the hooks do it.
+	Local *failover.Local
 	// Clock is the time of the looks, the waits between them and the
 	// hold-down; retry.RealClock when nil.
 	Clock   retry.Clock
@@ -241,7 +260,7 @@ func (w *Watcher) State() string { return w.state }
 // failover.Hooks).
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.Spec.Pool != nil {
-		return errors.New("watch needs a role with allocation_id or public_ip, not a pool")
+		return errors.New("watch needs a role with allocation_id or public_ip, or private_address, not a pool")
 	}
 	if w.RepairEvery <= 0 {
 		w.RepairEvery = everyLooks(cmp.Or(w.TruthEvery, holderCheckEvery), w.Settings.Interval)
@@ -257,7 +276,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.stateEvery = stateChecks
 	}
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
-	w.Log.Info("watching", "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
+	w.Log.Info("watching", "private_address", w.Spec.PrivateAddress, "local_interface", w.Spec.LocalInterface, "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
 		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck,
 		"truth_check_as_holder", (time.Duration(w.RepairEvery) * w.Settings.Interval).String(),
 		"truth_check_as_standby", (time.Duration(w.standbyEvery) * w.Settings.Interval).String())
@@ -377,10 +396,40 @@ type ec2Look struct {
 	probe  *decide.Probe // the standby's probe that failed fall times: decide on this read
 }
 
-// lookEC2 reads the EIP through EC2 (DescribeAddresses) and does what
+// read reads the role's address through EC2: its EIP (DescribeAddresses)
+// when it has one, which leads for a role that has a private address
+// too (the step moves both, and the holder's truth check repairs the
+// private address); else its secondary private IP
+// (DescribeNetworkInterfaces), seen as an EIP's Address (AsAddress).
+func (w *Watcher) read(ctx context.Context) (claim.Address, error) {
+	if !w.Spec.HasEIP() {
+		s, err := w.Engine.Secondary(ctx, w.Role, w.Spec, false)
+		if err != nil {
+			return claim.Address{}, err
+		}
+		return s.AsAddress(), nil
+	}
+	addrs, err := w.Engine.Addresses(ctx, w.Spec, false)
+	if err != nil {
+		return claim.Address{}, err
+	}
+	return addrs[0], nil
+}
+
+// watched is the address the holder's IMDS lists while this instance
+// holds the role (the EIP's public IP, else the private address), and
+// the list of the interface's that has it: public-ipv4s or local-ipv4s.
+func (w *Watcher) watched() (ip, list string) {
+	if w.Spec.HasEIP() {
+		return w.seen.PublicIP, "public-ipv4s"
+	}
+	return w.Spec.PrivateAddress, "local-ipv4s"
+}
+
+// lookEC2 reads the role's address through EC2 (read) and does what
 // follows from it.
 func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
-	addrs, err := w.Engine.Addresses(lctx, w.Spec, false)
+	a, err := w.read(lctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -400,7 +449,6 @@ func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 	}
 	w.apiErrors = 0
 	w.Metrics.look(w.Role, true)
-	a := addrs[0]
 	if w.state == StateHolder && a.Holder != w.InstanceID {
 		if o.imds == imdsGone {
 			w.Log.Info("IMDS no longer lists the EIP on this instance, and EC2 shows it elsewhere or free: the loss is confirmed by both", "seen_holder", a.HolderName())
@@ -483,14 +531,14 @@ const (
 // the EIP's public IP (network/interfaces/macs/MAC/public-ipv4s): first
 // the interface it was last on, else every interface.
 func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
-	ip := w.seen.PublicIP
+	ip, list := w.watched()
 	if w.IMDS == nil || ip == "" {
 		return imdsUnknown
 	}
-	m, err := w.imdsFind(ctx, ip, w.mac)
+	m, err := w.imdsFind(ctx, ip, list, w.mac)
 	if err == nil && m == "" && w.mac != "" {
 		// Not on the interface it was on: look through them all.
-		m, err = w.imdsFind(ctx, ip, "")
+		m, err = w.imdsFind(ctx, ip, list, "")
 	}
 	switch {
 	case err != nil:
@@ -515,33 +563,35 @@ func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
 // read of EC2 confirms at once. Free; an IMDS that does not answer says
 // nothing.
 func (w *Watcher) movedHere(ctx context.Context) bool {
-	if w.IMDS == nil || w.seen.PublicIP == "" {
+	ip, list := w.watched()
+	if w.IMDS == nil || ip == "" {
 		return false
 	}
-	m, err := w.imdsFind(ctx, w.seen.PublicIP, "")
+	m, err := w.imdsFind(ctx, ip, list, "")
 	return err == nil && m != ""
 }
 
-// imdsFind looks for ip among the public addresses IMDS lists for this
-// instance's interfaces (network/interfaces/macs/MAC/public-ipv4s): on mac
-// alone when set, else on every interface. It returns the interface's MAC,
-// "" when IMDS answered without ip.
-func (w *Watcher) imdsFind(ctx context.Context, ip, mac string) (string, error) {
+// imdsFind looks for ip among the addresses IMDS lists for this
+// instance's interfaces (network/interfaces/macs/MAC/LIST: public-ipv4s
+// for an EIP, local-ipv4s for a private address): on mac alone when set,
+// else on every interface. It returns the interface's MAC, "" when IMDS
+// answered without ip.
+func (w *Watcher) imdsFind(ctx context.Context, ip, list, mac string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, imdsTimeout)
 	defer cancel()
 	macs := []string{mac}
 	if mac == "" {
-		list, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/")
+		all, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/")
 		if err != nil {
 			return "", err
 		}
 		macs = nil
-		for m := range strings.FieldsSeq(list) {
+		for m := range strings.FieldsSeq(all) {
 			macs = append(macs, strings.TrimSuffix(m, "/"))
 		}
 	}
 	for _, m := range macs {
-		ips, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/"+m+"/public-ipv4s")
+		ips, err := w.IMDS.Metadata(ctx, "network/interfaces/macs/"+m+"/"+list)
 		if err != nil && !notFound(err) {
 			return "", err
 		}
@@ -586,18 +636,18 @@ func (w *Watcher) confirmLoss(ctx, lctx context.Context, a claim.Address) (claim
 		if !w.wait(lctx, d) {
 			return a, false
 		}
-		addrs, err := w.Engine.Addresses(lctx, w.Spec, false)
+		now, err := w.read(lctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.Log.Warn("could not confirm that this instance lost the EIP; staying holder until a look confirms it", "seen_holder", first, "error", err)
 			}
 			return a, false
 		}
-		if addrs[0].Holder == w.InstanceID {
+		if now.Holder == w.InstanceID {
 			w.Log.Info("a stale read showed the EIP elsewhere (EC2's eventual consistency): a later read shows it here; staying holder", "seen_holder", first, "reads", i+2)
-			return addrs[0], true
+			return now, true
 		}
-		a = addrs[0]
+		a = now
 	}
 	return a, true
 }
@@ -875,10 +925,14 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	if moved {
 		w.Metrics.takeover(w.Role)
 	}
-	w.Log.Info("holder", "action", o.Action, "reason", o.Reason, "previous_holder", o.PreviousHolder, "epoch", o.Epoch, "public_ip", o.PublicIP)
-	w.state, w.fails, w.assoc, w.looks = StateHolder, 0, o.AssociationID, 0
+	w.Log.Info("holder", "action", o.Action, "reason", o.Reason, "previous_holder", o.PreviousHolder, "epoch", o.Epoch, "public_ip", o.PublicIP, "private_address", o.PrivateAddress)
 	// A new tenure: IMDS has yet to list the EIP here.
 	w.seen = claim.Address{AllocationID: o.AllocationID, PublicIP: o.PublicIP, Holder: w.InstanceID, ENI: o.ENI, PrivateIP: o.PrivateIP, AssociationID: o.AssociationID}
+	if !w.Spec.HasEIP() {
+		// The private address, as read (AsAddress): its interface.
+		w.seen.ENI, w.seen.AssociationID = o.PrivateAddressENI, o.PrivateAddressENI
+	}
+	w.state, w.fails, w.assoc, w.looks = StateHolder, 0, w.seen.AssociationID, 0
 	w.imdsSaw, w.imdsNote = false, ""
 	w.Metrics.setState(w.Role, w.state)
 	w.Metrics.setEpoch(w.Role, o.Epoch)
@@ -911,12 +965,16 @@ func (w *Watcher) enterStandby(ctx context.Context, a claim.Address, from decide
 	w.Metrics.setState(w.Role, w.state)
 	n := w.epochOf(a)
 	w.Log.Info("standby", "holder", a.Holder, "reason", reason, "epoch", n)
+	// This instance does not answer for the private address (a deposed
+	// holder's kernel still would), before on_standby runs.
+	// (Logged and counted by Local.)
+	w.Local.Remove(ctx, w.Role, w.Spec, failover.RoleAddress(w.Spec))
 	if w.Hooks == nil {
 		return
 	}
 	w.Hooks.Run(ctx, failover.HookEnv{
 		Event: failover.EventStandby, PublicIP: a.PublicIP, AllocationID: a.AllocationID, Epoch: n,
-		PreviousHolder: previous, Holder: a.Holder, Reason: reason,
+		PreviousHolder: previous, Holder: a.Holder, Reason: reason, PrivateAddress: w.Spec.PrivateAddress,
 	})
 }
 

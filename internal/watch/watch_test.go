@@ -51,6 +51,10 @@ func (f *fakeLooker) Addresses(ctx context.Context, spec *config.Role, withHealt
 	return []claim.Address{a}, nil
 }
 
+func (f *fakeLooker) Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*claim.SecondaryStatus, error) {
+	return nil, errors.New("fakeLooker: no private address")
+}
+
 func (f *fakeLooker) Health(ctx context.Context, holder, privateIP string, hc config.HealthCheck) (*claim.Health, error) {
 	return &claim.Health{Instance: holder, State: "running", Status: "ok", Why: "running, status checks ok"}, nil
 }

@@ -1,10 +1,13 @@
 package main
 
-// The watch section (issues 12, 19): failover time of `eipclaim watch`
-// at interval 250ms, fall 2 (the holder's instance stopped; its service
-// dead while the instance runs, and the deposed holder's on_standby), and
-// the steady-state AWS requests per watcher-hour at 250ms and at 5s.
-// `go run ./tools/bench -only watch`; `make bench` runs it after the storm.
+// The watch section (issues 12, 19, 21): failover time of `eipclaim
+// watch` at interval 250ms, fall 2 (the holder's instance stopped; its
+// service dead while the instance runs, and the deposed holder's
+// on_standby; the same for a secondary private IP), and the steady-state
+// AWS requests per watcher-hour at 250ms and at 5s.
+// `go run ./tools/bench -only watch`; `make bench` runs it after the
+// storm. -watch-scenario secondary (or stopped, dead, fence) runs one
+// failover scenario alone, and no steady state.
 
 import (
 	"context"
@@ -37,6 +40,7 @@ var (
 	watchRuns     = flag.Int("watch-runs", 20, "watch section: failovers timed per scenario at interval 250ms, fall 2")
 	watchSteady   = flag.Duration("watch-steady", 12*time.Minute, "watch section: how long the steady-state requests are counted (longer than the watchers' slowest AWS cadence), then scaled to an hour")
 	watchSkip     = flag.Bool("no-watch", false, "skip the watch section")
+	watchOnly     = flag.String("watch-scenario", "", "watch section: time only this failover scenario (stopped, dead, fence or secondary), and skip the steady state")
 	watchInterval = 250 * time.Millisecond
 	watchFall     = 2
 )
@@ -92,21 +96,33 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(out, "watch failover at interval %s, fall %d, hold_down 1s, health_check tcp: from the fault to the standby's association read back (DescribeAddresses) and its CNAME published (deleted before each run), polled every 20ms; %d runs each\n", watchInterval, watchFall, *watchRuns)
 	fmt.Fprintln(tw, "  fault\tEIP on standby p50\tp95\tCNAME published p50\tp95\tboth p95 (target)\tdeposed holder's on_standby after the move p50\tp95 (target)")
-	for _, sc := range []scenario{
-		{name: "holder's instance stopped (its watcher killed, its service gone)", stop: true},
-		{name: "holder's service dead, instance running (its watcher runs on)", standby: true},
-		{name: "holder's service dead, instance running, fence: stop", fence: true},
-	} {
+	scenarios := []scenario{
+		{key: "stopped", name: "holder's instance stopped (its watcher killed, its service gone)", stop: true},
+		{key: "dead", name: "holder's service dead, instance running (its watcher runs on)", standby: true},
+		{key: "fence", name: "holder's service dead, instance running, fence: stop", fence: true},
+		{key: "secondary", name: "secondary private IP: holder's service dead, instance running (no DNS)", standby: true, secondary: true},
+	}
+	if *watchOnly != "" && !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.key == *watchOnly }) {
+		return fmt.Errorf("-watch-scenario %q: want stopped, dead, fence or secondary", *watchOnly)
+	}
+	for _, sc := range scenarios {
 		if *watchRuns <= 0 {
 			break
 		}
+		if *watchOnly != "" && sc.key != *watchOnly {
+			continue
+		}
 		var assoc, dns, both, dep, fenced []time.Duration
 		for i := range *watchRuns {
-			r, err := w.failover(ctx, sc, i)
+			failover := w.failover
+			if sc.secondary {
+				failover = w.failoverSecondary
+			}
+			r, err := failover(ctx, sc, i)
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", sc.name, i+1, err)
 			}
-			assoc, dns, both = append(assoc, r.assoc), append(dns, r.dns), append(both, max(r.assoc, r.dns))
+			assoc, dns, both = append(assoc, r.assoc), append(dns, r.dns), append(both, max(r.assoc, r.dns)) // no DNS: dns is 0
 			if sc.standby {
 				dep = append(dep, r.deposed)
 			}
@@ -121,8 +137,12 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 		if sc.fence {
 			target = "no target: the stop comes first"
 		}
+		dns50, dns95 := ms(quantile(dns, .5)), ms(quantile(dns, .95))
+		if sc.secondary {
+			dns50, dns95 = "-", "-"
+		}
 		line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s (%s)", sc.name, ms(quantile(assoc, .5)), ms(quantile(assoc, .95)),
-			ms(quantile(dns, .5)), ms(quantile(dns, .95)), ms(p95), target)
+			dns50, dns95, ms(p95), target)
 		if p95 > targetFailoverP95 && !sc.fence { // a fence adds the stop: measured, not a target
 			problems = append(problems, fmt.Sprintf("%s: failover p95 %s above the target %s", sc.name, ms(p95), ms(targetFailoverP95)))
 		}
@@ -146,7 +166,7 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 		fmt.Fprintln(out, fences)
 	}
 
-	if *watchSteady > 0 {
+	if *watchSteady > 0 && *watchOnly == "" {
 		p, err := w.steady(ctx, out, *watchSteady)
 		if err != nil {
 			return err
@@ -161,10 +181,15 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 
 // scenario is one fault the failover is timed for.
 type scenario struct {
+	key     string // -watch-scenario's name of it
 	name    string
 	stop    bool // the holder's instance stops and its watcher is killed
 	standby bool // the holder's watcher runs on: time its on_standby
 	fence   bool // the role fences (fence: stop): time the holder's stop
+	// secondary: the role's address is a secondary private IP
+	// (private_address) on a loopback VPC, not an EIP; "EIP on standby"
+	// is the address on the standby's interface.
+	secondary bool
 }
 
 type watchWorld struct {
@@ -174,6 +199,7 @@ type watchWorld struct {
 	dir    string
 	zoneID string
 	seq    int
+	loop   int // the last address of the loopback VPC handed out (127.0.1.x)
 }
 
 // benchWatcher is one `eipclaim watch` process.
@@ -562,4 +588,117 @@ func shortAction(a string) string {
 func tailLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// nextLoop hands out the loopback VPC's next address (127.0.1.10 on): an
+// instance's primary private IP or a role's private address, never one
+// an earlier run's instance holds.
+func (w *watchWorld) nextLoop() (string, error) {
+	if w.loop == 0 {
+		w.loop = 9
+	}
+	w.loop++
+	if w.loop > 254 {
+		return "", errors.New("the loopback VPC (127.0.1.0/24) has no address left: fewer -watch-runs")
+	}
+	return "127.0.1." + strconv.Itoa(w.loop), nil
+}
+
+// failoverSecondary times one failover of a secondary private IP, as
+// failover does an EIP's: instances A and B of a loopback VPC, the
+// address assigned to A; past hold_down, at t0 A's service stops (its
+// instance and watcher run on): the time until the address is on B's
+// interface (DescribeNetworkInterfaces by the address, polled every
+// 20ms), and from then until A's on_standby ran. There is no DNS.
+func (w *watchWorld) failoverSecondary(ctx context.Context, sc scenario, i int) (r timedRun, err error) {
+	var emu testenv.Emulators
+	defer emu.Close()
+	var ips [3]string
+	for j := range ips {
+		if ips[j], err = w.nextLoop(); err != nil {
+			return r, err
+		}
+	}
+	is, err := w.NewLoopbackInstances(ctx, ips[0], ips[1])
+	if err != nil {
+		return r, err
+	}
+	a, b, addr := is[0], is[1], ips[2]
+	if _, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{a.ID, b.ID, a.ENI, b.ENI},
+		Tags: []ec2types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		return r, err
+	}
+	if _, err := w.EC2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(a.ENI), PrivateIpAddresses: []string{addr}}); err != nil {
+		return r, err
+	}
+	w.seq++
+	standbyFile := filepath.Join(w.dir, fmt.Sprintf("on-standby-%d", w.seq))
+	doc := fmt.Sprintf("role: db\nroles:\n  db:\n    private_address: %s\n    health_check: tcp:5432\n    watch: {interval: %s, fall: %d, hold_down: 1s}\n"+
+		"    hooks:\n      on_standby: [/bin/sh, -c, 'date +%%s%%N > %s.tmp && mv %s.tmp %s']\n", addr, watchInterval, watchFall, standbyFile, standbyFile, standbyFile)
+	config := filepath.Join(w.dir, fmt.Sprintf("eipclaim-%d.yaml", w.seq))
+	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
+		return r, err
+	}
+	svcA, err := testenv.NewService()
+	if err != nil {
+		return r, err
+	}
+	defer svcA.Stop()
+	svcB, err := testenv.NewService()
+	if err != nil {
+		return r, err
+	}
+	defer svcB.Stop()
+	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
+	wa, err := w.start(&emu, a, config, dial, false)
+	if err != nil {
+		return r, err
+	}
+	defer wa.end()
+	wb, err := w.start(&emu, b, config, dial, false)
+	if err != nil {
+		return r, err
+	}
+	defer wb.end()
+	if err := settle(ctx, 60*time.Second, map[*benchWatcher]string{wa: "holder", wb: "standby"}); err != nil {
+		return r, err
+	}
+	time.Sleep(1500 * time.Millisecond) // past hold_down, and on_standby's run at start
+	os.Remove(standbyFile)
+
+	t0 := time.Now()
+	svcA.Stop()
+	limit := 30 * time.Second
+	var movedAt time.Time
+	for r.assoc == 0 || r.deposed == 0 {
+		if time.Since(t0) > limit {
+			return r, fmt.Errorf("not within %s (address on B after %s, on_standby %s after the move); the standby's log:\n%s\nthe holder's log:\n%s",
+				limit, r.assoc, r.deposed, tailLines(wb.logs(), 20), tailLines(wa.logs(), 20))
+		}
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
+		if r.assoc == 0 {
+			out, err := w.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: []ec2types.Filter{
+				{Name: aws.String("addresses.private-ip-address"), Values: []string{addr}}, {Name: aws.String("subnet-id"), Values: []string{a.SubnetID}}}})
+			if err != nil {
+				return r, err
+			}
+			if len(out.NetworkInterfaces) == 1 && aws.ToString(out.NetworkInterfaces[0].NetworkInterfaceId) == b.ENI {
+				movedAt = time.Now()
+				r.assoc = movedAt.Sub(t0)
+			}
+		}
+		if r.deposed == 0 && !movedAt.IsZero() {
+			if b, err := os.ReadFile(standbyFile); err == nil {
+				ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+				if err != nil {
+					return r, fmt.Errorf("the on_standby hook wrote %q: %w", b, err)
+				}
+				r.deposed = max(time.Unix(0, ns).Sub(movedAt), time.Nanosecond)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r, nil
 }
