@@ -169,8 +169,8 @@ type target struct {
 	// DescribeInstances reported it (nil: not reported); an overlay
 	// address reaches the interface only with it off.
 	sourceDestCheck *bool
-	enis           []string // every interface of the instance
-	subnet, vpc    string   // eni's
+	enis            []string // every interface of the instance
+	subnet, vpc     string   // eni's
 }
 
 func (e *Engine) retrier() *retry.Retrier {
