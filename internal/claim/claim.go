@@ -158,6 +158,9 @@ type Result struct {
 	// private IP and the interface of this instance that holds it, set by
 	// the failover step from ClaimSecondary's result ("" without one).
 	PrivateAddress, PrivateAddressENI string
+	// OverlayAddress is the role's overlay address, routed to ENI, set by
+	// the failover step from ClaimOverlay's result ("" without one).
+	OverlayAddress string
 
 	epochTag string // the EIP's eipclaim:epoch as read
 }
