@@ -32,5 +32,12 @@ func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr i
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
 	}
+	if spec.Overlay != nil {
+		what, err := s.engine().ReleaseOverlay(ctx, s.role, spec, s.roleTable(), *dryRun)
+		if err != nil {
+			return fmt.Errorf("release the overlay address of role %s: %w", s.role, err)
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
+	}
 	return nil
 }

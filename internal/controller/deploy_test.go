@@ -211,7 +211,7 @@ func TestTemplatePolicyMatchesCode(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range opRE.FindAllStringSubmatch(string(b), -1) {
-				if slices.Contains(claim.SecondaryActions, m[1]) {
+				if slices.Contains(claim.SecondaryActions, m[1]) || slices.Contains(claim.OverlayActions, m[1]) {
 					continue // a private_address role is not served by the controller yet (notYet): it never calls them
 				}
 				if !slices.Contains(controller.Actions, m[1]) {

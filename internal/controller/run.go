@@ -64,6 +64,10 @@ func (r *run) roles() map[string]*config.Role {
 // when it does: a role with private_address (a secondary private IP) is
 // claimed only by eipclaim on its instances for now.
 func notYet(name string, spec *config.Role) error {
+	if spec != nil && spec.Overlay != nil {
+		return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has overlay: the controller does not move an overlay address yet (eipclaim claim on the role's instances does); "+
+			"remove the role from the controller's configuration", name))
+	}
 	if spec == nil || spec.PrivateAddress == "" {
 		return nil
 	}
