@@ -340,3 +340,44 @@ func TestOverlayRace(t *testing.T) {
 		holder = win.i
 	}
 }
+
+// TestOverlayPermissions: check asks every call of an overlay claim with
+// DryRun (the gate judges them with the instance's policy: all allowed on
+// the role's route tables), and says when the address cannot be routed
+// here.
+func TestOverlayPermissions(t *testing.T) {
+	w := newOverlayWorld(t, 1)
+	e, _ := w.engine(w.inst[0])
+	perms, err := e.Permissions(context.Background(), w.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := map[string]int{}
+	for _, p := range perms {
+		asked[p.Action]++
+		if !p.Allowed {
+			t.Errorf("check: %+v, want allowed", p)
+		}
+	}
+	for _, a := range OverlayActions {
+		want := 1
+		if strings.HasSuffix(a, "Route") {
+			want = len(w.tables)
+		}
+		if asked[a] != want {
+			t.Errorf("check asked %s %d times, want %d", a, asked[a], want)
+		}
+	}
+	if got := w.targets(); !slices.Equal(got, []string{"", ""}) {
+		t.Errorf("routes after check: %v, want none (dry runs)", got)
+	}
+	w.sourceDestCheck(w.inst[0].ENI, true)
+	perms, err = e.Permissions(context.Background(), w.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(perms, func(p Permission) bool { return strings.HasPrefix(p.Action, "overlay address") })
+	if i < 0 || perms[i].Allowed || !strings.Contains(perms[i].Detail, "--no-source-dest-check") {
+		t.Errorf("check with source/destination checking on: %+v, want a line saying to turn it off", perms)
+	}
+}
