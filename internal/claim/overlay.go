@@ -382,7 +382,7 @@ func (e *Engine) claimOverlayOne(ctx context.Context, log *slog.Logger, req Requ
 			name = holderENI
 		}
 		res.PreviousHolder = name
-		why, f, err := e.judgeTakeover(ctx, log, req, "overlay address "+addr, holder, name)
+		why, f, err := e.judgeTakeover(ctx, log, req, "overlay address "+addr, holder, "", name)
 		if err != nil {
 			return nil, err
 		}
@@ -413,14 +413,17 @@ func (e *Engine) claimOverlayOne(ctx context.Context, log *slog.Logger, req Requ
 
 // judgeTakeover applies the takeover rule (decide.Takeover) to holder, on
 // facts read now when the rule needs them (as claimOne does for an EIP),
-// and fences it when the role says so (fence: stop). what names the
-// address in messages, name the holder. It returns why the address may
-// be taken and the fence made, or the refusal (exit 4, ErrRefused).
-func (e *Engine) judgeTakeover(ctx context.Context, log *slog.Logger, req Request, what, holder, name string) (string, *Fence, error) {
+// and fences it when the role says so (fence: stop): the one home of that
+// sequence for a secondary private IP and an overlay address. what names
+// the address in messages, name the holder; holderIP is the address its
+// health check dials ("": the instance's primary private IP). It returns
+// why the address may be taken and the fence made, or the refusal (exit
+// 4, ErrRefused).
+func (e *Engine) judgeTakeover(ctx context.Context, log *slog.Logger, req Request, what, holder, holderIP, name string) (string, *Fence, error) {
 	v := decide.Verdict{}
 	var facts *decide.Holder
 	if decide.NeedsFacts(req.Spec.Takeover, req.Force, req.Spec.EffectiveFence()) {
-		h, err := e.health(ctx, holder, "", req.Spec.HealthCheck)
+		h, err := e.health(ctx, holder, holderIP, req.Spec.HealthCheck)
 		if err != nil {
 			return "", nil, err
 		}
