@@ -94,6 +94,9 @@ func describe(o *failover.Outcome) string {
 	default:
 		line = fmt.Sprintf("%s: %s %s (%s) on %s %s %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP, o.Epoch)
 	}
+	if len(o.OverlayRepaired) > 0 {
+		line += ", routes repaired in " + strings.Join(o.OverlayRepaired, ", ")
+	}
 	if o.PreviousHolder != "" {
 		line += ", from " + o.PreviousHolder
 	}

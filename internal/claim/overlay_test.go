@@ -381,3 +381,24 @@ func TestOverlayPermissions(t *testing.T) {
 		t.Errorf("check with source/destination checking on: %+v, want a line saying to turn it off", perms)
 	}
 }
+
+// TestOverlayRepairsAfterTableWrite: the table names this instance (a
+// winner that stopped between its table write and its routes) and no
+// route exists: its next claim creates them, already held, no new epoch.
+func TestOverlayRepairsAfterTableWrite(t *testing.T) {
+	w := newOverlayWorld(t, 1)
+	a := w.inst[0]
+	if _, err := w.store().Update(context.Background(), func(d *table.Document) (bool, error) {
+		return d.Set(table.Entry{Name: "vpn", PrivateIP: overlayAddr, Holder: a.ID, Epoch: 7})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.claim(a, nil)
+	if err != nil || res.Action != "already held" || res.Epoch != 7 || !slices.Equal(res.Repaired, w.tables) {
+		t.Fatalf("claim after the table write alone: %+v, %v; want already held at epoch 7, both tables repaired", res, err)
+	}
+	w.wantTargets(a.ENI)
+	if en := w.entry(); en.Holder != a.ID || en.Epoch != 7 {
+		t.Errorf("entry %+v, want holder %s epoch 7 (unchanged)", en, a.ID)
+	}
+}

@@ -98,4 +98,28 @@ func TestStepOverlay(t *testing.T) {
 	if e := d.Roles["vpn"]; e.Holder != self.ID || e.Epoch != 1 || e.PrivateIP != "192.168.100.10" {
 		t.Errorf("the table's entry after the step %+v, want holder %s, epoch 1, private_ip 192.168.100.10", e, self.ID)
 	}
+
+	// An EIP beside it: the EIP's move goes above the table's epoch (2),
+	// the overlay stays (already held, 1): one epoch, 2, which the table
+	// publisher records over the arbiter's 1 with both addresses.
+	eip, err := testenv.NewWorld(moto.Config()).NewEIP(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := &config.Role{Name: "vpn", AllocationID: eip.AllocationID, Overlay: spec.Overlay}
+	pubs = publish.For("vpn", both, publish.Deps{Table: store})
+	o, err = step.Run(t.Context(), failover.Request{Role: "vpn", Spec: both, Publishers: pubs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Action != "claimed" || o.OverlayAction != "already held" || o.PublicIP != eip.PublicIP || o.OverlayAddress != "192.168.100.10" || o.Epoch != 2 {
+		t.Errorf("EIP and overlay: %+v, want the EIP claimed, the overlay already held, epoch 2", o)
+	}
+	d, err = (&table.Store{API: admS3, Bucket: "fleet-config", Key: "roles.json"}).Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := d.Roles["vpn"]; e.Holder != self.ID || e.Epoch != 2 || e.PrivateIP != "192.168.100.10" || e.PublicIP != eip.PublicIP {
+		t.Errorf("the table's entry with both %+v, want holder %s, epoch 2, the overlay and the EIP", e, self.ID)
+	}
 }

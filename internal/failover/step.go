@@ -88,8 +88,12 @@ type Outcome struct {
 	OverlayAddress     string             `json:"overlay_address,omitempty"`
 	OverlayAction      string             `json:"overlay_action,omitempty"`
 	OverlayRouteTables []claim.TableRoute `json:"overlay_route_tables,omitempty"`
-	DryRun             bool               `json:"dry_run,omitempty"`
-	Published          []publish.Result   `json:"published,omitempty"`
+	// OverlayRepaired are the route tables a claim by the holder the
+	// role table names pointed here again (drift, or a holder stopped
+	// between its table write and its routes): no new epoch.
+	OverlayRepaired []string         `json:"overlay_repaired,omitempty"`
+	DryRun          bool             `json:"dry_run,omitempty"`
+	Published       []publish.Result `json:"published,omitempty"`
 	// Hook is the run of the on_holder hook, when one is configured.
 	Hook *HookRun `json:"hook,omitempty"`
 	// Fence is the previous holder's fence before the move (fence: stop):
@@ -133,7 +137,7 @@ func (s *Step) Run(ctx context.Context, req Request) (_ *Outcome, err error) {
 		o.PrivateAddressAction = sres.Action
 	}
 	if ores != nil {
-		o.OverlayAction, o.OverlayRouteTables = ores.Action, ores.Tables
+		o.OverlayAction, o.OverlayRouteTables, o.OverlayRepaired = ores.Action, ores.Tables, ores.Repaired
 	}
 	if badAddr != nil {
 		// Nothing is published from an answer that is not whole; the
