@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/failover"
@@ -82,6 +83,11 @@ func runClaim(ctx context.Context, args []string, getenv env, stdout, stderr io.
 func describe(o *failover.Outcome) string {
 	var line string
 	switch {
+	case o.AllocationID == "" && o.OverlayAddress != "":
+		line = fmt.Sprintf("%s: %s overlay address %s routed to %s %s in %s, epoch %d", o.Role, o.Action, o.OverlayAddress, o.InstanceID, o.ENI, routeTables(o), o.Epoch)
+	case o.OverlayAddress != "":
+		line = fmt.Sprintf("%s: %s %s (%s) on %s %s %s, overlay address %s %s in %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP,
+			o.OverlayAddress, o.OverlayAction, routeTables(o), o.Epoch)
 	case o.AllocationID == "" && o.PrivateAddress != "":
 		// a role without an EIP: its private address
 		line = fmt.Sprintf("%s: %s private address %s on %s %s, epoch %d", o.Role, o.Action, o.PrivateAddress, o.InstanceID, o.PrivateAddressENI, o.Epoch)
@@ -90,6 +96,9 @@ func describe(o *failover.Outcome) string {
 			o.PrivateAddress, o.PrivateAddressAction, o.PrivateAddressENI, o.Epoch)
 	default:
 		line = fmt.Sprintf("%s: %s %s (%s) on %s %s %s, epoch %d", o.Role, o.Action, o.PublicIP, o.AllocationID, o.InstanceID, o.ENI, o.PrivateIP, o.Epoch)
+	}
+	if len(o.OverlayRepaired) > 0 {
+		line += ", routes repaired in " + strings.Join(o.OverlayRepaired, ", ")
 	}
 	if o.PreviousHolder != "" {
 		line += ", from " + o.PreviousHolder
@@ -101,6 +110,20 @@ func describe(o *failover.Outcome) string {
 		line += "; " + o.Fence.String()
 	}
 	return line
+}
+
+// routeTables lists the overlay's route tables, each marked when it does
+// not point here.
+func routeTables(o *failover.Outcome) string {
+	var out []string
+	for _, r := range o.OverlayRouteTables {
+		if r.Here || o.DryRun {
+			out = append(out, r.RouteTable)
+		} else {
+			out = append(out, r.RouteTable+" (NOT here: "+dash(r.ENI)+")")
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // describeSelector says which EIP a role names.

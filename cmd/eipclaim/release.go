@@ -34,6 +34,13 @@ func runRelease(ctx context.Context, args []string, getenv env, stdout, stderr i
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
 	}
+	if spec.Overlay != nil {
+		what, err := s.engine().ReleaseOverlay(ctx, s.role, spec, s.roleTable(), *dryRun)
+		if err != nil {
+			return fmt.Errorf("release the overlay address of role %s: %w", s.role, err)
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", s.role, what)
+	}
 	if spec.LocalInterface != "" && !*dryRun {
 		// Released (or another's): this instance no longer answers for it.
 		if run := s.local().Remove(ctx, s.role, spec, failover.RoleAddress(spec)); run != nil {

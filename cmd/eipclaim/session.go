@@ -213,6 +213,15 @@ func (s *session) tableStore() *table.Store {
 	return st
 }
 
+// roleTable is tableStore as the overlay's arbiter (claim.RoleTable),
+// nil when there is none.
+func (s *session) roleTable() claim.RoleTable {
+	if st := s.tableStore(); st != nil {
+		return st
+	}
+	return nil
+}
+
 // spec returns the effective role and its entry of the table.
 func (s *session) spec() (*config.Role, error) {
 	r, err := s.cfg.Lookup(s.role)

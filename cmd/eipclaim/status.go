@@ -24,7 +24,11 @@ type roleStatus struct {
 	// PrivateAddress is where the role's secondary private IP is, when it
 	// has one (private_address).
 	PrivateAddress *claim.SecondaryStatus `json:"private_address,omitempty"`
-	DNS            []string               `json:"dns,omitempty"`
+	// Overlay is the role table's entry (holder, epoch) of the role's
+	// overlay address and where each listed route table points, when it
+	// has one (overlay).
+	Overlay *claim.OverlayStatus `json:"overlay,omitempty"`
+	DNS     []string             `json:"dns,omitempty"`
 	// Warnings say what is wrong with what names the holder
 	// (claim.Address.Warnings).
 	Warnings []string `json:"warnings,omitempty"`
@@ -70,6 +74,12 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 		}
 		if err == nil && spec.PrivateAddress != "" {
 			st.PrivateAddress, err = eng.Secondary(ctx, name, spec, true)
+		}
+		if err == nil && spec.Overlay != nil {
+			st.Overlay, err = eng.Overlay(ctx, name, spec, s.roleTable(), true)
+			if err == nil && st.Overlay.Holder != "" && !st.Overlay.Consistent() {
+				st.Warnings = append(st.Warnings, "the overlay address's route tables do not all point at the holder the role table names ("+st.Overlay.Holder+"): run eipclaim on the holder to repair them")
+			}
 		}
 		if err != nil {
 			st.Error = err.Error()
@@ -138,6 +148,25 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 				}
 			}
 			fmt.Fprintf(tw, "%s\tprivate %s\t-\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, p.Address, holder, epochColumn(p.Epoch), dash(p.ENI), dash(p.HolderIP), health, join(st.DNS))
+		}
+		if ov := st.Overlay; ov != nil {
+			// The role's overlay address: the role table's holder and
+			// epoch, the route tables' targets in the INTERFACE column.
+			holder, health := "free", "-"
+			if ov.Holder != "" {
+				holder = ov.Holder
+			}
+			if ov.Health != nil {
+				health = ov.Health.Why
+				if ov.Health.Down {
+					health = "DOWN: " + ov.Health.Why
+				}
+			}
+			var routes []string
+			for _, r := range ov.Tables {
+				routes = append(routes, r.RouteTable+"->"+dash(r.ENI))
+			}
+			fmt.Fprintf(tw, "%s\toverlay %s\t-\t%s\t%d\t%s\t-\t%s\t%s\n", st.Role, ov.Address, holder, ov.Epoch, strings.Join(routes, ","), health, join(st.DNS))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -43,6 +44,17 @@ var SecondaryActions = []string{
 	"ec2:AssignPrivateIpAddresses",
 	"ec2:DescribeSubnets",
 	"ec2:UnassignPrivateIpAddresses",
+}
+
+// OverlayActions are the EC2 actions a claim of a role's overlay address
+// (overlay) calls besides Actions (release: DeleteRoute): in the
+// instance's IAM policy, not the controller's (it does not move them).
+var OverlayActions = []string{
+	"ec2:CreateRoute",
+	"ec2:DeleteRoute",
+	"ec2:DescribeRouteTables",
+	"ec2:DescribeVpcs",
+	"ec2:ReplaceRoute",
 }
 
 // Permissions asks EC2, with DryRun, whether every call a claim of spec
@@ -106,6 +118,9 @@ func (e *Engine) Permissions(ctx context.Context, spec *config.Role) ([]Permissi
 	}
 	if spec.PrivateAddress != "" {
 		calls = append(calls, e.secondaryCalls(ctx, spec, tgt)...)
+	}
+	if spec.Overlay != nil {
+		calls = append(calls, e.overlayCalls(ctx, spec, tgt)...)
 	}
 	if spec.EffectiveFence() == config.FenceStop {
 		// A fence stops another instance of the role; this one, tagged
@@ -199,4 +214,50 @@ func (e *Engine) secondaryCalls(ctx context.Context, spec *config.Role, tgt *tar
 			return err
 		}, ""},
 	)
+}
+
+// overlayCalls are the calls a claim of the role's overlay address makes,
+// asked without changing anything: the reads with DryRun; whether the
+// address may be routed here (outside the VPC's CIDR, the listed tables
+// of this instance's VPC, source/destination checking off on its
+// interface: each says what to do); CreateRoute, ReplaceRoute and
+// DeleteRoute of the address's /32 with DryRun in each listed table.
+func (e *Engine) overlayCalls(ctx context.Context, spec *config.Role, tgt *target) []call {
+	o := spec.Overlay
+	dry := aws.Bool(true)
+	dest := aws.String(overlayDest(o.Address))
+	calls := []call{
+		{"ec2:DescribeRouteTables", func() error {
+			_, err := e.EC2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: o.RouteTables, DryRun: dry})
+			return err
+		}, ""},
+		{"ec2:DescribeVpcs", func() error {
+			_, err := e.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{tgt.vpc}, DryRun: dry})
+			return err
+		}, ""},
+		{"overlay address " + o.Address + " routable to " + tgt.eni + " (outside the VPC's CIDR, source/destination checking off)", func() error {
+			return e.overlayRoutable(ctx, o, tgt)
+		}, ""},
+		{"route tables " + strings.Join(o.RouteTables, ", ") + " of VPC " + tgt.vpc, func() error {
+			_, err := e.overlayRoutes(ctx, o, tgt)
+			return err
+		}, ""},
+	}
+	for _, rtb := range o.RouteTables {
+		calls = append(calls,
+			call{"ec2:CreateRoute", func() error {
+				_, err := e.EC2.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(rtb), DestinationCidrBlock: dest, NetworkInterfaceId: aws.String(tgt.eni), DryRun: dry})
+				return err
+			}, ""},
+			call{"ec2:ReplaceRoute", func() error {
+				_, err := e.EC2.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: aws.String(rtb), DestinationCidrBlock: dest, NetworkInterfaceId: aws.String(tgt.eni), DryRun: dry})
+				return err
+			}, ""},
+			call{"ec2:DeleteRoute", func() error {
+				_, err := e.EC2.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(rtb), DestinationCidrBlock: dest, DryRun: dry})
+				return err
+			}, ""},
+		)
+	}
+	return calls
 }

@@ -43,6 +43,12 @@ type EC2API interface {
 	AssignPrivateIpAddresses(ctx context.Context, in *ec2.AssignPrivateIpAddressesInput, optFns ...func(*ec2.Options)) (*ec2.AssignPrivateIpAddressesOutput, error)
 	UnassignPrivateIpAddresses(ctx context.Context, in *ec2.UnassignPrivateIpAddressesInput, optFns ...func(*ec2.Options)) (*ec2.UnassignPrivateIpAddressesOutput, error)
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+	// A role's overlay address (overlay): overlay.go.
+	DescribeRouteTables(ctx context.Context, in *ec2.DescribeRouteTablesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error)
+	DescribeVpcs(ctx context.Context, in *ec2.DescribeVpcsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
+	CreateRoute(ctx context.Context, in *ec2.CreateRouteInput, optFns ...func(*ec2.Options)) (*ec2.CreateRouteOutput, error)
+	ReplaceRoute(ctx context.Context, in *ec2.ReplaceRouteInput, optFns ...func(*ec2.Options)) (*ec2.ReplaceRouteOutput, error)
+	DeleteRoute(ctx context.Context, in *ec2.DeleteRouteInput, optFns ...func(*ec2.Options)) (*ec2.DeleteRouteOutput, error)
 }
 
 // The audit tags set on a claimed EIP.
@@ -152,6 +158,9 @@ type Result struct {
 	// private IP and the interface of this instance that holds it, set by
 	// the failover step from ClaimSecondary's result ("" without one).
 	PrivateAddress, PrivateAddressENI string
+	// OverlayAddress is the role's overlay address, routed to ENI, set by
+	// the failover step from ClaimOverlay's result ("" without one).
+	OverlayAddress string
 
 	epochTag string // the EIP's eipclaim:epoch as read
 }
@@ -159,8 +168,12 @@ type Result struct {
 // target is where on this instance the EIP goes.
 type target struct {
 	eni, privateIP string
-	enis           []string // every interface of the instance
-	subnet, vpc    string   // eni's
+	// sourceDestCheck is eni's source/destination checking as
+	// DescribeInstances reported it (nil: not reported); an overlay
+	// address reaches the interface only with it off.
+	sourceDestCheck *bool
+	enis            []string // every interface of the instance
+	subnet, vpc     string   // eni's
 }
 
 func (e *Engine) retrier() *retry.Retrier {
@@ -828,6 +841,7 @@ func pickTarget(instance string, nics []types.InstanceNetworkInterface, spec *co
 	}
 	t.eni = aws.ToString(nic.NetworkInterfaceId)
 	t.privateIP = aws.ToString(nic.PrivateIpAddress)
+	t.sourceDestCheck = nic.SourceDestCheck
 	t.subnet, t.vpc = aws.ToString(nic.SubnetId), aws.ToString(nic.VpcId)
 	if spec.PrivateIP != "" {
 		if !hasPrivateIP(nic, spec.PrivateIP) {

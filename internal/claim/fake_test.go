@@ -394,3 +394,25 @@ func (f *fakeEC2) UnassignPrivateIpAddresses(context.Context, *ec2.UnassignPriva
 func (f *fakeEC2) DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
 	return nil, errNoSecondary
 }
+
+// The overlay's calls are proven on moto (overlay_test.go): the fake has
+// no route tables.
+func (f *fakeEC2) DescribeRouteTables(context.Context, *ec2.DescribeRouteTablesInput, ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error) {
+	return nil, fmt.Errorf("fake: no route tables")
+}
+
+func (f *fakeEC2) DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
+	return nil, fmt.Errorf("fake: no VPCs")
+}
+
+func (f *fakeEC2) CreateRoute(context.Context, *ec2.CreateRouteInput, ...func(*ec2.Options)) (*ec2.CreateRouteOutput, error) {
+	return nil, fmt.Errorf("fake: no route tables")
+}
+
+func (f *fakeEC2) ReplaceRoute(context.Context, *ec2.ReplaceRouteInput, ...func(*ec2.Options)) (*ec2.ReplaceRouteOutput, error) {
+	return nil, fmt.Errorf("fake: no route tables")
+}
+
+func (f *fakeEC2) DeleteRoute(context.Context, *ec2.DeleteRouteInput, ...func(*ec2.Options)) (*ec2.DeleteRouteOutput, error) {
+	return nil, fmt.Errorf("fake: no route tables")
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/eipclaim/eipclaim/internal/config"
-	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/retry"
@@ -294,35 +293,14 @@ func (e *Engine) claimSecondaryOne(ctx context.Context, log *slog.Logger, req Re
 	}
 	res.PreviousHolder, res.PreviousENI = name, st.holderENI
 	// The takeover rule on facts read now, as for an EIP (claimOne).
-	v := decide.Verdict{}
-	var facts *decide.Holder
-	if decide.NeedsFacts(req.Spec.Takeover, req.Force, req.Spec.EffectiveFence()) {
-		h, err := e.health(ctx, st.holder, st.holderIP, req.Spec.HealthCheck)
-		if err != nil {
-			return nil, err
-		}
-		v, facts = decide.Verdict{Down: h.Down, Why: h.Why}, &h.Facts
+	why, f, err := e.judgeTakeover(ctx, log, req, "private address "+addr, st.holder, st.holderIP, name+" ("+st.holderENI+")")
+	if errors.Is(err, ErrRefused) {
+		return e.refuseSecondary(ctx, log, req, tgt, res, st, err)
 	}
-	allow, why := decide.Takeover(req.Spec.Takeover, req.Force, v)
-	switch {
-	case !allow && req.Spec.EffectiveTakeover() == config.TakeoverNever:
-		return e.refuseSecondary(ctx, log, req, tgt, res, st, exitcode.With(exitcode.Refused, fmt.Errorf("%w: private address %s is held by %s (%s) and takeover is never: release it there first, or use --force", ErrRefused, addr, name, st.holderENI)))
-	case !allow:
-		return e.refuseSecondary(ctx, log, req, tgt, res, st, exitcode.With(exitcode.Refused, fmt.Errorf("%w: private address %s is held by %s (%s), which is healthy (%s): fail over with --force only if you are sure it is not serving", ErrRefused, addr, name, st.holderENI, why)))
+	if err != nil {
+		return nil, err
 	}
-	res.Why, res.Action = why, "taken over"
-	if facts != nil && req.Spec.EffectiveFence() == config.FenceStop {
-		stop, fwhy := decide.Fence(req.Spec.EffectiveFence(), req.Spec.Takeover, req.Force, *facts)
-		if !stop {
-			log.Info("no fence", "holder", name, "reason", fwhy)
-		} else {
-			f, err := e.fence(ctx, log, req, "private address "+addr, st.holder, fwhy)
-			if err != nil {
-				return nil, err
-			}
-			res.Fence = f
-		}
-	}
+	res.Why, res.Action, res.Fence = why, "taken over", f
 	log.Info("taking over the private address", "holder", name, "reason", res.Why)
 	return e.moveSecondary(ctx, log, req, tgt, res, st, nil)
 }

@@ -73,6 +73,10 @@ type Role struct {
 	// holders' interfaces within one subnet: instead of an EIP, or beside
 	// one.
 	PrivateAddress string `yaml:"private_address"`
+	// Overlay is an address outside the VPC's CIDR routed as a /32 to the
+	// holder's interface in each of its route tables: instead of an EIP,
+	// or beside one; not with private_address (one private kind per role).
+	Overlay *Overlay `yaml:"overlay"`
 	// LocalInterface, when set, puts the role's private address on a
 	// local interface of the holder (Linux, netlink) and takes it off a
 	// deposed holder: LocalInterfaceAuto (the interface whose MAC is the
@@ -92,6 +96,24 @@ type Role struct {
 	// FenceTimeout bounds a fence: the stop and the wait for EC2 to say
 	// the holder is stopping; DefaultFenceTimeout when unset.
 	FenceTimeout Duration `yaml:"fence_timeout"`
+}
+
+// Overlay is a role's overlay address: Address (IPv4, outside the VPC's
+// CIDR) routed as a /32 to the holder's interface in every one of
+// RouteTables. Its compare-and-swap is the role table's (repository:).
+type Overlay struct {
+	Address     string   `yaml:"address"`
+	RouteTables []string `yaml:"route_tables"`
+}
+
+// PrivateKind returns the role's private-kind address, the one that moves
+// with the role inside the VPC: its secondary private IP (private_address)
+// or its overlay address (overlay.address), "" when it has neither.
+func (r *Role) PrivateKind() string {
+	if r.Overlay != nil {
+		return r.Overlay.Address
+	}
+	return r.PrivateAddress
 }
 
 // Pool selects any free EIP that carries all of Tags.
@@ -207,7 +229,7 @@ func (r *Role) Route53Record() string {
 // (private_address), the one a local interface can carry
 // (local_interface).
 func (r *Role) HasPrivateAddress() bool {
-	return r.PrivateAddress != ""
+	return r.PrivateKind() != ""
 }
 
 // LocalInterfaceAuto is local_interface's value that finds the interface
@@ -533,12 +555,16 @@ func (c *Config) Lookup(role string) (*Role, error) {
 
 // CheckMerged checks what no single document can: that the roles of a
 // configuration merged from several (Merge) do not share a published name
-// or an EIP. origin names the documents, for the message.
+// or an EIP, and that a configuration with an overlay role has
+// repository: (which may come from another document than the role).
+// origin names the documents, for the message. source.Load calls it for
+// every configuration it loads, of one document or several.
 func (c *Config) CheckMerged(origin string) error {
 	v := &validator{c: c}
 	names := slices.Sorted(maps.Keys(c.Roles))
 	v.uniqueNames(names)
 	v.uniqueAddresses(names)
+	v.overlayNeedsRepository(names)
 	if len(v.problems) > 0 {
 		return &Error{Origin: origin, Problems: v.problems}
 	}

@@ -455,3 +455,74 @@ func TestParseLocalInterface(t *testing.T) {
 		})
 	}
 }
+
+func TestParseOverlay(t *testing.T) {
+	const tables = "route_tables: [rtb-0123456789abcdef0, rtb-01234567]"
+	ok := []string{
+		"repository: s3://b/t.json\nroles:\n  vpn:\n    overlay: {address: 192.168.100.10, " + tables + "}\n",
+		"repository: s3://b/t.json\nroles:\n  vpn:\n    allocation_id: eipalloc-01234567\n    overlay: {address: 192.168.100.10, " + tables + "}\n",
+	}
+	for _, doc := range ok {
+		c, err := Parse([]byte(doc), "test")
+		if err == nil {
+			err = c.CheckMerged("test")
+		}
+		if err != nil {
+			t.Errorf("Parse(%q): %v", doc, err)
+			continue
+		}
+		o := c.Roles["vpn"].Overlay
+		if o == nil || o.Address != "192.168.100.10" || !slices.Equal(o.RouteTables, []string{"rtb-0123456789abcdef0", "rtb-01234567"}) {
+			t.Errorf("overlay = %+v, want 192.168.100.10 on two tables", o)
+		}
+		if got := c.Roles["vpn"].PrivateKind(); got != "192.168.100.10" {
+			t.Errorf("PrivateKind() = %q, want the overlay address", got)
+		}
+	}
+	if c, _ := Parse([]byte(ok[0]), "test"); c.Roles["vpn"].HasEIP() {
+		t.Errorf("a role with only overlay has an EIP, says HasEIP")
+	}
+	bad := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"not an address", "roles:\n  vpn:\n    overlay: {address: 192.168.100.500, " + tables + "}\n", []string{`roles.vpn.overlay.address "192.168.100.500" (line 3): want an IPv4 address outside the VPC's CIDR`}},
+		{"ipv6", "roles:\n  vpn:\n    overlay: {address: 'fd00::5', " + tables + "}\n", []string{`roles.vpn.overlay.address "fd00::5" (line 3): want an IPv4`}},
+		{"no address", "roles:\n  vpn:\n    overlay: {" + tables + "}\n", []string{`roles.vpn.overlay.address (line 3): want the overlay address`}},
+		{"no tables", "roles:\n  vpn:\n    overlay: {address: 192.168.100.10}\n", []string{`roles.vpn.overlay.route_tables (line 3): want at least one route table`}},
+		{"bad table", "roles:\n  vpn:\n    overlay: {address: 192.168.100.10, route_tables: [rtb-xyz]}\n", []string{`roles.vpn.overlay.route_tables "rtb-xyz"`, "want rtb- and 8 or 17 lowercase hex digits"}},
+		{"table twice", "roles:\n  vpn:\n    overlay: {address: 192.168.100.10, route_tables: [rtb-01234567, rtb-01234567]}\n", []string{`roles.vpn.overlay.route_tables "rtb-01234567"`, "given twice"}},
+		{"with private_address", "roles:\n  vpn:\n    private_address: 10.0.1.50\n    overlay: {address: 192.168.100.10, " + tables + "}\n", []string{"roles.vpn.overlay (line 4): not with private_address: a role has one private kind of address"}},
+		{"with pool", "roles:\n  vpn:\n    pool: {tags: {p: q}}\n    overlay: {address: 192.168.100.10, " + tables + "}\n", []string{"roles.vpn.overlay (line 4): not with pool"}},
+		{"unknown key", "roles:\n  vpn:\n    overlay: {address: 192.168.100.10, tables: [rtb-01234567]}\n", []string{"roles.vpn.overlay.tables (line 3): unknown key"}},
+		{"private_ip without an EIP", "roles:\n  vpn:\n    overlay: {address: 192.168.100.10, " + tables + "}\n    private_ip: 10.0.1.5\n", []string{`roles.vpn.private_ip "10.0.1.5" (line 4): private_ip chooses the address an EIP`, "(overlay is the role's address)"}},
+		{"route53 CNAME without an EIP", "roles:\n  vpn:\n    overlay: {address: 192.168.100.10, " + tables + "}\n    dns:\n      route53: {zone_id: Z0123456789ABC, name: vpn.example.internal, record: CNAME}\n", []string{`roles.vpn.dns.route53.record "CNAME" (line 5): a CNAME points to the EIP's public DNS name, and the role has no EIP (only overlay)`}},
+		{"shared with a private_address", "roles:\n  db:\n    private_address: 192.168.100.10\n  vpn:\n    overlay: {address: 192.168.100.10, " + tables + "}\n", []string{`roles.vpn.overlay.address "192.168.100.10" (line 5): roles.db.private_address (line 3) names this address too`}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc), "test")
+			if err == nil {
+				t.Fatalf("Parse: no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+	// repository: may come from another document (user-data beside a
+	// source:): it is asked of the configuration as loaded.
+	c, err := Parse([]byte("roles:\n  vpn:\n    overlay: {address: 192.168.100.10, "+tables+"}\n"), "test")
+	if err != nil {
+		t.Fatalf("Parse of an overlay role alone: %v (repository: is asked of the merged configuration)", err)
+	}
+	err = c.CheckMerged("test")
+	if err == nil || !strings.Contains(err.Error(), "roles.vpn.overlay (line 3): an overlay role needs repository: its compare-and-swap") {
+		t.Errorf("CheckMerged without repository: %v, want the overlay role's need of repository:", err)
+	}
+	if err := Merge(c, &Config{Repository: "s3://b/t.json"}).CheckMerged("test"); err != nil {
+		t.Errorf("CheckMerged with repository: from another document: %v", err)
+	}
+}

@@ -133,19 +133,26 @@ func (v *validator) uniqueAddresses(roles []string) {
 		if r == nil {
 			continue
 		}
-		for _, k := range []struct{ key, value string }{{"allocation_id", r.AllocationID}, {"public_ip", r.PublicIP}, {"private_address", r.PrivateAddress}} {
+		overlay := ""
+		if r.Overlay != nil {
+			overlay = r.Overlay.Address
+		}
+		for _, k := range []struct{ key, value string }{{"allocation_id", r.AllocationID}, {"public_ip", r.PublicIP}, {"private_address", r.PrivateAddress}, {"overlay.address", overlay}} {
 			if k.value == "" {
 				continue
 			}
 			path := "roles." + role + "." + k.key
 			key := k.key + " " + k.value
+			if k.key == "overlay.address" {
+				key = "private_address " + k.value // one address, whichever its kind
+			}
 			prev, ok := seen[key]
 			if !ok {
 				seen[key] = path
 				continue
 			}
 			what := "EIP"
-			if k.key == "private_address" {
+			if k.key == "private_address" || k.key == "overlay.address" {
 				what = "address"
 			}
 			v.add(path, k.value, fmt.Sprintf("%s (line %d) names this %s too: two roles cannot share one %s "+
@@ -173,7 +180,7 @@ func (v *validator) role(path, name string, r *Role) {
 		v.add(path, "", err.Error()+"; "+roleNameRule)
 	}
 	if r == nil {
-		v.add(path, "", "empty role: want one of allocation_id, public_ip or pool, or private_address")
+		v.add(path, "", "empty role: want one of allocation_id, public_ip or pool, or private_address, or overlay")
 		return
 	}
 	set := 0
@@ -201,10 +208,12 @@ func (v *validator) role(path, name string, r *Role) {
 		}
 	}
 	switch {
-	case set == 0 && r.PrivateAddress != "":
-		// a secondary private IP alone: no EIP
+	case set == 0 && r.PrivateKind() != "":
+		// a secondary private IP or an overlay address alone: no EIP
+	case set == 0 && r.Overlay != nil:
+		// overlay without address: said by overlay
 	case set == 0:
-		v.add(path, "", "want one of allocation_id, public_ip or pool (an EIP), or private_address (a secondary private IP), or an EIP and private_address")
+		v.add(path, "", "want one of allocation_id, public_ip or pool (an EIP), or private_address (a secondary private IP) or overlay (an overlay address), or an EIP and one of those")
 	case set > 1:
 		v.add(path, "", fmt.Sprintf("want exactly one of allocation_id, public_ip or pool, got %d", set))
 	}
@@ -213,6 +222,7 @@ func (v *validator) role(path, name string, r *Role) {
 			v.add(path+".private_ip", r.PrivateIP, "want a private IPv4 address of this instance, such as 10.0.1.5")
 		}
 	}
+	v.overlay(path, r)
 	v.privateAddress(path, r)
 	v.localInterface(path, r)
 	if r.Interface.bad != "" {
@@ -480,6 +490,7 @@ func (v *validator) localInterface(path string, r *Role) {
 // CNAME to the EIP's public name).
 func (v *validator) privateAddress(path string, r *Role) {
 	if r.PrivateAddress == "" {
+		v.withoutEIP(path, r)
 		return
 	}
 	a, err := netip.ParseAddr(r.PrivateAddress)
@@ -498,22 +509,93 @@ func (v *validator) privateAddress(path string, r *Role) {
 	if r.PrivateIP != "" && r.PrivateIP == r.PrivateAddress {
 		v.add(path+".private_ip", r.PrivateIP, "private_ip is the address of this instance that carries the EIP, private_address the one that moves: they cannot be the same; remove private_ip")
 	}
-	if r.HasEIP() {
+	if r.Overlay != nil {
+		v.add(path+".overlay", "", "not with private_address: a role has one private kind of address, a secondary private IP (private_address, one subnet) or an overlay address (overlay, routed, across subnets); remove one")
+	}
+	v.withoutEIP(path, r)
+}
+
+// withoutEIP checks that a role whose only address is a private kind
+// (private_address or overlay) uses nothing only an EIP has (private_ip,
+// an rfc2136 CNAME to the EIP's public name, dyndns's public address).
+func (v *validator) withoutEIP(path string, r *Role) {
+	if r.HasEIP() || r.PrivateKind() == "" {
 		return
 	}
+	key := "private_address"
+	if r.Overlay != nil {
+		key = "overlay"
+	}
 	if r.PrivateIP != "" {
-		v.add(path+".private_ip", r.PrivateIP, "private_ip chooses the address an EIP is associated with, and the role has no EIP: remove private_ip (private_address is the role's address)")
+		v.add(path+".private_ip", r.PrivateIP, "private_ip chooses the address an EIP is associated with, and the role has no EIP: remove private_ip ("+key+" is the role's address)")
 	}
 	if r.DNS == nil {
 		return
 	}
 	if r.DNS.RFC2136 != nil && strings.EqualFold(r.DNS.RFC2136.Record, "CNAME") {
-		v.add(path+".dns.rfc2136.record", r.DNS.RFC2136.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only private_address): use record: A (the private address)")
+		v.add(path+".dns.rfc2136.record", r.DNS.RFC2136.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only "+key+"): use record: A (the private address)")
 	}
 	if r.DNS.DynDNS != nil && r.DNS.DynDNS.EffectiveAddress() == DynDNSPublic {
-		v.add(path+".dns.dyndns.address", r.DNS.DynDNS.Address, "the role has no EIP (only private_address), so no public address: use address: private (the private address)")
+		v.add(path+".dns.dyndns.address", r.DNS.DynDNS.Address, "the role has no EIP (only "+key+"), so no public address: use address: private (the private address)")
 	}
 	if r.DNS.Route53 != nil && strings.EqualFold(r.DNS.Route53.Record, "CNAME") {
-		v.add(path+".dns.route53.record", r.DNS.Route53.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only private_address): use record: A (the private address; the default for such a role)")
+		v.add(path+".dns.route53.record", r.DNS.Route53.Record, "a CNAME points to the EIP's public DNS name, and the role has no EIP (only "+key+"): use record: A (the private address; the default for such a role)")
+	}
+}
+
+// routeTableRE is a route table's id.
+var routeTableRE = regexp.MustCompile(`^rtb-[0-9a-f]{8}([0-9a-f]{9})?$`)
+
+// overlay checks overlay (an overlay address): an IPv4 address a host can
+// have (as private_address's), at least one route table, each an id, none
+// twice; not with pool. That it lies outside the VPC's CIDR is checked
+// against EC2 when claimed and by check; that the configuration has
+// repository: (its compare-and-swap) by CheckOverlayRepository.
+func (v *validator) overlay(path string, r *Role) {
+	o := r.Overlay
+	if o == nil {
+		return
+	}
+	path += ".overlay"
+	a, err := netip.ParseAddr(o.Address)
+	if err == nil && !a.Is4() {
+		err = errors.New("not IPv4")
+	}
+	if err == nil {
+		err = CheckHostAddress(a)
+	}
+	switch {
+	case o.Address == "":
+		v.add(path+".address", "", "want the overlay address, an IPv4 address outside the VPC's CIDR, such as 192.168.100.10")
+	case err != nil:
+		v.add(path+".address", o.Address, "want an IPv4 address outside the VPC's CIDR, such as 192.168.100.10 (an overlay address)")
+	}
+	if len(o.RouteTables) == 0 {
+		v.add(path+".route_tables", "", "want at least one route table, such as [rtb-0123456789abcdef0]: the tables whose subnets reach the address")
+	}
+	for i, t := range o.RouteTables {
+		switch {
+		case !routeTableRE.MatchString(t):
+			v.add(path+".route_tables", t, "want rtb- and 8 or 17 lowercase hex digits")
+		case slices.Contains(o.RouteTables[:i], t):
+			v.add(path+".route_tables", t, "given twice: list each route table once")
+		}
+	}
+	if r.Pool != nil {
+		v.add(path, "", "not with pool: a pool's EIP is any free one, an overlay address is one address; use allocation_id or public_ip beside it, or no EIP")
+	}
+}
+
+// overlayNeedsRepository says, for each role with an overlay, that the
+// configuration needs repository: ReplaceRoute has no condition, and the
+// role table's compare-and-swap decides who may move the routes.
+func (v *validator) overlayNeedsRepository(roles []string) {
+	if v.c.Repository != "" {
+		return
+	}
+	for _, role := range roles {
+		if r := v.c.Roles[role]; r != nil && r.Overlay != nil {
+			v.add("roles."+role+".overlay", "", "an overlay role needs repository: its compare-and-swap (ReplaceRoute has no condition: the role table's conditional write decides who moves the routes); set repository: s3://BUCKET/KEY")
+		}
 	}
 }

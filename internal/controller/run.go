@@ -66,6 +66,10 @@ func (r *run) roles() map[string]*config.Role {
 // IP (private_address); a role with neither (an overlay address alone) is
 // claimed only by eipclaim on its instances for now.
 func notYet(name string, spec *config.Role) error {
+	if spec != nil && spec.Overlay != nil {
+		return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has overlay: the controller does not move an overlay address yet (eipclaim claim on the role's instances does); "+
+			"remove the role from the controller's configuration", name))
+	}
 	if spec == nil || spec.HasEIP() || spec.PrivateAddress != "" {
 		return nil
 	}

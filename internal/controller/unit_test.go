@@ -649,3 +649,18 @@ func (m *forceMover) Keep(ctx context.Context, req failover.Request, held *claim
 	m.mu.Unlock()
 	return m.memMover.Keep(ctx, req, held)
 }
+
+// A role with an overlay address is not served by the controller yet.
+func TestScheduleOverlayNotYet(t *testing.T) {
+	w := newWorld()
+	w.role("a-kept", roleSpec(1, ""), []observe.Address{heldBy(1, healthy("i-1"))}, candidate("i-1", 0))
+	w.cfg.Roles["b-overlay"] = &config.Role{Overlay: &config.Overlay{Address: "192.168.100.10", RouteTables: []string{"rtb-01234567"}}}
+	w.obs.tags["i-b"] = "b-overlay"
+	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-overlay has overlay: the controller does not move an overlay address yet") {
+		t.Errorf("error %v (exit %d), want b-overlay's, exit 2", err, exitcode.Of(err))
+	}
+	if got := actions(res); !strings.Contains(got, "b-overlay: failed") || !strings.Contains(got, "a-kept: already held") {
+		t.Errorf("decisions %s, want b-overlay failed and a-kept served", got)
+	}
+}

@@ -90,6 +90,11 @@ type HookEnv struct {
 	// elsewhere adds it to (on_holder) or removes it from (on_standby)
 	// the local interface when eipclaim does not.
 	PrivateAddress string
+	// OverlayAddress is the role's overlay address (overlay), "" when it
+	// has none: EIPCLAIM_OVERLAY_ADDRESS. The routes point at the holder;
+	// a hook adds the address to (on_holder) or removes it from
+	// (on_standby) a local interface.
+	OverlayAddress string
 }
 
 // HookRun is one run of a hook, reported in the step's Outcome.
@@ -144,6 +149,7 @@ func (h *Hooks) Run(ctx context.Context, env HookEnv) *HookRun {
 		"EIPCLAIM_REASON="+env.Reason,
 		"EIPCLAIM_FENCED="+env.Fenced,
 		"EIPCLAIM_PRIVATE_ADDRESS="+env.PrivateAddress,
+		"EIPCLAIM_OVERLAY_ADDRESS="+env.OverlayAddress,
 	)
 	out, err := os.CreateTemp("", "eipclaim-hook-*.out")
 	if err != nil {

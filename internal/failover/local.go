@@ -225,10 +225,10 @@ func orAny(name string) string {
 }
 
 // RoleAddress is the private address the role puts on a local interface
-// (private_address), the zero Addr when it has none or it is not valid
+// (private_address or overlay), the zero Addr when it has none or it is not valid
 // (the configuration's validation refuses that).
 func RoleAddress(spec *config.Role) netip.Addr {
-	a, err := netip.ParseAddr(spec.PrivateAddress)
+	a, err := netip.ParseAddr(spec.PrivateKind())
 	if err != nil {
 		return netip.Addr{}
 	}

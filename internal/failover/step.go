@@ -88,11 +88,22 @@ type Outcome struct {
 	// role has one. A role with only private_address has no EIP: its
 	// allocation_id, public_ip and private_ip are empty, and Action is
 	// the private address's.
-	PrivateAddress       string           `json:"private_address,omitempty"`
-	PrivateAddressENI    string           `json:"private_address_eni_id,omitempty"`
-	PrivateAddressAction string           `json:"private_address_action,omitempty"`
-	DryRun               bool             `json:"dry_run,omitempty"`
-	Published            []publish.Result `json:"published,omitempty"`
+	PrivateAddress       string `json:"private_address,omitempty"`
+	PrivateAddressENI    string `json:"private_address_eni_id,omitempty"`
+	PrivateAddressAction string `json:"private_address_action,omitempty"`
+	// OverlayAddress is the role's overlay address (overlay), routed to
+	// ENI; OverlayAction what happened to it (as Action: a role with
+	// only overlay has it as Action too), OverlayRouteTables each listed
+	// route table as read back and whether it points here.
+	OverlayAddress     string             `json:"overlay_address,omitempty"`
+	OverlayAction      string             `json:"overlay_action,omitempty"`
+	OverlayRouteTables []claim.TableRoute `json:"overlay_route_tables,omitempty"`
+	// OverlayRepaired are the route tables a claim by the holder the
+	// role table names pointed here again (drift, or a holder stopped
+	// between its table write and its routes): no new epoch.
+	OverlayRepaired []string         `json:"overlay_repaired,omitempty"`
+	DryRun          bool             `json:"dry_run,omitempty"`
+	Published       []publish.Result `json:"published,omitempty"`
 	// LocalInterface is the addition of the private address to the local
 	// interface (local_interface), made before the hook; nil when the
 	// role has no local_interface.
@@ -108,7 +119,7 @@ type Outcome struct {
 // Run claims the role's EIP as the request's policy allows, then publishes
 // it. A claim that fails returns no Outcome. A publication that fails
 // returns the Outcome with the error (exit code 5: the claim stands).
-func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
+func (s *Step) Run(ctx context.Context, req Request) (_ *Outcome, err error) {
 	if !req.DryRun && req.Spec.Pool == nil {
 		// A Route 53 record's current value does not depend on the claim
 		// (its value is the EIP's name, whoever holds it): it is read
@@ -122,7 +133,14 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		// goes above it.
 		creq.Recorded = publish.Recorded(ctx, req.Publishers, s.Log)
 	}
-	res, sres, err := s.claim(ctx, req, creq)
+	res, sres, ores, err := s.claim(ctx, req, creq)
+	// routesErr: the role table names this instance the overlay's
+	// holder, and some listed route tables do not point here (exit 1):
+	// the step goes on (this instance holds the role), and says so.
+	var routesErr error
+	if err != nil && ores != nil {
+		routesErr, err = err, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +149,9 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	o.DryRun = req.DryRun
 	if sres != nil {
 		o.PrivateAddressAction = sres.Action
+	}
+	if ores != nil {
+		o.OverlayAction, o.OverlayRouteTables, o.OverlayRepaired = ores.Action, ores.Tables, ores.Repaired
 	}
 	if badAddr != nil {
 		// Nothing is published from an answer that is not whole; the
@@ -146,6 +167,9 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		o.Published = publish.DryRun(req.Publishers, f)
 		return o, nil
 	}
+	if routesErr != nil {
+		defer func() { err = exitcode.With(exitcode.Failed, errors.Join(routesErr, err)) }()
+	}
 	// Once the EIP has moved, the new holder must be published and
 	// promoted even if ctx ends now (a SIGTERM, a SIGHUP, the deadline):
 	// an EIP serving a holder whose names still point elsewhere, or whose
@@ -155,7 +179,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 	// deadline plus FinishTimeout), the hook on a context ctx does not
 	// end, bounded by the hook's own timeout.
 	pctx, hctx := ctx, ctx
-	if moved(res) || sres != nil && movedSecondary(sres) {
+	if moved(res) || sres != nil && movedSecondary(sres) || ores != nil && movedOverlay(ores) {
 		var cancel context.CancelFunc
 		pctx, cancel = s.Engine.Finishing(ctx)
 		defer cancel()
@@ -199,7 +223,7 @@ func (s *Step) Run(ctx context.Context, req Request) (*Outcome, error) {
 		o.Hook = req.Hooks.Run(hctx, HookEnv{
 			Event: EventHolder, PublicIP: o.PublicIP, AllocationID: f.AllocationID, Epoch: f.Epoch,
 			PreviousHolder: previous, Holder: f.InstanceID, Reason: reason, Fenced: fenced(o.Fence),
-			PrivateAddress: o.PrivateAddress,
+			PrivateAddress: o.PrivateAddress, OverlayAddress: o.OverlayAddress,
 		})
 	}
 	return o, err
@@ -244,7 +268,9 @@ func (s *Step) placement(res *claim.Result) (placement.Placement, error) {
 	var errAddr error
 	p.PrivateAddress, errAddr = placement.Addr("private address on "+res.ENI, res.PrivateAddress)
 	p.PrivateAddressENI = res.PrivateAddressENI
-	return p, errors.Join(errPub, errPriv, errAddr)
+	var errOverlay error
+	p.OverlayAddress, errOverlay = placement.Addr("overlay address routed to "+res.ENI, res.OverlayAddress)
+	return p, errors.Join(errPub, errPriv, errAddr, errOverlay)
 }
 
 // outcome is the step's Outcome of a claim, its addresses from p.
@@ -256,55 +282,112 @@ func outcome(res *claim.Result, p placement.Placement) *Outcome {
 		InstanceID: p.InstanceID, ENI: p.ENI, PrivateIP: placement.String(p.PrivateIP),
 		AssociationID: p.AssociationID, Fence: res.Fence,
 		PrivateAddress: placement.String(p.PrivateAddress), PrivateAddressENI: p.PrivateAddressENI,
+		OverlayAddress: placement.String(p.OverlayAddress),
 	}
 }
 
 // claim runs the claims of the role's addresses: its EIP, and its
-// secondary private IP (private_address), the EIP first. A role with both
-// has one epoch, the greater of the two claims' (both tags get it). A role
-// with only private_address gets a Result without EIP that carries the
-// secondary's decision (Action, reason, previous holder, epoch, fence), so
-// that one placement builds the outcome, the publications and the hook.
-func (s *Step) claim(ctx context.Context, req Request, creq claim.Request) (*claim.Result, *claim.SecondaryResult, error) {
+// private-kind address (a secondary private IP, private_address, or an
+// overlay address, overlay), the EIP first. A role with both has one
+// epoch, the greater of the two claims' (the EIP's tag and the secondary's
+// tags get it; an overlay's is the role table's entry, which the table
+// publisher writes with it). A role without EIP gets a Result without EIP
+// that carries the private kind's decision (Action, reason, previous
+// holder, epoch, fence), so that one placement builds the outcome, the
+// publications and the hook. An overlay whose table write is done but
+// whose routes do not all point here returns its result with the error.
+func (s *Step) claim(ctx context.Context, req Request, creq claim.Request) (*claim.Result, *claim.SecondaryResult, *claim.OverlayResult, error) {
 	var res *claim.Result
 	if req.Spec.HasEIP() {
 		var err error
 		if res, err = s.Engine.Claim(ctx, creq); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	if req.Spec.PrivateAddress == "" {
-		return res, nil, nil
+	var (
+		pk             privateKind
+		sres           *claim.SecondaryResult
+		ores           *claim.OverlayResult
+		err, routesErr error
+		kind, addr     string
+	)
+	switch {
+	case req.Spec.Overlay != nil:
+		kind, addr = "overlay address", req.Spec.Overlay.Address
+		var tbl claim.RoleTable
+		if st := publish.Table(req.Publishers); st != nil {
+			tbl = st
+		}
+		ores, err = s.Engine.ClaimOverlay(ctx, creq, tbl)
+		if err != nil && ores != nil {
+			routesErr, err = err, nil
+		}
+		if ores != nil {
+			pk = privateKind{ores.InstanceID, ores.ENI, ores.Action, ores.PreviousHolder, ores.Why, ores.Epoch, ores.EpochProblems, ores.Fence}
+		}
+	case req.Spec.PrivateAddress != "":
+		kind, addr = "private address", req.Spec.PrivateAddress
+		// The controller's move of a private address to the EIP's holder
+		// forces the private kind alone (ForcePrivate).
+		sreq := creq
+		sreq.Force = creq.Force || req.ForcePrivate
+		sres, err = s.Engine.ClaimSecondary(ctx, sreq)
+		if sres != nil {
+			pk = privateKind{sres.InstanceID, sres.ENI, sres.Action, sres.PreviousHolder, sres.Why, sres.Epoch, sres.EpochProblems, sres.Fence}
+		}
+	default:
+		return res, nil, nil, nil
 	}
-	sreq := creq
-	sreq.Force = creq.Force || req.ForcePrivate
-	sres, err := s.Engine.ClaimSecondary(ctx, sreq)
 	if err != nil {
 		if res != nil && !req.DryRun {
 			// The EIP's claim stands (its tags are written, so that its
-			// epoch counts); the private address's failure is the step's.
+			// epoch counts); the private kind's failure is the step's.
 			s.Engine.Tag(ctx, res)
-			return nil, nil, fmt.Errorf("role %s: the EIP %s is %s on %s, but the private address %s is not: %w", req.Role, res.PublicIP, res.Action, res.InstanceID, req.Spec.PrivateAddress, err)
+			return nil, nil, nil, fmt.Errorf("role %s: the EIP %s is %s on %s, but the %s %s is not: %w", req.Role, res.PublicIP, res.Action, res.InstanceID, kind, addr, err)
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if res == nil {
 		res = &claim.Result{
-			Role: sres.Role, InstanceID: sres.InstanceID, ENI: sres.ENI, Action: sres.Action,
-			PreviousHolder: sres.PreviousHolder, Why: sres.Why, Epoch: sres.Epoch,
-			EpochProblems: sres.EpochProblems, Fence: sres.Fence,
+			Role: req.Role, InstanceID: pk.instance, ENI: pk.eni, Action: pk.action,
+			PreviousHolder: pk.previous, Why: pk.why, Epoch: pk.epoch,
+			EpochProblems: pk.problems, Fence: pk.fence,
 		}
 	} else {
-		n := max(res.Epoch, sres.Epoch)
+		n := max(res.Epoch, pk.epoch)
 		res.SyncEpoch(n, req.DryRun)
-		sres.SyncEpoch(n, req.DryRun)
-		if sres.Fence != nil && res.Fence == nil {
-			res.Fence = sres.Fence
+		if sres != nil {
+			sres.SyncEpoch(n, req.DryRun)
 		}
-		res.EpochProblems = append(res.EpochProblems, sres.EpochProblems...)
+		if ores != nil {
+			ores.SyncEpoch(n)
+		}
+		if pk.fence != nil && res.Fence == nil {
+			res.Fence = pk.fence
+		}
+		res.EpochProblems = append(res.EpochProblems, pk.problems...)
 	}
-	res.PrivateAddress, res.PrivateAddressENI = sres.Address, sres.ENI
-	return res, sres, nil
+	if sres != nil {
+		res.PrivateAddress, res.PrivateAddressENI = sres.Address, sres.ENI
+	}
+	if ores != nil {
+		res.OverlayAddress = ores.Address
+	}
+	return res, sres, ores, routesErr
+}
+
+// privateKind is what the step takes of a private-kind claim's result.
+type privateKind struct {
+	instance, eni, action, previous, why string
+	epoch                                int64
+	problems                             []string
+	fence                                *claim.Fence
+}
+
+// movedOverlay reports whether the overlay address moved to this
+// instance, or its routes were repaired.
+func movedOverlay(r *claim.OverlayResult) bool {
+	return r.Action == "claimed" || r.Action == "taken over" || len(r.Repaired) > 0
 }
 
 // movedSecondary reports whether the secondary private IP moved to this

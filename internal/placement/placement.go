@@ -29,16 +29,24 @@ type Placement struct {
 	// has none.
 	PrivateAddress    netip.Addr
 	PrivateAddressENI string
+	// OverlayAddress is the role's overlay address (overlay), routed to
+	// this holder's interface ENI; zero when the role has none. A role
+	// has one private kind: PrivateAddress or OverlayAddress.
+	OverlayAddress netip.Addr
 }
 
 // Private is the address clients inside the VPC use for the role: its
-// secondary private IP when it has one (the address that moves with the
-// role), else the holder's private IP that carries the EIP. RFC 2136 A
-// records, dyndns's private address, the role table's private_ip and a
-// Route 53 A record publish it.
+// private-kind address when it has one (the address that moves with the
+// role: its secondary private IP, or its overlay address), else the
+// holder's private IP that carries the EIP. RFC 2136 A records, dyndns's
+// private address, the role table's private_ip and a Route 53 A record
+// publish it.
 func (p Placement) Private() netip.Addr {
-	if p.PrivateAddress.IsValid() {
+	switch {
+	case p.PrivateAddress.IsValid():
 		return p.PrivateAddress
+	case p.OverlayAddress.IsValid():
+		return p.OverlayAddress
 	}
 	return p.PrivateIP
 }

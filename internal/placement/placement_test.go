@@ -35,6 +35,10 @@ func TestPrivate(t *testing.T) {
 	if got := both.Private(); got != both.PrivateAddress {
 		t.Errorf("Private() with private_address = %v, want it, %v", got, both.PrivateAddress)
 	}
+	overlay := Placement{PrivateIP: netip.MustParseAddr("10.0.1.5"), OverlayAddress: netip.MustParseAddr("192.168.100.10")}
+	if got := overlay.Private(); got != overlay.OverlayAddress {
+		t.Errorf("Private() with an overlay address = %v, want it, %v", got, overlay.OverlayAddress)
+	}
 	if got := (Placement{}).Private(); got.IsValid() {
 		t.Errorf("Private() of nothing = %v, want the zero Addr", got)
 	}

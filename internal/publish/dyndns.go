@@ -259,7 +259,7 @@ func (d *dyndnsPublisher) address(f placement.Placement) netip.Addr {
 	if d.c.EffectiveAddress() == config.DynDNSPublic {
 		return f.PublicIP
 	}
-	return f.Private() // the role's secondary private IP when it has one
+	return f.Private() // the role's private-kind address (secondary or overlay) when it has one
 }
 
 func (d *dyndnsPublisher) Publish(ctx context.Context, f placement.Placement) (Result, error) {

@@ -181,6 +181,18 @@ func Recorded(ctx context.Context, pubs []Publisher, log *slog.Logger) func() *e
 	return nil
 }
 
+// Table returns the role table the publishers write (the repository:
+// key's store), nil when none does: an overlay address's claim uses it as
+// its compare-and-swap.
+func Table(pubs []Publisher) *table.Store {
+	for _, p := range pubs {
+		if t, ok := unwrap(p).(*tablePublisher); ok {
+			return t.store
+		}
+	}
+	return nil
+}
+
 // localChecker is a publisher that reads local files (a secret): it can
 // tell, before anything is changed anywhere, whether they are usable.
 type localChecker interface {

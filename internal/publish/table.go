@@ -117,7 +117,7 @@ func (t *tablePublisher) Name() string { return t.store.URL() }
 func (t *tablePublisher) entry(f placement.Placement) table.Entry {
 	e := table.Entry{Name: t.role, PublicDNSName: f.PublicDNSName, Holder: f.InstanceID, Epoch: f.Epoch, UpdatedAt: t.now().UTC()}
 	if a := f.Private(); a.IsValid() {
-		e.PrivateIP = a.String() // the secondary private IP when the role has one
+		e.PrivateIP = a.String() // the private-kind address (secondary or overlay) when the role has one
 	}
 	if f.PublicIP.IsValid() {
 		e.PublicIP = f.PublicIP.String()

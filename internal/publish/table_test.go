@@ -183,3 +183,22 @@ func TestPrivateAddressPublished(t *testing.T) {
 		t.Errorf("dyndns publishes %v, want the private address %v", got, f.PrivateAddress)
 	}
 }
+
+// TestOverlayAddressPublished: a role's overlay address is what the role
+// table's private_ip, an RFC 2136 A record and dyndns (private) publish,
+// whoever holds it.
+func TestOverlayAddressPublished(t *testing.T) {
+	f := placement.Placement{Role: "vpn", InstanceID: "i-1", PrivateIP: netip.MustParseAddr("10.0.1.5"), Epoch: 4, OverlayAddress: netip.MustParseAddr("192.168.100.10")}
+	tp := &tablePublisher{role: "vpn", spec: &config.Role{}, now: time.Now}
+	rp := &rfc2136Publisher{c: &config.RFC2136{Name: "vpn.example.internal."}}
+	dp := &dyndnsPublisher{c: &config.DynDNS{Hostname: "vpn.example-ddns.net"}}
+	if e := tp.entry(f); e.PrivateIP != "192.168.100.10" || e.Holder != "i-1" || e.Epoch != 4 {
+		t.Errorf("table entry %+v, want private_ip 192.168.100.10, holder i-1, epoch 4 (the arbiter's)", e)
+	}
+	if got := wouldPublish(rp, f); got != "A 192.168.100.10" {
+		t.Errorf("rfc2136 would publish %q, want A 192.168.100.10", got)
+	}
+	if got := dp.address(f); got != f.OverlayAddress {
+		t.Errorf("dyndns publishes %v, want the overlay address %v", got, f.OverlayAddress)
+	}
+}

@@ -126,6 +126,23 @@ var secondaryNeeded = []testenv.Authorization{
 	{Action: "ec2:DeleteTags", Resource: eni, Context: withTags(map[string]any{"aws:TagKeys": secondaryKeys("db")}, roleENI)},
 }
 
+// rtb is a route table; roleRTB one tagged for a role (the only kind
+// whose routes eipclaim changes).
+const rtb = "arn:aws:ec2:us-east-1:123456789012:route-table/rtb-0123456789abcdef0"
+
+var roleRTB = map[string]any{"aws:ResourceTag/" + observe.TagRole: "vpn"}
+
+// overlayNeeded are the requests of a claim of an overlay address
+// (overlay) and its release: an instance's only (the controller does not
+// move them yet).
+var overlayNeeded = []testenv.Authorization{
+	{Action: "ec2:DescribeRouteTables", Resource: "*"},
+	{Action: "ec2:DescribeVpcs", Resource: "*"},
+	{Action: "ec2:CreateRoute", Resource: rtb, Context: roleRTB},
+	{Action: "ec2:ReplaceRoute", Resource: rtb, Context: roleRTB},
+	{Action: "ec2:DeleteRoute", Resource: rtb, Context: roleRTB},
+}
+
 func init() {
 	// The controller sends what an instance sends, in its zones, and
 	// completes lifecycle actions.
@@ -134,6 +151,7 @@ func init() {
 		testenv.Authorization{Action: "autoscaling:CompleteLifecycleAction", Resource: asg})
 	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], secondaryNeeded...)
 	needed[testenv.CallerController] = append(needed[testenv.CallerController], secondaryNeeded...)
+	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], overlayNeeded...)
 	foreign = append(foreign,
 		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni},                                                                         // an interface of no role
 		testenv.Authorization{Action: "ec2:UnassignPrivateIpAddresses", Resource: eni, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}},             // likewise
@@ -141,11 +159,20 @@ func init() {
 		testenv.Authorization{Action: "ec2:CreateTags", Resource: eni, Context: tags(secondaryKeys("db")...)},                                                // an interface of no role
 		testenv.Authorization{Action: "ec2:DeleteTags", Resource: eni, Context: withTags(map[string]any{"aws:TagKeys": []string{observe.TagRole}}, roleENI)}, // its role tag
 		testenv.Authorization{Action: "ec2:DeleteTags", Resource: eni, Context: roleENI},                                                                     // no keys: every tag
-		testenv.Authorization{Action: "ec2:ModifyNetworkInterfaceAttribute", Resource: eni, Context: roleENI},                                                // not yet (overlay)
 	)
 	// The controller's statements are of its account and region.
 	foreignFor[testenv.CallerController] = append(foreignFor[testenv.CallerController],
 		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: "arn:aws:ec2:eu-west-1:123456789012:network-interface/eni-0123456789abcdef0", Context: roleENI})
+	foreign = append(foreign,
+		testenv.Authorization{Action: "ec2:ReplaceRoute", Resource: rtb},                                                         // a route table of no role
+		testenv.Authorization{Action: "ec2:CreateRoute", Resource: rtb, Context: map[string]any{"aws:ResourceTag/Name": "main"}}, // likewise
+		testenv.Authorization{Action: "ec2:DeleteRouteTable", Resource: rtb, Context: roleRTB},                                   // the table itself
+		testenv.Authorization{Action: "ec2:CreateRouteTable", Resource: rtb, Context: roleRTB},
+		testenv.Authorization{Action: "ec2:ModifyNetworkInterfaceAttribute", Resource: eni, Context: roleENI}, // source/dest check: the operator's
+	)
+	// The controller moves no overlay address yet.
+	foreignFor[testenv.CallerController] = append(foreignFor[testenv.CallerController],
+		testenv.Authorization{Action: "ec2:ReplaceRoute", Resource: rtb, Context: roleRTB})
 }
 
 // foreign are requests eipclaim never sends, which every shipped policy

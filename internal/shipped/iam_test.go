@@ -120,7 +120,7 @@ func TestIAMPolicyActions(t *testing.T) {
 	}
 
 	want := map[string]bool{}
-	for _, a := range slices.Concat(claim.Actions, claim.SecondaryActions, route53Actions, configActions, tableActions) {
+	for _, a := range slices.Concat(claim.Actions, claim.SecondaryActions, claim.OverlayActions, route53Actions, configActions, tableActions) {
 		want[a] = true
 	}
 	for _, a := range slices.Sorted(maps.Keys(want)) {
@@ -277,7 +277,7 @@ func TestIAMPolicyConditions(t *testing.T) {
 		}
 	})
 	t.Run("describe actions on *", func(t *testing.T) {
-		for _, a := range slices.Concat(claim.Actions, claim.SecondaryActions) {
+		for _, a := range slices.Concat(claim.Actions, claim.SecondaryActions, claim.OverlayActions) {
 			if !strings.Contains(a, ":Describe") {
 				continue
 			}

@@ -219,12 +219,11 @@ func (l *Loader) Load(ctx context.Context, req Request) (*Loaded, error) {
 	if role != "" {
 		merged.Role = role
 	}
-	if len(sources) > 1 {
-		// Each document was validated alone; their roles together must
-		// not share a name or an EIP either.
-		if err := merged.CheckMerged(strings.Join(sources, " merged with ")); err != nil {
-			return nil, exitcode.With(exitcode.Usage, err)
-		}
+	// Each document was validated alone; their roles together must not
+	// share a name or an EIP either, and an overlay role needs
+	// repository:, which another document may give.
+	if err := merged.CheckMerged(strings.Join(sources, " merged with ")); err != nil {
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	log.Info("configuration loaded", "role", merged.Role, "sources", sources)
 	return &Loaded{Config: merged, Sources: sources}, nil

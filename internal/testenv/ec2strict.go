@@ -44,6 +44,20 @@ import (
 //     interface, its secondaries too (moto matches the primary only).
 //
 // The product does not depend on the codes: a refused move is re-read.
+//
+// And EC2's routes (an overlay address, AWS-FACTS.md):
+//
+//   - CreateRoute of a destination the table already has a route of is
+//     refused, RouteAlreadyExists (EC2 API Reference, "Error codes": "A
+//     route for the specified CIDR block already exists in this route
+//     table"; moto 5.2.1 replaces the route);
+//   - CreateRoute, ReplaceRoute and DeleteRoute with DryRun answer
+//     DryRunOperation and change nothing (moto carries them out);
+//   - the check and the call of a route's change are one atomic step.
+//
+// moto answers ReplaceRoute of a route the table does not have as AWS
+// does (InvalidParameterValue, "There is no route defined for … Use
+// CreateRoute instead"), and DeleteRoute of one with InvalidRoute.NotFound.
 
 // ec2Strict handles the EC2 requests above and reports whether it did;
 // otherwise the caller forwards the request as it is.
@@ -57,6 +71,8 @@ func (g *gate) ec2Strict(w http.ResponseWriter, r *http.Request, body []byte) bo
 	}
 	switch form.Get("Action") {
 	case "AssignPrivateIpAddresses", "UnassignPrivateIpAddresses":
+	case "CreateRoute", "ReplaceRoute", "DeleteRoute":
+		return g.routeStrict(w, r, form)
 	case "DescribeNetworkInterfaces":
 		return g.describeENIsBySecondary(w, r, body, form)
 	default:
@@ -315,4 +331,50 @@ func reserved(p netip.Prefix, ip netip.Addr) bool {
 	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	n |= 1<<(32-p.Bits()) - 1
 	return ip == netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+// routeStrict answers a route's change as AWS does where moto differs
+// (see above): a DryRun, and CreateRoute of a destination the table has.
+func (g *gate) routeStrict(w http.ResponseWriter, r *http.Request, form url.Values) bool {
+	if form.Get("DryRun") == "true" {
+		ec2Error(w, http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+		return true
+	}
+	g.routes.Lock()
+	defer g.routes.Unlock()
+	if form.Get("Action") == "CreateRoute" {
+		exists, err := g.hasRoute(r.Context(), form.Get("RouteTableId"), form.Get("DestinationCidrBlock"))
+		switch {
+		case err != nil:
+			ec2Error(w, http.StatusInternalServerError, "InternalError", "iam gate: "+err.Error())
+			return true
+		case exists:
+			g.mu.Lock()
+			g.strictRefusals++
+			g.mu.Unlock()
+			ec2Error(w, http.StatusBadRequest, "RouteAlreadyExists", fmt.Sprintf("The route identified by %s already exists.", form.Get("DestinationCidrBlock")))
+			return true
+		}
+	}
+	g.proxy.ServeHTTP(w, r)
+	return true
+}
+
+// hasRoute reports whether the route table has a route of dest.
+func (g *gate) hasRoute(ctx context.Context, rtb, dest string) (bool, error) {
+	if rtb == "" || dest == "" {
+		return false, nil // moto's own answer
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := g.adminEC2().DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{rtb}})
+	if err != nil || len(out.RouteTables) == 0 {
+		return false, nil // moto answers that the table does not exist
+	}
+	for _, rt := range out.RouteTables[0].Routes {
+		if aws.ToString(rt.DestinationCidrBlock) == dest {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -131,3 +131,79 @@ func TestGateSecondaryIPsLikeAWS(t *testing.T) {
 		}
 	}
 }
+
+// TestGateRoutesLikeAWS: the gate answers route changes as AWS does where
+// moto differs: CreateRoute of a destination the table has is refused
+// (RouteAlreadyExists; moto replaces the route), a DryRun changes nothing
+// (DryRunOperation; moto carries it out); of eight concurrent CreateRoute
+// of one destination exactly one succeeds. ReplaceRoute of a route the
+// table lacks is moto's own refusal, as AWS's.
+func TestGateRoutesLikeAWS(t *testing.T) {
+	moto := testenv.SharedMoto(t)
+	w := testenv.NewWorld(moto.Config())
+	ctx := t.Context()
+	is, err := w.NewLoopbackInstances(ctx, "127.0.1.41", "127.0.1.42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(moto.Config())
+	n, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{is[0].ENI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := c.CreateRouteTable(ctx, &ec2.CreateRouteTableInput{VpcId: n.NetworkInterfaces[0].VpcId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtb, dest := rt.RouteTable.RouteTableId, aws.String("192.168.100.10/32")
+	target := func() string {
+		t.Helper()
+		out, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{aws.ToString(rtb)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.RouteTables[0].Routes {
+			if aws.ToString(r.DestinationCidrBlock) == aws.ToString(dest) {
+				return aws.ToString(r.NetworkInterfaceId)
+			}
+		}
+		return ""
+	}
+	_, err = c.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: rtb, DestinationCidrBlock: dest, NetworkInterfaceId: aws.String(is[0].ENI)})
+	if errCode(err) != "InvalidParameterValue" {
+		t.Errorf("ReplaceRoute of a missing route: %v, want InvalidParameterValue", err)
+	}
+	_, err = c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: rtb, DestinationCidrBlock: dest, NetworkInterfaceId: aws.String(is[0].ENI), DryRun: aws.Bool(true)})
+	if errCode(err) != "DryRunOperation" || target() != "" {
+		t.Errorf("CreateRoute DryRun: %v, route -> %q; want DryRunOperation and no route", err, target())
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: rtb, DestinationCidrBlock: dest, NetworkInterfaceId: aws.String(is[i%2].ENI)})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errCode(err) != "RouteAlreadyExists":
+			t.Errorf("concurrent CreateRoute: %v, want RouteAlreadyExists", err)
+		}
+	}
+	if ok != 1 || target() == "" {
+		t.Errorf("%d of 8 concurrent CreateRoute succeeded (route -> %q), want exactly one", ok, target())
+	}
+	was := target()
+	_, err = c.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: rtb, DestinationCidrBlock: dest, NetworkInterfaceId: aws.String(is[1].ENI), DryRun: aws.Bool(true)})
+	if errCode(err) != "DryRunOperation" || target() != was {
+		t.Errorf("ReplaceRoute DryRun: %v, route -> %q; want DryRunOperation and %s kept", err, target(), was)
+	}
+	_, err = c.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: rtb, DestinationCidrBlock: dest, DryRun: aws.Bool(true)})
+	if errCode(err) != "DryRunOperation" || target() != was {
+		t.Errorf("DeleteRoute DryRun: %v, route -> %q; want DryRunOperation and the route kept", err, target())
+	}
+}

@@ -64,6 +64,7 @@ type gate struct {
 	// refused as AWS would, and actions the EC2 requests of callers by
 	// action (ActionCounts).
 	privateIPs     sync.Mutex
+	routes         sync.Mutex // serializes route changes (ec2strict.go)
 	strictRefusals int
 	actions        map[string]int
 	// motoJudgesUnknownKeys: moto enforces IAM (StartMotoEnv with

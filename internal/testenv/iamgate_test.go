@@ -83,10 +83,10 @@ func TestGateDeniesLikeAWS(t *testing.T) {
 	_, err = route53.NewFromConfig(m.ConfigAs(CallerInstance)).ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
 		HostedZoneId: aws.String(zone),
 		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{{Action: r53types.ChangeActionUpsert, ResourceRecordSet: &r53types.ResourceRecordSet{
-			Name: aws.String("Web.Example.Internal."), Type: r53types.RRTypeA, TTL: aws.Int64(60), ResourceRecords: []r53types.ResourceRecord{{Value: aws.String("10.0.0.1")}}}}}},
+			Name: aws.String("Web.Example.Internal."), Type: r53types.RRTypeTxt, TTL: aws.Int64(60), ResourceRecords: []r53types.ResourceRecord{{Value: aws.String("\"v=1\"")}}}}}},
 	})
 	if code, status := apiError(err); code != "AccessDenied" || status != http.StatusForbidden {
-		t.Errorf("UPSERT of an A record: %v, want AccessDenied 403", err)
+		t.Errorf("UPSERT of a TXT record (the policies allow CNAME and A only): %v, want AccessDenied 403", err)
 	}
 	s3i := s3.NewFromConfig(m.ConfigAs(CallerInstance))
 	_, err = s3i.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("fleet"), Key: aws.String("secrets.env")})
@@ -130,7 +130,7 @@ func TestGateDeniesLikeAWS(t *testing.T) {
 		"docs/iam-policy.json does not allow ec2:CreateTags",
 		"route53:ChangeResourceRecordSets on arn:aws:route53:::hostedzone/" + zone,
 		`"route53:ChangeResourceRecordSetsNormalizedRecordNames":["web.example.internal"]`,
-		`"route53:ChangeResourceRecordSetsRecordTypes":["A"]`,
+		`"route53:ChangeResourceRecordSetsRecordTypes":["TXT"]`,
 		"s3:GetObject on arn:aws:s3:::fleet/secrets.env",
 		`access key id "AKIASTRANGER" is no caller`,
 	} {

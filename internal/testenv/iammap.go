@@ -173,6 +173,25 @@ func (g *gate) mapEC2(req *request, r *http.Request, body []byte) error {
 		req.summary += " " + eni + " " + strings.Join(listParam(form, "PrivateIpAddress"), ",")
 		req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
 		return nil
+	case action == "CreateRoute" || action == "ReplaceRoute" || action == "DeleteRoute":
+		// Authorized on the route table, with its tags as
+		// aws:ResourceTag/* (the shipped policy changes routes only in
+		// the route tables of a role).
+		rtb := form.Get("RouteTableId")
+		if rtb == "" {
+			return fmt.Errorf("%s without RouteTableId", action)
+		}
+		a, err := ec2ResourceARN(rtb)
+		if err != nil {
+			return err
+		}
+		ctx, err := g.resourceTags(r.Context(), rtb)
+		if err != nil {
+			return err
+		}
+		req.summary += " " + rtb + " " + form.Get("DestinationCidrBlock") + " " + form.Get("NetworkInterfaceId")
+		req.checks = append(req.checks, Authorization{Action: "ec2:" + action, Resource: a, Context: ctx})
+		return nil
 	case action == "DisassociateAddress":
 		assoc := form.Get("AssociationId")
 		if assoc == "" {
