@@ -278,7 +278,7 @@ func (v *validator) route53(path string, d *Route53) {
 	if d.Zone != "" && dnsname.IsDomainName(d.Zone) {
 		switch {
 		case dnsname.Canonical(d.Name) == dnsname.Canonical(d.Zone):
-			v.add(path+".name", d.Name, "eipclaim's record cannot be at the zone apex: want a name below "+d.Zone)
+			v.add(path+".name", d.Name, "a CNAME cannot be at the zone apex, and eipclaim writes no A record there either (the apex is the zone's own name): want a name below "+d.Zone)
 		case !dnsname.InZone(d.Name, d.Zone):
 			v.add(path+".name", d.Name, "want a name inside zone "+d.Zone)
 		}
