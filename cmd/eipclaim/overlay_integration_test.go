@@ -9,14 +9,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/eipclaim/eipclaim/internal/exitcode"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
 // TestOverlayCommands: a role with only an overlay address, end to end
 // through the commands: the claim writes the role table (the arbiter) and
 // routes both tables here, check asks its calls, status shows the entry
-// and the routes, watch refuses the role (exit 2: not yet), release
+// and the routes, release
 // deletes the routes and frees the entry, and the next claim counts its
 // epoch from it.
 func TestOverlayCommands(t *testing.T) {
@@ -86,11 +85,6 @@ func TestOverlayCommands(t *testing.T) {
 		}
 	}
 	checkSnakeCase(t, out)
-
-	_, errs, code = eipclaim(t, "watch", "--timeout", "60s")
-	if code != exitcode.Usage || !strings.Contains(errs, "eipclaim watch does not move an overlay address yet") {
-		t.Errorf("watch of an overlay role: exit %d, want 2 saying not yet\n%s", code, errs)
-	}
 
 	out, errs, code = eipclaim(t, "release", "--timeout", "60s")
 	if code != 0 || !strings.Contains(out, "released the overlay address "+addr+": deleted its routes in "+strings.Join(tables, ", ")) {

@@ -53,9 +53,6 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		if spec.Pool != nil {
 			return usageError("role %s has a pool: eipclaim watch needs a role with one EIP (allocation_id or public_ip)", s.role)
 		}
-		if spec.Overlay != nil {
-			return usageError("role %s has overlay: eipclaim watch does not move an overlay address yet; claim it with `eipclaim --role %s` (eipclaim claim) until watch does", s.role, s.role)
-		}
 		// One watcher per role on an instance: a second would run the
 		// hooks too.
 		release, err := watch.Lock(watch.RuntimeDir(getenv), s.role, s.instanceID)
@@ -91,6 +88,9 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			Role: s.role, Spec: spec, Settings: settings, InstanceID: s.instanceID,
 			Engine: s.engine(), Step: step, Publishers: pubs, Hooks: hooks, IMDS: s.imds, Local: local,
 			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery, TruthEvery: testTruthEvery,
+		}
+		if st := publish.Table(pubs); st != nil {
+			w.Table = st // an overlay's arbiter
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
 			w.Notify = n

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -752,4 +753,43 @@ func (e *Engine) Overlay(ctx context.Context, role string, spec *config.Role, tb
 		}
 	}
 	return out, nil
+}
+
+// AsAddress is the overlay address seen as an EIP's Address, for the
+// watcher, which follows either the same way: the holder the role table's
+// entry names (the arbiter; else the instance the routes point at, as a
+// claim decides), and the interface the routes point at for it;
+// AssociationID that interface, else the holder (the failed looks count
+// against one holder); the entry's epoch under the EIP's epoch tag, and
+// its holder and update time under the audit tags (the entry is rewritten
+// by its holder's publications: the time is when the holder claimed it,
+// or later). PrivateIP is not known here (routes do not say it): the
+// watcher learns the holder's primary private IP, the target of its
+// health_check, from the instance. It has no AllocationID nor PublicIP.
+func (s *OverlayStatus) AsAddress() Address {
+	a := Address{Holder: s.Holder, Health: s.Health, Tags: map[string]string{}}
+	if a.Holder == "" {
+		for _, r := range s.Tables {
+			if r.ENI != "" {
+				a.Holder, a.ENI = r.Instance, r.ENI
+				break
+			}
+		}
+	}
+	for _, r := range s.Tables {
+		if a.ENI == "" && r.ENI != "" && r.Instance == a.Holder {
+			a.ENI = r.ENI
+		}
+	}
+	a.AssociationID = a.ENI
+	if a.AssociationID == "" {
+		a.AssociationID = a.Holder
+	}
+	if s.Epoch > 0 {
+		a.Tags[TagEpoch] = strconv.FormatInt(s.Epoch, 10)
+	}
+	if s.Holder != "" && !s.UpdatedAt.IsZero() {
+		a.Tags[TagHolder], a.Tags[TagClaimedAt] = s.Holder, s.UpdatedAt.UTC().Format(time.RFC3339)
+	}
+	return a
 }

@@ -58,6 +58,9 @@ type world struct {
 	imdsHang              bool // IMDS answers nothing until the caller gives up
 	refDown               bool
 	imdsCalls             int
+	// routesTo, when set, is the instance the overlay's routes point
+	// at instead of the table's holder (drift).
+	routesTo string
 
 	at    map[int]func(*world)
 	last  int
@@ -186,7 +189,7 @@ func (w *world) Health(ctx context.Context, holder, privateIP string, hc config.
 		f.InstanceStatus, f.SystemStatus = decide.StatusOK, decide.StatusOK
 	}
 	v := decide.Judge(f)
-	return &claim.Health{Instance: holder, State: f.State, Down: v.Down, Why: v.Why, Facts: f}, nil
+	return &claim.Health{Instance: holder, PrivateIP: "10.0.1." + strconv.Itoa(len(holder)), State: f.State, Down: v.Down, Why: v.Why, Facts: f}, nil
 }
 
 // The interfaces of this instance as IMDS lists them: the EIP, when
@@ -315,6 +318,13 @@ func (s *memStep) Run(ctx context.Context, req failover.Request) (*failover.Outc
 			o.AllocationID, o.PublicIP = "", ""
 		}
 	}
+	if req.Spec.Overlay != nil {
+		o.OverlayAddress, o.ENI = ovAddr, "eni-"+self
+		if !req.Spec.HasEIP() {
+			o.AllocationID, o.PublicIP = "", ""
+		}
+		s.w.routesTo = "" // routed here: moved, or repaired
+	}
 	if s.w.holder != self {
 		o.Action, o.PreviousHolder = "taken over", s.w.holder
 		if s.w.holder == "" {
@@ -326,7 +336,7 @@ func (s *memStep) Run(ctx context.Context, req failover.Request) (*failover.Outc
 	o.AssociationID = s.w.assoc
 	if req.Hooks != nil {
 		o.Hook = req.Hooks.Run(ctx, failover.HookEnv{Event: failover.EventHolder, PublicIP: o.PublicIP, AllocationID: o.AllocationID,
-			Epoch: o.Epoch, PreviousHolder: cmpOr(o.PreviousHolder, req.PreviousHolder), Holder: self, Reason: req.Reason, PrivateAddress: o.PrivateAddress})
+			Epoch: o.Epoch, PreviousHolder: cmpOr(o.PreviousHolder, req.PreviousHolder), Holder: self, Reason: req.Reason, PrivateAddress: o.PrivateAddress, OverlayAddress: o.OverlayAddress})
 	}
 	return o, nil
 }
@@ -386,7 +396,7 @@ type rig struct {
 // newRig builds a watcher of role db on world, with interval 1s and fall
 // 3 unless settings say otherwise (hold_down: as given, 0 by default).
 func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSettings) *rig {
-	if spec.PrivateAddress == "" {
+	if spec.PrivateAddress == "" && spec.Overlay == nil {
 		spec.AllocationID = alloc
 	}
 	if settings.Interval == 0 {

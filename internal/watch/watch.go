@@ -49,6 +49,21 @@
 // holder's truth check claims the private address again. With
 // local_interface, a watcher entering standby takes the address off the
 // local interface (Local) before on_standby.
+//
+// A role with an overlay address (overlay) and no EIP is watched the same
+// way again, through the role table's entry (the overlay's arbiter) and
+// the listed route tables (Looker.Overlay, seen as an Address by
+// claim.OverlayStatus.AsAddress): the standby probes the holder
+// instance's primary private IP (learnt from the instance once per
+// holder), and after fall failed probes reads the entry and the routes
+// afresh and runs the step, whose engine re-judges the holder and moves
+// the address by compare-and-swap on the table, then the routes. No IMDS
+// lists an overlay address nor shows a route table: a holder's look
+// between truth checks asks its IMDS only whether it answers (a look
+// that finds it silent reads the table and the routes), and learns of a
+// loss, or of routes pointed elsewhere, at the truth check (every
+// holderCheckEvery), whose step repairs the routes while the entry names
+// this instance.
 package watch
 
 import (
@@ -90,10 +105,12 @@ type Notifier interface {
 // Looker is what the watcher learns from the EC2 API and the holder's
 // probe; *claim.Engine has it. Addresses reads the EIP
 // (DescribeAddresses), Secondary a role's secondary private IP
-// (DescribeNetworkInterfaces by the address).
+// (DescribeNetworkInterfaces by the address), Overlay a role's overlay
+// address (the role table's entry, DescribeRouteTables).
 type Looker interface {
 	Addresses(ctx context.Context, spec *config.Role, withHealth bool) ([]claim.Address, error)
 	Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*claim.SecondaryStatus, error)
+	Overlay(ctx context.Context, role string, spec *config.Role, tbl claim.RoleTable, withHealth bool) (*claim.OverlayStatus, error)
 	Health(ctx context.Context, holder, privateIP string, healthCheck config.HealthCheck) (*claim.Health, error)
 	Probe(ctx context.Context, ip string, healthCheck config.HealthCheck) (bool, string)
 }
@@ -121,6 +138,11 @@ type Watcher struct {
 	Engine     Looker
 	Step       Stepper
 	Publishers []publish.Publisher
+	// Table is the role table, the arbiter of an overlay address (the
+	// table publisher's store): read with the routes at an overlay
+	// role's looks. nil: the role has no overlay (the configuration
+	// requires repository: for one).
+	Table claim.RoleTable
 	// Hooks run on_standby here and on_holder through the step, which
 	// takes the same interface; nil: none.
 	Hooks failover.HookRunner
@@ -172,6 +194,7 @@ type Watcher struct {
 	mac        string        // the interface (MAC) IMDS last listed the EIP on
 	imdsSaw    bool          // IMDS listed the EIP since this instance became holder
 	imdsNote   string        // what was last logged of IMDS, "" when it lists the EIP
+	drift      bool          // the last read: the table names this instance, not every route points at it
 	sbLooks    int           // looks as standby, for standbyEvery
 	// refusals counts the takeovers refused in a row; until the standby
 	// look escalate, failed probes do not read EC2 again (1, 2, 4...
@@ -260,7 +283,7 @@ func (w *Watcher) State() string { return w.state }
 // failover.Hooks).
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.Spec.Pool != nil {
-		return errors.New("watch needs a role with allocation_id or public_ip, or private_address, not a pool")
+		return errors.New("watch needs a role with allocation_id or public_ip, private_address or overlay, not a pool")
 	}
 	if w.RepairEvery <= 0 {
 		w.RepairEvery = everyLooks(cmp.Or(w.TruthEvery, holderCheckEvery), w.Settings.Interval)
@@ -276,7 +299,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.stateEvery = stateChecks
 	}
 	w.Log = w.Log.With("role", w.Role, "instance_id", w.InstanceID)
-	w.Log.Info("watching", "private_address", w.Spec.PrivateAddress, "local_interface", w.Spec.LocalInterface, "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
+	w.Log.Info("watching", "private_address", w.Spec.PrivateAddress, "overlay_address", overlayAddress(w.Spec), "local_interface", w.Spec.LocalInterface, "interval", w.Settings.Interval.String(), "fall", w.Settings.Fall, "hold_down", w.Settings.HoldDown.String(),
 		"takeover", string(w.Spec.EffectiveTakeover()), "health_check", w.Spec.HealthCheck,
 		"truth_check_as_holder", (time.Duration(w.RepairEvery) * w.Settings.Interval).String(),
 		"truth_check_as_standby", (time.Duration(w.standbyEvery) * w.Settings.Interval).String())
@@ -364,7 +387,7 @@ func (w *Watcher) look(ctx context.Context) {
 		due := w.looks%w.RepairEvery == 0 || w.apiErrors > 0
 		var src imdsAnswer
 		if !due {
-			if src = w.holderIMDS(lctx); src == imdsListed {
+			if src = w.holderIMDS(lctx); src == imdsListed || src == imdsAnswered {
 				w.Metrics.freeLook(w.Role)
 				return
 			}
@@ -402,6 +425,9 @@ type ec2Look struct {
 // private address); else its secondary private IP
 // (DescribeNetworkInterfaces), seen as an EIP's Address (AsAddress).
 func (w *Watcher) read(ctx context.Context) (claim.Address, error) {
+	if w.overlayOnly() {
+		return w.readOverlay(ctx)
+	}
 	if !w.Spec.HasEIP() {
 		s, err := w.Engine.Secondary(ctx, w.Role, w.Spec, false)
 		if err != nil {
@@ -414,6 +440,51 @@ func (w *Watcher) read(ctx context.Context) (claim.Address, error) {
 		return claim.Address{}, err
 	}
 	return addrs[0], nil
+}
+
+// overlayOnly reports whether the role's address is an overlay address
+// alone (no EIP, which would lead).
+func (w *Watcher) overlayOnly() bool {
+	return w.Spec.Overlay != nil && !w.Spec.HasEIP()
+}
+
+// overlayAddress is the role's overlay address, "" when it has none.
+func overlayAddress(spec *config.Role) string {
+	if spec.Overlay == nil {
+		return ""
+	}
+	return spec.Overlay.Address
+}
+
+// readOverlay reads the role's overlay address (the role table's entry
+// and the listed route tables), seen as an Address (AsAddress), with the
+// holder's primary private IP when a standby probes it: the one read
+// before, or, for a new holder, the instance's (DescribeInstances and
+// DescribeInstanceStatus, once per holder). A holder whose IP cannot be
+// read fails the look: no probe of nothing.
+func (w *Watcher) readOverlay(ctx context.Context) (claim.Address, error) {
+	s, err := w.Engine.Overlay(ctx, w.Role, w.Spec, w.Table, false)
+	if err != nil {
+		return claim.Address{}, err
+	}
+	a := s.AsAddress()
+	w.drift = s.Holder == w.InstanceID && !s.Consistent()
+	if a.Holder == "" || a.Holder == w.InstanceID || !w.Spec.HealthCheck.Set() {
+		return a, nil
+	}
+	if a.Holder == w.seen.Holder && w.seen.PrivateIP != "" {
+		a.PrivateIP = w.seen.PrivateIP
+		return a, nil
+	}
+	h, err := w.Engine.Health(ctx, a.Holder, "", config.HealthCheck{})
+	if err != nil {
+		return claim.Address{}, err
+	}
+	if h.PrivateIP == "" {
+		return claim.Address{}, errors.New("the overlay's holder " + a.Holder + " has no private IP to probe (state " + h.State + ")")
+	}
+	a.PrivateIP = h.PrivateIP
+	return a, nil
 }
 
 // watched is the address the holder's IMDS lists while this instance
@@ -467,7 +538,9 @@ func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 			w.Log.Warn("IMDS does not list the EIP on this instance's interfaces, while EC2 shows it here: IMDS lags or is not this instance's; "+
 				"staying holder, and reading EC2 at every look until IMDS lists it", "public_ip", a.PublicIP)
 		}
-		w.asHolder(ctx, a, o.repair)
+		// An overlay's routes pointed elsewhere while the table names
+		// this instance: the step repairs them now.
+		w.asHolder(ctx, a, o.repair || w.drift)
 		return
 	}
 	w.decideLook(ctx, lctx, a, o.probe, true)
@@ -478,7 +551,7 @@ func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 // showed the EIP on another instance.
 func (w *Watcher) probes() bool {
 	return w.Spec.HealthCheck.Set() && w.Spec.EffectiveTakeover() != config.TakeoverNever &&
-		w.seen.Holder != "" && w.seen.Holder != w.InstanceID
+		w.seen.Holder != "" && w.seen.Holder != w.InstanceID && w.seen.PrivateIP != ""
 }
 
 // probeLook is a standby's look between truth checks: the probe of the
@@ -515,10 +588,11 @@ func (w *Watcher) refusedAgain() {
 type imdsAnswer int
 
 const (
-	imdsUnknown imdsAnswer = iota // not asked, or it did not answer
-	imdsListed                    // it lists the EIP on an interface of this instance
-	imdsMissing                   // it answered without the EIP, and never listed it in this tenure
-	imdsGone                      // it listed the EIP in this tenure and no longer does
+	imdsUnknown  imdsAnswer = iota // not asked, or it did not answer
+	imdsListed                     // it lists the EIP on an interface of this instance
+	imdsMissing                    // it answered without the EIP, and never listed it in this tenure
+	imdsGone                       // it listed the EIP in this tenure and no longer does
+	imdsAnswered                   // it answered (an overlay address, which it does not list)
 )
 
 // What was last logged of IMDS.
@@ -532,6 +606,9 @@ const (
 // the interface it was last on, else every interface.
 func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
 	ip, list := w.watched()
+	if w.IMDS != nil && w.overlayOnly() {
+		return w.imdsAnswers(ctx)
+	}
 	if w.IMDS == nil || ip == "" {
 		return imdsUnknown
 	}
@@ -556,6 +633,23 @@ func (w *Watcher) holderIMDS(ctx context.Context) imdsAnswer {
 		return imdsGone
 	}
 	return imdsMissing
+}
+
+// imdsAnswers is the holder's look at an overlay address, which no IMDS
+// lists: whether this instance's IMDS answers (imdsAnswered), a sign that
+// the instance and its network are alive; when it does not, the look
+// reads the table and the routes.
+func (w *Watcher) imdsAnswers(ctx context.Context) imdsAnswer {
+	ictx, cancel := context.WithTimeout(ctx, imdsTimeout)
+	defer cancel()
+	if _, err := w.IMDS.Metadata(ictx, "instance-id"); err != nil {
+		return w.imdsFailed(ctx, err)
+	}
+	if w.imdsNote != "" {
+		w.imdsNote = ""
+		w.Log.Info("IMDS answers again: looks between truth checks read nothing remote (no IMDS lists an overlay address)")
+	}
+	return imdsAnswered
 }
 
 // movedHere reports whether this standby's IMDS lists the EIP on one of
@@ -929,8 +1023,10 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	// A new tenure: IMDS has yet to list the EIP here.
 	w.seen = claim.Address{AllocationID: o.AllocationID, PublicIP: o.PublicIP, Holder: w.InstanceID, ENI: o.ENI, PrivateIP: o.PrivateIP, AssociationID: o.AssociationID}
 	if !w.Spec.HasEIP() {
-		// The private address, as read (AsAddress): its interface.
-		w.seen.ENI, w.seen.AssociationID = o.PrivateAddressENI, o.PrivateAddressENI
+		// The private address, as read (AsAddress): its interface (an
+		// overlay's: the one its routes point at).
+		eni := cmp.Or(o.PrivateAddressENI, o.ENI)
+		w.seen.ENI, w.seen.AssociationID = eni, eni
 	}
 	w.state, w.fails, w.assoc, w.looks = StateHolder, 0, w.seen.AssociationID, 0
 	w.imdsSaw, w.imdsNote = false, ""
@@ -975,6 +1071,7 @@ func (w *Watcher) enterStandby(ctx context.Context, a claim.Address, from decide
 	w.Hooks.Run(ctx, failover.HookEnv{
 		Event: failover.EventStandby, PublicIP: a.PublicIP, AllocationID: a.AllocationID, Epoch: n,
 		PreviousHolder: previous, Holder: a.Holder, Reason: reason, PrivateAddress: w.Spec.PrivateAddress,
+		OverlayAddress: overlayAddress(w.Spec),
 	})
 }
 

@@ -55,6 +55,10 @@ func (f *fakeLooker) Secondary(ctx context.Context, role string, spec *config.Ro
 	return nil, errors.New("fakeLooker: no private address")
 }
 
+func (f *fakeLooker) Overlay(ctx context.Context, role string, spec *config.Role, tbl claim.RoleTable, withHealth bool) (*claim.OverlayStatus, error) {
+	return nil, errors.New("fakeLooker: no overlay address")
+}
+
 func (f *fakeLooker) Health(ctx context.Context, holder, privateIP string, hc config.HealthCheck) (*claim.Health, error) {
 	return &claim.Health{Instance: holder, State: "running", Status: "ok", Why: "running, status checks ok"}, nil
 }

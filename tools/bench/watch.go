@@ -3,11 +3,12 @@ package main
 // The watch section (issues 12, 19, 21): failover time of `eipclaim
 // watch` at interval 250ms, fall 2 (the holder's instance stopped; its
 // service dead while the instance runs, and the deposed holder's
-// on_standby; the same for a secondary private IP), and the steady-state
-// AWS requests per watcher-hour at 250ms and at 5s.
+// on_standby; the same for a secondary private IP; for an overlay
+// address, the failover alone), and the steady-state AWS requests per
+// watcher-hour at 250ms and at 5s.
 // `go run ./tools/bench -only watch`; `make bench` runs it after the
-// storm. -watch-scenario secondary (or stopped, dead, fence) runs one
-// failover scenario alone, and no steady state.
+// storm. -watch-scenario secondary (or stopped, dead, fence, overlay)
+// runs one failover scenario alone, and no steady state.
 
 import (
 	"context"
@@ -31,8 +32,10 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/eipclaim/eipclaim/internal/faultproxy"
+	"github.com/eipclaim/eipclaim/internal/table"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
 
@@ -40,7 +43,7 @@ var (
 	watchRuns     = flag.Int("watch-runs", 20, "watch section: failovers timed per scenario at interval 250ms, fall 2")
 	watchSteady   = flag.Duration("watch-steady", 12*time.Minute, "watch section: how long the steady-state requests are counted (longer than the watchers' slowest AWS cadence), then scaled to an hour")
 	watchSkip     = flag.Bool("no-watch", false, "skip the watch section")
-	watchOnly     = flag.String("watch-scenario", "", "watch section: time only this failover scenario (stopped, dead, fence or secondary), and skip the steady state")
+	watchOnly     = flag.String("watch-scenario", "", "watch section: time only this failover scenario (stopped, dead, fence, secondary or overlay), and skip the steady state")
 	watchInterval = 250 * time.Millisecond
 	watchFall     = 2
 )
@@ -101,10 +104,12 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 		{key: "dead", name: "holder's service dead, instance running (its watcher runs on)", standby: true},
 		{key: "fence", name: "holder's service dead, instance running, fence: stop", fence: true},
 		{key: "secondary", name: "secondary private IP: holder's service dead, instance running (no DNS)", standby: true, secondary: true},
+		{key: "overlay", name: "overlay address, 2 route tables: holder's service dead, instance running (no DNS)", overlay: true},
 	}
 	if *watchOnly != "" && !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.key == *watchOnly }) {
-		return fmt.Errorf("-watch-scenario %q: want stopped, dead, fence or secondary", *watchOnly)
+		return fmt.Errorf("-watch-scenario %q: want stopped, dead, fence, secondary or overlay", *watchOnly)
 	}
+	overlaid := false
 	for _, sc := range scenarios {
 		if *watchRuns <= 0 {
 			break
@@ -117,6 +122,9 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 			failover := w.failover
 			if sc.secondary {
 				failover = w.failoverSecondary
+			}
+			if sc.overlay {
+				failover, overlaid = w.failoverOverlay, true
 			}
 			r, err := failover(ctx, sc, i)
 			if err != nil {
@@ -138,7 +146,7 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 			target = "no target: the stop comes first"
 		}
 		dns50, dns95 := ms(quantile(dns, .5)), ms(quantile(dns, .95))
-		if sc.secondary {
+		if sc.secondary || sc.overlay {
 			dns50, dns95 = "-", "-"
 		}
 		line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%s (%s)", sc.name, ms(quantile(assoc, .5)), ms(quantile(assoc, .95)),
@@ -165,6 +173,10 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 	if fences != "" {
 		fmt.Fprintln(out, fences)
 	}
+	if overlaid {
+		fmt.Fprintln(out, "  overlay: \"EIP on standby\" is the role table's entry naming B and both route tables routing the address to B's interface (polled every 20ms); "+
+			"the deposed holder's on_standby is not timed: no IMDS lists an overlay address, so a holder learns of its loss at its truth check (every 6 min)")
+	}
 
 	if *watchSteady > 0 && *watchOnly == "" {
 		p, err := w.steady(ctx, out, *watchSteady)
@@ -190,6 +202,11 @@ type scenario struct {
 	// (private_address) on a loopback VPC, not an EIP; "EIP on standby"
 	// is the address on the standby's interface.
 	secondary bool
+	// overlay: the role's address is an overlay address routed in two
+	// route tables of a loopback VPC, the role table an S3 object in
+	// moto; "EIP on standby" is the table naming B and both tables
+	// routing to B's interface.
+	overlay bool
 }
 
 type watchWorld struct {
@@ -701,4 +718,167 @@ func (w *watchWorld) failoverSecondary(ctx context.Context, sc scenario, i int) 
 		time.Sleep(20 * time.Millisecond)
 	}
 	return r, nil
+}
+
+// failoverOverlay times one failover of an overlay address, as
+// failoverSecondary does a secondary private IP's: instances A and B of a
+// loopback VPC (source/destination checking off), two route tables made
+// for the run, the role table (s3://fleet-config/roles.json, the shipped
+// policy's) emptied; A claims the address (`eipclaim claim`) before the
+// watchers start; past hold_down, at t0 A's service stops (its instance
+// and watcher run on): the time until the table's entry names B and both
+// tables route the address to B's interface (polled every 20ms). A
+// learns of its loss at its truth check (6 min): not timed.
+func (w *watchWorld) failoverOverlay(ctx context.Context, sc scenario, i int) (r timedRun, err error) {
+	const addr, bucket, key = "192.168.200.10", "fleet-config", "roles.json"
+	var emu testenv.Emulators
+	defer emu.Close()
+	var ips [2]string
+	for j := range ips {
+		if ips[j], err = w.nextLoop(); err != nil {
+			return r, err
+		}
+	}
+	is, err := w.NewLoopbackInstances(ctx, ips[0], ips[1])
+	if err != nil {
+		return r, err
+	}
+	a, b := is[0], is[1]
+	n, err := w.EC2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{a.ENI}})
+	if err != nil || len(n.NetworkInterfaces) != 1 {
+		return r, fmt.Errorf("describe %s: %v", a.ENI, err)
+	}
+	var tables []string
+	for range 2 {
+		rt, err := w.EC2.CreateRouteTable(ctx, &ec2.CreateRouteTableInput{VpcId: n.NetworkInterfaces[0].VpcId})
+		if err != nil {
+			return r, err
+		}
+		tables = append(tables, aws.ToString(rt.RouteTable.RouteTableId))
+	}
+	// The shipped policy lets a role change only the route tables
+	// tagged with it.
+	if _, err := w.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: append([]string{a.ID, b.ID}, tables...),
+		Tags: []ec2types.Tag{{Key: aws.String("eipclaim:role"), Value: aws.String("db")}}}); err != nil {
+		return r, err
+	}
+	for _, eni := range []string{a.ENI, b.ENI} {
+		if _, err := w.EC2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: aws.String(eni),
+			SourceDestCheck: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
+			return r, err
+		}
+	}
+	s3c := s3.NewFromConfig(w.moto.Config(), func(o *s3.Options) { o.UsePathStyle = true })
+	if i == 0 {
+		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil && !strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
+			return r, err
+		}
+	}
+	// Each run's role starts with no entry (its epoch from 1).
+	if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		return r, err
+	}
+	w.seq++
+	doc := fmt.Sprintf("role: db\nrepository: s3://%s/%s\nroles:\n  db:\n    overlay: {address: %s, route_tables: [%s]}\n    health_check: tcp:5432\n    watch: {interval: %s, fall: %d, hold_down: 1s}\n",
+		bucket, key, addr, strings.Join(tables, ", "), watchInterval, watchFall)
+	config := filepath.Join(w.dir, fmt.Sprintf("eipclaim-%d.yaml", w.seq))
+	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
+		return r, err
+	}
+	svcA, err := testenv.NewService()
+	if err != nil {
+		return r, err
+	}
+	defer svcA.Stop()
+	svcB, err := testenv.NewService()
+	if err != nil {
+		return r, err
+	}
+	defer svcB.Stop()
+	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
+	if err := w.claimAs(ctx, &emu, a, config); err != nil {
+		return r, err
+	}
+	wa, err := w.start(&emu, a, config, dial, false)
+	if err != nil {
+		return r, err
+	}
+	defer wa.end()
+	wb, err := w.start(&emu, b, config, dial, false)
+	if err != nil {
+		return r, err
+	}
+	defer wb.end()
+	if err := settle(ctx, 60*time.Second, map[*benchWatcher]string{wa: "holder", wb: "standby"}); err != nil {
+		return r, err
+	}
+	time.Sleep(1500 * time.Millisecond) // past hold_down
+	routedToB := func() (bool, error) {
+		got, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			return false, err
+		}
+		data, err := io.ReadAll(got.Body)
+		got.Body.Close()
+		if err != nil {
+			return false, err
+		}
+		d, err := table.Parse(data, "s3://"+bucket+"/"+key)
+		if err != nil {
+			return false, err
+		}
+		if d.Roles["db"].Holder != b.ID {
+			return false, nil
+		}
+		out, err := w.EC2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: tables})
+		if err != nil {
+			return false, err
+		}
+		to := 0
+		for _, rt := range out.RouteTables {
+			for _, rr := range rt.Routes {
+				if aws.ToString(rr.DestinationCidrBlock) == addr+"/32" && aws.ToString(rr.NetworkInterfaceId) == b.ENI {
+					to++
+				}
+			}
+		}
+		return to == len(tables), nil
+	}
+
+	t0 := time.Now()
+	svcA.Stop()
+	limit := 30 * time.Second
+	for r.assoc == 0 {
+		if time.Since(t0) > limit {
+			return r, fmt.Errorf("the overlay not routed to B within %s; the standby's log:\n%s\nthe holder's log:\n%s",
+				limit, tailLines(wb.logs(), 20), tailLines(wa.logs(), 20))
+		}
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
+		ok, err := routedToB()
+		if err != nil {
+			return r, err
+		}
+		if ok {
+			r.assoc = time.Since(t0)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r, nil
+}
+
+// claimAs runs `eipclaim claim` as inst with config: the holder before
+// the watchers start.
+func (w *watchWorld) claimAs(ctx context.Context, emu *testenv.Emulators, inst testenv.Instance, config string) error {
+	md, err := emu.IMDS(inst.IMDSOptions(""))
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, w.bin, "--config", config, "--timeout", "60s")
+	cmd.Env = append(append(append(os.Environ(), w.moto.Env()...), md.Env()...), "EIPCLAIM_ROLE=", "EIPCLAIM_CONFIG=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("the first holder's claim: %w\n%s", err, out)
+	}
+	return nil
 }
