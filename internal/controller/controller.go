@@ -67,8 +67,9 @@ type Mover interface {
 	// Keep publishes where the EIP already is: held, as held says, by a
 	// healthy instance whose audit tags are right.
 	Keep(ctx context.Context, req failover.Request, held *claim.Result) (*failover.Outcome, error)
-	// Release frees the role's EIP from instance.
-	Release(ctx context.Context, instance, role string, spec *config.Role) (string, error)
+	// Release frees the role's addresses from instance (req's
+	// publishers: the role table an overlay's release writes).
+	Release(ctx context.Context, instance string, req failover.Request) (string, error)
 }
 
 // Publishing builds the publishers of the roles of one invocation.
