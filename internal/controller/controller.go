@@ -319,7 +319,7 @@ func (c *Controller) logDecision(d Decision, err error) {
 // EC2 actions (its secondary private IP's too), the Route 53 publisher's, the configuration's S3 read, the
 // role table's read and write, and the lifecycle completion. deploy/eipclaim-controller.yaml grants exactly
 // these (and the Lambda log actions); a test keeps the two in step.
-var Actions = append(append(append([]string{}, claim.Actions...), claim.SecondaryActions...),
+var Actions = append(append(append(append([]string{}, claim.Actions...), claim.SecondaryActions...), claim.OverlayActions...),
 	"route53:GetHostedZone",
 	"route53:ListHostedZonesByName",
 	"route53:ListResourceRecordSets",
