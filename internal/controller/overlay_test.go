@@ -175,6 +175,9 @@ func TestOverlayFleetSteadyAndFailover(t *testing.T) {
 	if !maps.Equal(ec2Steady, want) {
 		t.Errorf("EC2 requests of a steady run: %v, want %v", ec2Steady, want)
 	}
+	if bySvc["s3"] != 1 {
+		t.Errorf("%d S3 requests in a steady run, want 1 (the role table, read once by the observation)", bySvc["s3"])
+	}
 	t.Logf("steady schedule run over 6 overlay roles (12 route tables): %d AWS requests %v; EC2 %v", total(bySvc), bySvc, ec2Steady)
 
 	stopped := []string{"o0", "o1", "o4"}

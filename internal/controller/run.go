@@ -31,6 +31,9 @@ type run struct {
 	obs   Observer
 	mover Mover
 	pub   Publishing
+	// table is the role table as the observation read it (nil when it
+	// did not): the keeps' table publishers compare on it.
+	table *table.Snapshot
 }
 
 func (c *Controller) newRun(cfg *config.Config) *run {
@@ -123,6 +126,7 @@ func (r *run) schedule(ctx context.Context, add func(Decision, error)) {
 		add(Decision{Action: "failed", Reason: fmt.Sprintf("could not observe the %d roles", len(roles))}, err)
 		return
 	}
+	r.table = fleet.Table
 	var jobs, busy []*job
 	publishing := map[string]*config.Role{}
 	for _, name := range slices.Sorted(maps.Keys(roles)) {
@@ -227,6 +231,7 @@ func (r *run) forSubject(ctx context.Context, s decide.Situation, add func(Decis
 		return
 	}
 	o := fleet.Roles[role]
+	r.table = fleet.Table
 	if heldUpBy(o, s) {
 		// EC2's event says the holder is stopping or stopped, the read says
 		// it serves: the read may be older than the event (EC2's eventual
@@ -396,6 +401,8 @@ func (r *run) keep(ctx context.Context, d Decision, o *observe.Role, m decide.Mo
 	if err != nil {
 		return d, err
 	}
+	// The role table read once for the run: the entry is compared on it.
+	publish.Seed(pubs, r.table)
 	out, err := r.mover.Keep(ctx, failover.Request{Role: o.Name, Spec: o.Spec, Publishers: pubs}, held)
 	d.Outcome, d.Action = out, "already held"
 	if err != nil {

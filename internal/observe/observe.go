@@ -74,9 +74,10 @@ type Observer struct {
 	// Probes bounds the probes run at once; DefaultProbes when zero.
 	Probes int
 	Log    *slog.Logger // one Debug line per observation; nil: none
-	// Table is the role table, read once per observation when a role has
-	// an overlay address (its entry names the overlay's holder); nil when
-	// the configuration has no repository.
+	// Table is the role table, read once per observation (an overlay
+	// role's entry names its holder; the other roles' publications may
+	// compare on the read: Fleet.Table); nil when the configuration has
+	// no repository.
 	Table TableReader
 }
 
@@ -95,6 +96,9 @@ const (
 // Fleet is what was observed of every role asked for.
 type Fleet struct {
 	Roles map[string]*Role
+	// Table is the role table as read once for the observation (Observer
+	// Table set); nil when it was not read.
+	Table *table.Snapshot
 }
 
 // Role is what was observed of one role.
@@ -826,16 +830,23 @@ func (o *Observer) overlays(ctx context.Context, f *Fleet) error {
 			}
 		}
 	}
+	var doc *table.Document
+	if o.Table != nil && len(f.Roles) > 0 {
+		snap, err := o.Table.ReadSnapshot(ctx)
+		switch {
+		case err != nil && len(roles) > 0:
+			return fmt.Errorf("read the role table (the overlay addresses' holders): %w", err)
+		case err != nil:
+			// Only the publications would have used it: they read it.
+			if o.Log != nil {
+				o.Log.Warn("could not read the role table: each role's publication reads it", "error", err)
+			}
+		default:
+			f.Table, doc = snap, snap.Doc
+		}
+	}
 	if len(roles) == 0 {
 		return nil
-	}
-	var doc *table.Document
-	if o.Table != nil {
-		snap, err := o.Table.ReadSnapshot(ctx)
-		if err != nil {
-			return fmt.Errorf("read the role table (the overlay addresses' holders): %w", err)
-		}
-		doc = snap.Doc
 	}
 	seen := map[string]types.RouteTable{}
 	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(tables)), maxFilterValues) {
