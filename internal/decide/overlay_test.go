@@ -37,7 +37,7 @@ func TestPlanOverlay(t *testing.T) {
 		{"drifted route repaired by the holder", overlayOnly("", ovl(hp(runningHolder()), "rtb-2"), a), Situation{},
 			Move{Action: Keep, Holder: "i-h", Candidate: "i-h", Repair: true, Why: "held by i-h, which is healthy (running, status checks: instance ok, system ok); DNS kept true; its routes in rtb-2 repaired"}},
 		{"free claimed", overlayOnly("", ovl(nil), b, a), Situation{},
-			Move{Action: Claim, Candidate: "i-a", Why: "the private address was free"}},
+			Move{Action: Claim, Candidate: "i-a", Why: "the overlay address was free"}},
 		{"stopped holder taken over, drift or not", overlayOnly("", ovl(&stopped, "rtb-1"), a, b), Situation{},
 			Move{Action: TakeOver, Holder: "i-h", Candidate: "i-a", Why: "holder i-h is stopped"}},
 		{"stopped holder under never", overlayOnly(config.TakeoverNever, ovl(&stopped), a), Situation{},

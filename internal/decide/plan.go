@@ -59,6 +59,8 @@ type Address struct {
 	// Drift lists the route tables of an overlay address (the lead of a
 	// role without EIP) that do not point at its holder.
 	Drift []string
+	// overlay: the lead is an overlay address (its name in reasons).
+	overlay bool
 }
 
 // What a plan does with an EIP.

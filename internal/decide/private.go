@@ -71,7 +71,7 @@ func (o Observed) lead() (Address, string) {
 		return a, a.PublicIP + " (" + a.AllocationID + ")"
 	}
 	p := o.Private
-	return Address{Held: p.Held, Holder: p.Holder, HolderTag: p.HolderTag, EpochBad: p.EpochBad, Drift: p.Drift}, p.name()
+	return Address{Held: p.Held, Holder: p.Holder, HolderTag: p.HolderTag, EpochBad: p.EpochBad, Drift: p.Drift, overlay: p.Overlay}, p.name()
 }
 
 // name names the address in reasons.
@@ -94,8 +94,12 @@ func repair(holder, holderTag string, epochBad bool, drift []string) string {
 	return ""
 }
 
-// kind names what a is in reasons: "EIP", or "private address".
+// kind names what a is in reasons: "EIP", "private address" or "overlay
+// address".
 func kind(a Address) string {
+	if a.overlay {
+		return "overlay address"
+	}
 	if a.AllocationID == "" && a.PublicIP == "" {
 		return "private address"
 	}
