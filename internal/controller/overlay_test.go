@@ -236,3 +236,32 @@ func TestOverlayFleetSteadyAndFailover(t *testing.T) {
 		t.Errorf("o2 after the repair: held by %s epoch %d, want %s epoch %d", h, table["o2"].Epoch, holders["o2"], epoch)
 	}
 }
+
+// TestOverlayJoinsTheEIP: a role's EIP on one healthy instance, its
+// overlay address routed to another healthy one (an operator's routes,
+// no table entry). The schedule moves the overlay to the EIP's holder
+// (the EIP leads): the step takes it by force (ForcePrivate), the role
+// table's entry and both routes then name the EIP's holder; the next run
+// keeps both.
+func TestOverlayJoinsTheEIP(t *testing.T) {
+	of := newOverlayFleet(t)
+	ctx := t.Context()
+	a, b := of.insts["o4"][0], of.insts["o4"][1]
+	of.f.w.Associate(of.eips["o4"], a.ID)
+	for _, rtb := range of.tables["o4"] {
+		if _, err := of.f.w.EC2.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(rtb), DestinationCidrBlock: aws.String(of.overlay["o4"] + "/32"),
+			NetworkInterfaceId: aws.String(b.ENI)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actions, _, _ := of.schedule(t)
+	if actions["o4"] != "taken over" {
+		t.Errorf("o4: %q, want taken over (the overlay joins the EIP on %s)", actions["o4"], a.ID)
+	}
+	if h := of.holderOf(t, "o4", of.table(t)); h != a.ID {
+		t.Errorf("o4's overlay on %q, want %s (the EIP's holder)", h, a.ID)
+	}
+	if actions, _, _ = of.schedule(t); actions["o4"] != "already held" {
+		t.Errorf("the next run: o4 %q, want already held", actions["o4"])
+	}
+}

@@ -446,8 +446,8 @@ func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance st
 			}
 		}
 	}
-	if pa := out.PrivateAddressAction; out.Action == "already held" && pa != "" && pa != "already held" && o.Spec.HasEIP() {
-		// The EIP stayed; its private address moved to join it.
+	if pa := cmp.Or(out.PrivateAddressAction, out.OverlayAction); out.Action == "already held" && pa != "" && pa != "already held" && o.Spec.HasEIP() {
+		// The EIP stayed; its private-kind address moved to join it.
 		d.Action, d.Reason = pa, "the EIP is held by "+instance+"; "+why
 	}
 	if err != nil {
