@@ -48,7 +48,7 @@ var SecondaryActions = []string{
 
 // OverlayActions are the EC2 actions a claim of a role's overlay address
 // (overlay) calls besides Actions (release: DeleteRoute): in the
-// instance's IAM policy, not the controller's (it does not move them).
+// instance's IAM policy and the controller's.
 var OverlayActions = []string{
 	"ec2:CreateRoute",
 	"ec2:DeleteRoute",

@@ -67,8 +67,9 @@ type Mover interface {
 	// Keep publishes where the EIP already is: held, as held says, by a
 	// healthy instance whose audit tags are right.
 	Keep(ctx context.Context, req failover.Request, held *claim.Result) (*failover.Outcome, error)
-	// Release frees the role's EIP from instance.
-	Release(ctx context.Context, instance, role string, spec *config.Role) (string, error)
+	// Release frees the role's addresses from instance (req's
+	// publishers: the role table an overlay's release writes).
+	Release(ctx context.Context, instance string, req failover.Request) (string, error)
 }
 
 // Publishing builds the publishers of the roles of one invocation.
@@ -318,7 +319,7 @@ func (c *Controller) logDecision(d Decision, err error) {
 // EC2 actions (its secondary private IP's too), the Route 53 publisher's, the configuration's S3 read, the
 // role table's read and write, and the lifecycle completion. deploy/eipclaim-controller.yaml grants exactly
 // these (and the Lambda log actions); a test keeps the two in step.
-var Actions = append(append(append([]string{}, claim.Actions...), claim.SecondaryActions...),
+var Actions = append(append(append(append([]string{}, claim.Actions...), claim.SecondaryActions...), claim.OverlayActions...),
 	"route53:GetHostedZone",
 	"route53:ListHostedZonesByName",
 	"route53:ListResourceRecordSets",

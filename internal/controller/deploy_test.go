@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/controller"
 	"github.com/eipclaim/eipclaim/internal/testenv"
 )
@@ -212,9 +211,6 @@ func TestTemplatePolicyMatchesCode(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range opRE.FindAllStringSubmatch(string(b), -1) {
-				if slices.Contains(claim.OverlayActions, m[1]) {
-					continue // an overlay role is not served by the controller yet (notYet): it never calls them
-				}
 				if !slices.Contains(controller.Actions, m[1]) {
 					t.Errorf("%s calls %s, which controller.Actions (and so the template) lacks", f, m[1])
 				}

@@ -31,12 +31,24 @@ type run struct {
 	obs   Observer
 	mover Mover
 	pub   Publishing
+	// table is the role table as the observation read it (nil when it
+	// did not): the keeps' table publishers compare on it.
+	table *table.Snapshot
 }
 
 func (c *Controller) newRun(cfg *config.Config) *run {
 	r := &run{c: c, cfg: cfg, obs: c.Observe, mover: c.Move}
 	if r.obs == nil {
-		r.obs = &observe.Observer{EC2: c.EC2, Retry: c.retrier().Do, Dial: c.Dial, HealthTimeout: c.HealthTimeout, Log: c.log()}
+		ob := &observe.Observer{EC2: c.EC2, Retry: c.retrier().Do, Dial: c.Dial, HealthTimeout: c.HealthTimeout, Log: c.log()}
+		if cfg.Repository != "" && c.S3 != nil {
+			// The overlay roles' entries, read once per observation.
+			if st, err := table.NewStore(c.S3, cfg.Repository, c.retrier().Do, c.log()); err == nil {
+				ob.Table = st
+			} else {
+				c.log().Warn("the role table cannot be read: overlay roles cannot be observed", "error", err)
+			}
+		}
+		r.obs = ob
 	}
 	if r.mover == nil {
 		r.mover = engineMover{c}
@@ -61,20 +73,16 @@ func (r *run) roles() map[string]*config.Role {
 	return roles
 }
 
-// notYet says why the controller does not serve a role yet (exit 2), nil
-// when it does: it serves a role's EIP (or pool) and its secondary private
-// IP (private_address); a role with neither (an overlay address alone) is
-// claimed only by eipclaim on its instances for now.
+// notYet says why the controller does not serve a role (exit 2), nil
+// when it does: it serves a role's EIP (or pool), its secondary private
+// IP (private_address) and its overlay address (overlay); a role with
+// none of them has nothing to move.
 func notYet(name string, spec *config.Role) error {
-	if spec != nil && spec.Overlay != nil {
-		return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has overlay: the controller does not move an overlay address yet (eipclaim claim on the role's instances does); "+
-			"remove the role from the controller's configuration", name))
-	}
-	if spec == nil || spec.HasEIP() || spec.PrivateAddress != "" {
+	if spec == nil || spec.HasEIP() || spec.PrivateKind() != "" {
 		return nil
 	}
-	return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has no EIP and no private_address: the controller moves only those yet (eipclaim claim on the role's instances moves the others); "+
-		"remove the role from the controller's configuration", name))
+	return exitcode.With(exitcode.Usage, fmt.Errorf("role %s has no EIP, no private_address and no overlay: the controller has nothing to move for it; "+
+		"give it an address, or remove the role from the controller's configuration", name))
 }
 
 // job is one role's plan, carried out by a worker.
@@ -118,6 +126,7 @@ func (r *run) schedule(ctx context.Context, add func(Decision, error)) {
 		add(Decision{Action: "failed", Reason: fmt.Sprintf("could not observe the %d roles", len(roles))}, err)
 		return
 	}
+	r.table = fleet.Table
 	var jobs, busy []*job
 	publishing := map[string]*config.Role{}
 	for _, name := range slices.Sorted(maps.Keys(roles)) {
@@ -222,6 +231,7 @@ func (r *run) forSubject(ctx context.Context, s decide.Situation, add func(Decis
 		return
 	}
 	o := fleet.Roles[role]
+	r.table = fleet.Table
 	if heldUpBy(o, s) {
 		// EC2's event says the holder is stopping or stopped, the read says
 		// it serves: the read may be older than the event (EC2's eventual
@@ -248,6 +258,9 @@ func heldUpBy(o *observe.Role, s decide.Situation) bool {
 		return false
 	}
 	if p := o.Private; p != nil && p.Holder.Instance == s.Subject && !decide.Judge(p.Holder).Down {
+		return true
+	}
+	if v := o.Overlay; v != nil && v.Holder.Instance == s.Subject && !decide.Judge(v.Holder).Down {
 		return true
 	}
 	return slices.ContainsFunc(o.Addresses, func(a observe.Address) bool {
@@ -323,7 +336,15 @@ func (r *run) do(ctx context.Context, o *observe.Role, m decide.Move) (Decision,
 		d.Action, d.Candidate = "nothing to do", m.Candidate
 		return d, nil
 	case decide.Release:
-		msg, err := r.mover.Release(ctx, m.Holder, o.Name, o.Spec)
+		req := failover.Request{Role: o.Name, Spec: o.Spec}
+		if o.Spec.Overlay != nil {
+			// The overlay's release marks its entry free in the role table.
+			var err error
+			if req.Publishers, err = r.pub.Publishers(o.Name, o.Spec); err != nil {
+				return d, err
+			}
+		}
+		msg, err := r.mover.Release(ctx, m.Holder, req)
 		if err != nil {
 			return d, err
 		}
@@ -366,14 +387,22 @@ func (r *run) keep(ctx context.Context, d Decision, o *observe.Role, m decide.Mo
 		}
 		held.PrivateAddress, held.PrivateAddressENI = p.Address, p.ENI
 	}
+	if v := o.Overlay; v != nil && v.ENI != "" && v.Holder.Instance == m.Candidate {
+		if held == nil {
+			held = &claim.Result{Role: o.Name, InstanceID: v.Holder.Instance, ENI: v.ENI, Action: "already held", Epoch: v.Entry.Epoch}
+		}
+		held.OverlayAddress = v.Address
+	}
 	if held == nil {
-		return d, fmt.Errorf("role %s: the private address is not on %s in the observation", o.Name, m.Candidate)
+		return d, fmt.Errorf("role %s: the %s is not on %s in the observation", o.Name, what(o.Spec), m.Candidate)
 	}
 	d.Candidate = m.Candidate
 	pubs, err := r.pub.Publishers(o.Name, o.Spec)
 	if err != nil {
 		return d, err
 	}
+	// The role table read once for the run: the entry is compared on it.
+	publish.Seed(pubs, r.table)
 	out, err := r.mover.Keep(ctx, failover.Request{Role: o.Name, Spec: o.Spec, Publishers: pubs}, held)
 	d.Outcome, d.Action = out, "already held"
 	if err != nil {
@@ -412,10 +441,13 @@ func (r *run) step(ctx context.Context, d Decision, o *observe.Role, instance st
 		d.Reason = out.Reason
 		if out.Action == "already held" {
 			d.Reason = "held by " + instance + "; DNS kept true"
+			if len(out.OverlayRepaired) > 0 {
+				d.Reason += "; the overlay address's routes in " + strings.Join(out.OverlayRepaired, ", ") + " repaired"
+			}
 		}
 	}
-	if pa := out.PrivateAddressAction; out.Action == "already held" && pa != "" && pa != "already held" && o.Spec.HasEIP() {
-		// The EIP stayed; its private address moved to join it.
+	if pa := cmp.Or(out.PrivateAddressAction, out.OverlayAction); out.Action == "already held" && pa != "" && pa != "already held" && o.Spec.HasEIP() {
+		// The EIP stayed; its private-kind address moved to join it.
 		d.Action, d.Reason = pa, "the EIP is held by "+instance+"; "+why
 	}
 	if err != nil {
@@ -439,9 +471,11 @@ func (m engineMover) Keep(ctx context.Context, req failover.Request, held *claim
 	return m.failoverStep(held.InstanceID).Keep(ctx, req, held)
 }
 
-// Release frees the role's EIP and its private address from instance
-// (each only where instance holds it).
-func (m engineMover) Release(ctx context.Context, instance, role string, spec *config.Role) (string, error) {
+// Release frees the role's EIP and its private-kind address from
+// instance (each only where instance holds it): an overlay's with the
+// role table of req's publishers.
+func (m engineMover) Release(ctx context.Context, instance string, req failover.Request) (string, error) {
+	role, spec := req.Role, req.Spec
 	var done []string
 	if spec.HasEIP() {
 		msg, err := m.c.engine(instance).Release(ctx, role, spec, false)
@@ -457,14 +491,28 @@ func (m engineMover) Release(ctx context.Context, instance, role string, spec *c
 		}
 		done = append(done, msg)
 	}
+	if spec.Overlay != nil {
+		var tbl claim.RoleTable
+		if st := publish.Table(req.Publishers); st != nil {
+			tbl = st
+		}
+		msg, err := m.c.engine(instance).ReleaseOverlay(ctx, role, spec, tbl, false)
+		if err != nil {
+			return strings.Join(done, "; "), fmt.Errorf("release the overlay address of role %s from %s: %w", role, instance, err)
+		}
+		done = append(done, msg)
+	}
 	return strings.Join(done, "; "), nil
 }
 
-// what names a role's address in reasons: "EIP", or "private address"
-// for a role without one.
+// what names a role's address in reasons: "EIP", or "private address" or
+// "overlay address" for a role without one.
 func what(spec *config.Role) string {
-	if spec.HasEIP() {
+	switch {
+	case spec.HasEIP():
 		return "EIP"
+	case spec.Overlay != nil:
+		return "overlay address"
 	}
 	return "private address"
 }

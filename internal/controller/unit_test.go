@@ -20,6 +20,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/observe"
 	"github.com/eipclaim/eipclaim/internal/placement"
 	"github.com/eipclaim/eipclaim/internal/publish"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // The unit tests of the controller's decisions: an in-memory fleet
@@ -123,8 +124,12 @@ func (m *memMover) Keep(ctx context.Context, req failover.Request, held *claim.R
 	return &failover.Outcome{Role: req.Role, Action: "already held", InstanceID: held.InstanceID, Epoch: held.Epoch}, err
 }
 
-func (m *memMover) Release(ctx context.Context, instance, role string, spec *config.Role) (string, error) {
-	defer m.record(fmt.Sprintf("release %s from %s", role, instance))()
+func (m *memMover) Release(ctx context.Context, instance string, req failover.Request) (string, error) {
+	call := fmt.Sprintf("release %s from %s", req.Role, instance)
+	if len(req.Publishers) > 0 {
+		call += fmt.Sprintf(" pubs=%d", len(req.Publishers))
+	}
+	defer m.record(call)()
 	return "released 203.0.113.1 from eni-" + instance, nil
 }
 
@@ -528,16 +533,16 @@ func (memAutoScaling) CompleteLifecycleAction(context.Context, *autoscaling.Comp
 	return &autoscaling.CompleteLifecycleActionOutput{}, nil
 }
 
-// A role with neither an EIP nor a private address (an overlay address
-// alone) is not served by the controller yet: it is failed with exit 2,
-// named, and the other roles are served.
+// A role with no address (neither an EIP nor a private-kind address) is
+// not served: it is failed with exit 2, named, and the other roles are
+// served.
 func TestScheduleNoAddressNotYet(t *testing.T) {
 	w := newWorld()
 	w.role("a-kept", roleSpec(1, ""), []observe.Address{heldBy(1, healthy("i-1"))}, candidate("i-1", 0))
 	w.cfg.Roles["b-other"] = &config.Role{}
 	w.obs.tags["i-b"] = "b-other"
 	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
-	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-other has no EIP and no private_address") {
+	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-other has no EIP, no private_address and no overlay") {
 		t.Errorf("error %v (exit %d), want b-other's, exit 2", err, exitcode.Of(err))
 	}
 	if got := actions(res); !strings.Contains(got, "b-other: failed") || !strings.Contains(got, "a-kept: already held") {
@@ -629,6 +634,7 @@ type forceMover struct {
 	*memMover
 	forcedPrivate []string
 	kept          map[string]string
+	keptOverlay   map[string]string
 }
 
 func (m *forceMover) Step(ctx context.Context, instance string, req failover.Request) (*failover.Outcome, error) {
@@ -646,21 +652,112 @@ func (m *forceMover) Keep(ctx context.Context, req failover.Request, held *claim
 		m.kept = map[string]string{}
 	}
 	m.kept[req.Role] = held.PrivateAddress + " on " + held.PrivateAddressENI
+	if held.OverlayAddress != "" {
+		if m.keptOverlay == nil {
+			m.keptOverlay = map[string]string{}
+		}
+		m.keptOverlay[req.Role] = held.OverlayAddress + " via " + held.ENI
+	}
 	m.mu.Unlock()
 	return m.memMover.Keep(ctx, req, held)
 }
 
-// A role with an overlay address is not served by the controller yet.
-func TestScheduleOverlayNotYet(t *testing.T) {
-	w := newWorld()
-	w.role("a-kept", roleSpec(1, ""), []observe.Address{heldBy(1, healthy("i-1"))}, candidate("i-1", 0))
-	w.cfg.Roles["b-overlay"] = &config.Role{Overlay: &config.Overlay{Address: "192.168.100.10", RouteTables: []string{"rtb-01234567"}}}
-	w.obs.tags["i-b"] = "b-overlay"
-	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
-	if exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), "role b-overlay has overlay: the controller does not move an overlay address yet") {
-		t.Errorf("error %v (exit %d), want b-overlay's, exit 2", err, exitcode.Of(err))
+// overlayOn is a role's overlay address 192.168.100.<n> routed in two
+// tables to h's interface, the role table's entry naming h (epoch 5), the
+// tables in drift pointing at another interface; free when h is the zero
+// Holder.
+func overlayOn(n int, h decide.Holder, drift ...string) *observe.Overlay {
+	v := &observe.Overlay{Address: fmt.Sprintf("192.168.100.%d", n)}
+	for _, t := range []string{"rtb-1", "rtb-2"} {
+		r := claim.TableRoute{RouteTable: t}
+		if h.Instance != "" {
+			r.ENI, r.Instance, r.Here = "eni-"+h.Instance, h.Instance, true
+		}
+		if slices.Contains(drift, t) {
+			r.ENI, r.Instance, r.Here = "eni-other", "i-other", false
+		}
+		v.Routes = append(v.Routes, r)
 	}
-	if got := actions(res); !strings.Contains(got, "b-overlay: failed") || !strings.Contains(got, "a-kept: already held") {
-		t.Errorf("decisions %s, want b-overlay failed and a-kept served", got)
+	if h.Instance != "" {
+		v.Entry = table.Entry{Holder: h.Instance, Epoch: 5}
+		v.Holder, v.ENI, v.Drift = h, "eni-"+h.Instance, drift
+	}
+	return v
+}
+
+// Roles with an overlay address: kept where the role table and every
+// route say (published with the overlay address, the entry's epoch),
+// routes drifted from a healthy holder repaired by the step on its behalf,
+// claimed when free, taken over from a stopped holder, moved to the EIP's
+// holder by force when routed apart from it; a terminating holder with no
+// other candidate releases it with the role's publishers (the role table).
+func TestScheduleOverlayAddresses(t *testing.T) {
+	w := newWorld()
+	mov := &forceMover{memMover: w.mov}
+	w.c.Move = mov
+	only := func(n int) *config.Role {
+		return &config.Role{Overlay: &config.Overlay{Address: fmt.Sprintf("192.168.100.%d", n), RouteTables: []string{"rtb-1", "rtb-2"}},
+			DNS: &config.DNS{Route53: &config.Route53{ZoneID: "Z1", Name: fmt.Sprintf("o%d.example.internal", n)}}}
+	}
+	withEIP := func(n int) *config.Role {
+		s := roleSpec(n, "")
+		s.Overlay = only(n).Overlay
+		return s
+	}
+	add := func(name string, spec *config.Role, addrs []observe.Address, v *observe.Overlay, cands ...decide.Candidate) {
+		w.role(name, spec, addrs, cands...)
+		w.obs.roles[name].Overlay = v
+	}
+	stopped := decide.Holder{Instance: "i-c", State: "stopped"}
+	add("a-kept", only(10), nil, overlayOn(10, healthy("i-a")), candidate("i-a", 0), candidate("i-a2", 1))
+	add("b-free", only(11), nil, overlayOn(11, decide.Holder{}), candidate("i-b", 0))
+	add("c-down", only(12), nil, overlayOn(12, stopped), candidate("i-c", 0), candidate("i-c2", 1))
+	add("d-drift", only(13), nil, overlayOn(13, healthy("i-d"), "rtb-2"), candidate("i-d", 0), candidate("i-d2", 1))
+	add("e-split", withEIP(14), []observe.Address{heldBy(14, healthy("i-e"))}, overlayOn(14, healthy("i-e2")), candidate("i-e", 0), candidate("i-e2", 1))
+	add("f-both-kept", withEIP(15), []observe.Address{heldBy(15, healthy("i-f"))}, overlayOn(15, healthy("i-f")), candidate("i-f", 0))
+	res, err := w.c.Handle(t.Context(), []byte(scheduleEvent))
+	if err != nil {
+		t.Fatal(err, actions(res))
+	}
+	want := []string{
+		"keep a-kept on i-a epoch 5 pubs=1",
+		"keep f-both-kept on i-f epoch 1 pubs=1",
+		"step b-free for i-b force=false pubs=1",
+		"step c-down for i-c2 force=false pubs=1",
+		"step d-drift for i-d force=false pubs=1",
+		"step e-split for i-e force=false pubs=1",
+	}
+	if got := w.mov.sorted(); !slices.Equal(got, want) {
+		t.Errorf("calls\n  %v\nwant\n  %v", got, want)
+	}
+	if !slices.Equal(mov.forcedPrivate, []string{"e-split"}) {
+		t.Errorf("overlay addresses taken by force: %v, want e-split's only", mov.forcedPrivate)
+	}
+	if mov.keptOverlay["a-kept"] != "192.168.100.10 via eni-i-a" || mov.keptOverlay["f-both-kept"] != "192.168.100.15 via eni-i-f" {
+		t.Errorf("kept placements %v: want the overlay addresses routed to their holders' interfaces", mov.keptOverlay)
+	}
+	if got := actions(res); !strings.Contains(got, "d-drift: claimed") {
+		t.Errorf("decisions %s: want d-drift's step run", got)
+	}
+	// Auto Scaling terminates f's holder, with no other candidate: both
+	// addresses are released, with the role table.
+	w.mov.calls = nil
+	w.c.AutoScaling = memAutoScaling{}
+	res, err = w.c.Handle(t.Context(), []byte(`{"id":"ev-3","source":"aws.autoscaling","detail-type":"EC2 Instance-terminate Lifecycle Action","detail":{"LifecycleActionToken":"t","AutoScalingGroupName":"g","LifecycleHookName":"h","EC2InstanceId":"i-f","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}`))
+	if err != nil {
+		t.Fatal(err, actions(res))
+	}
+	if got := w.mov.sorted(); !slices.Equal(got, []string{"release f-both-kept from i-f pubs=1"}) {
+		t.Errorf("terminating holder: %v, want the role released from i-f with its publishers", got)
+	}
+	// An EC2 event: d's holder stopped; the API says so too.
+	w.mov.calls = nil
+	w.obs.tags["i-d"] = "d-drift"
+	w.obs.roles["d-drift"].Overlay = overlayOn(13, decide.Holder{Instance: "i-d", State: "stopped"})
+	if _, err := w.c.Handle(t.Context(), []byte(stateEvent("i-d", "stopped"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.mov.sorted(); !slices.Equal(got, []string{"step d-drift for i-d2 force=false pubs=1"}) {
+		t.Errorf("d's holder stopped: %v, want the overlay taken for i-d2", got)
 	}
 }

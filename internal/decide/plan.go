@@ -56,6 +56,11 @@ type Address struct {
 	// something else than the holder asks for a repair by the step.
 	HolderTag string
 	EpochBad  bool
+	// Drift lists the route tables of an overlay address (the lead of a
+	// role without EIP) that do not point at its holder.
+	Drift []string
+	// overlay: the lead is an overlay address (its name in reasons).
+	overlay bool
 }
 
 // What a plan does with an EIP.
@@ -163,9 +168,9 @@ func planOne(o Observed, s Situation, a Address, eip string, cands, rejected []s
 			return m
 		}
 		m.Action, m.Candidate, m.Why = Keep, a.Holder.Instance, "held by "+a.Holder.Instance+", which is healthy ("+v.Why+"); DNS kept true"
-		if a.HolderTag != a.Holder.Instance || a.EpochBad {
+		if r := repair(a.Holder.Instance, a.HolderTag, a.EpochBad, a.Drift); r != "" {
 			m.Repair = true
-			m.Why += "; the audit tags repaired"
+			m.Why += "; " + r
 		}
 		return m
 	}

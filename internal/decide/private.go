@@ -3,13 +3,24 @@ package decide
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/eipclaim/eipclaim/internal/config"
 )
 
-// Private is a role's secondary private IP (private_address) as observed.
+// Private is a role's private-kind address as observed: its secondary
+// private IP (private_address), or its overlay address (overlay: Overlay
+// set).
 type Private struct {
 	Address string
+	// Overlay: an overlay address, whose holder is the role table's entry's
+	// (HolderTag is that holder: it has no tags) and whose routes may
+	// point elsewhere (Drift).
+	Overlay bool
+	// Drift lists the route tables of an overlay address that do not
+	// point at its holder: a claim by the holder repairs them (no new
+	// epoch).
+	Drift []string
 	// Held: on an interface (Holder.Instance "" when that interface
 	// belongs to no instance).
 	Held   bool
@@ -60,11 +71,35 @@ func (o Observed) lead() (Address, string) {
 		return a, a.PublicIP + " (" + a.AllocationID + ")"
 	}
 	p := o.Private
-	return Address{Held: p.Held, Holder: p.Holder, HolderTag: p.HolderTag, EpochBad: p.EpochBad}, "private address " + p.Address
+	return Address{Held: p.Held, Holder: p.Holder, HolderTag: p.HolderTag, EpochBad: p.EpochBad, Drift: p.Drift, overlay: p.Overlay}, p.name()
 }
 
-// kind names what a is in reasons: "EIP", or "private address".
+// name names the address in reasons.
+func (p *Private) name() string {
+	if p.Overlay {
+		return "overlay address " + p.Address
+	}
+	return "private address " + p.Address
+}
+
+// repair says what a claim by the holder repairs, "" when nothing: the
+// audit tags, or an overlay's routes that point elsewhere.
+func repair(holder, holderTag string, epochBad bool, drift []string) string {
+	switch {
+	case len(drift) > 0:
+		return "its routes in " + strings.Join(drift, ", ") + " repaired"
+	case holderTag != holder || epochBad:
+		return "the audit tags repaired"
+	}
+	return ""
+}
+
+// kind names what a is in reasons: "EIP", "private address" or "overlay
+// address".
 func kind(a Address) string {
+	if a.overlay {
+		return "overlay address"
+	}
 	if a.AllocationID == "" && a.PublicIP == "" {
 		return "private address"
 	}
@@ -94,7 +129,7 @@ func preferHolder(cands []string, p *Private, s Situation) []string {
 func planPrivate(o Observed, s Situation, m Move, a Address) *PrivateMove {
 	p := o.Private
 	pm := &PrivateMove{Action: Nothing, Address: p.Address, Holder: p.Holder.Instance}
-	name := "private address " + p.Address
+	name := p.name()
 	lead := ""
 	switch m.Action {
 	case Keep, Claim, TakeOver, HandOver:
@@ -116,9 +151,9 @@ func planPrivate(o Observed, s Situation, m Move, a Address) *PrivateMove {
 	switch {
 	case p.Held && p.Holder.Instance == lead:
 		pm.Action, pm.Why = Keep, name+" is on "+lead+" with the EIP"
-		if m.Action == Keep && (p.HolderTag != lead || p.EpochBad) {
+		if r := repair(lead, p.HolderTag, p.EpochBad, p.Drift); m.Action == Keep && r != "" {
 			pm.Repair = true
-			pm.Why += "; its audit tags repaired"
+			pm.Why += "; " + r
 		}
 	case !p.Held:
 		pm.Action, pm.Why = Claim, name+" was free: it joins the EIP on "+lead

@@ -42,7 +42,8 @@ type Request struct {
 	Spec       *config.Role
 	Publishers []publish.Publisher // publish.For the role's dns: block
 	Force      bool                // takeover: always
-	// ForcePrivate takes the role's private address by force, whatever
+	// ForcePrivate takes the role's private-kind address (a secondary
+	// private IP or an overlay address) by force, whatever
 	// Force says of its EIP: the off-box controller moves a private
 	// address held apart from the EIP to the EIP's holder (decide.Plan).
 	ForcePrivate bool
@@ -318,7 +319,11 @@ func (s *Step) claim(ctx context.Context, req Request, creq claim.Request) (*cla
 		if st := publish.Table(req.Publishers); st != nil {
 			tbl = st
 		}
-		ores, err = s.Engine.ClaimOverlay(ctx, creq, tbl)
+		// The controller's move of an overlay address to the EIP's holder
+		// forces the private kind alone (ForcePrivate), as below.
+		oreq := creq
+		oreq.Force = creq.Force || req.ForcePrivate
+		ores, err = s.Engine.ClaimOverlay(ctx, oreq, tbl)
 		if err != nil && ores != nil {
 			routesErr, err = err, nil
 		}

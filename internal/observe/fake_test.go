@@ -24,6 +24,7 @@ type fakeEC2 struct {
 	addresses []types.Address
 	instances []types.Instance
 	enis      []types.NetworkInterface
+	tables    []types.RouteTable
 	status    map[string][2]types.SummaryStatus // by instance; absent: ok, ok
 	calls     map[string]int
 	hideFrom  map[string]bool // instance ids DescribeInstanceStatus does not know yet when named
@@ -137,6 +138,28 @@ func (f *fakeEC2) DescribeNetworkInterfaces(ctx context.Context, in *ec2.Describ
 		}
 		if ok {
 			out.NetworkInterfaces = append(out.NetworkInterfaces, n)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEC2) DescribeRouteTables(ctx context.Context, in *ec2.DescribeRouteTablesInput, _ ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error) {
+	if err := f.count("DescribeRouteTables"); err != nil {
+		return nil, err
+	}
+	out := &ec2.DescribeRouteTablesOutput{}
+	for _, rt := range f.tables {
+		ok := true
+		for _, fl := range in.Filters {
+			switch name := aws.ToString(fl.Name); name {
+			case "route-table-id":
+				ok = ok && anyMatch(fl.Values, aws.ToString(rt.RouteTableId))
+			default:
+				return nil, fmt.Errorf("fake: filter %s", name)
+			}
+		}
+		if ok {
+			out.RouteTables = append(out.RouteTables, rt)
 		}
 	}
 	return out, nil

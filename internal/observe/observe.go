@@ -8,6 +8,8 @@
 // pool, one DescribeNetworkInterfaces for the secondary private IPs
 // (private_address) of every role that has one (by the
 // addresses.private-ip-address filter, many values at once), one
+// DescribeRouteTables for the overlay addresses' route tables (by the
+// route-table-id filter) with one read of the role table, one
 // DescribeInstances for the candidates (and one for holders that carry no
 // tag, when there are any), one DescribeInstanceStatus.
 //
@@ -36,6 +38,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/decide"
 	"github.com/eipclaim/eipclaim/internal/epoch"
 	"github.com/eipclaim/eipclaim/internal/retry"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // TagRole is the instance tag that makes an instance a candidate of a
@@ -48,6 +51,13 @@ type EC2API interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
 	DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
+	DescribeRouteTables(ctx context.Context, in *ec2.DescribeRouteTablesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error)
+}
+
+// TableReader reads the role table (the overlay's arbiter); *table.Store
+// has it.
+type TableReader interface {
+	ReadSnapshot(ctx context.Context) (*table.Snapshot, error)
 }
 
 var _ EC2API = (*ec2.Client)(nil)
@@ -64,6 +74,11 @@ type Observer struct {
 	// Probes bounds the probes run at once; DefaultProbes when zero.
 	Probes int
 	Log    *slog.Logger // one Debug line per observation; nil: none
+	// Table is the role table, read once per observation (an overlay
+	// role's entry names its holder; the other roles' publications may
+	// compare on the read: Fleet.Table); nil when the configuration has
+	// no repository.
+	Table TableReader
 }
 
 // DefaultProbes is how many probes an Observer runs at once by default.
@@ -81,6 +96,9 @@ const (
 // Fleet is what was observed of every role asked for.
 type Fleet struct {
 	Roles map[string]*Role
+	// Table is the role table as read once for the observation (Observer
+	// Table set); nil when it was not read.
+	Table *table.Snapshot
 }
 
 // Role is what was observed of one role.
@@ -95,6 +113,9 @@ type Role struct {
 	// Private is the role's secondary private IP (private_address) as
 	// observed; nil when the role has none.
 	Private *Private
+	// Overlay is the role's overlay address (overlay) as observed; nil
+	// when the role has none.
+	Overlay *Overlay
 	// Err says why the role could not be observed (its EIP does not
 	// exist, its pool has none); the other roles are not concerned.
 	Err error
@@ -122,6 +143,33 @@ type Private struct {
 	Holder decide.Holder
 
 	found []eniSeen // the interfaces that have the address, in any VPC
+}
+
+// Overlay is a role's overlay address as observed: the role table's
+// entry (the arbiter of its compare-and-swap: the one home of its holder
+// and epoch) and each listed route table's /32 route of it.
+type Overlay struct {
+	Address string
+	// Entry is the role's entry in the role table (zero when none).
+	Entry table.Entry
+	// Routes are the listed tables' routes of the address, in the order
+	// listed (ENI "" where a table has none; Instance filled from the
+	// instances read when EC2 did not name it).
+	Routes []claim.TableRoute
+	// Holder is the instance the entry names, else the one the routes
+	// point at (as the claim decides); Instance "" when neither names
+	// one. ENI is the interface a route points at on it.
+	Holder decide.Holder
+	ENI    string
+	// Drift lists the tables whose route does not point at the holder: a
+	// claim by the holder repairs them (no new epoch).
+	Drift []string
+}
+
+// Held reports whether the entry names a holder or a route points
+// somewhere.
+func (v *Overlay) Held() bool {
+	return v.Entry.Holder != "" || slices.ContainsFunc(v.Routes, func(r claim.TableRoute) bool { return r.ENI != "" })
 }
 
 // eniSeen is an interface that has a role's private address.
@@ -174,6 +222,9 @@ func (o *Observer) Fleet(ctx context.Context, roles map[string]*config.Role) (*F
 		return nil, err
 	}
 	if err := o.privates(ctx, f); err != nil {
+		return nil, err
+	}
+	if err := o.overlays(ctx, f); err != nil {
 		return nil, err
 	}
 	insts, err := o.instances(ctx, f)
@@ -230,8 +281,9 @@ func (o *Observer) addresses(ctx context.Context, f *Fleet) error {
 			byAlloc[r.Spec.AllocationID] = append(byAlloc[r.Spec.AllocationID], r)
 		case r.Spec.PublicIP != "":
 			byIP[r.Spec.PublicIP] = append(byIP[r.Spec.PublicIP], r)
-		case r.Spec.PrivateAddress != "":
-			// Only a secondary private IP: privates reads it.
+		case r.Spec.PrivateKind() != "":
+			// Only a secondary private IP or an overlay address: privates
+			// or overlays reads it.
 		default:
 			r.Err = fmt.Errorf("role %s names no EIP: want allocation_id, public_ip or pool", name)
 		}
@@ -357,6 +409,19 @@ func (o *Observer) instances(ctx context.Context, f *Fleet) (map[string]*instanc
 			for _, n := range r.Private.found {
 				if n.instance != "" && insts[n.instance] == nil {
 					ids = append(ids, n.instance)
+				}
+			}
+		}
+		if v := r.Overlay; v != nil {
+			if h := v.Entry.Holder; h != "" && insts[h] == nil && strings.HasPrefix(h, "i-") {
+				ids = append(ids, h)
+			}
+			for _, rt := range v.Routes {
+				switch {
+				case rt.Instance != "" && insts[rt.Instance] == nil:
+					ids = append(ids, rt.Instance)
+				case rt.Instance == "" && rt.ENI != "" && byENI[rt.ENI] == "":
+					ifaces = append(ifaces, rt.ENI)
 				}
 			}
 		}
@@ -503,6 +568,9 @@ func (o *Observer) assemble(f *Fleet, insts map[string]*instance, status map[str
 		if r.Private != nil {
 			o.placePrivate(r, byRole[r.Name], insts, status)
 		}
+		if r.Overlay != nil {
+			placeOverlay(r.Overlay, byENI, insts, status)
+		}
 		// The tag's value exactly: a filter would treat * and ? as wildcards.
 		for _, i := range byRole[r.Name] {
 			c := decide.Candidate{Instance: i.id, State: i.state, LaunchTime: i.launch}
@@ -547,6 +615,11 @@ func (o *Observer) probe(ctx context.Context, f *Fleet, insts map[string]*instan
 					ip = i.privateIP
 				}
 				a.Holder.Probe = want(ip, hc)
+			}
+		}
+		if v := r.Overlay; v != nil && v.Holder.Instance != "" && !decide.Stopped(v.Holder.State) {
+			if i := insts[v.Holder.Instance]; i != nil {
+				v.Holder.Probe = want(i.privateIP, hc)
 			}
 		}
 		if p := r.Private; p != nil && p.Holder.Instance != "" && !decide.Stopped(p.Holder.State) {
@@ -607,6 +680,11 @@ func (r *Role) Observed() decide.Observed {
 	}
 	if p := r.Private; p != nil {
 		o.Private = &decide.Private{Address: p.Address, Held: p.ENI != "", Holder: p.Holder, HolderTag: p.HolderTag, EpochBad: p.EpochErr != nil}
+	}
+	if v := r.Overlay; v != nil {
+		// The overlay has no tags: the entry is its holder's record, and
+		// the routes that point elsewhere ask for a repair.
+		o.Private = &decide.Private{Address: v.Address, Overlay: true, Held: v.Held(), Holder: v.Holder, HolderTag: v.Holder.Instance, Drift: v.Drift}
 	}
 	return o
 }
@@ -731,5 +809,136 @@ func (o *Observer) placePrivate(r *Role, cands []*instance, insts map[string]*in
 	p.Holder.State = i.state
 	if st, ok := status[i.id]; ok {
 		p.Holder.InstanceStatus, p.Holder.SystemStatus = st[0], st[1]
+	}
+}
+
+// overlays reads what the roles' overlay addresses need: the role table
+// once (every overlay role's entry), and the listed route tables of every
+// role in one DescribeRouteTables (or one per maxFilterValues tables), by
+// the route-table-id filter (a table that does not exist is then absent
+// for its role alone, not an error for the whole call).
+func (o *Observer) overlays(ctx context.Context, f *Fleet) error {
+	var roles []*Role
+	tables := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(f.Roles)) {
+		r := f.Roles[name]
+		if v := r.Spec.Overlay; v != nil && r.Spec.Pool == nil {
+			r.Overlay = &Overlay{Address: v.Address}
+			roles = append(roles, r)
+			for _, t := range v.RouteTables {
+				tables[t] = true
+			}
+		}
+	}
+	var doc *table.Document
+	if o.Table != nil && len(f.Roles) > 0 {
+		snap, err := o.Table.ReadSnapshot(ctx)
+		switch {
+		case err != nil && len(roles) > 0:
+			return fmt.Errorf("read the role table (the overlay addresses' holders): %w", err)
+		case err != nil:
+			// Only the publications would have used it: they read it.
+			if o.Log != nil {
+				o.Log.Warn("could not read the role table: each role's publication reads it", "error", err)
+			}
+		default:
+			f.Table, doc = snap, snap.Doc
+		}
+	}
+	if len(roles) == 0 {
+		return nil
+	}
+	seen := map[string]types.RouteTable{}
+	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(tables)), maxFilterValues) {
+		filters := []types.Filter{{Name: aws.String("route-table-id"), Values: chunk}}
+		err := o.call(ctx, "ec2:DescribeRouteTables", func(ctx context.Context) error {
+			p := ec2.NewDescribeRouteTablesPaginator(o.EC2, &ec2.DescribeRouteTablesInput{Filters: filters})
+			for p.HasMorePages() {
+				out, err := p.NextPage(ctx)
+				if err != nil {
+					return err
+				}
+				for _, rt := range out.RouteTables {
+					seen[aws.ToString(rt.RouteTableId)] = rt
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("describe the overlay addresses' route tables (%s): %w", describeFilters(filters), err)
+		}
+	}
+	for _, r := range roles {
+		v := r.Overlay
+		if doc == nil {
+			if r.Err == nil {
+				r.Err = fmt.Errorf("role %s has an overlay address and the controller no role table to read (repository: is not set, or no S3 client): an overlay role needs repository: its compare-and-swap", r.Name)
+			}
+			continue
+		}
+		v.Entry = doc.Roles[r.Name]
+		dest := v.Address + "/32"
+		for _, id := range r.Spec.Overlay.RouteTables {
+			rt, ok := seen[id]
+			if !ok {
+				if r.Err == nil {
+					r.Err = fmt.Errorf("route table %s: %w: fix roles.%s.overlay.route_tables", id, ErrNotFound, r.Name)
+				}
+				continue
+			}
+			tr := claim.TableRoute{RouteTable: id}
+			for _, route := range rt.Routes {
+				if aws.ToString(route.DestinationCidrBlock) == dest {
+					tr.ENI, tr.Instance, tr.State = aws.ToString(route.NetworkInterfaceId), aws.ToString(route.InstanceId), string(route.State)
+				}
+			}
+			v.Routes = append(v.Routes, tr)
+		}
+	}
+	return nil
+}
+
+// placeOverlay fills the overlay's routes' instances, its holder (the
+// entry's, else the routes'), and the tables that do not point at it.
+func placeOverlay(v *Overlay, byENI map[string]string, insts map[string]*instance, status map[string][2]string) {
+	for k := range v.Routes {
+		if rt := &v.Routes[k]; rt.Instance == "" && rt.ENI != "" {
+			rt.Instance = byENI[rt.ENI]
+		}
+	}
+	h := v.Entry.Holder
+	if h == "" {
+		for _, rt := range v.Routes {
+			if rt.ENI != "" {
+				h, v.ENI = rt.Instance, rt.ENI
+				break
+			}
+		}
+	}
+	for k := range v.Routes {
+		rt := &v.Routes[k]
+		rt.Here = h != "" && rt.Instance == h
+		if rt.Here && v.ENI == "" {
+			v.ENI = rt.ENI
+		}
+		if !rt.Here {
+			v.Drift = append(v.Drift, rt.RouteTable)
+		}
+	}
+	v.Holder = decide.Holder{Instance: h}
+	if h == "" {
+		if v.ENI == "" {
+			v.Drift = nil // routed nowhere, named by no one: free
+		}
+		return
+	}
+	i := insts[h]
+	if i == nil {
+		v.Holder.State = decide.StateGone
+		return
+	}
+	v.Holder.State = i.state
+	if st, ok := status[i.id]; ok {
+		v.Holder.InstanceStatus, v.Holder.SystemStatus = st[0], st[1]
 	}
 }

@@ -47,6 +47,27 @@ func (t *tablePublisher) prefetch(ctx context.Context) {
 	}()
 }
 
+// Seed gives the role table's publishers among pubs snap, a read of the
+// table made earlier (the off-box controller's observation, once for
+// every role of its run), for their next Publish: a keep compares its
+// entry on it, and writes, when it must, compare-and-swap on its ETag
+// (the table is read again if it changed since). Not for a claim: its
+// epoch must be above a read made after the claim's decision (Prefetch).
+func Seed(pubs []Publisher, snap *table.Snapshot) {
+	if snap == nil {
+		return
+	}
+	for _, p := range pubs {
+		if t, ok := unwrap(p).(*tablePublisher); ok {
+			r := &tableRead{done: make(chan struct{}), snap: snap.Clone()}
+			close(r.done)
+			t.mu.Lock()
+			t.ahead = r
+			t.mu.Unlock()
+		}
+	}
+}
+
 // take returns the read made ahead, once done, and forgets it: nil when
 // there is none or it failed.
 func (t *tablePublisher) take() *table.Snapshot {

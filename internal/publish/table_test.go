@@ -202,3 +202,48 @@ func TestOverlayAddressPublished(t *testing.T) {
 		t.Errorf("dyndns publishes %v, want the overlay address %v", got, f.OverlayAddress)
 	}
 }
+
+// TestTableSeed: a keep's table publisher compares its entry on a read
+// made earlier (Seed: the controller's one read per run), at no request
+// when the entry is right; when the table changed since the read, its
+// write is a compare-and-swap that fails, and the table is read again:
+// the other writer's entry stays, this one is written. Two publishers
+// seeded with one read each get their own copy.
+func TestTableSeed(t *testing.T) {
+	api := &memS3{}
+	right := table.Entry{Name: "db", PrivateIP: "10.0.0.6", PublicIP: "203.0.113.10", Holder: "i-old", Epoch: 8, UpdatedAt: time.Now().UTC()}
+	api.seed(t, right)
+	store := &table.Store{API: api, Bucket: "b", Key: "roles.json"}
+	snap, err := store.ReadSnapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gets := api.gets
+	p := &tablePublisher{store: store, role: "db", now: time.Now}
+	Seed([]Publisher{p}, snap)
+	if _, err := All(context.Background(), []Publisher{p}, tableFacts(8)); err != nil {
+		t.Fatal(err)
+	}
+	if api.gets != gets || api.puts != 0 {
+		t.Errorf("a right entry on the seeded read: %d GETs, %d PUTs, want none", api.gets-gets, api.puts)
+	}
+	// Another writer adds web after the read; a claim's publisher seeded
+	// with that read writes db at epoch 9 on it: the compare-and-swap
+	// fails, the table is read again, web stays.
+	api.seed(t, right, table.Entry{Name: "web", PrivateIP: "10.0.0.9", Holder: "i-web", Epoch: 2, UpdatedAt: time.Now().UTC()})
+	q := &tablePublisher{store: store, role: "db", now: time.Now}
+	Seed([]Publisher{p, q}, snap)
+	if _, err := All(context.Background(), []Publisher{q}, tableFacts(9)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := store.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Roles["web"].Holder != "i-web" || d.Roles["db"].Epoch != 9 {
+		t.Errorf("table after a write on a stale read: %+v, want web kept and db at epoch 9", d.Roles)
+	}
+	if snap.Doc.Roles["db"].Epoch != 8 || len(snap.Doc.Roles) != 1 {
+		t.Errorf("the seeded read was changed: %+v", snap.Doc.Roles)
+	}
+}

@@ -133,8 +133,8 @@ const rtb = "arn:aws:ec2:us-east-1:123456789012:route-table/rtb-0123456789abcdef
 var roleRTB = map[string]any{"aws:ResourceTag/" + observe.TagRole: "vpn"}
 
 // overlayNeeded are the requests of a claim of an overlay address
-// (overlay) and its release: an instance's only (the controller does not
-// move them yet).
+// (overlay) and its release: an instance's, and the controller's on
+// behalf of one.
 var overlayNeeded = []testenv.Authorization{
 	{Action: "ec2:DescribeRouteTables", Resource: "*"},
 	{Action: "ec2:DescribeVpcs", Resource: "*"},
@@ -152,6 +152,7 @@ func init() {
 	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], secondaryNeeded...)
 	needed[testenv.CallerController] = append(needed[testenv.CallerController], secondaryNeeded...)
 	needed[testenv.CallerInstance] = append(needed[testenv.CallerInstance], overlayNeeded...)
+	needed[testenv.CallerController] = append(needed[testenv.CallerController], overlayNeeded...)
 	foreign = append(foreign,
 		testenv.Authorization{Action: "ec2:AssignPrivateIpAddresses", Resource: eni},                                                                         // an interface of no role
 		testenv.Authorization{Action: "ec2:UnassignPrivateIpAddresses", Resource: eni, Context: map[string]any{"aws:ResourceTag/Name": "web-1"}},             // likewise
@@ -170,9 +171,9 @@ func init() {
 		testenv.Authorization{Action: "ec2:CreateRouteTable", Resource: rtb, Context: roleRTB},
 		testenv.Authorization{Action: "ec2:ModifyNetworkInterfaceAttribute", Resource: eni, Context: roleENI}, // source/dest check: the operator's
 	)
-	// The controller moves no overlay address yet.
+	// The controller's route statement is of its account and region.
 	foreignFor[testenv.CallerController] = append(foreignFor[testenv.CallerController],
-		testenv.Authorization{Action: "ec2:ReplaceRoute", Resource: rtb, Context: roleRTB})
+		testenv.Authorization{Action: "ec2:ReplaceRoute", Resource: "arn:aws:ec2:eu-west-1:123456789012:route-table/rtb-0123456789abcdef0", Context: roleRTB})
 }
 
 // foreign are requests eipclaim never sends, which every shipped policy

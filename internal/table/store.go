@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -224,6 +225,18 @@ type Snapshot struct {
 	// denied: the read answered 403 AccessDenied, and Doc is empty (see
 	// UpdateFrom): the table may be missing, or not readable.
 	denied bool
+}
+
+// Clone returns a copy of the snapshot a writer may change (UpdateFrom's
+// change edits the document it is given): one read shared by several
+// writers, each with its own copy.
+func (s *Snapshot) Clone() *Snapshot {
+	c := *s
+	d := *s.Doc
+	d.Roles = maps.Clone(s.Doc.Roles)
+	d.skipped = maps.Clone(s.Doc.skipped)
+	c.Doc = &d
+	return &c
 }
 
 // ReadSnapshot reads the stored table as a writer does (readForWrite), for
