@@ -3,7 +3,8 @@
 // instance, an Elastic IP and a hosted zone in them, and runs the real
 // eipclaim binary as that instance would at boot; then it runs `eipclaim
 // watch` on the holder and a standby, stops the holder's instance, and
-// shows the standby take over by itself, with the hooks each ran; last, it
+// shows the standby take over by itself, with the hooks each ran; then the
+// same for a role whose address is a secondary private IP (no EIP); last, it
 // runs the same binary as the off-box controller's Lambda function (under
 // AWS's runtime interface emulator) over a fleet of 40 roles, stops 4
 // holders, and shows one schedule run move exactly their EIPs to their
@@ -155,6 +156,9 @@ eipclaim:
 		return err
 	}
 	if err := watchDemo(ctx, &emu, world, moto, bin, dir, alloc, zoneID); err != nil {
+		return err
+	}
+	if err := privateDemo(ctx, &emu, world, moto, bin, dir, zoneID); err != nil {
 		return err
 	}
 	if err := fleetDemo(ctx, &emu, world, moto, bin, dir); err != nil {
