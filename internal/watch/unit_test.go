@@ -61,6 +61,10 @@ type world struct {
 	// routesTo, when set, is the instance the overlay's routes point
 	// at instead of the table's holder (drift).
 	routesTo string
+	// tableDown fails the next conditional reads of the role table;
+	// tableHang makes them hang until the caller gives up.
+	tableDown int
+	tableHang bool
 
 	at    map[int]func(*world)
 	last  int
@@ -412,7 +416,7 @@ func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSet
 	// A truth check at every look of a standby (the state machine's tests;
 	// the cadence's have theirs), none of a holder's but its first.
 	r.w = &Watcher{Role: "db", Spec: spec, Settings: settings, InstanceID: self,
-		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m, IMDS: wd,
+		Engine: wd, Step: r.step, Hooks: r.hooks, Changes: wd, Clock: r.clock, Metrics: m, IMDS: wd,
 		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000, standbyEvery: 1}
 	return r
 }
