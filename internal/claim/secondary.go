@@ -727,12 +727,13 @@ func (s *SecondaryStatus) Free() bool { return s.ENI == "" }
 // VPC) and, with withHealth, examines its holder as a claim would. It
 // changes nothing.
 func (e *Engine) Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*SecondaryStatus, error) {
-	tgt, err := e.target(ctx, &config.Role{})
+	tgt, err := e.selfTarget(ctx) // its VPC
 	if err != nil {
 		return nil, err
 	}
 	st, err := e.lookSecondary(ctx, tgt.vpc, role, spec.PrivateAddress)
 	if err != nil {
+		e.forgetSelf()
 		return nil, err
 	}
 	out := &SecondaryStatus{Address: spec.PrivateAddress, ENI: st.holderENI, Holder: st.holder, HolderIP: st.holderIP}
