@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,9 +99,11 @@ type Engine struct {
 	FinishTimeout time.Duration
 
 	// self is this instance's own facts for the reads that change
-	// nothing (selfTarget), read once; selfMu guards it.
-	selfMu sync.Mutex
-	self   *target
+	// nothing (selfTarget), read once; subnets the CIDRs of the subnets
+	// read (subnetCIDR: they never change). selfMu guards them.
+	selfMu  sync.Mutex
+	self    *target
+	subnets map[string]netip.Prefix
 }
 
 // DefaultFinishTimeout is the Engine's FinishTimeout when zero.
