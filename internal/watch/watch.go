@@ -261,6 +261,11 @@ func LossConfirmation() time.Duration {
 //   - standby without: a DescribeAddresses and the holder through the API
 //     (DescribeInstances, DescribeInstanceStatus), 15 times an hour; after
 //     a failed examination, every look until the holder answers or fall.
+//
+// A secondary private IP's and an overlay address's watchers keep to the
+// same cadence (TestUnitPrivateRequestsPerHour: 50 as holder, 40 as
+// standby, plus the role table's S3 reads; an overlay holder also reads
+// the table conditionally at every look, outside EC2's buckets).
 const (
 	holderCheckEvery  = 6 * time.Minute
 	standbyCheckEvery = 90 * time.Second
