@@ -90,7 +90,7 @@ func runWatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			Log: s.log, Metrics: m, Config: s.cfg, Reload: s.reload, ConfigEvery: testConfigEvery, TruthEvery: testTruthEvery,
 		}
 		if st := publish.Table(pubs); st != nil {
-			w.Table = st // an overlay's arbiter
+			w.Table, w.Changes = st, st // an overlay's arbiter, and its holder's look
 		}
 		if n := watch.NewSystemdNotifier(getenv); n != nil {
 			w.Notify = n

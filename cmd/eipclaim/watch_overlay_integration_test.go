@@ -28,8 +28,9 @@ import (
 // primary private IP fail fall times, it reads the table and the routes
 // afresh, and the step writes the table's entry (compare-and-swap) and
 // points both tables at its interface; its on_holder and the deposed
-// holder's on_standby (at A's next truth check) run with
-// EIPCLAIM_OVERLAY_ADDRESS.
+// holder's on_standby run with EIPCLAIM_OVERLAY_ADDRESS: A reads the role
+// table at each look (conditionally) and stands down within a look or
+// two of B's write, its truth check (10 min here) never due.
 func TestWatchOverlayTakeover(t *testing.T) {
 	const addr = "192.168.100.20"
 	moto := testenv.SharedMoto(t)
@@ -65,7 +66,7 @@ func TestWatchOverlayTakeover(t *testing.T) {
 	if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
-	w := &watchWorld{t: t, bin: testenv.EipclaimTestHooks(t), moto: moto, tw: tw, truthEvery: "3s"}
+	w := &watchWorld{t: t, bin: testenv.EipclaimTestHooks(t), moto: moto, tw: tw, truthEvery: "10m"}
 	w.config = filepath.Join(t.TempDir(), "eipclaim.yaml")
 	doc := fmt.Sprintf("role: db\nrepository: s3://%s/roles.json\nroles:\n  db:\n    overlay: {address: %s, route_tables: [%s]}\n    health_check: tcp:5432\n%s",
 		bucket, addr, strings.Join(tables, ", "), watchFast) +
@@ -151,8 +152,12 @@ func TestWatchOverlayTakeover(t *testing.T) {
 			t.Errorf("B's on_holder %s=%q, want %q (all: %v)", k, h[k], v, h)
 		}
 	}
-	// A learns of it at its next truth check (3s here; 6 min by default).
-	waitFor(t, 15*time.Second, "A's on_standby ran (deposed)", func() bool { return len(wa.hooks(t, "standby")) == 1 })
+	// A learns of it at a look (interval 1s), not at its truth check.
+	deposed := waitFor(t, 10*time.Second, "A's on_standby ran (deposed)", func() bool { return len(wa.hooks(t, "standby")) == 1 })
+	t.Logf("A ran on_standby %s after B's on_holder", deposed.Round(100*time.Millisecond))
+	if deposed > 4*time.Second {
+		t.Errorf("A stood down %s after B's on_holder, want within a look or two (interval 1s)", deposed)
+	}
 	if h := wa.hooks(t, "standby")[0]; h["EIPCLAIM_PREVIOUS_HOLDER"] != a.ID || h["EIPCLAIM_HOLDER"] != b.ID || h["EIPCLAIM_OVERLAY_ADDRESS"] != addr {
 		t.Errorf("A's on_standby: %v", h)
 	}

@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +97,13 @@ type Engine struct {
 	// interrupted takeover must not leave the EIP on nobody), and each look
 	// at what an interrupted call did; 30s when zero.
 	FinishTimeout time.Duration
+
+	// self is this instance's own facts for the reads that change
+	// nothing (selfTarget), read once; subnets the CIDRs of the subnets
+	// read (subnetCIDR: they never change). selfMu guards them.
+	selfMu  sync.Mutex
+	self    *target
+	subnets map[string]netip.Prefix
 }
 
 // DefaultFinishTimeout is the Engine's FinishTimeout when zero.
@@ -800,6 +808,38 @@ func (e *Engine) target(ctx context.Context, spec *config.Role) (*target, error)
 		return nil, fmt.Errorf("describe this instance %s: %w", e.InstanceID, err)
 	}
 	return pickTarget(e.InstanceID, inst.NetworkInterfaces, spec)
+}
+
+// selfTarget is this instance's own facts (its interfaces, device 0's
+// interface, subnet and VPC) for the reads that change nothing (Secondary,
+// Overlay: a watcher's every read): read once (DescribeInstances) and kept
+// while the engine lives, since they do not change while the instance
+// runs; an interface attached later is learnt when a read that finds one
+// of this instance's interfaces not among them, or fails, drops them
+// (forgetSelf). Claims and releases read them afresh (target).
+func (e *Engine) selfTarget(ctx context.Context) (*target, error) {
+	e.selfMu.Lock()
+	t := e.self
+	e.selfMu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := e.target(ctx, &config.Role{})
+	if err != nil {
+		return nil, err
+	}
+	e.selfMu.Lock()
+	e.self = t
+	e.selfMu.Unlock()
+	return t, nil
+}
+
+// forgetSelf drops this instance's facts that selfTarget keeps: the next
+// read describes the instance again.
+func (e *Engine) forgetSelf() {
+	e.selfMu.Lock()
+	e.self = nil
+	e.selfMu.Unlock()
 }
 
 // pickTarget chooses the interface and private IP among the instance's.

@@ -342,6 +342,9 @@ func (e *Engine) overlayRoutes(ctx context.Context, o *config.Overlay, tgt *targ
 			r.Instance = e.InstanceID
 		} else if id, err := e.eniInstance(ctx, r.ENI); err == nil {
 			r.Instance = id
+			if id == e.InstanceID {
+				e.forgetSelf() // an interface of this instance it did not know: attached since
+			}
 		}
 		known[r.ENI] = r.Instance
 	}
@@ -735,12 +738,13 @@ func (e *Engine) Overlay(ctx context.Context, role string, spec *config.Role, tb
 	if tbl == nil {
 		return nil, noRepository(role)
 	}
-	tgt, err := e.target(ctx, &config.Role{})
+	tgt, err := e.selfTarget(ctx)
 	if err != nil {
 		return nil, err
 	}
 	st, err := e.lookOverlay(ctx, tbl, role, spec.Overlay, tgt)
 	if err != nil {
+		e.forgetSelf()
 		return nil, err
 	}
 	for i := range st.routes {

@@ -155,6 +155,32 @@ func (e *Engine) ClaimSecondary(ctx context.Context, req Request) (*SecondaryRes
 // configuration error when the address is not in it: a secondary private
 // IP moves only within one subnet.
 func (e *Engine) subnetCIDR(ctx context.Context, tgt *target, addr string) (netip.Prefix, error) {
+	// A subnet's IPv4 CIDR never changes: read once while the engine lives.
+	e.selfMu.Lock()
+	cidr, known := e.subnets[tgt.subnet]
+	e.selfMu.Unlock()
+	var err error
+	if !known {
+		cidr, err = e.describeSubnetCIDR(ctx, tgt)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		e.selfMu.Lock()
+		if e.subnets == nil {
+			e.subnets = map[string]netip.Prefix{}
+		}
+		e.subnets[tgt.subnet] = cidr
+		e.selfMu.Unlock()
+	}
+	a, _ := netip.ParseAddr(addr)
+	if !cidr.Contains(a) {
+		return netip.Prefix{}, exitcode.With(exitcode.Usage, fmt.Errorf("private_address %s is not in subnet %s (%s) of interface %s: a secondary private IP moves only within one subnet; put the role's instances in that subnet and choose a free address of it, or use an overlay address (routed to the holder) across subnets", addr, tgt.subnet, cidr, tgt.eni))
+	}
+	return cidr, nil
+}
+
+// describeSubnetCIDR reads the CIDR of the target interface's subnet.
+func (e *Engine) describeSubnetCIDR(ctx context.Context, tgt *target) (netip.Prefix, error) {
 	var cidr netip.Prefix
 	err := e.retrier().Do(ctx, "ec2:DescribeSubnets", func(ctx context.Context) error {
 		out, err := e.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{tgt.subnet}})
@@ -172,10 +198,6 @@ func (e *Engine) subnetCIDR(ctx context.Context, tgt *target, addr string) (neti
 	})
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("describe the subnet %s of interface %s: %w", tgt.subnet, tgt.eni, err)
-	}
-	a, _ := netip.ParseAddr(addr)
-	if !cidr.Contains(a) {
-		return netip.Prefix{}, exitcode.With(exitcode.Usage, fmt.Errorf("private_address %s is not in subnet %s (%s) of interface %s: a secondary private IP moves only within one subnet; put the role's instances in that subnet and choose a free address of it, or use an overlay address (routed to the holder) across subnets", addr, tgt.subnet, cidr, tgt.eni))
 	}
 	return cidr, nil
 }
@@ -198,12 +220,22 @@ func (e *Engine) lookSecondary(ctx context.Context, vpc, role, addr string) (*se
 	if tErr != nil {
 		return nil, tErr
 	}
+	if err := st.setHolders(addr, holders); err != nil {
+		return nil, err
+	}
+	st.addTagged(role, tagged)
+	return st, nil
+}
+
+// setHolders records the interface that has the address (one at most on
+// EC2).
+func (st *secondaryState) setHolders(addr string, holders []types.NetworkInterface) error {
 	if len(holders) > 1 {
 		var ids []string
 		for _, n := range holders {
 			ids = append(ids, aws.ToString(n.NetworkInterfaceId))
 		}
-		return nil, fmt.Errorf("the private address %s is on %d interfaces (%v), which EC2 does not allow: see `aws ec2 describe-network-interfaces --filters Name=addresses.private-ip-address,Values=%s`", addr, len(holders), ids, addr)
+		return fmt.Errorf("the private address %s is on %d interfaces (%v), which EC2 does not allow: see `aws ec2 describe-network-interfaces --filters Name=addresses.private-ip-address,Values=%s`", addr, len(holders), ids, addr)
 	}
 	for _, n := range holders {
 		st.holderENI = aws.ToString(n.NetworkInterfaceId)
@@ -213,11 +245,37 @@ func (e *Engine) lookSecondary(ctx context.Context, vpc, role, addr string) (*se
 			st.holder = aws.ToString(n.Attachment.InstanceId)
 		}
 	}
+	return nil
+}
+
+// addTagged records the interfaces that carry the role's tags.
+func (st *secondaryState) addTagged(role string, tagged []types.NetworkInterface) {
 	hk, ck, ek := SecondaryTagKeys(role)
 	for _, n := range tagged {
 		st.tagged = append(st.tagged, taggedENI{eni: aws.ToString(n.NetworkInterfaceId),
 			holder: TagValue(n.TagSet, hk), claimedAt: TagValue(n.TagSet, ck), epoch: TagValue(n.TagSet, ek)})
 	}
+}
+
+// lookHeld is lookSecondary for a read that changes nothing (Secondary):
+// the interfaces that have the address first, and when one does and
+// carries the role's epoch tag, that is the whole answer (one request: a
+// watcher's steady read); else the tagged interfaces too (the greatest
+// epoch left on a released one).
+func (e *Engine) lookHeld(ctx context.Context, vpc, role, addr string) (*secondaryState, error) {
+	holders, err := e.enisWith(ctx, vpc, addr)
+	if err != nil {
+		return nil, err
+	}
+	_, _, ek := SecondaryTagKeys(role)
+	if len(holders) != 1 || TagValue(holders[0].TagSet, ek) == "" {
+		return e.lookSecondary(ctx, vpc, role, addr)
+	}
+	st := &secondaryState{}
+	if err := st.setHolders(addr, holders); err != nil {
+		return nil, err
+	}
+	st.addTagged(role, holders)
 	return st, nil
 }
 
@@ -727,12 +785,13 @@ func (s *SecondaryStatus) Free() bool { return s.ENI == "" }
 // VPC) and, with withHealth, examines its holder as a claim would. It
 // changes nothing.
 func (e *Engine) Secondary(ctx context.Context, role string, spec *config.Role, withHealth bool) (*SecondaryStatus, error) {
-	tgt, err := e.target(ctx, &config.Role{})
+	tgt, err := e.selfTarget(ctx) // its VPC
 	if err != nil {
 		return nil, err
 	}
-	st, err := e.lookSecondary(ctx, tgt.vpc, role, spec.PrivateAddress)
+	st, err := e.lookHeld(ctx, tgt.vpc, role, spec.PrivateAddress)
 	if err != nil {
+		e.forgetSelf()
 		return nil, err
 	}
 	out := &SecondaryStatus{Address: spec.PrivateAddress, ENI: st.holderENI, Holder: st.holder, HolderIP: st.holderIP}

@@ -337,3 +337,50 @@ func (s *Store) UpdateFrom(ctx context.Context, first *Snapshot, change func(*Do
 		wrote = true
 	}
 }
+
+// notModified reports whether a conditional GetObject answered 304 Not
+// Modified: the object's ETag is still the one given (If-None-Match).
+func notModified(err error) bool {
+	if retry.Code(err) == "NotModified" {
+		return true
+	}
+	var sc interface{ HTTPStatusCode() int }
+	return errors.As(err, &sc) && sc.HTTPStatusCode() == http.StatusNotModified
+}
+
+// ReadIfChanged reads the stored table unless its ETag is still etag: a
+// conditional GetObject (If-None-Match), which S3 answers 304 Not
+// Modified without a body when the object did not change. It returns the
+// new snapshot and true when the table changed (or etag is ""), nil and
+// false when it did not. A missing table reads as an empty one with ETag
+// "". It is one GetObject, never retried (the caller looks again later):
+// a watcher's look at the overlay's arbiter. Entries that are not valid
+// are left out, without a warning (a writer warns).
+func (s *Store) ReadIfChanged(ctx context.Context, etag string) (*Snapshot, bool, error) {
+	in := &s3.GetObjectInput{Bucket: &s.Bucket, Key: &s.Key}
+	if etag != "" {
+		in.IfNoneMatch = aws.String(etag)
+	}
+	out, err := s.API.GetObject(ctx, in)
+	switch {
+	case err != nil && etag != "" && notModified(err):
+		return nil, false, nil
+	case err != nil && notFound(err):
+		return &Snapshot{Doc: New()}, etag != "", nil
+	case err != nil:
+		return nil, false, fmt.Errorf("read the role table %s: %w", s.URL(), err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, MaxSize+1))
+	if err == nil && out.ContentLength != nil && *out.ContentLength >= 0 && int64(len(data)) < *out.ContentLength && len(data) <= MaxSize {
+		err = fmt.Errorf("read %d of %d bytes: %w", len(data), *out.ContentLength, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the role table %s: %w", s.URL(), err)
+	}
+	d, err := decode(data, s.URL())
+	if err != nil {
+		return nil, false, err
+	}
+	return &Snapshot{Doc: d, ETag: aws.ToString(out.ETag)}, true, nil
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/eipclaim/eipclaim/internal/claim"
 	"github.com/eipclaim/eipclaim/internal/config"
 	"github.com/eipclaim/eipclaim/internal/failover"
+	"github.com/eipclaim/eipclaim/internal/table"
 )
 
 // ovAddr is the overlay address of the tests' roles that have one, routed
@@ -61,6 +62,33 @@ func (w *world) Overlay(ctx context.Context, role string, spec *config.Role, tbl
 		st.Tables = append(st.Tables, r)
 	}
 	return st, nil
+}
+
+// ReadIfChanged answers the overlay holder's conditional read of the role
+// table from the same world: its ETag is the holder and the epoch; "table
+// 304" when it is the one given, else "table read".
+func (w *world) ReadIfChanged(ctx context.Context, etag string) (*table.Snapshot, bool, error) {
+	if w.tableHang {
+		<-ctx.Done()
+		return nil, false, ctx.Err()
+	}
+	if w.tableDown > 0 {
+		w.tableDown--
+		w.calls = append(w.calls, "table down")
+		return nil, false, errors.New("read the role table s3://b/roles.json: api error SlowDown: Please reduce your request rate")
+	}
+	now := w.holder + "@" + w.tags[claim.TagEpoch]
+	if etag == now {
+		w.calls = append(w.calls, "table 304")
+		return nil, false, nil
+	}
+	w.calls = append(w.calls, "table read")
+	n, _ := strconv.ParseInt(w.tags[claim.TagEpoch], 10, 64)
+	d := table.New()
+	if w.holder != "" {
+		d.Roles["db"] = table.Entry{Name: "db", PrivateIP: ovAddr, Holder: w.holder, Epoch: n}
+	}
+	return &table.Snapshot{Doc: d, ETag: now}, true, nil
 }
 
 // TestUnitOverlayTakeover: a role with only an overlay address is watched
@@ -114,35 +142,39 @@ func TestUnitOverlayTakeover(t *testing.T) {
 	r.wantState(t, StateHolder)
 }
 
-// TestUnitOverlayDeposed: a holder of an overlay address reads nothing
-// between truth checks but its IMDS; the truth check reads the table
-// naming another instance, confirms it, enters standby, takes the
-// address off its local interface (local_interface), then runs
-// on_standby with EIPCLAIM_OVERLAY_ADDRESS.
+// TestUnitOverlayDeposed: a holder of an overlay address reads, between
+// truth checks, the role table conditionally (304 while unchanged) and
+// its IMDS; the look after another instance wrote the table at a higher
+// epoch reads the entry and the routes once (no confirming read: the
+// table is the arbiter), enters standby at that look, takes the address
+// off its local interface (local_interface), then runs on_standby with
+// EIPCLAIM_OVERLAY_ADDRESS. No truth check is due (RepairEvery 1000).
 func TestUnitOverlayDeposed(t *testing.T) {
-	wd := newWorld(t, self, 4)
-	wd.at[3] = func(w *world) { w.moveTo(holderB) }
+	wd := newWorld(t, self, 5)
+	wd.at[4] = func(w *world) { w.moveTo(holderB) }
 	addr := netip.MustParseAddr(ovAddr)
 	local := &memLocal{addrs: map[string]map[netip.Addr]bool{"eth0": {addr: true}}}
 	spec := overlayRole()
 	spec.LocalInterface = "eth0"
 	r := newRig(t, wd, spec, config.WatchSettings{})
-	r.w.RepairEvery = 2
-	r.w.lossConfirm = []time.Duration{time.Millisecond}
-	r.w.Local = &failover.Local{Addr: local}
 	r.hooks.onRun = func(env failover.HookEnv) {
 		if env.Event == failover.EventStandby && local.addrs["eth0"][addr] {
 			t.Errorf("on_standby ran while eth0 still had %s", addr)
 		}
 	}
+	r.w.Local = &failover.Local{Addr: local}
 	r.run(t)
-	// Look 1 reads (start), look 2 reads nothing (IMDS answers), look 3
-	// is the truth check and its confirming read, look 4 a standby's.
-	if n := wd.count("overlay"); n != 4 {
-		t.Errorf("%d reads of the overlay, want 4 (look 1, look 3 and its confirmation, look 4): %v", n, wd.calls)
+	// Look 1 reads (start); look 2 reads the table (new tenure), look 3
+	// gets 304; look 4 reads the changed table, then the entry and the
+	// routes once; look 5 is a standby's.
+	if n := wd.count("overlay"); n != 3 {
+		t.Errorf("%d reads of the overlay, want 3 (look 1, look 4 once, look 5): %v", n, wd.calls)
 	}
-	if len(r.hooks.envs) != 2 || r.hooks.at[1] != 3 {
-		t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 3", r.hooks.envs, r.hooks.at)
+	if n, m := wd.count("table read"), wd.count("table 304"); n != 2 || m != 1 {
+		t.Errorf("%d full reads of the table and %d answered 304, want 2 and 1: %v", n, m, wd.calls)
+	}
+	if len(r.hooks.envs) != 2 || r.hooks.at[1] != 4 {
+		t.Fatalf("hooks %+v at %v: want on_holder, then on_standby at look 4 (the look after the move)", r.hooks.envs, r.hooks.at)
 	}
 	want := failover.HookEnv{Event: failover.EventStandby, Epoch: 5, PreviousHolder: self, Holder: holderB,
 		Reason: "the EIP was moved to " + holderB, OverlayAddress: ovAddr}
@@ -153,7 +185,34 @@ func TestUnitOverlayDeposed(t *testing.T) {
 		t.Errorf("local interface ops %v, want one remove of %s from eth0", local.ops, ovAddr)
 	}
 	if n := wd.count("probe 10.0.1." + strconv.Itoa(len(holderB))); n != 1 {
-		t.Errorf("%d probes of the new holder, want 1 (look 4): %v", n, wd.calls)
+		t.Errorf("%d probes of the new holder, want 1 (look 5): %v", n, wd.calls)
+	}
+	r.wantState(t, StateStandby)
+}
+
+// TestUnitOverlayTableUnreadable: a role table that a holder's look
+// cannot read counts for nothing (said once): the holder stays, reads no
+// EC2, and stands down at the first look that reads the table again. A
+// read that hangs holds a look up for tableTimeout at most.
+func TestUnitOverlayTableUnreadable(t *testing.T) {
+	wd := newWorld(t, self, 5)
+	wd.at[2] = func(w *world) { w.tableDown = 2; w.moveTo(holderB) }
+	wd.at[4] = func(w *world) { w.tableHang = true }
+	wd.at[5] = func(w *world) { w.tableHang = false }
+	r := newRig(t, wd, overlayRole(), config.WatchSettings{})
+	began := time.Now()
+	r.run(t)
+	if d := time.Since(began); d > 3*tableTimeout {
+		t.Errorf("5 looks took %s with one table read hanging, want about %s", d, tableTimeout)
+	}
+	if n := r.logCount("could not read the role table at a look"); n != 1 {
+		t.Errorf("said %d times that the table could not be read, want once\n%s", n, r.logs)
+	}
+	if len(r.hooks.envs) != 2 || r.hooks.at[1] != 5 {
+		t.Fatalf("hooks %+v at %v: want on_standby at look 5, the first that reads the table", r.hooks.envs, r.hooks.at)
+	}
+	if n := wd.count("overlay"); n != 2 {
+		t.Errorf("%d reads of the overlay, want 2 (look 1, look 5): %v", n, wd.calls)
 	}
 	r.wantState(t, StateStandby)
 }

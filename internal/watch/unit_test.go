@@ -61,6 +61,10 @@ type world struct {
 	// routesTo, when set, is the instance the overlay's routes point
 	// at instead of the table's holder (drift).
 	routesTo string
+	// tableDown fails the next conditional reads of the role table;
+	// tableHang makes them hang until the caller gives up.
+	tableDown int
+	tableHang bool
 
 	at    map[int]func(*world)
 	last  int
@@ -275,6 +279,17 @@ func (w *world) Probe(ctx context.Context, ip string, hc config.HealthCheck) (bo
 }
 
 // count says how many calls were c.
+// countPrefix counts the calls that begin with c.
+func (w *world) countPrefix(c string) int {
+	n := 0
+	for _, x := range w.calls {
+		if strings.HasPrefix(x, c) {
+			n++
+		}
+	}
+	return n
+}
+
 func (w *world) count(c string) int {
 	n := 0
 	for _, x := range w.calls {
@@ -412,7 +427,7 @@ func newRig(t *testing.T, wd *world, spec *config.Role, settings config.WatchSet
 	// A truth check at every look of a standby (the state machine's tests;
 	// the cadence's have theirs), none of a holder's but its first.
 	r.w = &Watcher{Role: "db", Spec: spec, Settings: settings, InstanceID: self,
-		Engine: wd, Step: r.step, Hooks: r.hooks, Clock: r.clock, Metrics: m, IMDS: wd,
+		Engine: wd, Step: r.step, Hooks: r.hooks, Changes: wd, Clock: r.clock, Metrics: m, IMDS: wd,
 		Log: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RepairEvery: 1000, standbyEvery: 1}
 	return r
 }
@@ -1383,4 +1398,66 @@ func TestUnitIMDSHangs(t *testing.T) {
 			t.Errorf("%d probes in 3 looks with IMDS hanging, want 3: %v", n, wd.calls)
 		}
 	})
+}
+
+// TestUnitPrivateRequestsPerHour counts, as TestUnitRequestsPerHour does,
+// the AWS requests of a watcher of a secondary private IP and of an
+// overlay address over a simulated hour, holder and standby with a
+// health_check, at 250ms and 5s. A read and a holder's repair cost what
+// internal/claim's TestSteadyReadCost measures against moto (this
+// instance and its subnet described once, at the first read):
+//   - secondary: a read, one DescribeNetworkInterfaces; a repair, the
+//     claim of the address held (DescribeInstances, two
+//     DescribeNetworkInterfaces) and the publications (a Route 53 record,
+//     a read of the role table);
+//   - overlay: a read, one DescribeRouteTables and one read of the role
+//     table; a repair, the claim (DescribeInstances, DescribeVpcs,
+//     DescribeRouteTables, a read of the table) and the publications;
+//     and the holder's conditional read of the table at every look.
+//
+// EC2 and Route 53 requests (the token buckets) are held to 60 an hour;
+// S3's are counted apart.
+func TestUnitPrivateRequestsPerHour(t *testing.T) {
+	type cost struct{ api, s3 int } // EC2 and Route 53; S3
+	for _, interval := range []time.Duration{250 * time.Millisecond, 5 * time.Second} {
+		for _, tc := range []struct {
+			name         string
+			holder       string
+			spec         func() *config.Role
+			read, repair cost
+		}{
+			{"secondary holder", self, func() *config.Role { return &config.Role{PrivateAddress: privAddr, HealthCheck: hc5432} }, cost{1, 0}, cost{3 + 1, 1}},
+			{"secondary standby", holderB, func() *config.Role { return &config.Role{PrivateAddress: privAddr, HealthCheck: hc5432} }, cost{1, 0}, cost{}},
+			{"overlay holder", self, overlayRole, cost{1, 1}, cost{3 + 1, 1 + 1}},
+			{"overlay standby", holderB, overlayRole, cost{1, 1}, cost{}},
+		} {
+			t.Run(interval.String()+"/"+tc.name, func(t *testing.T) {
+				looks := int(time.Hour / interval)
+				wd := newWorld(t, tc.holder, looks+1)
+				r := newRig(t, wd, tc.spec(), config.WatchSettings{Interval: interval})
+				r.w.RepairEvery, r.w.standbyEvery = 0, 0
+				var reads, health, tables int
+				wd.at[2] = func(w *world) { // after the start's look
+					reads, health, tables = w.looks, w.countPrefix("health "), w.countPrefix("table ")
+				}
+				r.run(t)
+				repairs := max(len(r.step.calls)-1, 0) // the start's step is not steady state
+				reads, health = wd.looks-reads, wd.countPrefix("health ")-health
+				api := tc.read.api*reads + 2*health + tc.repair.api*repairs
+				s3 := tc.read.s3*reads + tc.repair.s3*repairs
+				s3Looks := wd.countPrefix("table ") - tables
+				t.Logf("%s at %s: %d EC2 and Route 53 requests, %d S3 reads of the role table at truth checks and repairs, %d conditional ones at looks (%d reads, %d repairs, %d looks)",
+					tc.name, interval, api, s3, s3Looks, reads, repairs, looks)
+				if api > 60 || api == 0 {
+					t.Errorf("%d EC2 and Route 53 requests per hour, want from 1 to 60", api)
+				}
+				if tc.holder == self && r.w.overlayOnly() && s3Looks < looks-looks/10 {
+					t.Errorf("%d conditional reads of the table in %d looks, want one a look", s3Looks, looks)
+				}
+				if !(tc.holder == self && r.w.overlayOnly()) && s3Looks != 0 {
+					t.Errorf("%d reads of the role table at looks, want none (only an overlay's holder reads it)", s3Looks)
+				}
+			})
+		}
+	}
 }

@@ -59,11 +59,16 @@
 // afresh and runs the step, whose engine re-judges the holder and moves
 // the address by compare-and-swap on the table, then the routes. No IMDS
 // lists an overlay address nor shows a route table: a holder's look
-// between truth checks asks its IMDS only whether it answers (a look
-// that finds it silent reads the table and the routes), and learns of a
-// loss, or of routes pointed elsewhere, at the truth check (every
-// holderCheckEvery), whose step repairs the routes while the entry names
-// this instance.
+// between truth checks reads the role table conditionally (Changes: an
+// S3 GetObject with If-None-Match, answered 304 without a body while the
+// table is unchanged; S3 requests are outside EC2's token buckets), and
+// asks its IMDS whether it answers (a look that finds it silent reads
+// the table and the routes). When the table's entry names another holder
+// at a higher epoch, the look reads the entry and the routes once and
+// stands down at once: the table is the overlay's arbiter, and alone
+// decides a loss (no confirming reads). Routes pointed elsewhere while
+// the entry names this instance are repaired at the truth check (every
+// holderCheckEvery), or at once when a look reads them.
 package watch
 
 import (
@@ -123,6 +128,13 @@ type Metadata interface {
 	Metadata(ctx context.Context, path string) (string, error)
 }
 
+// TableChanges reads the role table unless it is unchanged since the
+// ETag given (a conditional GetObject); *table.Store has it
+// (ReadIfChanged).
+type TableChanges interface {
+	ReadIfChanged(ctx context.Context, etag string) (*table.Snapshot, bool, error)
+}
+
 // Stepper runs the failover step (claim, publish, on_holder hook);
 // *failover.Step has it.
 type Stepper interface {
@@ -143,6 +155,11 @@ type Watcher struct {
 	// role's looks. nil: the role has no overlay (the configuration
 	// requires repository: for one).
 	Table claim.RoleTable
+	// Changes reads the role table at an overlay holder's looks between
+	// truth checks (conditionally: free of a body while it is unchanged),
+	// so that a deposed holder stands down within a look. nil: it learns
+	// of the loss at the truth check.
+	Changes TableChanges
 	// Hooks run on_standby here and on_holder through the step, which
 	// takes the same interface; nil: none.
 	Hooks failover.HookRunner
@@ -195,6 +212,10 @@ type Watcher struct {
 	imdsSaw    bool          // IMDS listed the EIP since this instance became holder
 	imdsNote   string        // what was last logged of IMDS, "" when it lists the EIP
 	drift      bool          // the last read: the table names this instance, not every route points at it
+	heldEpoch  int64         // the epoch of this instance's tenure (its step's, or its last read's)
+	tableETag  string        // the ETag of the role table as an overlay holder's look last read it
+	tableEntry table.Entry   // the role's entry in that read
+	tableNote  bool          // a look could not read the role table (logged once until it can)
 	sbLooks    int           // looks as standby, for standbyEvery
 	// refusals counts the takeovers refused in a row; until the standby
 	// look escalate, failed probes do not read EC2 again (1, 2, 4...
@@ -240,6 +261,11 @@ func LossConfirmation() time.Duration {
 //   - standby without: a DescribeAddresses and the holder through the API
 //     (DescribeInstances, DescribeInstanceStatus), 15 times an hour; after
 //     a failed examination, every look until the holder answers or fall.
+//
+// A secondary private IP's and an overlay address's watchers keep to the
+// same cadence (TestUnitPrivateRequestsPerHour: 50 as holder, 40 as
+// standby, plus the role table's S3 reads; an overlay holder also reads
+// the table conditionally at every look, outside EC2's buckets).
 const (
 	holderCheckEvery  = 6 * time.Minute
 	standbyCheckEvery = 90 * time.Second
@@ -253,8 +279,10 @@ const (
 const (
 	// imdsTimeout bounds a look's reads of IMDS (it answers in
 	// milliseconds): an IMDS that hangs makes the holder read EC2, and
-	// does not hold up a standby's probes.
+	// does not hold up a standby's probes. tableTimeout bounds an overlay
+	// holder's conditional read of the role table at a look likewise.
 	imdsTimeout    = time.Second
+	tableTimeout   = time.Second
 	minLookTimeout = 15 * time.Second
 	maxLookTimeout = time.Minute
 	stepTimeout    = 2 * time.Minute
@@ -387,6 +415,10 @@ func (w *Watcher) look(ctx context.Context) {
 		due := w.looks%w.RepairEvery == 0 || w.apiErrors > 0
 		var src imdsAnswer
 		if !due {
+			if w.overlayOnly() && w.tableNamesOther(lctx) {
+				w.lookEC2(ctx, lctx, ec2Look{imds: tableOther})
+				return
+			}
 			if src = w.holderIMDS(lctx); src == imdsListed || src == imdsAnswered {
 				w.Metrics.freeLook(w.Role)
 				return
@@ -521,9 +553,13 @@ func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 	w.apiErrors = 0
 	w.Metrics.look(w.Role, true)
 	if w.state == StateHolder && a.Holder != w.InstanceID {
-		if o.imds == imdsGone {
+		switch o.imds {
+		case imdsGone:
 			w.Log.Info("IMDS no longer lists the EIP on this instance, and EC2 shows it elsewhere or free: the loss is confirmed by both", "seen_holder", a.HolderName())
-		} else {
+		case tableOther:
+			// The table is the overlay's arbiter: its entry alone decides.
+			w.Log.Info("the role table, the overlay's arbiter, names another holder at a higher epoch: the loss needs no confirming read", "seen_holder", a.HolderName(), "table_epoch", w.tableEntry.Epoch)
+		default:
 			var ok bool
 			if a, ok = w.confirmLoss(ctx, lctx, a); !ok {
 				return
@@ -531,7 +567,9 @@ func (w *Watcher) lookEC2(ctx, lctx context.Context, o ec2Look) {
 		}
 	}
 	w.seen = a
-	w.epochOf(a)
+	if n := w.epochOf(a); a.Holder == w.InstanceID {
+		w.heldEpoch = n
+	}
 	if w.state == StateHolder && a.Holder == w.InstanceID {
 		if (o.imds == imdsMissing || o.imds == imdsGone) && w.imdsNote != noteMissing {
 			w.imdsNote = noteMissing
@@ -593,6 +631,7 @@ const (
 	imdsMissing                    // it answered without the EIP, and never listed it in this tenure
 	imdsGone                       // it listed the EIP in this tenure and no longer does
 	imdsAnswered                   // it answered (an overlay address, which it does not list)
+	tableOther                     // not IMDS: the role table names another overlay holder at a higher epoch
 )
 
 // What was last logged of IMDS.
@@ -650,6 +689,37 @@ func (w *Watcher) imdsAnswers(ctx context.Context) imdsAnswer {
 		w.Log.Info("IMDS answers again: looks between truth checks read nothing remote (no IMDS lists an overlay address)")
 	}
 	return imdsAnswered
+}
+
+// tableNamesOther reads the role table at an overlay holder's look
+// (Changes.ReadIfChanged, with the ETag of its last read: S3 answers 304
+// without a body while the table is unchanged), within tableTimeout, and
+// reports whether the role's entry names another holder at an epoch
+// above this instance's tenure. A table that cannot be read counts for
+// nothing (said once until it can): the look goes on as without it.
+func (w *Watcher) tableNamesOther(ctx context.Context) bool {
+	if w.Changes == nil {
+		return false
+	}
+	tctx, cancel := context.WithTimeout(ctx, tableTimeout)
+	defer cancel()
+	snap, changed, err := w.Changes.ReadIfChanged(tctx, w.tableETag)
+	if err != nil {
+		if ctx.Err() == nil && !w.tableNote {
+			w.tableNote = true
+			w.Log.Warn("could not read the role table at a look: it counts for nothing; the truth check reads it again", "error", err)
+		}
+		return false
+	}
+	if w.tableNote {
+		w.tableNote = false
+		w.Log.Info("the role table answers again")
+	}
+	if changed {
+		w.tableETag, w.tableEntry = snap.ETag, snap.Doc.Roles[w.Role]
+	}
+	e := w.tableEntry
+	return e.Holder != "" && e.Holder != w.InstanceID && e.Epoch > w.heldEpoch
 }
 
 // movedHere reports whether this standby's IMDS lists the EIP on one of
@@ -1030,6 +1100,7 @@ func (w *Watcher) runStep(ctx context.Context, reason string) {
 	}
 	w.state, w.fails, w.assoc, w.looks = StateHolder, 0, w.seen.AssociationID, 0
 	w.imdsSaw, w.imdsNote = false, ""
+	w.heldEpoch, w.tableETag, w.tableEntry = o.Epoch, "", table.Entry{} // the tenure's table is read afresh
 	w.Metrics.setState(w.Role, w.state)
 	w.Metrics.setEpoch(w.Role, o.Epoch)
 }
