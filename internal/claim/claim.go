@@ -696,23 +696,31 @@ func (e *Engine) Tag(ctx context.Context, res *Result) {
 	ctx, cancel := e.Finishing(ctx)
 	defer cancel()
 	log := e.Log.With("role", res.Role, "allocation_id", res.AllocationID)
-	err := e.retrier().Do(ctx, "ec2:CreateTags", func(ctx context.Context) error {
-		_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
-			Resources: []string{res.AllocationID},
-			Tags: []types.Tag{
-				{Key: aws.String(TagHolder), Value: aws.String(e.InstanceID)},
-				{Key: aws.String(TagClaimedAt), Value: aws.String(e.clock().Now().UTC().Format(time.RFC3339))},
-				{Key: aws.String(TagEpoch), Value: aws.String(strconv.FormatInt(res.Epoch, 10))},
-			},
-		})
-		return err
-	})
+	err := e.writeClaimTags(ctx, res.AllocationID, TagHolder, TagClaimedAt, TagEpoch, res.Epoch)
 	if err != nil {
 		code := retry.Code(err)
 		log.Warn("could not tag the EIP; the claim stands", "error_code", code, "error", err)
 		return
 	}
 	res.TagsStale = false
+}
+
+// writeClaimTags writes the audit tags of a claim on resource (the EIP,
+// or the interface that holds a private address): this instance as the
+// holder under holderKey, now under claimedKey, the epoch under epochKey;
+// retried as every call.
+func (e *Engine) writeClaimTags(ctx context.Context, resource, holderKey, claimedKey, epochKey string, epoch int64) error {
+	return e.retrier().Do(ctx, "ec2:CreateTags", func(ctx context.Context) error {
+		_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
+			Resources: []string{resource},
+			Tags: []types.Tag{
+				{Key: aws.String(holderKey), Value: aws.String(e.InstanceID)},
+				{Key: aws.String(claimedKey), Value: aws.String(e.clock().Now().UTC().Format(time.RFC3339))},
+				{Key: aws.String(epochKey), Value: aws.String(strconv.FormatInt(epoch, 10))},
+			},
+		})
+		return err
+	})
 }
 
 // SyncEpoch raises the claim's epoch to n when n is greater (a role with

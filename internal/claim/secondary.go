@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -639,17 +638,7 @@ func (e *Engine) TagSecondary(ctx context.Context, res *SecondaryResult) {
 	defer cancel()
 	log := e.Log.With("role", res.Role, "private_address", res.Address, "eni_id", res.ENI)
 	hk, ck, ek := SecondaryTagKeys(res.Role)
-	err := e.retrier().Do(ctx, "ec2:CreateTags", func(ctx context.Context) error {
-		_, err := e.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
-			Resources: []string{res.ENI},
-			Tags: []types.Tag{
-				{Key: aws.String(hk), Value: aws.String(e.InstanceID)},
-				{Key: aws.String(ck), Value: aws.String(e.clock().Now().UTC().Format(time.RFC3339))},
-				{Key: aws.String(ek), Value: aws.String(strconv.FormatInt(res.Epoch, 10))},
-			},
-		})
-		return err
-	})
+	err := e.writeClaimTags(ctx, res.ENI, hk, ck, ek, res.Epoch)
 	if err != nil {
 		log.Warn("could not tag the interface that holds the private address; the claim stands", "error_code", retry.Code(err), "error", err)
 		return
