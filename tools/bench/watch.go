@@ -175,7 +175,7 @@ func watchBench(ctx context.Context, out io.Writer) (err error) {
 	}
 	if overlaid {
 		fmt.Fprintln(out, "  overlay: \"EIP on standby\" is the role table's entry naming B and both route tables routing the address to B's interface (polled every 20ms); "+
-			"the deposed holder's on_standby is not timed: no IMDS lists an overlay address, so a holder learns of its loss at its truth check (every 6 min)")
+			"the deposed holder's on_standby is not timed (no IMDS lists an overlay address; the holder reads the role table at each look and stands down at the look after it lost)")
 	}
 
 	if *watchSteady > 0 && *watchOnly == "" {
@@ -381,30 +381,12 @@ func (w *watchWorld) failover(ctx context.Context, sc scenario, i int) (r timedR
 	if err != nil {
 		return r, err
 	}
-	svcA, err := testenv.NewService()
+	p, err := w.startPair(ctx, &emu, a, b, config)
 	if err != nil {
 		return r, err
 	}
-	defer svcA.Stop()
-	svcB, err := testenv.NewService()
-	if err != nil {
-		return r, err
-	}
-	defer svcB.Stop()
-	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
-	wa, err := w.start(&emu, a, config, dial, false)
-	if err != nil {
-		return r, err
-	}
-	defer wa.end()
-	wb, err := w.start(&emu, b, config, dial, false)
-	if err != nil {
-		return r, err
-	}
-	defer wb.end()
-	if err := settle(ctx, 60*time.Second, map[*benchWatcher]string{wa: "holder", wb: "standby"}); err != nil {
-		return r, err
-	}
+	defer p.end()
+	svcA, wa, wb := p.svcA, p.wa, p.wb
 	rr, err := w.cname(ctx, name)
 	if err != nil || rr == nil {
 		return r, fmt.Errorf("the holder's CNAME %s: %v %v", name, rr, err)
@@ -480,6 +462,54 @@ func (w *watchWorld) failover(ctx context.Context, sc scenario, i int) (r timedR
 		time.Sleep(20 * time.Millisecond)
 	}
 	return r, nil
+}
+
+// pair is a failover run's holder A and standby B: each one's service
+// (the health check's target, dialled through the test hook), and a
+// watcher on each, settled as holder and standby.
+type pair struct {
+	svcA, svcB *testenv.Service
+	wa, wb     *benchWatcher
+}
+
+// startPair starts A's and B's services and a watcher on each with
+// config, and waits until A is holder and B standby. end stops what it
+// started, whatever failed.
+func (w *watchWorld) startPair(ctx context.Context, emu *testenv.Emulators, a, b testenv.Instance, config string) (p *pair, err error) {
+	p = &pair{}
+	defer func() {
+		if err != nil {
+			p.end()
+		}
+	}()
+	if p.svcA, err = testenv.NewService(); err != nil {
+		return p, err
+	}
+	if p.svcB, err = testenv.NewService(); err != nil {
+		return p, err
+	}
+	dial := a.PrivateIP + "=" + p.svcA.Addr() + "," + b.PrivateIP + "=" + p.svcB.Addr()
+	if p.wa, err = w.start(emu, a, config, dial, false); err != nil {
+		return p, err
+	}
+	if p.wb, err = w.start(emu, b, config, dial, false); err != nil {
+		return p, err
+	}
+	return p, settle(ctx, 60*time.Second, map[*benchWatcher]string{p.wa: "holder", p.wb: "standby"})
+}
+
+// end stops the watchers, then the services.
+func (p *pair) end() {
+	for _, wt := range []*benchWatcher{p.wb, p.wa} {
+		if wt != nil {
+			wt.end()
+		}
+	}
+	for _, svc := range []*testenv.Service{p.svcB, p.svcA} {
+		if svc != nil {
+			svc.Stop()
+		}
+	}
 }
 
 // steady counts each watcher's AWS requests over window, after the
@@ -656,30 +686,12 @@ func (w *watchWorld) failoverSecondary(ctx context.Context, sc scenario, i int) 
 	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 		return r, err
 	}
-	svcA, err := testenv.NewService()
+	p, err := w.startPair(ctx, &emu, a, b, config)
 	if err != nil {
 		return r, err
 	}
-	defer svcA.Stop()
-	svcB, err := testenv.NewService()
-	if err != nil {
-		return r, err
-	}
-	defer svcB.Stop()
-	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
-	wa, err := w.start(&emu, a, config, dial, false)
-	if err != nil {
-		return r, err
-	}
-	defer wa.end()
-	wb, err := w.start(&emu, b, config, dial, false)
-	if err != nil {
-		return r, err
-	}
-	defer wb.end()
-	if err := settle(ctx, 60*time.Second, map[*benchWatcher]string{wa: "holder", wb: "standby"}); err != nil {
-		return r, err
-	}
+	defer p.end()
+	svcA, wa, wb := p.svcA, p.wa, p.wb
 	time.Sleep(1500 * time.Millisecond) // past hold_down, and on_standby's run at start
 	os.Remove(standbyFile)
 
@@ -727,8 +739,8 @@ func (w *watchWorld) failoverSecondary(ctx context.Context, sc scenario, i int) 
 // policy's) emptied; A claims the address (`eipclaim claim`) before the
 // watchers start; past hold_down, at t0 A's service stops (its instance
 // and watcher run on): the time until the table's entry names B and both
-// tables route the address to B's interface (polled every 20ms). A
-// learns of its loss at its truth check (6 min): not timed.
+// tables route the address to B's interface (polled every 20ms). A's
+// stand-down (it reads the role table at each look) is not timed.
 func (w *watchWorld) failoverOverlay(ctx context.Context, sc scenario, i int) (r timedRun, err error) {
 	const addr, bucket, key = "192.168.200.10", "fleet-config", "roles.json"
 	var emu testenv.Emulators
@@ -785,33 +797,15 @@ func (w *watchWorld) failoverOverlay(ctx context.Context, sc scenario, i int) (r
 	if err := os.WriteFile(config, []byte(doc), 0o600); err != nil {
 		return r, err
 	}
-	svcA, err := testenv.NewService()
-	if err != nil {
-		return r, err
-	}
-	defer svcA.Stop()
-	svcB, err := testenv.NewService()
-	if err != nil {
-		return r, err
-	}
-	defer svcB.Stop()
-	dial := a.PrivateIP + "=" + svcA.Addr() + "," + b.PrivateIP + "=" + svcB.Addr()
 	if err := w.claimAs(ctx, &emu, a, config); err != nil {
 		return r, err
 	}
-	wa, err := w.start(&emu, a, config, dial, false)
+	p, err := w.startPair(ctx, &emu, a, b, config)
 	if err != nil {
 		return r, err
 	}
-	defer wa.end()
-	wb, err := w.start(&emu, b, config, dial, false)
-	if err != nil {
-		return r, err
-	}
-	defer wb.end()
-	if err := settle(ctx, 60*time.Second, map[*benchWatcher]string{wa: "holder", wb: "standby"}); err != nil {
-		return r, err
-	}
+	defer p.end()
+	svcA, wa, wb := p.svcA, p.wa, p.wb
 	time.Sleep(1500 * time.Millisecond) // past hold_down
 	routedToB := func() (bool, error) {
 		got, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
