@@ -224,34 +224,11 @@ eipclaim:
 	}
 	step("automatic failover: a watcher on each, with this user-data (the standby's); each look is a probe (the standby) or an IMDS read (the holder), free: EC2 is read on suspicion and every few minutes")
 	fmt.Print(indent(conf(standby)))
-	var watchers []*exec.Cmd
-	for _, inst := range []testenv.Instance{holder, standby} {
-		md, err := emu.IMDS(inst.IMDSOptions(conf(inst)))
-		if err != nil {
-			return err
-		}
-		logf, err := os.Create(dir + "/watch-" + inst.ID + ".log")
-		if err != nil {
-			return err
-		}
-		defer logf.Close()
-		cmd := exec.CommandContext(ctx, bin, "watch")
-		cmd.Env = append(os.Environ(), append(moto.Env(), md.Env()...)...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		fmt.Printf("    $ eipclaim watch    (on %s, logs in %s)\n", inst.ID, logf.Name())
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		watchers = append(watchers, cmd)
+	watchers, stopWatchers, err := startWatchers(ctx, emu, moto, bin, dir, "", conf, holder, standby)
+	defer stopWatchers()
+	if err != nil {
+		return err
 	}
-	defer func() {
-		for _, w := range watchers {
-			if w.ProcessState == nil {
-				w.Process.Kill()
-				w.Wait()
-			}
-		}
-	}()
 	printHooks := func() {
 		b, _ := os.ReadFile(hooksLog)
 		fmt.Print(string(b))
@@ -307,6 +284,45 @@ eipclaim:
 		fmt.Printf("    watcher %d exited %d\n", w.Process.Pid, code)
 	}
 	return showWorld(ctx, world, alloc, zoneID)
+}
+
+// startWatchers starts `eipclaim watch` on each instance, with its own
+// IMDS serving conf(instance) as user-data, its output in
+// dir/watch-LABELinstance.log. stop kills the watchers still running and
+// closes the logs; it is to be called whatever startWatchers returned.
+func startWatchers(ctx context.Context, emu *testenv.Emulators, moto *testenv.Moto, bin, dir, label string, conf func(testenv.Instance) string, insts ...testenv.Instance) (watchers []*exec.Cmd, stop func(), err error) {
+	var logs []*os.File
+	stop = func() {
+		for _, w := range watchers {
+			if w.ProcessState == nil {
+				w.Process.Kill()
+				w.Wait()
+			}
+		}
+		for _, f := range logs {
+			f.Close()
+		}
+	}
+	for _, inst := range insts {
+		md, err := emu.IMDS(inst.IMDSOptions(conf(inst)))
+		if err != nil {
+			return watchers, stop, err
+		}
+		logf, err := os.Create(dir + "/watch-" + label + inst.ID + ".log")
+		if err != nil {
+			return watchers, stop, err
+		}
+		logs = append(logs, logf)
+		cmd := exec.CommandContext(ctx, bin, "watch")
+		cmd.Env = append(os.Environ(), append(moto.Env(), md.Env()...)...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		fmt.Printf("    $ eipclaim watch    (on %s, logs in %s)\n", inst.ID, logf.Name())
+		if err := cmd.Start(); err != nil {
+			return watchers, stop, err
+		}
+		watchers = append(watchers, cmd)
+	}
+	return watchers, stop, nil
 }
 
 // showWorld prints what EC2 and Route 53 say of the EIP and the zone.

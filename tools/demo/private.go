@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -86,33 +85,10 @@ eipclaim:
 	}
 	step("a watcher on each, with this user-data (the standby's)")
 	fmt.Print(indent(conf(standby)))
-	var watchers []*exec.Cmd
-	defer func() {
-		for _, w := range watchers {
-			if w.ProcessState == nil {
-				w.Process.Kill()
-				w.Wait()
-			}
-		}
-	}()
-	for _, inst := range []testenv.Instance{holder, standby} {
-		md, err := emu.IMDS(inst.IMDSOptions(conf(inst)))
-		if err != nil {
-			return err
-		}
-		logf, err := os.Create(dir + "/watch-private-" + inst.ID + ".log")
-		if err != nil {
-			return err
-		}
-		defer logf.Close()
-		cmd := exec.CommandContext(ctx, bin, "watch")
-		cmd.Env = append(os.Environ(), append(moto.Env(), md.Env()...)...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		fmt.Printf("    $ eipclaim watch    (on %s, logs in %s)\n", inst.ID, logf.Name())
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		watchers = append(watchers, cmd)
+	watchers, stopWatchers, err := startWatchers(ctx, emu, moto, bin, dir, "private-", conf, holder, standby)
+	defer stopWatchers()
+	if err != nil {
+		return err
 	}
 	waitHooks := func(want ...string) {
 		for began := time.Now(); time.Since(began) < 20*time.Second; time.Sleep(100 * time.Millisecond) {
