@@ -116,51 +116,21 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\terror: %s\t%s\n", st.Role, st.Error, join(st.DNS))
 		}
 		for _, a := range st.Addresses {
-			holder, health := "free", "-"
-			if !a.Free() {
-				holder = a.Holder
-				if holder == "" {
-					holder = "(no instance)"
-				}
-			}
-			if a.Health != nil {
-				health = a.Health.Why
-				if a.Health.Down {
-					health = "DOWN: " + a.Health.Why
-				}
-			}
+			holder, health := holderColumn(a.Free(), a.Holder), healthColumn(a.Health)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, a.PublicIP, a.AllocationID, holder, epochColumn(a.Tags[claim.TagEpoch]), dash(a.ENI), dash(a.PrivateIP), health, join(st.DNS))
 		}
 		if p := st.PrivateAddress; p != nil {
 			// The role's secondary private IP: a line of its own, in
 			// the EIP column (it has no allocation).
-			holder, health := "free", "-"
-			if !p.Free() {
-				holder = p.Holder
-				if holder == "" {
-					holder = "(no instance)"
-				}
-			}
-			if p.Health != nil {
-				health = p.Health.Why
-				if p.Health.Down {
-					health = "DOWN: " + p.Health.Why
-				}
-			}
+			holder, health := holderColumn(p.Free(), p.Holder), healthColumn(p.Health)
 			fmt.Fprintf(tw, "%s\tprivate %s\t-\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Role, p.Address, holder, epochColumn(p.Epoch), dash(p.ENI), dash(p.HolderIP), health, join(st.DNS))
 		}
 		if ov := st.Overlay; ov != nil {
 			// The role's overlay address: the role table's holder and
 			// epoch, the route tables' targets in the INTERFACE column.
-			holder, health := "free", "-"
+			holder, health := "free", healthColumn(ov.Health)
 			if ov.Holder != "" {
 				holder = ov.Holder
-			}
-			if ov.Health != nil {
-				health = ov.Health.Why
-				if ov.Health.Down {
-					health = "DOWN: " + ov.Health.Why
-				}
 			}
 			var routes []string
 			for _, r := range ov.Tables {
@@ -178,6 +148,30 @@ func runStatus(ctx context.Context, args []string, getenv env, stdout, stderr io
 		}
 	}
 	return firstErr
+}
+
+// holderColumn is the HOLDER column: "free", the holder's instance, or
+// "(no instance)" for an address held by an interface of no instance.
+func holderColumn(free bool, holder string) string {
+	switch {
+	case free:
+		return "free"
+	case holder == "":
+		return "(no instance)"
+	}
+	return holder
+}
+
+// healthColumn is the HEALTH column: why the holder was judged as it
+// was, "DOWN: " first when down; "-" when it was not examined.
+func healthColumn(h *claim.Health) string {
+	switch {
+	case h == nil:
+		return "-"
+	case h.Down:
+		return "DOWN: " + h.Why
+	}
+	return h.Why
 }
 
 // statusNotFoundWait is how long status looks for an EIP that EC2 says
