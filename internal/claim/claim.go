@@ -217,24 +217,36 @@ func (e *Engine) Claim(ctx context.Context, req Request) (*Result, error) {
 		return nil, addrErr
 	}
 	log = log.With("eni_id", tgt.eni, "private_ip", tgt.privateIP)
-	for i := range 3 { // a lost race is re-decided with fresh state, at most twice
+	return redecide(log.With("allocation_id", aws.ToString(addr.AllocationId)), req.Role, "the EIP", "another instance associated the EIP first", addr,
+		func() (*types.Address, error) { return e.address(ctx, req.Spec) },
+		func(addr *types.Address) (*Result, error) { return e.claimOne(ctx, log, req, tgt, addr) })
+}
+
+var errRaced = errors.New("raced")
+
+// redecide is every address kind's answer to a lost race: decide on the
+// state first looked at; when the move finds that another claimer won
+// meanwhile (errRaced), look again and decide again on the fresh state,
+// three decisions in all. what names the address in the final error,
+// raced says in the log who went first.
+func redecide[S, R any](log *slog.Logger, role, what, raced string, state S, look func() (S, error), decide func(S) (R, error)) (R, error) {
+	var zero R
+	for i := range 3 {
 		if i > 0 {
 			var err error
-			if addr, err = e.address(ctx, req.Spec); err != nil {
-				return nil, err
+			if state, err = look(); err != nil {
+				return zero, err
 			}
 		}
-		res, err := e.claimOne(ctx, log, req, tgt, addr)
+		res, err := decide(state)
 		if errors.Is(err, errRaced) {
-			log.Info("another instance associated the EIP first; deciding again", "allocation_id", aws.ToString(addr.AllocationId))
+			log.Info(raced + "; deciding again")
 			continue
 		}
 		return res, err
 	}
-	return nil, fmt.Errorf("the EIP changed hands three times while claiming it: another claimer is running; check who else runs eipclaim for role %s", req.Role)
+	return zero, fmt.Errorf("%s changed hands three times while claiming it: another claimer is running; check who else runs eipclaim for role %s", what, role)
 }
-
-var errRaced = errors.New("raced")
 
 // claimOne decides about one address and acts.
 func (e *Engine) claimOne(ctx context.Context, log *slog.Logger, req Request, tgt *target, addr *types.Address) (*Result, error) {

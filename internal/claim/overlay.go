@@ -164,20 +164,11 @@ func (e *Engine) ClaimOverlay(ctx context.Context, req Request, tbl RoleTable) (
 	if stErr != nil {
 		return nil, stErr
 	}
-	for i := range 3 { // a lost race is re-decided with fresh state, at most twice
-		if i > 0 {
-			if st, err = e.lookOverlay(ctx, tbl, req.Role, o, tgt); err != nil {
-				return nil, err
-			}
-		}
-		res, err := e.claimOverlayOne(ctx, log, req, tbl, tgt, st)
-		if errors.Is(err, errRaced) {
-			log.Info("another instance wrote the role table first; deciding again")
-			continue
-		}
-		return res, err
-	}
-	return nil, fmt.Errorf("the overlay address %s changed hands three times while claiming it: another claimer is running; check who else runs eipclaim for role %s", o.Address, req.Role)
+	return redecide(log, req.Role, "the overlay address "+o.Address, "another instance wrote the role table first", st,
+		func() (*overlayState, error) { return e.lookOverlay(ctx, tbl, req.Role, o, tgt) },
+		func(st *overlayState) (*OverlayResult, error) {
+			return e.claimOverlayOne(ctx, log, req, tbl, tgt, st)
+		})
 }
 
 // overlayRoutable checks, before anything is changed, what makes the

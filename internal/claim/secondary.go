@@ -134,20 +134,11 @@ func (e *Engine) ClaimSecondary(ctx context.Context, req Request) (*SecondaryRes
 	if stErr != nil {
 		return nil, stErr
 	}
-	for i := range 3 { // a lost race is re-decided with fresh state, at most twice
-		if i > 0 {
-			if st, err = e.lookSecondary(ctx, tgt.vpc, req.Role, addr); err != nil {
-				return nil, err
-			}
-		}
-		res, err := e.claimSecondaryOne(ctx, log, req, tgt, cidr, st)
-		if errors.Is(err, errRaced) {
-			log.Info("another instance took the private address first; deciding again")
-			continue
-		}
-		return res, err
-	}
-	return nil, fmt.Errorf("the private address %s changed hands three times while claiming it: another claimer is running; check who else runs eipclaim for role %s", addr, req.Role)
+	return redecide(log, req.Role, "the private address "+addr, "another instance took the private address first", st,
+		func() (*secondaryState, error) { return e.lookSecondary(ctx, tgt.vpc, req.Role, addr) },
+		func(st *secondaryState) (*SecondaryResult, error) {
+			return e.claimSecondaryOne(ctx, log, req, tgt, cidr, st)
+		})
 }
 
 // subnetCIDR returns the CIDR of the target interface's subnet, and a
